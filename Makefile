@@ -1,0 +1,40 @@
+# One-command entry points; everything installs into .venv from nothing but Python 3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
+
+.PHONY: install demo test ui check lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	@# bfcl-eval without its dependencies: its full install is 6 GB of torch/CUDA we do not need
+	$(BIN)/pip install $(PIP_QUIET) --no-deps "bfcl-eval==2026.3.23" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(BIN)/python -c "import dagster, duckdb, polars, bfcl_eval, funreason_pipeline" 
+	touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m funreason_pipeline.cli demo
+
+test: install
+	$(BIN)/pytest -q -n 2 tests
+
+check: install
+	$(BIN)/dg check defs
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg dev
+
+lint: install
+	$(BIN)/ruff check funreason_pipeline tests bench
+
+clean:
+	rm -rf data/dagster_home data/*.duckdb data/*.wal data/exports

@@ -1,0 +1,89 @@
+"""Row <-> model conversions for the data contract (JSON columns hold JSON text)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import polars as pl
+
+from funreason_pipeline.models import Edge, ToolSpec, Trajectory
+
+TOOL_CATALOG_SCHEMA = {
+    "toolset": pl.String, "class_name": pl.String, "tool_name": pl.String, "method": pl.String,
+    "description": pl.String, "parameters": pl.String, "response": pl.String,
+}
+API_GRAPH_SCHEMA = {
+    "toolset": pl.String, "src_tool": pl.String, "dst_tool": pl.String, "kind": pl.String,
+    "param": pl.String, "evidence": pl.String, "graph_version": pl.String,
+}
+TRAJECTORIES_SCHEMA = {
+    "day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "seed": pl.Int64,
+    "scenario": pl.String, "turns": pl.String, "n_turns": pl.Int64, "n_calls": pl.Int64,
+    "targets": pl.String, "graph_version": pl.String,
+}
+
+
+def dumps(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def catalog_frame(toolset: str, tools: list[ToolSpec]) -> pl.DataFrame:
+    return pl.DataFrame([
+        {"toolset": toolset, "class_name": t.class_name, "tool_name": t.name, "method": t.method,
+         "description": t.description, "parameters": dumps(t.parameters),
+         "response": dumps(t.response) if t.response is not None else None}
+        for t in tools
+    ], schema=TOOL_CATALOG_SCHEMA)
+
+
+def tools_from_frame(df: pl.DataFrame) -> list[ToolSpec]:
+    return [
+        ToolSpec(name=r["tool_name"], class_name=r["class_name"], method=r["method"],
+                 description=r["description"], parameters=json.loads(r["parameters"]),
+                 response=json.loads(r["response"]) if r["response"] else None)
+        for r in df.iter_rows(named=True)
+    ]
+
+
+def graph_frame(toolset: str, edges: list[Edge], graph_version: str) -> pl.DataFrame:
+    return pl.DataFrame([
+        {"toolset": toolset, "src_tool": e.src_tool, "dst_tool": e.dst_tool, "kind": e.kind,
+         "param": e.param, "evidence": e.evidence, "graph_version": graph_version}
+        for e in edges
+    ], schema=API_GRAPH_SCHEMA)
+
+
+def edges_from_frame(df: pl.DataFrame) -> list[Edge]:
+    return [Edge(src_tool=r["src_tool"], dst_tool=r["dst_tool"], kind=r["kind"], param=r["param"],
+                 evidence=r["evidence"]) for r in df.iter_rows(named=True)]
+
+
+def trajectories_frame(day: date, trajs: list[Trajectory], graph_version: str) -> pl.DataFrame:
+    return pl.DataFrame([
+        {"day": day, "toolset": t.toolset, "trajectory_id": t.trajectory_id, "seed": t.seed,
+         "scenario": dumps(t.scenario), "turns": dumps([turn.model_dump() for turn in t.turns]),
+         "n_turns": len(t.turns), "n_calls": len(t.flat_calls()),
+         "targets": dumps([turn.target_tool for turn in t.turns]), "graph_version": graph_version}
+        for t in trajs
+    ], schema=TRAJECTORIES_SCHEMA)
+
+
+def trajectories_from_frame(df: pl.DataFrame) -> list[Trajectory]:
+    return [
+        Trajectory(trajectory_id=r["trajectory_id"], toolset=r["toolset"], seed=r["seed"],
+                   scenario=json.loads(r["scenario"]), turns=json.loads(r["turns"]))
+        for r in df.iter_rows(named=True)
+    ]
+
+
+def markdown_table(df: pl.DataFrame, max_rows: int = 8, max_chars: int = 80) -> str:
+    """A small markdown preview of a frame for the Dagster UI."""
+    if df.height == 0:
+        return "_empty_"
+    cols = df.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.head(max_rows).iter_rows():
+        cells = [str(v).replace("|", "\\|").replace("\n", " ")[:max_chars] for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

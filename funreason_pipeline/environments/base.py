@@ -1,0 +1,143 @@
+"""The Environment protocol: what a stateful tool class must offer the pipeline.
+
+BFCL's classes are one adapter (bfcl.py); user classes are another. Nothing outside an adapter may
+know which kind of environment it talks to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from funreason_pipeline.models import ToolSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A call's outcome: `value` is JSON-serialisable; `error` is set when the call failed."""
+
+    value: Any
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class EnvironmentConfigError(ValueError):
+    """A configuration problem with an environment (bad class, bad schema, bad scenario)."""
+
+
+@runtime_checkable
+class Environment(Protocol):
+    class_name: str
+
+    def tool_specs(self) -> list[ToolSpec]: ...
+
+    def load_scenario(self, scenario: dict[str, Any]) -> None: ...
+
+    def call(self, method: str, arguments: dict[str, Any]) -> ToolResult: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def copy(self) -> Environment: ...
+
+
+class EnvironmentFactory(Protocol):
+    """Makes fresh environments of one class and seeded scenarios for it."""
+
+    class_name: str
+
+    def create(self) -> Environment: ...
+
+    def tool_specs(self) -> list[ToolSpec]: ...
+
+    def generate_scenario(self, seed: int) -> dict[str, Any]: ...
+
+
+# ---- helpers every adapter shares ---------------------------------------------------------
+
+_JSON_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def check_arguments(spec: ToolSpec, arguments: Any) -> str | None:
+    """Validate call arguments against the tool's JSON Schema (top level). Returns an error or None.
+
+    A model (or the sampler) may pass unknown names or wrong types; such a call must become an
+    error result, never a TypeError deep inside the tool.
+    """
+    if not isinstance(arguments, dict):
+        return f"arguments must be a JSON object, got {type(arguments).__name__}"
+    props = spec.properties
+    unknown = sorted(set(arguments) - set(props))
+    if unknown:
+        return f"unknown argument(s) for {spec.name}: {', '.join(unknown)}"
+    missing = [p for p in spec.required if p not in arguments]
+    if missing:
+        return f"missing required argument(s) for {spec.name}: {', '.join(missing)}"
+    for name, value in arguments.items():
+        expected = props[name].get("type")
+        allowed = _JSON_TYPES.get(expected) if isinstance(expected, str) else None
+        if allowed is None:
+            continue
+        if isinstance(value, bool) and expected in ("integer", "number"):
+            return f"argument {name!r} of {spec.name} must be {expected}, got boolean"
+        if not isinstance(value, allowed):
+            return f"argument {name!r} of {spec.name} must be {expected}, got {type(value).__name__}"
+        enum = props[name].get("enum")
+        if enum and value not in enum:
+            return f"argument {name!r} of {spec.name} must be one of {enum}, got {value!r}"
+    return None
+
+
+def to_json_value(value: Any) -> Any:
+    """Round-trip through JSON so results are plain data; raises TypeError/ValueError if impossible."""
+
+    def _reject(obj: Any) -> Any:
+        # numeric types beyond float (mpmath's mpf, Decimal) become JSON numbers, as BFCL's own
+        # checker would see them printed; anything else is unserialisable
+        if hasattr(obj, "__float__") and not isinstance(obj, (str, bytes)):
+            number = float(obj)
+            if math.isfinite(number):
+                return number
+        raise TypeError(f"unserialisable {type(obj).__name__} in tool result")
+
+    return json.loads(json.dumps(value, default=_reject, allow_nan=False))
+
+
+def public_state(obj: Any, _ancestors: tuple[int, ...] = ()) -> Any:
+    """A JSON-able snapshot of an object's public attributes (recursively), cycle-safe.
+
+    BFCL compares public attributes for state equality; we mirror that. Back references (a
+    directory's parent) are dropped so the snapshot is a tree.
+    """
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else repr(obj)
+    if id(obj) in _ancestors:
+        return None
+    anc = (*_ancestors, id(obj))
+    if isinstance(obj, dict):
+        return {str(k): public_state(v, anc) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [public_state(v, anc) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((public_state(v, anc) for v in obj), key=repr)
+    attrs = getattr(obj, "__dict__", None)
+    if attrs is not None:
+        return {
+            k: public_state(v, anc)
+            for k, v in attrs.items()
+            if not k.startswith("_") and not (k == "parent" and id(v) in anc) and id(v) not in anc
+        }
+    return repr(obj)

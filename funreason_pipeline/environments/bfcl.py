@@ -1,0 +1,204 @@
+"""BFCL adapter: the eight multi-turn classes of bfcl-eval as Environments.
+
+Methods are called by name from an allow-list built from BFCL's function docs; BFCL's own
+eval()-based executor is never used. Tool schemas come in the "Gorilla" dialect and are converted
+to JSON Schema here.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from funreason_pipeline.environments.base import (
+    EnvironmentConfigError,
+    ToolResult,
+    check_arguments,
+    public_state,
+    to_json_value,
+)
+from funreason_pipeline.models import ToolSpec
+
+_BACKEND = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
+
+# class -> (module, function-doc file); mirrors bfcl_eval.constants.executable_backend_config
+BFCL_CLASSES: dict[str, tuple[str, str]] = {
+    "GorillaFileSystem": ("gorilla_file_system", "gorilla_file_system.json"),
+    "MathAPI": ("math_api", "math_api.json"),
+    "MessageAPI": ("message_api", "message_api.json"),
+    "TwitterAPI": ("posting_api", "posting_api.json"),
+    "TicketAPI": ("ticket_api", "ticket_api.json"),
+    "TradingBot": ("trading_bot", "trading_bot.json"),
+    "TravelAPI": ("travel_booking", "travel_booking.json"),
+    "VehicleControlAPI": ("vehicle_control", "vehicle_control.json"),
+}
+
+# Gorilla type names -> JSON Schema type names
+_GORILLA_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string", "list": "array"}
+
+
+def gorilla_to_json_schema(schema: Any) -> Any:
+    """Convert a Gorilla-dialect schema (recursively) to JSON Schema."""
+    if isinstance(schema, list):
+        return [gorilla_to_json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, str):
+            out[key] = _GORILLA_TYPES.get(value, value)
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: _lift_enum(gorilla_to_json_schema(sub)) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties"):
+            out[key] = gorilla_to_json_schema(value)
+        else:
+            out[key] = value
+    return out
+
+
+_ENUM_IN_DESCRIPTION = re.compile(r"\[Enum\]:\s*(\[.*?\]|[^.\n]*)")
+
+
+def _lift_enum(prop: dict[str, Any]) -> dict[str, Any]:
+    """Gorilla writes enums into descriptions ("[Enum]: ["on", "off"]"); JSON Schema has `enum`."""
+    match = _ENUM_IN_DESCRIPTION.search(prop.get("description", ""))
+    if not match or "enum" in prop:
+        return prop
+    raw = match.group(1).strip()
+    try:
+        values = json.loads(raw) if raw.startswith("[") else [v.strip() for v in raw.split(",")]
+    except json.JSONDecodeError:
+        return prop
+    values = [v for v in values if isinstance(v, str) and v]
+    if not values:
+        return prop
+    if prop.get("type") == "array":
+        return {**prop, "items": {**prop.get("items", {"type": "string"}), "enum": values}}
+    return {**prop, "enum": values}
+
+
+@lru_cache(maxsize=None)
+def _function_docs(class_name: str) -> tuple[dict[str, Any], ...]:
+    _, doc_file = BFCL_CLASSES[class_name]
+    text = (resources.files("bfcl_eval") / "data" / "multi_turn_func_doc" / doc_file).read_text()
+    return tuple(json.loads(line) for line in text.splitlines() if line.strip())
+
+
+@lru_cache(maxsize=None)
+def bfcl_tool_specs(class_name: str) -> tuple[ToolSpec, ...]:
+    specs = []
+    for doc in _function_docs(class_name):
+        params = gorilla_to_json_schema(doc.get("parameters") or {"type": "object", "properties": {}})
+        params.setdefault("properties", {})
+        params["type"] = "object"
+        specs.append(
+            ToolSpec(
+                name=doc["name"],
+                class_name=class_name,
+                method=doc["name"],
+                description=doc.get("description", ""),
+                parameters=params,
+                response=gorilla_to_json_schema(doc.get("response")),
+            )
+        )
+    return tuple(specs)
+
+
+@lru_cache(maxsize=None)
+def _bfcl_class(class_name: str) -> type:
+    module_name, _ = BFCL_CLASSES[class_name]
+    return getattr(importlib.import_module(f"{_BACKEND}.{module_name}"), class_name)
+
+
+@lru_cache(maxsize=None)
+def _mutable_default_params(cls: type, method: str) -> tuple[tuple[str, Any], ...]:
+    sig = inspect.signature(getattr(cls, method))
+    return tuple(
+        (name, p.default) for name, p in sig.parameters.items()
+        if isinstance(p.default, (list, dict, set))
+    )
+
+
+def _mutable_defaults(instance: Any, method: str) -> dict[str, Any]:
+    return {n: copy.deepcopy(d) for n, d in _mutable_default_params(type(instance), method)}
+
+
+class BfclEnvironment:
+    """One live instance of a BFCL class."""
+
+    def __init__(self, class_name: str, instance: Any | None = None) -> None:
+        if class_name not in BFCL_CLASSES:
+            raise EnvironmentConfigError(
+                f"unknown BFCL class {class_name!r}; known: {', '.join(sorted(BFCL_CLASSES))}"
+            )
+        self.class_name = class_name
+        self._instance = instance if instance is not None else _bfcl_class(class_name)()
+        self._specs = {s.method: s for s in bfcl_tool_specs(class_name)}  # the allow-list
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return list(self._specs.values())
+
+    def load_scenario(self, scenario: dict[str, Any]) -> None:
+        loader = getattr(self._instance, "_load_scenario", None)
+        if loader is None:  # stateless (MathAPI)
+            return
+        try:
+            loader(copy.deepcopy(scenario), long_context=False)
+        except Exception as exc:  # a broken scenario must name the class and the problem
+            raise EnvironmentConfigError(
+                f"{self.class_name}: scenario failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def call(self, method: str, arguments: dict[str, Any]) -> ToolResult:
+        spec = self._specs.get(method)
+        if spec is None:
+            return ToolResult(None, f"unknown tool {method!r} for {self.class_name}")
+        problem = check_arguments(spec, arguments)
+        if problem:
+            return ToolResult(None, problem)
+        try:
+            # Copies: tools keep references to their inputs (a tweet stores its `tags` list) and some
+            # use mutable defaults (`tags=[]`) that would leak state across calls and instances.
+            kwargs = {**_mutable_defaults(self._instance, method), **copy.deepcopy(arguments)}
+            raw = getattr(self._instance, method)(**kwargs)
+        except Exception as exc:  # a tool that raises is an error result, never a crashed stage
+            return ToolResult(None, f"{method} raised {type(exc).__name__}: {exc}")
+        try:
+            value = to_json_value(raw)
+        except (TypeError, ValueError) as exc:
+            return ToolResult(None, f"{method} returned an unserialisable result: {exc}")
+        if isinstance(value, dict) and "error" in value:
+            return ToolResult(value, str(value["error"]))
+        return ToolResult(value)
+
+    def snapshot(self) -> dict[str, Any]:
+        return public_state(self._instance)
+
+    def copy(self) -> BfclEnvironment:
+        return BfclEnvironment(self.class_name, copy.deepcopy(self._instance))
+
+
+class BfclFactory:
+    def __init__(self, class_name: str) -> None:
+        if class_name not in BFCL_CLASSES:
+            raise EnvironmentConfigError(
+                f"unknown BFCL class {class_name!r}; known: {', '.join(sorted(BFCL_CLASSES))}"
+            )
+        self.class_name = class_name
+
+    def create(self) -> BfclEnvironment:
+        return BfclEnvironment(self.class_name)
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return list(bfcl_tool_specs(self.class_name))
+
+    def generate_scenario(self, seed: int) -> dict[str, Any]:
+        from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
+
+        return generate_scenario(self.class_name, seed)

@@ -1,0 +1,154 @@
+"""Toolsets: the committed config naming class combinations, and the World that runs one.
+
+A World holds one live environment per class of a toolset and routes tool names to them. Tool names
+are unique inside a toolset: when two classes share a method name, both get a `Class.method` prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from funreason_pipeline import config
+from funreason_pipeline.environments.base import (
+    Environment,
+    EnvironmentConfigError,
+    EnvironmentFactory,
+    ToolResult,
+)
+from funreason_pipeline.environments.bfcl import BFCL_CLASSES, BfclFactory
+from funreason_pipeline.models import ToolSpec
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class ToolsetConfig(BaseModel):
+    name: str
+    classes: list[str] = Field(min_length=1, max_length=3)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_partition_key(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"toolset name {v!r} must match {_NAME.pattern}")
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"classes repeat: {v}")
+        return v
+
+
+class ToolsetFile(BaseModel):
+    toolsets: list[ToolsetConfig] = Field(min_length=1)
+
+
+def parse_toolsets(text: str, source: str = "<toolsets>") -> list[ToolsetConfig]:
+    """Parse and validate a toolset config; any problem is an error naming the file and the entry."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise EnvironmentConfigError(f"{source}: not valid YAML: {exc}") from exc
+    try:
+        parsed = ToolsetFile.model_validate(raw)
+    except ValidationError as exc:
+        raise EnvironmentConfigError(f"{source}: invalid toolset config:\n{exc}") from exc
+    names = [t.name for t in parsed.toolsets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise EnvironmentConfigError(f"{source}: toolset names repeat: {dupes}")
+    for ts in parsed.toolsets:
+        for cls in ts.classes:
+            factory_for(cls, context=f"{source}: toolset {ts.name!r}")  # fail early on unknown classes
+    return parsed.toolsets
+
+
+@lru_cache(maxsize=8)
+def _load_toolsets_cached(path: str, mtime: float) -> tuple[ToolsetConfig, ...]:
+    return tuple(parse_toolsets(Path(path).read_text(), source=path))
+
+
+def load_toolsets(path: str | Path | None = None) -> list[ToolsetConfig]:
+    p = Path(path or config.toolsets_path())
+    if not p.exists():
+        raise EnvironmentConfigError(f"toolset config not found: {p}")
+    return list(_load_toolsets_cached(str(p), p.stat().st_mtime))
+
+
+def toolset_by_name(name: str, path: str | Path | None = None) -> ToolsetConfig:
+    for ts in load_toolsets(path):
+        if ts.name == name:
+            return ts
+    raise EnvironmentConfigError(f"unknown toolset {name!r}")
+
+
+def factory_for(class_ref: str, context: str = "") -> EnvironmentFactory:
+    """Resolve a class reference from the config to an environment factory."""
+    where = f"{context}: " if context else ""
+    if class_ref in BFCL_CLASSES:
+        return BfclFactory(class_ref)
+    raise EnvironmentConfigError(
+        f"{where}unknown environment class {class_ref!r}; BFCL classes are {', '.join(sorted(BFCL_CLASSES))}"
+    )
+
+
+def toolset_tools(ts: ToolsetConfig) -> list[ToolSpec]:
+    """All tools of a toolset with names made unique across its classes."""
+    per_class = {cls: factory_for(cls).tool_specs() for cls in ts.classes}
+    counts: dict[str, int] = {}
+    for specs in per_class.values():
+        for s in specs:
+            counts[s.name] = counts.get(s.name, 0) + 1
+    tools = []
+    for cls, specs in per_class.items():
+        for s in specs:
+            if counts[s.name] > 1:
+                s = s.model_copy(update={"name": f"{cls}.{s.method}"})
+            tools.append(s)
+    return tools
+
+
+class World:
+    """The live environments of one toolset, addressed by tool name."""
+
+    def __init__(self, toolset: ToolsetConfig, envs: dict[str, Environment], tools: list[ToolSpec]):
+        self.toolset = toolset
+        self.envs = envs
+        self.tools = {t.name: t for t in tools}
+
+    @classmethod
+    def from_scenario(
+        cls, toolset: ToolsetConfig, scenario: dict[str, dict[str, Any]], tools: list[ToolSpec] | None = None
+    ) -> World:
+        envs = {}
+        for class_name in toolset.classes:
+            env = factory_for(class_name).create()
+            env.load_scenario(scenario.get(class_name, {}))
+            envs[class_name] = env
+        return cls(toolset, envs, tools if tools is not None else toolset_tools(toolset))
+
+    def call(self, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        spec = self.tools.get(tool)
+        if spec is None:
+            return ToolResult(None, f"unknown tool {tool!r} in toolset {self.toolset.name!r}")
+        return self.envs[spec.class_name].call(spec.method, arguments)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: env.snapshot() for name, env in self.envs.items()}
+
+    def copy(self) -> World:
+        return World(self.toolset, {n: e.copy() for n, e in self.envs.items()}, list(self.tools.values()))
+
+
+def generate_scenario(toolset: ToolsetConfig, seed: int) -> dict[str, dict[str, Any]]:
+    """A fresh initial state for every class of the toolset (each class gets its own derived seed)."""
+    return {
+        cls: factory_for(cls).generate_scenario(seed * 1009 + i) for i, cls in enumerate(toolset.classes)
+    }

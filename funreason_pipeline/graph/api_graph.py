@@ -1,0 +1,99 @@
+"""The graph as the sampler sees it: prerequisites, legality (paper Eq. 1) and distances."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cached_property
+
+import networkx as nx
+
+from funreason_pipeline.models import Edge, ToolSpec
+
+
+class ApiGraph:
+    def __init__(self, tools: Iterable[ToolSpec], edges: Iterable[Edge]):
+        self.tools = {t.name: t for t in tools}
+        self.edges = list(edges)
+        self.g = nx.DiGraph()
+        self.g.add_nodes_from(self.tools)
+        for e in self.edges:
+            if e.src_tool in self.tools and e.dst_tool in self.tools:
+                self.g.add_edge(e.src_tool, e.dst_tool)
+        self._dist: dict[str, dict[str, int]] = {}
+
+    @cached_property
+    def state_prereqs(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for e in self.edges:
+            if e.kind == "state":
+                out[e.dst_tool].add(e.src_tool)
+        return out
+
+    @cached_property
+    def data_sources(self) -> dict[tuple[str, str], set[str]]:
+        """(tool, parameter) -> tools whose output can feed it."""
+        out: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for e in self.edges:
+            if e.kind == "data" and e.param:
+                out[(e.dst_tool, e.param)].add(e.src_tool)
+        return out
+
+    @cached_property
+    def data_fields(self) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """(tool, parameter) -> {(producer, response field)}."""
+        out: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        for e in self.edges:
+            if e.kind == "data" and e.param and e.src_field:
+                out[(e.dst_tool, e.param)].add((e.src_tool, e.src_field))
+        return out
+
+    @cached_property
+    def required_data_sources(self) -> dict[str, list[set[str]]]:
+        """Per tool, one any-of group per required parameter that some tool can produce."""
+        out: dict[str, list[set[str]]] = defaultdict(list)
+        for name, spec in self.tools.items():
+            for p in spec.required:
+                srcs = self.data_sources.get((name, p))
+                if srcs:
+                    out[name].append(srcs)
+        return out
+
+    def prerequisite_count(self, tool: str) -> int:
+        return len(self.state_prereqs.get(tool, ())) + len(self.required_data_sources.get(tool, ()))
+
+    def is_legal(self, tool: str, called: set[str], strict: bool = True) -> bool:
+        """Eq. 1: every state prerequisite called; strictly also one producer per data-fed parameter."""
+        if not self.state_prereqs.get(tool, set()) <= called:
+            return False
+        if strict:
+            return all(group & called for group in self.required_data_sources.get(tool, ()))
+        return True
+
+    def distances_to(self, target: str) -> dict[str, int]:
+        """Graph distance from every tool to `target` (tools that cannot reach it are absent)."""
+        if target not in self._dist:
+            self._dist[target] = nx.single_source_shortest_path_length(self.g.reverse(copy=False), target)
+        return self._dist[target]
+
+    def edge_counts(self) -> dict[str, int]:
+        counts = {"data": 0, "state": 0}
+        for e in self.edges:
+            counts[e.kind] += 1
+        return counts
+
+    def to_mermaid(self, max_edges: int = 150) -> str:
+        lines = ["graph LR"]
+        ids = {name: f"n{i}" for i, name in enumerate(sorted(self.tools))}
+        for name, nid in ids.items():
+            lines.append(f'  {nid}["{name}"]')
+        seen = set()
+        for e in sorted(self.edges, key=lambda e: (e.kind != "state", e.src_tool, e.dst_tool)):
+            if (e.src_tool, e.dst_tool) in seen or len(seen) >= max_edges:
+                continue
+            seen.add((e.src_tool, e.dst_tool))
+            arrow = "==>" if e.kind == "state" else "-->"
+            lines.append(f"  {ids[e.src_tool]} {arrow} {ids[e.dst_tool]}")
+        if len({(e.src_tool, e.dst_tool) for e in self.edges}) > max_edges:
+            lines.append(f"  %% truncated at {max_edges} edges")
+        return "\n".join(lines)

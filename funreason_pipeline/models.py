@@ -1,0 +1,80 @@
+"""Pydantic contracts shared by every stage (no Dagster here)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ToolSpec(BaseModel):
+    """One tool of a toolset: a JSON Schema function plus the schema of what it returns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # unique inside its toolset (prefixed with the class when two classes collide)
+    class_name: str
+    method: str  # the method on the environment class that implements it
+    description: str
+    parameters: dict[str, Any]  # JSON Schema, type "object"
+    response: dict[str, Any] | None = None
+
+    @property
+    def required(self) -> list[str]:
+        return list(self.parameters.get("required", []))
+
+    @property
+    def properties(self) -> dict[str, dict[str, Any]]:
+        return dict(self.parameters.get("properties", {}))
+
+    def openai_tool(self) -> dict[str, Any]:
+        """The OpenAI `tools` entry (no response schema: OpenAI-style APIs reject it)."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class ToolCall(BaseModel):
+    tool: str
+    arguments: dict[str, Any]
+    result: Any = None
+    # parameter -> index (in the trajectory's flat call list) of the earlier call whose result supplied it
+    sources: dict[str, int] = Field(default_factory=dict)
+
+
+class Turn(BaseModel):
+    target_tool: str
+    calls: list[ToolCall]
+
+    @property
+    def has_dependent_call(self) -> bool:
+        return any(c.sources for c in self.calls)
+
+
+class Trajectory(BaseModel):
+    trajectory_id: str
+    toolset: str
+    seed: int
+    scenario: dict[str, dict[str, Any]]  # class_name -> initial config
+    turns: list[Turn]
+
+    def flat_calls(self) -> list[ToolCall]:
+        return [c for t in self.turns for c in t.calls]
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    src_tool: str
+    dst_tool: str
+    kind: Literal["data", "state"]
+    param: str | None = None  # the destination parameter a data edge feeds
+    src_field: str | None = None  # the response field of src_tool that feeds it
+    evidence: str  # how the edge was found (schema match, text sink, execution probe ...)
+
+
+class Rejection(BaseModel):
+    item_id: str
+    reason: str
+    detail: str = ""

@@ -1,0 +1,186 @@
+"""Argument providers: propose arguments for a tool from what the world offers.
+
+Sources, strongest first: values produced by earlier calls whose names fit the parameter (these make
+the dependent calls the method wants), values in the current state, schema enums and defaults,
+hints in the description (formats, quoted examples), then typed generation.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from funreason_pipeline.models import ToolSpec
+from funreason_pipeline.sampling.values import Value, affinity, json_type, tokens
+
+_WORDS = (
+    "report budget alpha meeting notes draft summary travel project final review data archive backup "
+    "weekly plan ideas release budget invoice schedule update research launch photo music team"
+).split()
+_QUOTED = re.compile(r"['\"]([^'\"]{1,40})['\"]")
+_RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)\s+(?:and|to)\s+(-?\d+(?:\.\d+)?)", re.I)
+_TEXT_SINKS = {"content", "message", "comment", "description", "text", "resolution", "title"}
+
+
+def is_text_sink(name: str, schema: dict[str, Any]) -> bool:
+    """Free-text parameters can carry any earlier output (post a file's content, message a price)."""
+    return schema.get("type") == "string" and bool(set(tokens(name)) & _TEXT_SINKS) and "enum" not in schema
+
+
+def _fits(schema: dict[str, Any], value: Any) -> bool:
+    want = schema.get("type")
+    got = json_type(value)
+    if "enum" in schema:
+        return value in schema["enum"]
+    if want == got or want is None:
+        return True
+    if want == "number" and got == "integer":
+        return True
+    if want == "integer" and got == "string" and isinstance(value, str) and value.isdigit() and len(value) < 10:
+        return True
+    return False
+
+
+def _coerce(schema: dict[str, Any], value: Any) -> Any:
+    if schema.get("type") == "integer" and isinstance(value, str):
+        return int(value)
+    return value
+
+
+@dataclass
+class Choice:
+    value: Any
+    source: int | None = None
+    weight: float = 1.0
+    key: str = ""
+
+
+@dataclass
+class ArgumentProvider:
+    """Proposes arguments; `data_sources[(tool, param)]` lists producers of graph data edges."""
+
+    # (tool, param) -> {(producer tool, response field)} from the graph's data edges
+    data_fields: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
+    optional_rate: float = 0.35
+    explore: bool = False  # probing: also try any type-fitting earlier output, to discover edges
+
+    def propose(
+        self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random
+    ) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
+        """Arguments, plus for values taken from earlier calls: param -> call index, param -> field."""
+        args: dict[str, Any] = {}
+        sources: dict[str, int] = {}
+        fields: dict[str, str] = {}
+        required = set(spec.required)
+        for name, schema in spec.properties.items():
+            if name not in required and rng.random() > self.optional_rate:
+                continue
+            choice = self._choose(spec, name, schema, results, state, rng)
+            if choice is None:
+                if name in required:
+                    args[name] = self.generate(name, schema, rng)
+                continue
+            args[name] = _coerce(schema, choice.value)
+            if choice.source is not None:
+                sources[name] = choice.source
+                fields[name] = choice.key
+        return args, sources, fields
+
+    def _choose(self, spec: ToolSpec, name: str, schema: dict[str, Any], results: list[Value],
+                state: list[Value], rng: random.Random) -> Choice | None:
+        desc = schema.get("description", "")
+        choices: list[Choice] = []
+        if schema.get("type") == "array":
+            return self._choose_array(name, schema, results, state, rng)
+        fed_by = self.data_fields.get((spec.name, name), set())
+        sink = is_text_sink(name, schema)
+        for v in results:
+            if not _fits(schema, v.value):
+                continue
+            a = affinity(name, desc, v.key, v.producer)
+            if a > 0:
+                choices.append(Choice(v.value, v.source, 10.0 * a, v.key))
+            elif (v.producer, v.key) in fed_by:
+                choices.append(Choice(v.value, v.source, 6.0, v.key))
+            elif self.explore and v.source is not None:
+                choices.append(Choice(v.value, v.source, 2.0, v.key))
+            elif sink and isinstance(v.value, (str, int, float)) and len(str(v.value)) > 2:
+                choices.append(Choice(v.value, v.source, 0.5, v.key))
+        for v in state:
+            if _fits(schema, v.value):
+                a = affinity(name, desc, v.key)
+                if a > 0:
+                    choices.append(Choice(v.value, None, 4.0 * a))
+        for e in schema.get("enum", []):
+            choices.append(Choice(e, None, 3.0))
+        if "default" in schema and _fits(schema, schema["default"]):
+            choices.append(Choice(schema["default"], None, 1.0))
+        for hint in _QUOTED.findall(desc):
+            if _fits(schema, hint) and not hint.isupper() and "YYYY" not in hint:
+                choices.append(Choice(hint, None, 1.0))
+        if not choices:
+            return None
+        if "enum" not in schema:
+            choices.append(Choice(self.generate(name, schema, rng), None, 0.3))
+        return _weighted(choices, rng)
+
+    def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
+                      rng: random.Random) -> Choice | None:
+        items = schema.get("items", {"type": "string"})
+        desc = schema.get("description", "")
+        if "enum" in items:
+            k = rng.randint(1, min(3, len(items["enum"])))
+            return Choice(rng.sample(items["enum"], k))
+        pool = [v for v in results if _fits(items, v.value) and affinity(name, desc, v.key, v.producer) > 0]
+        pool += [v for v in state if _fits(items, v.value) and affinity(name, desc, v.key) > 0]
+        if not pool:
+            return None
+        k = rng.randint(1, min(4, len(pool)))
+        picked = rng.sample(pool, k)
+        src = next((v for v in picked if v.source is not None), None)
+        return Choice([v.value for v in picked], src.source if src else None, 1.0, src.key if src else "")
+
+    def generate(self, name: str, schema: dict[str, Any], rng: random.Random) -> Any:
+        """Typed generation: plausible values from the type, the name and the description's format."""
+        t = schema.get("type")
+        desc = schema.get("description", "")
+        if "enum" in schema:
+            return rng.choice(schema["enum"])
+        if t == "boolean":
+            return rng.random() < 0.5
+        bounds = _RANGE.search(desc)
+        if t in ("integer", "number") and bounds:
+            lo, hi = sorted((float(bounds.group(1)), float(bounds.group(2))))
+            if t == "integer":
+                return rng.randint(int(lo), int(hi))
+            return round(rng.uniform(lo, hi), 2)
+        if t == "integer":
+            return rng.randint(1, 10 if "precision" in name or "place" in name else 100)
+        if t == "number":
+            return round(rng.uniform(1, 500), rng.choice((0, 1, 2)))
+        if t == "array":
+            return [self.generate(name, schema.get("items", {"type": "string"}), rng) for _ in range(rng.randint(2, 5))]
+        if t == "object":
+            return {}
+        if "YYYY-MM-DD" in desc or "date" in tokens(name):
+            return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        if "MM/YYYY" in desc:
+            return f"{rng.randint(1, 12):02d}/{rng.randint(2027, 2031)}"
+        words = rng.sample(_WORDS, 2)
+        if "file" in tokens(name):
+            return f"{words[0]}_{words[1]}.txt"
+        if "dir" in tokens(name) or "folder" in tokens(name):
+            return words[0]
+        return " ".join(words)
+
+
+def _weighted(choices: list[Choice], rng: random.Random) -> Choice:
+    total = sum(c.weight for c in choices)
+    r = rng.random() * total
+    for c in choices:
+        r -= c.weight
+        if r <= 0:
+            return c
+    return choices[-1]

@@ -1,0 +1,57 @@
+"""Phase I for one partition: sample N multi-turn trajectories on one toolset."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from funreason_pipeline.environments.toolsets import ToolsetConfig, generate_scenario
+from funreason_pipeline.graph.api_graph import ApiGraph
+from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
+from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
+from funreason_pipeline.seeds import stable_seed
+
+
+@dataclass
+class Phase1Result:
+    trajectories: list[Trajectory]
+    rejections: list[Rejection]
+    targets_reached: dict[str, int]
+    uncovered: list[str]
+
+
+def sample_partition(
+    toolset: ToolsetConfig,
+    tools: list[ToolSpec],
+    edges: list[Edge],
+    day: str,
+    n_trajectories: int,
+    config: SamplerConfig | None = None,
+    base_seed: int = 0,
+    max_extra: int | None = None,
+) -> Phase1Result:
+    """Sample `n_trajectories`, plus extra ones (bounded) until every tool was a target once."""
+    graph = ApiGraph(tools, edges)
+    sampler = DirectedSampler(toolset, tools, graph, config)
+    planner = TargetPlanner(graph, random.Random(stable_seed("targets", day, toolset.name, base_seed)))
+    max_extra = n_trajectories * 2 if max_extra is None else max_extra
+    trajectories: list[Trajectory] = []
+    rejections: list[Rejection] = []
+    reached: dict[str, int] = {}
+    i = 0
+    while i < n_trajectories or (planner.uncovered() and i < n_trajectories + max_extra and
+                                 any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())):
+        seed = stable_seed("trajectory", day, toolset.name, base_seed, i)
+        tid = f"{toolset.name}-{day}-{i:04d}"
+        scenario = generate_scenario(toolset, seed)
+        result = sampler.sample(tid, seed, scenario, planner)
+        rejections.extend(result.rejections)
+        if result.trajectory is not None:
+            trajectories.append(result.trajectory)
+            for t in result.reached_targets:
+                reached[t] = reached.get(t, 0) + 1
+        i += 1
+    for t in planner.uncovered():
+        rejections.append(Rejection(item_id=f"{toolset.name}-{day}/{t}", reason="target_never_reached",
+                                    detail=f"{t} was tried {planner.tries.get(t, 0)} times as a target"))
+    return Phase1Result(trajectories, rejections, reached, planner.uncovered())

@@ -1,0 +1,178 @@
+"""Phase I: the directed sampler (paper Eq. 1-2), multi-turn on one evolving state.
+
+Each turn has a target tool T_a. At each step: if T_a was reached, a short free continuation
+(preferring tools that consume T_a's output); if T_a is legal, call it; otherwise call the legal
+tool closest to T_a in the graph. Every call is executed; failed attempts are rejections, and only
+successful calls enter the trace.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+from funreason_pipeline.environments.toolsets import ToolsetConfig, World
+from funreason_pipeline.graph.api_graph import ApiGraph
+from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
+from funreason_pipeline.sampling.arguments import ArgumentProvider
+from funreason_pipeline.sampling.values import Value, harvest
+from funreason_pipeline.verify.replay import replay_trajectory
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    min_turns: int = 3
+    max_turns: int = 6
+    max_calls_per_turn: int = 6
+    arg_attempts: int = 4
+    free_continuation_max: int = 1
+
+
+@dataclass
+class TargetPlanner:
+    """Targets cover every tool first (hard tools early), then repeat weighted by prerequisites."""
+
+    graph: ApiGraph
+    rng: random.Random
+    covered: set[str] = field(default_factory=set)
+    tries: dict[str, int] = field(default_factory=dict)
+    max_tries: int = 3
+
+    def __post_init__(self) -> None:
+        names = sorted(self.graph.tools)
+        self.rng.shuffle(names)
+        self.order = sorted(names, key=lambda t: -self.graph.prerequisite_count(t))
+        self.weights = [1.0 + self.graph.prerequisite_count(t) for t in sorted(self.graph.tools)]
+
+    def next_target(self) -> str:
+        for t in self.order:
+            if t not in self.covered and self.tries.get(t, 0) < self.max_tries:
+                self.tries[t] = self.tries.get(t, 0) + 1
+                return t
+        return self.rng.choices(sorted(self.graph.tools), weights=self.weights)[0]
+
+    def uncovered(self) -> list[str]:
+        return [t for t in self.order if t not in self.covered]
+
+
+@dataclass
+class SampleResult:
+    trajectory: Trajectory | None
+    rejections: list[Rejection]
+    reached_targets: list[str]
+
+
+class DirectedSampler:
+    def __init__(self, toolset: ToolsetConfig, tools: list[ToolSpec], graph: ApiGraph,
+                 config: SamplerConfig | None = None):
+        self.toolset = toolset
+        self.tools = {t.name: t for t in tools}
+        self.tool_list = tools
+        self.graph = graph
+        self.config = config or SamplerConfig()
+        self.provider = ArgumentProvider(data_fields=dict(graph.data_fields))
+
+    def sample(self, trajectory_id: str, seed: int, scenario: dict, planner: TargetPlanner) -> SampleResult:
+        cfg = self.config
+        rng = random.Random(seed)
+        world = World.from_scenario(self.toolset, scenario, self.tool_list)
+        flat: list[ToolCall] = []
+        results: list[Value] = []
+        satisfied: set[str] = set()  # called, or waived because the state they create already holds
+        turns: list[Turn] = []
+        rejections: list[Rejection] = []
+        reached_targets: list[str] = []
+        state: list[Value] | None = None
+
+        for ti in range(rng.randint(cfg.min_turns, cfg.max_turns)):
+            target = planner.next_target()
+            turn_calls: list[ToolCall] = []
+            banned: set[str] = set()
+            reached = False
+            free_left = rng.randint(0, cfg.free_continuation_max)
+            for _ in range(cfg.max_calls_per_turn * 3):
+                if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
+                    break
+                tool = self._next_tool(target, reached, satisfied, banned, {c.tool for c in turn_calls}, rng)
+                if tool is None:
+                    break
+                if state is None:
+                    state = harvest(world.snapshot())
+                call = None
+                for _attempt in range(cfg.arg_attempts):
+                    args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
+                    res = world.call(tool, args)
+                    if res.ok:
+                        call = ToolCall(tool=tool, arguments=args, result=res.value, sources=sources)
+                        break
+                    rejections.append(Rejection(
+                        item_id=f"{trajectory_id}/turn{ti}/{tool}", reason="tool_error",
+                        detail=json.dumps({"tool": tool, "arguments": args, "error": res.error}, default=str)[:2000],
+                    ))
+                if call is None:
+                    banned.add(tool)
+                    if tool in self.graph.state_prereqs.get(target, ()):
+                        satisfied.add(tool)  # e.g. login fails as "already logged in"
+                    continue
+                results.extend(harvest(call.result, source=len(flat), producer=tool))
+                flat.append(call)
+                turn_calls.append(call)
+                satisfied.add(tool)
+                state = None
+                if reached:
+                    free_left -= 1
+                elif tool == target:
+                    reached = True
+            if not turn_calls:
+                rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}", reason="target_unreachable",
+                                            detail=json.dumps({"target": target})))
+                continue
+            if not reached:
+                # the calls happened on the live state, so the turn stays, aimed at its last call
+                rejections.append(Rejection(
+                    item_id=f"{trajectory_id}/turn{ti}", reason="target_missed",
+                    detail=json.dumps({"target": target, "kept_as": turn_calls[-1].tool}),
+                ))
+                target = turn_calls[-1].tool
+            planner.covered.add(target)
+            reached_targets.append(target)
+            turns.append(Turn(target_tool=target, calls=turn_calls))
+
+        if not turns:
+            rejections.append(Rejection(item_id=trajectory_id, reason="empty_trajectory"))
+            return SampleResult(None, rejections, [])
+        traj = Trajectory(trajectory_id=trajectory_id, toolset=self.toolset.name, seed=seed,
+                          scenario=scenario, turns=turns)
+        problems, _ = replay_trajectory(traj, self.toolset, self.tool_list)
+        if problems:  # a tool with hidden state or an error that still mutated: never ship it
+            rejections.append(Rejection(item_id=trajectory_id, reason="replay_mismatch",
+                                        detail="; ".join(problems)[:2000]))
+            return SampleResult(None, rejections, [])
+        return SampleResult(traj, rejections, reached_targets)
+
+    def _next_tool(self, target: str, reached: bool, satisfied: set[str], banned: set[str],
+                   in_turn: set[str], rng: random.Random) -> str | None:
+        g = self.graph
+        names = sorted(self.tools)
+        if reached:  # free continuation: prefer consumers of the target's output
+            legal = [t for t in names if t not in banned and t != target and g.is_legal(t, satisfied)]
+            consumers = [t for t in legal if g.g.has_edge(target, t)]
+            pool = consumers or legal
+            return rng.choice(pool) if pool else None
+        dist = g.distances_to(target)
+        legal = [t for t in names if t not in banned and g.is_legal(t, satisfied)]
+        if target in legal:
+            return target
+        ranked = [(dist[t], t) for t in legal if t in dist and t != target and t not in in_turn]
+        if not ranked:
+            # No strictly legal step leads on: the user may supply what the target needs. Still
+            # prefer one preparatory call that feeds the target before calling it.
+            relaxed = [t for t in names if t not in banned and g.is_legal(t, satisfied, strict=False)]
+            if in_turn and target in relaxed:
+                return target
+            ranked = [(dist[t], t) for t in relaxed if t in dist and t != target and t not in in_turn]
+            if not ranked:
+                return target if target in relaxed else None
+        best = min(d for d, _ in ranked)
+        return rng.choice([t for d, t in ranked if d == best])

@@ -1,0 +1,130 @@
+"""Values the world offers: harvested from call results and environment state, matched to parameters.
+
+Matching is by name tokens ("receiver_id" ~ "user id"), qualified by the producing tool's noun
+(`post_tweet` returns `id` -> a "tweet id"), and by type. The same affinity drives the graph's
+schema-derived data edges and the sampler's argument choice, so the two agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+# tokens too common to identify an entity on their own
+GENERIC = frozenset(
+    {"id", "name", "status", "type", "result", "value", "list", "data", "info", "current", "new", "message",
+     "success", "login", "count", "all", "by", "of", "to", "from", "the"}
+)
+_VERBS = frozenset(
+    {"get", "list", "create", "post", "add", "set", "place", "book", "register", "search", "view", "find",
+     "display", "retrieve", "compute", "estimate", "edit", "resolve", "close", "cancel", "send", "delete",
+     "remove", "purchase", "fund", "withdraw", "notify", "filter", "verify", "authenticate", "check"}
+)
+_SPLIT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+@lru_cache(maxsize=4096)
+def tokens(name: str) -> tuple[str, ...]:
+    out = []
+    for part in _SPLIT.findall(name):
+        t = part.lower()
+        if len(t) > 3 and t.endswith("s") and not t.endswith("ss"):
+            t = t[:-1]  # crude singular: "messages" ~ "message", "numbers" ~ "number"
+        out.append(t)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def tool_nouns(tool_name: str) -> tuple[str, ...]:
+    return tuple(t for t in tokens(tool_name.split(".")[-1]) if t not in _VERBS and t not in GENERIC)
+
+
+@lru_cache(maxsize=65536)
+def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float:
+    """How strongly a value found under `key` (produced by tool `producer`) fits parameter `param`."""
+    pt, kt = tokens(param), tokens(key)
+    if not pt or not kt:
+        return 0.0
+    if pt == kt and not (len(pt) == 1 and pt[0] in GENERIC and pt[0] != "id"):
+        return 1.0
+    nouns = tool_nouns(producer) if producer else ()
+    if nouns and set(kt) <= GENERIC:  # `id` of post_tweet -> tweet_id
+        qualified = (nouns[-1], *kt)
+        if qualified == pt or (len(pt) >= 2 and pt[-len(qualified):] == qualified):
+            return 0.9
+    specific_shared = (set(pt) & set(kt)) - GENERIC
+    if pt[-1] == kt[-1] and specific_shared:
+        return 0.8
+    desc = param_desc.lower()
+    phrase = " ".join(kt)
+    if len(kt) >= 2 and phrase in desc:
+        return 0.7  # "receiver_id": "User ID of the user to send the message to." ~ user_id
+    if specific_shared and (set(kt) <= set(pt) or set(pt) <= set(kt)):
+        return 0.6  # content ~ file_content
+    for i in range(len(kt) - 1):  # "file from current directory" ~ current_directory_content
+        pair = kt[i:i + 2]
+        if set(pair) - GENERIC and " ".join(pair) in desc:
+            return 0.6
+    if len(kt) == 1 and kt[0] not in GENERIC and len(kt[0]) >= 4 and kt[0] in desc.split():
+        return 0.6  # cityA: "The zipcode of the first city." ~ zipcode
+    if kt == ("name",) and pt[-1] in _NAMED:
+        return 0.5  # a file's or directory's `name` ~ file_name, dir_name, folder
+    return 0.0
+
+
+_NAMED = frozenset({"name", "folder", "dir", "directory", "file", "path", "source", "destination"})
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    key: str  # nearest field name the value sat under
+    value: Any
+    source: int | None = None  # index of the call that produced it; None = from the state
+    producer: str = ""  # tool name that produced it
+
+
+def json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = "", depth: int = 0,
+            out: list[Value] | None = None, limit: int = 4000) -> list[Value]:
+    """Flatten scalars out of nested JSON, each tagged with the nearest key name.
+
+    Keys of "collection" dicts (whose values are dicts, e.g. a directory's `contents` or a user
+    table) are themselves values: file names, user names.
+    """
+    if out is None:
+        out = []
+    if len(out) >= limit or depth > 8:
+        return out
+    if isinstance(obj, dict):
+        collection = len(obj) > 0 and all(isinstance(v, dict) for v in obj.values())
+        for k, v in obj.items():
+            if collection:
+                out.append(Value(key, k, source, producer))
+                harvest(v, key, source, producer, depth + 1, out, limit)
+            else:
+                harvest(v, k, source, producer, depth + 1, out, limit)
+    elif isinstance(obj, list):
+        for item in obj[:50]:
+            harvest(item, key, source, producer, depth + 1, out, limit)
+    elif obj is not None and not isinstance(obj, bool) and key:
+        if isinstance(obj, str) and (not obj or len(obj) > 400):
+            return out
+        out.append(Value(key, obj, source, producer))
+    return out
