@@ -50,11 +50,19 @@ class ApiGraph:
 
     @cached_property
     def required_data_sources(self) -> dict[str, list[set[str]]]:
-        """Per tool, one any-of group per required parameter that some tool can produce."""
+        """Per tool, one any-of group per required parameter that some tool can produce.
+
+        Free text (a message, a tweet) can always come from the user, so "text sink" edges feed
+        arguments but do not gate legality.
+        """
+        gating: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for e in self.edges:
+            if e.kind == "data" and e.param and '"text sink"' not in e.evidence:
+                gating[(e.dst_tool, e.param)].add(e.src_tool)
         out: dict[str, list[set[str]]] = defaultdict(list)
         for name, spec in self.tools.items():
             for p in spec.required:
-                srcs = self.data_sources.get((name, p))
+                srcs = gating.get((name, p))
                 if srcs:
                     out[name].append(srcs)
         return out

@@ -120,16 +120,19 @@ def probe_edges(
         changes_state: set[str] = set()
         fresh_errors: dict[str, str] = {}
         for spec in tools:
-            probe = base.copy()
-            for _ in range(attempts):
+            for _ in range(attempts * 2):
+                probe = base.copy()
                 args, _, _ = provider.propose(spec, [], state, rng)
                 res = probe.call(spec.name, args)
-                if res.ok:
+                if not res.ok:
+                    fresh_errors[spec.name] = res.error or ""
+                    continue
+                works.setdefault(spec.name, args)
+                if probe.snapshot() != base_snapshot:
+                    # prefer arguments with an effect: a login with a wrong password "succeeds" too
                     works[spec.name] = args
-                    if probe.snapshot() != base_snapshot:
-                        changes_state.add(spec.name)
+                    changes_state.add(spec.name)
                     break
-                fresh_errors[spec.name] = res.error or ""
 
         def try_after(prefix: tuple[str, ...], b: ToolSpec) -> bool:
             world = base.copy()

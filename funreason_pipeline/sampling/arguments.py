@@ -153,6 +153,8 @@ class ArgumentProvider:
         bounds = _RANGE.search(desc)
         if t in ("integer", "number") and bounds:
             lo, hi = sorted((float(bounds.group(1)), float(bounds.group(2))))
+            if rng.random() < 0.4:  # the bounds themselves matter (a fully pressed pedal is 1.0)
+                return int(hi if rng.random() < 0.5 else lo) if t == "integer" else (hi if rng.random() < 0.5 else lo)
             if t == "integer":
                 return rng.randint(int(lo), int(hi))
             return round(rng.uniform(lo, hi), 2)

@@ -34,7 +34,7 @@ def sample_partition(
     graph = ApiGraph(tools, edges)
     sampler = DirectedSampler(toolset, tools, graph, config)
     planner = TargetPlanner(graph, random.Random(stable_seed("targets", day, toolset.name, base_seed)))
-    max_extra = n_trajectories * 2 if max_extra is None else max_extra
+    max_extra = max(n_trajectories * 3, len(tools)) if max_extra is None else max_extra
     trajectories: list[Trajectory] = []
     rejections: list[Rejection] = []
     reached: dict[str, int] = {}
