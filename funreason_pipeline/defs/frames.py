@@ -25,7 +25,9 @@ TRAJECTORIES_SCHEMA = {
 
 
 def dumps(value) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    # key order is kept: environments are order-sensitive (a directory listing follows the
+    # scenario's insertion order), so sorting keys would change what a replay sees
+    return json.dumps(value, ensure_ascii=False)
 
 
 def catalog_frame(toolset: str, tools: list[ToolSpec]) -> pl.DataFrame:

@@ -132,7 +132,7 @@ def trajectories(
     df = frames.trajectories_frame(the_day, result.trajectories, version)
 
     failures = []
-    for traj in result.trajectories:
+    for traj in frames.trajectories_from_frame(df):  # replay what was stored, not what is in memory
         problems, _ = replay_trajectory(traj, ts, tools)
         failures.extend(f"{traj.trajectory_id}: {p}" for p in problems)
     empty_turns = [t.trajectory_id for t in result.trajectories if any(not turn.calls for turn in t.turns)]

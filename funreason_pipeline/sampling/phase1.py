@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 
@@ -43,7 +44,9 @@ def sample_partition(
                                  any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())):
         seed = stable_seed("trajectory", day, toolset.name, base_seed, i)
         tid = f"{toolset.name}-{day}-{i:04d}"
-        scenario = generate_scenario(toolset, seed)
+        # sample from exactly what gets stored: a JSON round trip can change a scenario (int dict keys
+        # become strings), and replays start from the stored JSON
+        scenario = json.loads(json.dumps(generate_scenario(toolset, seed)))
         result = sampler.sample(tid, seed, scenario, planner)
         rejections.extend(result.rejections)
         if result.trajectory is not None:

@@ -1,0 +1,103 @@
+"""The offline backend: deterministic agents derived from the trajectory itself.
+
+It exists so the pipeline runs anywhere (tests, CI, a first look); every row it makes carries
+model = "offline". Real data needs a real model: see the README for pointing roles at an endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from funreason_pipeline.agents.advanced_tool import AdvancedTool, mentionable
+from funreason_pipeline.models import ToolCall, ToolSpec
+from funreason_pipeline.sampling.values import tokens
+
+OFFLINE = "offline"
+
+_PERSONAS = [
+    "I'm juggling a few things at work today.",
+    "Quick one before my next meeting.",
+    "My manager asked me to sort this out.",
+    "Hope you can help me with something.",
+    "I'm trying to get organised this afternoon.",
+    "Following up on what we just did.",
+    "I've been putting this off all week.",
+    "Small favour needed.",
+]
+_OPENERS = ["Could you", "Can you", "Please", "I need you to", "Would you", "Help me"]
+_CLOSERS = ["Thanks!", "Let me know how it goes.", "Appreciate it.", "", "Cheers.", "Keep it quick, please."]
+
+
+def _phrase(tool: str) -> str:
+    words = [w for w in tokens(tool.split(".")[-1])]
+    return " ".join(words)
+
+
+def describe(tool: AdvancedTool, specs: dict[str, ToolSpec]) -> tuple[str, str]:
+    """Offline tooling agent: a name and a description in user terms."""
+    target = tool.steps[-1]
+    what = specs[target].description.split("Tool description:")[-1].strip().rstrip(".")
+    inputs = ", ".join(i.name for i in tool.inputs) or "nothing from the user"
+    desc = f"{what[:1].upper()}{what[1:]}, working out everything else it needs on its own; takes {inputs}."
+    return tool.name, desc
+
+
+def _value_text(value: Any) -> str:
+    parts = mentionable(value)
+    if not parts:
+        return json.dumps(value) if isinstance(value, bool) else ""
+    return ", ".join(parts)
+
+
+def write_query(tool: AdvancedTool, specs: dict[str, ToolSpec], seed: int) -> str:
+    """Offline querying agent: a templated request that names every user value, not the steps."""
+    rng = random.Random(seed)
+    target = tool.steps[-1]
+    goal = _phrase(target)
+    details = []
+    for inp in tool.inputs:
+        text = _value_text(inp.value)
+        if text:
+            label = " ".join(tokens(inp.param))
+            details.append(rng.choice([f"{label} {text}", f"{text} as the {label}", f"the {label} is {text}"]))
+    ask = f"{rng.choice(_OPENERS)} {goal.lower()}"
+    if details:
+        ask += " - " + "; ".join(details)
+    parts = [rng.choice(_PERSONAS), ask.rstrip(".") + ".", rng.choice(_CLOSERS)]
+    return " ".join(p for p in parts if p)
+
+
+def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> str:
+    """Offline reasoning agent: walk the dependency chain the calls follow."""
+    lines = []
+    for i, call in enumerate(calls):
+        bits = []
+        for param, value in call.arguments.items():
+            src = call.sources.get(param)
+            if src is None:
+                bits.append(f"{param} comes from the request")
+            elif src >= offset:
+                bits.append(f"{param} comes from the result of step {src - offset + 1}")
+            else:
+                bits.append(f"{param} comes from an earlier turn's result")
+        why = "; ".join(bits) if bits else "it needs no arguments"
+        lines.append(f"Step {i + 1}: call {call.tool} ({why}).")
+    lines.append(f"The last call, {calls[-1].tool}, produces what the user asked for.")
+    return "\n".join(lines)
+
+
+def critique(problems: list[str]) -> str:
+    """Offline critic: name the kind of mismatch, never the answer."""
+    kinds = sorted({p.split(":")[0] for p in problems})
+    return ("The calls did not reach the expected outcome (" + ", ".join(kinds) + "). "
+            "Re-check which tool produces each value you pass and whether every step the request needs was taken.")
+
+
+def write_reply(tool: AdvancedTool, calls: list[ToolCall]) -> str:
+    result = calls[-1].result
+    shown = json.dumps(result, ensure_ascii=False)
+    if len(shown) > 300:
+        shown = shown[:297] + "..."
+    return f"Done - {_phrase(calls[-1].tool)} finished. Result: {shown}"

@@ -1,0 +1,27 @@
+"""Phase II validation: information completeness and no leaked intermediate values."""
+
+from __future__ import annotations
+
+from funreason_pipeline.agents.advanced_tool import AdvancedTool, leak_candidates, mentionable
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def check_query(query: str, tool: AdvancedTool, intermediates: list) -> list[str]:
+    """Problems with a query; empty when valid."""
+    problems = []
+    q = _norm(query)
+    if len(q) < 8:
+        problems.append("query too short")
+    for inp in tool.inputs:
+        for s in mentionable(inp.value):
+            if _norm(s) not in q:
+                problems.append(f"missing user input {inp.name}={s!r}")
+    supplied = {_norm(s) for i in tool.inputs for s in mentionable(i.value)}
+    for s in leak_candidates(intermediates):
+        n = _norm(s)
+        if n not in supplied and n in q:
+            problems.append(f"leaks intermediate value {s!r}")
+    return problems

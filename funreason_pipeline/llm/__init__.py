@@ -1,0 +1,43 @@
+"""LLM layer: settings per role, a batch client (bounded, adaptive, cached), structured outputs.
+
+Public API (see docs in each module):
+    LLMSettings.from_env(), Role, RoleSettings          settings per role; is_offline(role); fingerprint()
+    LLMClient(settings, db_path=...).run(requests)      -> BatchResult(results in input order, stats)
+    LLMRequest / LLMResponse / LLMFailure / BatchStats   the data contract
+    run_structured(client, requests, parsers)            parse + one repair retry -> StructuredBatch
+    testserver.TestServer                                OpenAI-compatible server for tests/benchmarks
+"""
+
+from funreason_pipeline.llm.cache import LLMCache, request_hash
+from funreason_pipeline.llm.client import ClientOptions, EndpointUnavailableError, LLMClient
+from funreason_pipeline.llm.models import (
+    BatchResult,
+    BatchStats,
+    FailureKind,
+    LLMFailure,
+    LLMRequest,
+    LLMResponse,
+    LLMResult,
+    ToolCall,
+)
+from funreason_pipeline.llm.settings import OFFLINE_MODEL, LLMSettings, Role, RoleSettings
+
+__all__ = [
+    "BatchResult",
+    "BatchStats",
+    "ClientOptions",
+    "EndpointUnavailableError",
+    "FailureKind",
+    "LLMCache",
+    "LLMClient",
+    "LLMFailure",
+    "LLMRequest",
+    "LLMResponse",
+    "LLMResult",
+    "LLMSettings",
+    "OFFLINE_MODEL",
+    "Role",
+    "RoleSettings",
+    "ToolCall",
+    "request_hash",
+]

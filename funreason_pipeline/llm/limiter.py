@@ -1,0 +1,174 @@
+"""Adaptive concurrency (AIMD) and a circuit breaker, one of each per endpoint.
+
+AdaptiveLimiter: a semaphore whose size moves. It starts at the configured concurrency (the ceiling).
+On an overload answer (429/503) it shrinks multiplicatively to `decrease` x the requests that were in
+flight, at most once per "epoch": a 429 only counts if its request was sent after the last decrease,
+so a burst of 429s from one wave shrinks the window once, not once per answer (no collapse to 1). Each
+success grows it additively by `increase / limit` (about +increase per window of completions) back to
+the ceiling. It never goes below `min_limit`, so the batch never stalls.
+
+CircuitBreaker: counts consecutive endpoint failures (connection errors, timeouts, 5xx, broken bodies,
+auth errors). A 429 is not a failure (the endpoint is alive and talking) and any complete response
+resets the count. It opens after `failure_threshold` consecutive failures, or after
+`connect_threshold` consecutive connection failures (refused / unreachable), or at once on an
+authentication error or an exhausted quota. While open, requests fail at once with kind
+`circuit_open`; after `cooldown_s` one probe is let through (half-open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+__all__ = ["AdaptiveLimiter", "CircuitBreaker"]
+
+
+class AdaptiveLimiter:
+    __slots__ = (
+        "max_limit",
+        "min_limit",
+        "limit",
+        "decrease",
+        "increase",
+        "in_flight",
+        "epoch",
+        "decreases",
+        "_waiters",
+        "_cap",
+    )
+
+    def __init__(
+        self, max_limit: int, min_limit: int = 1, decrease: float = 0.9, increase: float = 1.0
+    ) -> None:
+        self.max_limit = max_limit
+        self.min_limit = max(1, min(min_limit, max_limit))
+        self.limit = float(max_limit)
+        self._cap = max_limit  # int(limit), cached
+        self.decrease = decrease
+        self.increase = increase
+        self.in_flight = 0
+        self.epoch = 0
+        self.decreases = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> int:
+        """Wait for a slot; return the epoch to pass to `on_overload` if this request gets a 429."""
+        if self.in_flight < self._cap and not self._waiters:
+            self.in_flight += 1
+            return self.epoch
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut  # release() counted us in before waking us
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()
+            else:
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+        return self.epoch
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self._waiters:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and self.in_flight < self._cap:
+            fut = waiters.popleft()
+            if not fut.done():
+                self.in_flight += 1
+                fut.set_result(None)
+
+    def on_success(self) -> None:
+        if self.limit < self.max_limit:
+            self.limit = min(float(self.max_limit), self.limit + self.increase / self.limit)
+            cap = int(self.limit)
+            if cap != self._cap:
+                self._cap = cap
+                if self._waiters:
+                    self._wake()
+
+    def on_overload(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            return  # sent before the last decrease: already accounted for
+        self.epoch += 1
+        self.decreases += 1
+        basis = min(self.limit, self.in_flight + 1.0)
+        self.limit = max(float(self.min_limit), basis * self.decrease)
+        self._cap = max(self.min_limit, int(self.limit))
+
+
+class CircuitBreaker:
+    __slots__ = (
+        "failure_threshold",
+        "connect_threshold",
+        "cooldown_s",
+        "consecutive",
+        "consecutive_connect",
+        "successes",
+        "opened_at",
+        "reason",
+        "_probing",
+        "last_error",
+    )
+
+    def __init__(self, failure_threshold: int = 10, connect_threshold: int = 3, cooldown_s: float = 30.0):
+        self.failure_threshold = failure_threshold
+        self.connect_threshold = connect_threshold
+        self.cooldown_s = cooldown_s
+        self.consecutive = 0
+        self.consecutive_connect = 0
+        self.successes = 0
+        self.opened_at: float | None = None
+        self.reason = ""
+        self.last_error = ""
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    def allow(self) -> bool:
+        """May a request be sent now? (False while open, except one probe after the cooldown.)"""
+        if self.opened_at is None:
+            return True
+        if not self._probing and time.monotonic() - self.opened_at >= self.cooldown_s:
+            self._probing = True
+            return True
+        return False
+
+    def on_success(self) -> None:
+        self.consecutive = 0
+        self.consecutive_connect = 0
+        self.successes += 1
+        if self.opened_at is not None:
+            self.opened_at = None
+            self._probing = False
+            self.reason = ""
+
+    def on_failure(self, kind: str, message: str, fatal: bool = False) -> None:
+        self.consecutive += 1
+        self.consecutive_connect = self.consecutive_connect + 1 if kind == "connection" else 0
+        self.last_error = f"{kind}: {message}"
+        if self.opened_at is not None:
+            if self._probing:  # the probe failed: stay open for another cooldown
+                self.opened_at = time.monotonic()
+                self._probing = False
+            return
+        if fatal:
+            why = "a fatal error"
+        elif self.consecutive_connect >= self.connect_threshold:
+            why = f"{self.consecutive_connect} consecutive connection failures"
+        elif self.consecutive >= self.failure_threshold:
+            why = f"{self.consecutive} consecutive failures"
+        else:
+            return
+        history = "no success so far" if self.successes == 0 else f"{self.successes} successes before"
+        self.opened_at = time.monotonic()
+        self.reason = f"{why} ({history}); last error {self.last_error}"

@@ -1,0 +1,183 @@
+"""LLM settings per role, read from environment variables.
+
+All roles share `FUNREASON_LLM_BASE_URL`, `FUNREASON_LLM_API_KEY` and `FUNREASON_LLM_MODEL`; any role can
+override them with `FUNREASON_LLM_BASE_URL_<ROLE>`, `FUNREASON_LLM_API_KEY_<ROLE>`,
+`FUNREASON_LLM_MODEL_<ROLE>` (ROLE in TOOLING, QUERYING, REASONING, CRITIC). Sampling and timeouts:
+`FUNREASON_LLM_TEMPERATURE[_<ROLE>]`, `FUNREASON_LLM_MAX_TOKENS[_<ROLE>]`, `FUNREASON_LLM_TIMEOUT[_<ROLE>]`
+(seconds). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
+
+A role without a base URL is **offline**: `settings.is_offline(role)`; the offline agents take over.
+
+The API key is a `SecretStr`: it never shows in repr/str/model_dump, and it is not part of
+`fingerprint()` nor of any request hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+__all__ = ["Role", "RoleSettings", "LLMSettings", "ROLE_DEFAULTS", "OFFLINE_MODEL"]
+
+OFFLINE_MODEL = "offline"
+ENV_PREFIX = "FUNREASON_LLM_"
+
+
+class Role(StrEnum):
+    TOOLING = "tooling"
+    QUERYING = "querying"
+    REASONING = "reasoning"
+    CRITIC = "critic"
+
+
+# temperature, max_tokens, timeout_s: creative roles sample warmer, the critic judges at 0,
+# reasoning gets room for a chain of thought (and time for it).
+ROLE_DEFAULTS: dict[Role, tuple[float, int, float]] = {
+    Role.TOOLING: (0.7, 2048, 120.0),
+    Role.QUERYING: (0.8, 1024, 120.0),
+    Role.REASONING: (0.6, 4096, 300.0),
+    Role.CRITIC: (0.0, 1024, 120.0),
+}
+
+
+def _canonical(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class RoleSettings(BaseModel):
+    """One role's endpoint, model and sampling parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = OFFLINE_MODEL
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(2048, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _norm_url(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        return v.rstrip("/") or None
+
+    @property
+    def is_offline(self) -> bool:
+        return self.base_url is None
+
+    @property
+    def model_label(self) -> str:
+        """What to write in a row's `model` column: the model, or "offline"."""
+        return OFFLINE_MODEL if self.is_offline else self.model
+
+    def sampling(self) -> dict[str, float | int]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def fingerprint(self) -> str:
+        """A short hash of what determines this role's outputs (no API key): for versioning."""
+        return hashlib.sha256(
+            _canonical(
+                {
+                    "model": self.model_label,
+                    "base_url": self.base_url,
+                    "temperature": self.temperature,
+                    "max_tokens": self.max_tokens,
+                }
+            )
+        ).hexdigest()[:16]
+
+
+class LLMSettings(BaseModel):
+    """Settings for the four roles plus the per-endpoint concurrency bound."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    roles: dict[Role, RoleSettings]
+    concurrency: int = Field(32, gt=0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
+        env = os.environ if env is None else env
+
+        def get(name: str, role: Role | None = None) -> str | None:
+            if role is not None:
+                v = env.get(f"{ENV_PREFIX}{name}_{role.name}")
+                if v not in (None, ""):
+                    return v
+            v = env.get(f"{ENV_PREFIX}{name}")
+            return v if v not in (None, "") else None
+
+        def num(name: str, role: Role, default: float, conv: type) -> float | int:
+            raw = get(name, role)
+            if raw is None:
+                return default
+            try:
+                return conv(raw)
+            except ValueError:
+                raise ValueError(f"{ENV_PREFIX}{name}[_{role.name}] must be a number, got {raw!r}") from None
+
+        roles = {}
+        for role in Role:
+            temp, max_tokens, timeout = ROLE_DEFAULTS[role]
+            base_url = get("BASE_URL", role)
+            model = get("MODEL", role)
+            if base_url and not model:
+                raise ValueError(
+                    f"role {role.value}: a base URL is set but no model; set {ENV_PREFIX}MODEL "
+                    f"or {ENV_PREFIX}MODEL_{role.name}"
+                )
+            key = get("API_KEY", role)
+            roles[role] = RoleSettings(
+                role=role,
+                base_url=base_url,
+                api_key=SecretStr(key) if key else None,
+                model=model if base_url else OFFLINE_MODEL,
+                temperature=num("TEMPERATURE", role, temp, float),
+                max_tokens=num("MAX_TOKENS", role, max_tokens, int),
+                timeout_s=num("TIMEOUT", role, timeout, float),
+            )
+        conc = env.get(f"{ENV_PREFIX}CONCURRENCY") or "32"
+        try:
+            concurrency = int(conc)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}CONCURRENCY must be an integer, got {conc!r}") from None
+        return cls(roles=roles, concurrency=concurrency)
+
+    @classmethod
+    def for_endpoint(
+        cls,
+        base_url: str | None,
+        model: str = "test-model",
+        api_key: str | None = None,
+        concurrency: int = 32,
+        **overrides: float | int,
+    ) -> LLMSettings:
+        """All four roles on one endpoint (tests, benchmarks, scripts). `overrides`: temperature, ..."""
+        roles = {}
+        for role in Role:
+            temp, max_tokens, timeout = ROLE_DEFAULTS[role]
+            fields: dict = {"temperature": temp, "max_tokens": max_tokens, "timeout_s": timeout, **overrides}
+            roles[role] = RoleSettings(
+                role=role,
+                base_url=base_url,
+                api_key=SecretStr(api_key) if api_key else None,
+                model=model if base_url else OFFLINE_MODEL,
+                **fields,
+            )
+        return cls(roles=roles, concurrency=concurrency)
+
+    def role(self, role: Role | str) -> RoleSettings:
+        return self.roles[Role(role)]
+
+    def is_offline(self, role: Role | str) -> bool:
+        return self.role(role).is_offline
+
+    def fingerprint(self, role: Role | str) -> str:
+        return self.role(role).fingerprint()

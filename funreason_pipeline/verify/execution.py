@@ -1,0 +1,76 @@
+"""Phase III validation by execution, BFCL style.
+
+Proposed calls run on a copy of the environment at the turn's start state. A turn passes when the
+end state equals the ground truth's and every ground-truth result is among the proposed results
+(an unordered multiset subset), as BFCL's state and response checkers require.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from funreason_pipeline.environments.toolsets import ToolsetConfig, World
+from funreason_pipeline.models import ToolSpec, Trajectory
+from funreason_pipeline.verify.replay import canonical
+
+
+@dataclass
+class ProposedCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class TurnCheck:
+    passed: bool
+    problems: list[str]
+    results: list[Any] = field(default_factory=list)
+
+
+def start_world(toolset: ToolsetConfig, tools: list[ToolSpec], traj: Trajectory, turn_index: int) -> World:
+    """The environment at the start of turn `turn_index` (earlier turns' ground truth replayed)."""
+    world = World.from_scenario(toolset, traj.scenario, tools)
+    for turn in traj.turns[:turn_index]:
+        for call in turn.calls:
+            world.call(call.tool, call.arguments)
+    return world
+
+
+def parse_tool_calls(raw_calls: list[dict[str, Any]]) -> list[ProposedCall]:
+    """Model calls as {name, arguments} where arguments is a JSON object or a JSON string."""
+    out = []
+    for c in raw_calls:
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            raise ValueError(f"not a call: {c!r}"[:200])
+        args = c.get("arguments", {})
+        if isinstance(args, str):
+            args = json.loads(args) if args.strip() else {}
+        if not isinstance(args, dict):
+            raise ValueError(f"arguments of {c['name']} are not a JSON object")
+        out.append(ProposedCall(c["name"], args))
+    return out
+
+
+def verify_turn(start: World, traj: Trajectory, turn_index: int, proposed: list[ProposedCall]) -> TurnCheck:
+    gt_world = start.copy()
+    for call in traj.turns[turn_index].calls:
+        gt_world.call(call.tool, call.arguments)
+    world = start.copy()
+    results = []
+    for call in proposed:
+        res = world.call(call.name, call.arguments)
+        results.append(res.value if res.ok else {"error": res.error})
+    problems = []
+    if not proposed:
+        problems.append("empty_turn: no calls were made")
+    if world.snapshot() != gt_world.snapshot():
+        problems.append("state_mismatch: the environment ended in a different state than expected")
+    have = Counter(canonical(r) for r in results)
+    need = Counter(canonical(c.result) for c in traj.turns[turn_index].calls)
+    missing = need - have
+    if missing:
+        problems.append(f"response_mismatch: {sum(missing.values())} expected result(s) were never produced")
+    return TurnCheck(not problems, problems, results)
