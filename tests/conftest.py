@@ -1,9 +1,11 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("DAGSTER_HOME", str(Path(__file__).parent / ".dagster_home_unused"))
+# Dagster wants a home even for ephemeral test instances; never the developer's data/ folder
+os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp(prefix="funreason-test-home-"))
 
 
 @pytest.fixture
