@@ -14,8 +14,9 @@ def db_path() -> Path:
     return Path(os.environ.get("FUNREASON_DB") or DATA_DIR / "funreason.duckdb")
 
 
-def exports_dir() -> Path:
-    return Path(os.environ.get("FUNREASON_EXPORTS") or db_path().parent / "exports")
+def exports_dir(database: str | Path | None = None) -> Path:
+    """Exports live beside the database (data/exports) unless `FUNREASON_EXPORTS` says otherwise."""
+    return Path(os.environ.get("FUNREASON_EXPORTS") or Path(database or db_path()).parent / "exports")
 
 
 def toolsets_path() -> Path:

@@ -21,6 +21,14 @@ from funreason_pipeline.llm.models import (
     ToolCall,
 )
 from funreason_pipeline.llm.settings import OFFLINE_MODEL, LLMSettings, Role, RoleSettings
+from funreason_pipeline.llm.structured import (
+    ParsedResult,
+    StructuredBatch,
+    arun_structured,
+    parse_response,
+    repair_request,
+    run_structured,
+)
 
 __all__ = [
     "BatchResult",
@@ -36,6 +44,12 @@ __all__ = [
     "LLMResult",
     "LLMSettings",
     "OFFLINE_MODEL",
+    "ParsedResult",
+    "StructuredBatch",
+    "arun_structured",
+    "parse_response",
+    "repair_request",
+    "run_structured",
     "Role",
     "RoleSettings",
     "ToolCall",

@@ -70,8 +70,9 @@ class ClientOptions(BaseModel):
     breaker_connect_failures: int = Field(3, ge=1)
     breaker_cooldown_s: float = 30.0
     raise_on_circuit_open: bool = True  # raise EndpointUnavailableError after the batch
-    cache_flush_interval_s: float = 0.25
-    cache_flush_max_rows: int = 256
+    cache_flush_interval_s: float = 1.0  # DuckDB flushes; every response is journalled at once anyway
+    cache_flush_max_rows: int = 1024
+    cache_journal: bool = True
     send_role_header: bool = True  # X-Funreason-Role: lets the test server script answers per role
     max_live_tasks: int = 4096  # bounds memory for huge batches (tasks, not concurrency)
     # "auto": aiohttp transport if installed (about 1/3 less CPU per request than httpx2 at C=64, and
@@ -99,7 +100,7 @@ class _Job:
 
 
 class _Endpoint:
-    __slots__ = ("url", "key", "clients", "_rr", "limiter", "breaker", "roles", "models", "backend")
+    __slots__ = ("url", "key", "clients", "_rr", "limiter", "breaker", "roles", "models", "backend", "rtt")
 
     def __init__(self, url: str, key: str | None, concurrency: int, opts: ClientOptions) -> None:
         self.url = url
@@ -124,6 +125,7 @@ class _Endpoint:
             for _ in range(shards)
         ]
         self._rr = 0
+        self.rtt = 0.0  # moving average of successful request latency
         self.limiter = AdaptiveLimiter(concurrency, decrease=opts.aimd_decrease, increase=opts.aimd_increase)
         self.breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_connect_failures, opts.breaker_cooldown_s)
         self.roles: set[str] = set()
@@ -203,6 +205,11 @@ class LLMClient:
             s.base_url, s.model, req.messages, req.tools, req.response_format, s.sampling(), req.prompt_version
         )
 
+    def _recover_and_lookup(self, hashes: list[str]) -> dict[str, tuple[str, float]]:
+        assert self.cache is not None
+        self.cache.recover()  # responses journalled by a killed process are not paid for twice
+        return self.cache.lookup(hashes)
+
     # --- sync wrapper ------------------------------------------------------------------------------
     def run(self, requests: Sequence[LLMRequest]) -> BatchResult:
         """Blocking `arun` on its own event loop (a worker thread if this thread already runs one)."""
@@ -240,7 +247,7 @@ class LLMClient:
 
         # 1. cache hits: no HTTP
         if self.cache is not None and jobs:
-            hits = await asyncio.to_thread(self.cache.lookup, jobs.keys())
+            hits = await asyncio.to_thread(self._recover_and_lookup, list(jobs))
             for h, (body, latency) in hits.items():
                 job = jobs[h]
                 try:
@@ -275,7 +282,8 @@ class LLMClient:
 
         writer = None
         if self.cache is not None and jobs:
-            writer = CacheWriter(self.cache, opts.cache_flush_interval_s, opts.cache_flush_max_rows)
+            writer = CacheWriter(self.cache, opts.cache_flush_interval_s, opts.cache_flush_max_rows,
+                                 journal=opts.cache_journal)
             writer.start()
         counters: Counter[str] = Counter()
         gate = asyncio.Semaphore(opts.max_live_tasks)
@@ -450,6 +458,7 @@ class LLMClient:
                 else:
                     breaker.on_success()
                     limiter.on_success()
+                    ep.rtt = latency if ep.rtt == 0.0 else 0.9 * ep.rtt + 0.1 * latency
                     counters["input_tokens"] += tin
                     counters["output_tokens"] += tout
                     if writer is not None:
@@ -464,15 +473,16 @@ class LLMClient:
             message = ep.scrub(message)
             if kind is FailureKind.RATE_LIMITED:
                 counters["rate_limited"] += 1
-                limiter.on_overload(epoch)
+                ra = _retry_after(headers, opts.max_retry_after_s)
+                # no window growth for Retry-After (or one round trip): do not probe again at once
+                limiter.on_overload(epoch, ra if ra is not None else ep.rtt)
                 rl_tries += 1
                 if rl_tries > opts.max_rate_limit_retries:
                     return self._fail(job, kind, message, attempts, status)
-                delay = _retry_after(headers, opts.max_retry_after_s)
-                if delay is None:
+                if ra is None:
                     delay = self._backoff(min(rl_tries, 6))
                 else:  # a little jitter so the waiting requests do not return in one wave
-                    delay *= 1.0 + 0.1 * random.random()
+                    delay = ra * (1.0 + 0.1 * random.random())
             elif kind in (FailureKind.QUOTA, FailureKind.AUTH):
                 breaker.on_failure(kind.value, message, fatal=True)
                 return self._fail(job, kind, message, attempts, status)

@@ -5,7 +5,8 @@ On an overload answer (429/503) it shrinks multiplicatively to `decrease` x the 
 flight, at most once per "epoch": a 429 only counts if its request was sent after the last decrease,
 so a burst of 429s from one wave shrinks the window once, not once per answer (no collapse to 1). Each
 success grows it additively by `increase / limit` (about +increase per window of completions) back to
-the ceiling. It never goes below `min_limit`, so the batch never stalls.
+the ceiling, except during a hold after a decrease: the server's Retry-After (or one round trip), so
+a small-capacity server is not probed again at once. It never goes below `min_limit`: no stall.
 
 CircuitBreaker: counts consecutive endpoint failures (connection errors, timeouts, 5xx, broken bodies,
 auth errors). A 429 is not a failure (the endpoint is alive and talking) and any complete response
@@ -36,6 +37,7 @@ class AdaptiveLimiter:
         "decreases",
         "_waiters",
         "_cap",
+        "_hold_until",
     )
 
     def __init__(
@@ -51,6 +53,7 @@ class AdaptiveLimiter:
         self.epoch = 0
         self.decreases = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._hold_until = 0.0
 
     async def acquire(self) -> int:
         """Wait for a slot; return the epoch to pass to `on_overload` if this request gets a 429."""
@@ -87,6 +90,9 @@ class AdaptiveLimiter:
 
     def on_success(self) -> None:
         if self.limit < self.max_limit:
+            if self._hold_until and time.monotonic() < self._hold_until:
+                return
+            self._hold_until = 0.0
             self.limit = min(float(self.max_limit), self.limit + self.increase / self.limit)
             cap = int(self.limit)
             if cap != self._cap:
@@ -94,7 +100,10 @@ class AdaptiveLimiter:
                 if self._waiters:
                     self._wake()
 
-    def on_overload(self, epoch: int) -> None:
+    def on_overload(self, epoch: int, hold_s: float = 0.0) -> None:
+        """A 429/503 for a request sent at `epoch`; `hold_s`: no growth for that long (Retry-After)."""
+        if hold_s > 0:
+            self._hold_until = max(self._hold_until, time.monotonic() + hold_s)
         if epoch != self.epoch:
             return  # sent before the last decrease: already accounted for
         self.epoch += 1

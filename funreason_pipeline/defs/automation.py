@@ -1,0 +1,41 @@
+"""Jobs and the nightly schedule."""
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+
+from funreason_pipeline.defs.partitions import toolset_partitions
+
+NIGHTLY_HOUR = int(os.environ.get("FUNREASON_NIGHTLY_HOUR", "2"))
+
+# per-toolset graph assets: rebuilt when the toolset config or the environments change
+graph_job = dg.define_asset_job(
+    "environment_graph", selection=dg.AssetSelection.assets("tool_catalog", "api_graph"),
+    description="Tool catalog and environment-API graph for one toolset.",
+)
+
+# the day's synthesis for one toolset: Phase I through the SFT set
+synthesis_job = dg.define_asset_job(
+    "nightly_synthesis",
+    selection=dg.AssetSelection.groups("phase1_trajectories", "synthesis", "sft"),
+    description="Trajectories -> queries -> CoT traces -> dialogues -> SFT samples for a day x toolset.",
+)
+
+
+@dg.schedule(
+    job=synthesis_job, cron_schedule=f"0 {NIGHTLY_HOUR} * * *", execution_timezone="UTC",
+    name="nightly_synthesis_schedule",
+    description=f"Nightly at {NIGHTLY_HOUR:02d}:00 UTC (FUNREASON_NIGHTLY_HOUR): yesterday x every toolset.",
+)
+def nightly_schedule(context: dg.ScheduleEvaluationContext):
+    """One run per toolset for the day that just ended.
+
+    Written out rather than built with build_schedule_from_partitioned_job: the day dimension
+    includes today (end_offset=1, so `make demo` can build today), and that helper would then
+    request today's still-open partition.
+    """
+    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    for toolset in toolset_partitions.get_partition_keys():
+        key = dg.MultiPartitionKey({"day": yesterday, "toolset": toolset})
+        yield dg.RunRequest(run_key=f"{yesterday}|{toolset}", partition_key=str(key))

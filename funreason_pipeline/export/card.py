@@ -1,0 +1,225 @@
+"""The dataset card (README.md) for an export: HF Hub YAML header + statistics as markdown tables.
+
+Pure function of its arguments: no clock, no environment, so the same run gives the same card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from funreason_pipeline.export.formats import (
+    BFCL_PROMPTING_FILE,
+    OPENAI_FILE,
+    PARQUET_FILE,
+    SHAREGPT_FILE,
+    TRL_PROMPT_COMPLETION_FILE,
+)
+
+METHOD_REFERENCE = "FunReason-MT Technical Report, arXiv 2510.24645"
+
+# config name -> (file, what it is for); the first one is the Hub viewer's default config.
+CARD_CONFIGS: tuple[tuple[str, str, str], ...] = (
+    ("openai", OPENAI_FILE, "OpenAI chat `messages` + `tools`, one row per user turn (TRL `SFTTrainer`)"),
+    (
+        "trl_prompt_completion",
+        TRL_PROMPT_COMPLETION_FILE,
+        "the same rows as TRL prompt-completion: loss on the current turn only",
+    ),
+    (
+        "sharegpt",
+        SHAREGPT_FILE,
+        "LLaMA-Factory ShareGPT with function_call/observation (see `dataset_info.json`)",
+    ),
+    ("bfcl_prompting", BFCL_PROMPTING_FILE, "BFCL prompting style: `<think>` + `[f(a=1), g()]` call lists"),
+    ("samples", PARQUET_FILE, "lineage table: ids, turn index, messages/tools as JSON text, `train_from`"),
+)
+
+
+def _size_category(n: int) -> str:
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
+        if n < limit:
+            return label
+    return "1M<n<10M"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        text = str(value)
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    elif isinstance(value, float):
+        text = f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}"
+    elif isinstance(value, Mapping):
+        text = ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "-"
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(_fmt(v) for v in value) or "-"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _title(key: str) -> str:
+    return str(key).replace("_", " ").strip().capitalize()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(_fmt(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, (Mapping, list, tuple))
+
+
+def _section(key: str, value: Any) -> str:
+    if isinstance(value, Mapping):
+        if all(_is_scalar(v) for v in value.values()):
+            return _table([key, "value"], [[k, v] for k, v in value.items()])
+        if all(isinstance(v, Mapping) for v in value.values()):
+            # rows of records (e.g. stage -> {in, out, rejected_by_reason: {...}})
+            columns: list[str] = []
+            for row in value.values():
+                columns += [c for c in row if c not in columns]
+            return _table(
+                [key, *columns], [[k, *(row.get(c, "") for c in columns)] for k, row in value.items()]
+            )
+        # mixed: scalars as one table, nested values as sub-sections
+        scalars = [[k, v] for k, v in value.items() if _is_scalar(v)]
+        parts = [_table([key, "value"], scalars)] if scalars else []
+        for k, v in value.items():
+            if not _is_scalar(v):
+                parts.append(f"**{_title(k)}**\n\n{_section(k, v)}")
+        return "\n\n".join(parts)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+        columns = []
+        for row in value:
+            columns += [c for c in row if c not in columns]
+        return _table(columns, [[row.get(c, "") for c in columns] for row in value])
+    return _fmt(value)
+
+
+def render_stats(stats: Mapping[str, Any]) -> str:
+    """Markdown for any stats mapping: top-level scalars in one table, every other key its own table."""
+    scalars = [[k, v] for k, v in stats.items() if _is_scalar(v)]
+    parts = []
+    if scalars:
+        parts.append("### Overview\n\n" + _table(["statistic", "value"], scalars))
+    for key, value in stats.items():
+        if not _is_scalar(value):
+            parts.append(f"### {_title(key)}\n\n{_section(key, value)}")
+    return "\n\n".join(parts) if parts else "_No statistics were recorded._"
+
+
+def _front_matter(dataset_name: str, num_samples: int | None, backend: str) -> str:
+    tags = ["function-calling", "tool-use", "multi-turn", "synthetic", "sft", "funreason-mt", "bfcl"]
+    if _is_offline(backend):
+        tags.append("offline-backend-not-model-data")
+    meta: dict[str, Any] = {
+        "license": "apache-2.0",
+        "language": ["en"],
+        "pretty_name": dataset_name,
+        "task_categories": ["text-generation"],
+        "tags": tags,
+    }
+    if num_samples is not None:
+        meta["size_categories"] = [_size_category(num_samples)]
+    meta["configs"] = [
+        {
+            "config_name": name,
+            "data_files": [{"split": "train", "path": path}],
+            **({"default": True} if i == 0 else {}),
+        }
+        for i, (name, path, _) in enumerate(CARD_CONFIGS)
+    ]
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
+
+
+def _is_offline(backend: str) -> bool:
+    return backend.strip().lower().startswith("offline")
+
+
+def dataset_card(
+    stats: Mapping[str, Any],
+    backend: str,
+    models: Mapping[str, str],
+    day: str,
+    toolsets: Sequence[str],
+    *,
+    dataset_name: str = "funreason-mt-synthetic",
+    num_samples: int | None = None,
+) -> str:
+    """README.md for the export: YAML header (license, task, tags, configs per file) + markdown body.
+
+    ``stats`` is rendered whatever its keys (see ``render_stats``); ``num_samples`` (else
+    ``stats["samples"]`` / ``stats["sft_samples"]`` when an int) sets the Hub size category.
+    ``backend == "offline"`` puts a warning at the top: those rows come from deterministic templates.
+    """
+    if num_samples is None:
+        for key in ("samples", "sft_samples", "num_samples"):
+            if isinstance(stats.get(key), int) and not isinstance(stats.get(key), bool):
+                num_samples = int(stats[key])
+                break
+    offline = _is_offline(backend)
+    out = [_front_matter(dataset_name, num_samples, backend), f"# {dataset_name}\n"]
+    if offline:
+        out.append(
+            "> [!WARNING]\n"
+            "> **Offline backend: this is not model-generated data.** Queries, reasoning and replies were\n"
+            "> written by the pipeline's deterministic templated agents (no LLM was called). The tool calls\n"
+            "> and results are real executions, but the text is not fit for training a model; it exists to\n"
+            "> test the pipeline. Re-run with an LLM backend for real data.\n"
+        )
+    writers = "deterministic templates (offline backend)" if offline else "LLM agents"
+    out.append(
+        "Synthetic multi-turn function-calling dialogues for supervised fine-tuning, generated with the\n"
+        f"FunReason-MT method ({METHOD_REFERENCE}) by `funreason-pipeline`: tool calls are sampled on an\n"
+        "environment-API graph and executed on stateful environments, queries and chain-of-thought are\n"
+        f"written by {writers}, and every turn is verified by execution before it is kept.\n"
+    )
+    out.append("## Generation\n")
+    out.append(
+        _table(
+            ["field", "value"],
+            [["day (partition)", day], ["toolsets", ", ".join(toolsets) or "-"], ["backend", backend]],
+        )
+        + "\n"
+    )
+    if models:
+        out.append("Models by agent role:\n\n" + _table(["role", "model"], sorted(models.items())) + "\n")
+    out.append("## Files and formats\n")
+    out.append(_table(["config", "file", "content"], [[n, f"`{p}`", d] for n, p, d in CARD_CONFIGS]) + "\n")
+    out.append(
+        "One SFT sample per user turn: the messages from the start of the dialogue through the end of\n"
+        "that turn. Earlier turns are context; the loss belongs on the current turn's assistant messages,\n"
+        "which start at index `train_from` (column of `samples.parquet`). `trl_prompt_completion` encodes\n"
+        "that split for TRL. LLaMA-Factory trains on every assistant message of a record, so `sharegpt`\n"
+        "holds one record per dialogue (its last turn), which trains each turn exactly once; register it\n"
+        "with the entry in `dataset_info.json`. In `bfcl_prompting` the tool results of one step are one\n"
+        "`tool` message (a JSON list) and calls are Python-like lists; parse them with\n"
+        "`funreason_pipeline.export.formats.parse_pythonic_calls`, never with `eval`.\n"
+    )
+    out.append("## Statistics\n")
+    out.append(render_stats(stats) + "\n")
+    out.append("## Decontamination\n")
+    out.append(
+        "The pipeline's filters remove rows whose user queries share a 13-word n-gram with a BFCL\n"
+        "multi-turn test question (base, miss_func, miss_param, long_context) or whose initial state\n"
+        "equals a BFCL test initial config, exact duplicates, and near-duplicate queries (MinHash,\n"
+        "Jaccard >= 0.9 on character 5-grams). Every removal is recorded with its reason in the\n"
+        "pipeline's `rejections` table; the counts are in the statistics above when the run reported them.\n"
+    )
+    out.append("## License\n")
+    out.append(
+        "Apache-2.0. Tool schemas and environment code come from the Berkeley Function Calling\n"
+        "Leaderboard (gorilla, Apache-2.0).\n"
+    )
+    return "\n".join(out)
