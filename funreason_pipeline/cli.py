@@ -14,7 +14,7 @@ from funreason_pipeline import config, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
 
 TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
-          "rejections", "llm_calls"]
+          "day_export", "rejections", "llm_calls"]
 
 
 def _defs() -> dg.Definitions:
@@ -36,6 +36,7 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
     defs = _defs()
     assets = list(defs.assets or [])
     graph_keys = ["tool_catalog", "api_graph"]
+    daily_keys = ["day_export"]
     instance = instance or dg.DagsterInstance.get()
     ok = True
     started = time.monotonic()
@@ -44,12 +45,16 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
         r1 = dg.materialize(assets, selection=graph_keys, partition_key=ts, instance=instance,
                             resources=defs.resources, raise_on_error=False)
         key = dg.MultiPartitionKey({"day": day, "toolset": ts})
-        day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys() if k.to_user_string() not in graph_keys]
+        day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()
+                    if k.to_user_string() not in graph_keys + daily_keys]
         r2 = dg.materialize(assets, selection=day_keys, partition_key=str(key), instance=instance,
                             resources=defs.resources, raise_on_error=False)
         if not (r1.success and r2.success):
             ok = False
             print(f"\n  {ts}: run failed (see `make ui` for logs)")
+    r3 = dg.materialize(assets, selection=daily_keys, partition_key=day, instance=instance,
+                        resources=defs.resources, raise_on_error=False)
+    ok = ok and r3.success
     _progress(len(toolsets), len(toolsets), "done", started)
     print(f"\nmaterialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s")
     return ok

@@ -6,7 +6,8 @@ from functools import lru_cache
 import pytest
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
-from funreason_pipeline.agents.dialogue import build_dialogue, split_samples
+from funreason_pipeline.agents.dialogue import build_dialogue
+from funreason_pipeline.export.formats import dialogue_to_samples
 from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.agents.query_check import check_query
@@ -99,7 +100,7 @@ def test_kept_reasoning_is_clean_and_samples_split_per_turn():
     for _, d in dialogues:
         text = json.dumps(d["messages"])
         assert "Hint:" not in text and "Feedback on your previous attempt" not in text
-        samples = split_samples(d)
+        samples = dialogue_to_samples(d)
         assert len(samples) == d["n_turns"]
         for s in samples:
             assert s["messages"][s["train_from"] - 1]["role"] == "user"

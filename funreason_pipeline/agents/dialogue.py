@@ -1,5 +1,5 @@
 """Phase IV: one dialogue per trajectory from its verified turns (a prefix: a later turn depends on
-the state the earlier ones left), and one SFT sample per user turn."""
+the state the earlier ones left). Splitting into per-turn samples is export.formats.dialogue_to_samples."""
 
 from __future__ import annotations
 
@@ -47,21 +47,3 @@ def build_dialogue(t: Trajectory, tools: list[ToolSpec], queries: dict[int, str]
         "n_turns": n,
         "error_tool_response": flagged,
     }, rejections
-
-
-def split_samples(dialogue: dict[str, Any]) -> list[dict[str, Any]]:
-    """One sample per user turn: all messages through the end of that turn; loss from `train_from`."""
-    msgs = dialogue["messages"]
-    user_idx = [i for i, m in enumerate(msgs) if m["role"] == "user"]
-    samples = []
-    for k, start in enumerate(user_idx):
-        end = user_idx[k + 1] if k + 1 < len(user_idx) else len(msgs)
-        samples.append({
-            "sample_id": f"{dialogue['dialogue_id']}-t{k}",
-            "dialogue_id": dialogue["dialogue_id"],
-            "turn_index": k,
-            "messages": msgs[:end],
-            "tools": dialogue["tools"],
-            "train_from": start + 1,
-        })
-    return samples

@@ -165,6 +165,25 @@ def _pick_backend(choice: str) -> str:
     return "aiohttp"
 
 
+def _transport_kind(exc: openai.APIConnectionError, timeout_s: float) -> tuple[FailureKind, str]:
+    """Timeout or connection failure, read from the cause chain: the SDK's aiohttp transport maps a
+    refused connection to a ConnectTimeout, so the exception type alone is not to be trusted."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc.__cause__ or exc.__context__
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any(isinstance(c, TimeoutError) for c in chain):
+        return FailureKind.TIMEOUT, f"no response within {timeout_s:g}s"
+    os_errors = [c for c in chain if isinstance(c, OSError)]
+    if os_errors:
+        return FailureKind.CONNECTION, f"{type(os_errors[0]).__name__}: {os_errors[0]}"
+    if isinstance(exc, openai.APITimeoutError):
+        return FailureKind.TIMEOUT, f"no response within {timeout_s:g}s"
+    c = chain[0] if chain else exc
+    return FailureKind.CONNECTION, f"{type(c).__name__}: {c}"
+
+
 def _retry_after(headers: httpx2.Headers | None, cap: float) -> float | None:
     if headers is None:
         return None
@@ -411,12 +430,16 @@ class LLMClient:
         limiter, breaker = ep.limiter, ep.breaker
         attempts = tries = rl_tries = 0
         while True:
-            if not breaker.allow():
+            admitted = breaker.allow()
+            if not admitted:
                 return self._fail(
                     job, FailureKind.CIRCUIT_OPEN,
                     f"not sent: endpoint {ep.url} declared unavailable ({ep.scrub(breaker.reason)})", attempts,
                 )
             epoch = await limiter.acquire()
+            if breaker.is_open and admitted != 2:  # opened while this request waited for a slot
+                limiter.release()
+                continue
             attempts += 1
             counters["attempts"] += 1
             if attempts == 1:
@@ -440,12 +463,8 @@ class LLMClient:
                     kind = FailureKind.HTTP_5XX
                 else:
                     kind = FailureKind.HTTP_4XX
-            except openai.APITimeoutError:
-                kind, message = FailureKind.TIMEOUT, f"no response within {job.settings.timeout_s:g}s"
-            except openai.APIConnectionError as exc:
-                cause = exc.__cause__
-                kind = FailureKind.CONNECTION
-                message = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+            except openai.APIConnectionError as exc:  # includes APITimeoutError
+                kind, message = _transport_kind(exc, job.settings.timeout_s)
             finally:
                 limiter.release()
             latency = time.perf_counter() - t0
@@ -473,6 +492,7 @@ class LLMClient:
             message = ep.scrub(message)
             if kind is FailureKind.RATE_LIMITED:
                 counters["rate_limited"] += 1
+                breaker.on_alive()
                 ra = _retry_after(headers, opts.max_retry_after_s)
                 # no window growth for Retry-After (or one round trip): do not probe again at once
                 limiter.on_overload(epoch, ra if ra is not None else ep.rtt)
@@ -487,6 +507,7 @@ class LLMClient:
                 breaker.on_failure(kind.value, message, fatal=True)
                 return self._fail(job, kind, message, attempts, status)
             elif kind is FailureKind.HTTP_4XX:
+                breaker.on_alive()
                 return self._fail(job, kind, message, attempts, status)
             else:  # 5xx, timeout, connection, bad body
                 breaker.on_failure(kind.value, message)

@@ -143,14 +143,14 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self.opened_at is not None
 
-    def allow(self) -> bool:
-        """May a request be sent now? (False while open, except one probe after the cooldown.)"""
+    def allow(self) -> int:
+        """May a request be sent now? 0: no (open); 1: yes (closed); 2: yes, as the one half-open probe."""
         if self.opened_at is None:
-            return True
+            return 1
         if not self._probing and time.monotonic() - self.opened_at >= self.cooldown_s:
             self._probing = True
-            return True
-        return False
+            return 2
+        return 0
 
     def on_success(self) -> None:
         self.consecutive = 0
@@ -160,6 +160,13 @@ class CircuitBreaker:
             self.opened_at = None
             self._probing = False
             self.reason = ""
+
+    def on_alive(self) -> None:
+        """The endpoint answered, though not with a result (429, 4xx): end a probe, count nothing else."""
+        if self._probing:
+            self.on_success()
+        else:
+            self.consecutive_connect = 0
 
     def on_failure(self, kind: str, message: str, fatal: bool = False) -> None:
         self.consecutive += 1

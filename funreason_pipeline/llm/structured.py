@@ -105,7 +105,9 @@ def parse_response(resp: LLMResponse, parser: Parser) -> tuple[bool, Any, str | 
             return True, parser.model_validate_json(text), None, None
         return True, parser(resp), None, None
     except ValidationError as exc:
-        return False, None, "parse_error", _short(str(exc))
+        errs = exc.errors(include_url=False, include_input=False)
+        msg = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in errs)
+        return False, None, "parse_error", _short(f"{exc.title}: {msg}")
     except (ValueError, TypeError, KeyError) as exc:
         return False, None, "parse_error", _short(f"{type(exc).__name__}: {exc}")
 

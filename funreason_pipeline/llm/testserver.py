@@ -22,7 +22,7 @@ header the `model` name is used as the key. `scripts[key]` is a list of answers;
 `script[min(turn, len - 1)]` where `turn` = the number of assistant messages already in the request, so
 "first answer wrong, second right" follows a conversation (a repair retry) deterministically, whatever the
 order or concurrency. An answer is a dict: `content` (str; `{last_user}` is replaced with the last user
-message), optional `tool_calls` ([{"name", "arguments" (str or object)}]), optional `finish_reason`.
+message, `{first_user}` with the first), optional `tool_calls` ([{"name", "arguments" (str or object)}]), optional `finish_reason`.
 Without a script the default answer is JSON text `{"echo": <last user message>}`.
 
 Run in-process (background thread, ephemeral port):
@@ -110,8 +110,8 @@ class _Stats:
             }
 
 
-def _last_user(messages: list[dict[str, Any]]) -> str:
-    for m in reversed(messages):
+def _last_user(messages: list[dict[str, Any]], first: bool = False) -> str:
+    for m in (messages if first else reversed(messages)):
         if m.get("role") == "user":
             c = m.get("content")
             if isinstance(c, str):
@@ -146,6 +146,8 @@ class _App:
             content = ans.get("content")
             if isinstance(content, str):
                 content = content.replace("{last_user}", last_user)
+                if "{first_user}" in content:
+                    content = content.replace("{first_user}", _last_user(messages, first=True))
             tool_calls = ans.get("tool_calls")
             finish = ans.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
         else:

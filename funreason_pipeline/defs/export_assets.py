@@ -1,0 +1,95 @@
+"""The day's combined export across toolsets, its statistics and the lineage view."""
+
+import hashlib
+import json
+from datetime import date
+from collections import Counter
+
+import dagster as dg
+import polars as pl
+
+from funreason_pipeline import config, storage
+from funreason_pipeline.defs import frames
+from funreason_pipeline.defs.partitions import day_partitions
+from funreason_pipeline.defs.resources import Store, create_lineage_view
+from funreason_pipeline.export.card import dataset_card
+from funreason_pipeline.export.formats import write_exports
+
+per_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
+MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
+
+
+def day_stats(database: str, day: str) -> dict:
+    """Cross-stage statistics for one day (read-only queries over the stage tables)."""
+    with storage.connect(database) as con:
+        def q(sql: str):
+            return con.execute(sql, [day]).fetchall()
+
+        per_stage = q("SELECT stage, reason, count(*) FROM rejections WHERE day = ? GROUP BY ALL ORDER BY 1, 3 DESC")
+        dlg = q("SELECT count(*), avg(n_turns), avg(n_calls) FROM dialogues WHERE day = ?")[0]
+        counts = {t: q(f"SELECT count(*) FROM {t} WHERE day = ?")[0][0]
+                  for t in ("trajectories", "queries", "cot_traces", "dialogues", "sft_samples")}
+        tools = con.execute("SELECT toolset, count(*) FROM tool_catalog GROUP BY 1").fetchall()
+        targets = q("SELECT toolset, count(DISTINCT t.target_tool) FROM trajectories, "
+                    "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t) WHERE day = ? GROUP BY 1")
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tokens = (con.execute("SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
+                              "FROM llm_calls").fetchone() if "llm_calls" in present else (0, 0))
+    n_tools = dict(tools)
+    coverage = {ts: round(n / n_tools[ts], 3) for ts, n in targets if n_tools.get(ts)}
+    return {
+        "rows_per_stage": counts,
+        "rejections_by_stage_and_reason": [{"stage": s, "reason": r, "count": n} for s, r, n in per_stage],
+        "dialogues": dlg[0],
+        "mean_user_turns": round(dlg[1] or 0.0, 2),
+        "mean_calls_per_dialogue": round(dlg[2] or 0.0, 2),
+        "tool_coverage_per_toolset": coverage,
+        "llm_tokens": {"input": int(tokens[0]), "output": int(tokens[1])},
+    }
+
+
+@dg.asset(
+    partitions_def=day_partitions, metadata={"partition_expr": "day"},
+    ins={"sft_samples": dg.AssetIn(partition_mapping=per_day)},
+    group_name="sft", kinds={"python", "duckdb", "parquet"}, code_version="day-export-v1",
+    description="The day's SFT set across all toolsets, exported under data/exports/<day>/ (OpenAI/TRL, "
+    "ShareGPT + LLaMA-Factory dataset_info, BFCL prompting, Parquet) with a dataset card; also refreshes "
+    "the `sample_lineage` view.",
+)
+def day_export(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
+    day = context.partition_key
+    samples = [{"sample_id": r["sample_id"], "dialogue_id": r["dialogue_id"], "turn_index": r["turn_index"],
+                "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"]),
+                "train_from": r["train_from"]} for r in sft_samples.iter_rows(named=True)]
+    out_dir = config.exports_dir(store.database) / day
+    paths = write_exports(samples, out_dir, dataset_name=f"funreason-{day}")
+    stats = day_stats(store.database, day)
+    with storage.connect(store.database) as con:
+        models = sorted({m for (ms,) in con.execute("SELECT DISTINCT models FROM dialogues WHERE day = ?", [day]).fetchall()
+                         for m in json.loads(ms) if m})
+    backend = "offline" if models in ([], ["offline"]) else "openai-compatible"
+    toolsets = sorted(set(sft_samples["toolset"].to_list())) if sft_samples.height else []
+    card = dataset_card(stats, backend, {"models": ", ".join(models) or "offline"}, day, toolsets,
+                        num_samples=len(samples))
+    (out_dir / "README.md").write_text(card)
+    create_lineage_view(store.database)
+    rows = []
+    for p in sorted([*paths.values(), out_dir / "README.md"]):
+        data = p.read_bytes()
+        rows.append({"day": date.fromisoformat(day), "file": p.name, "bytes": len(data),
+                     "sha256": hashlib.sha256(data).hexdigest()})
+    df = pl.DataFrame(rows, schema=MANIFEST_SCHEMA)
+    return dg.MaterializeResult(value=df, metadata={
+        "samples": len(samples),
+        "toolsets": len(toolsets),
+        "dialogues": stats["dialogues"],
+        "mean_user_turns": stats["mean_user_turns"],
+        "mean_calls_per_dialogue": stats["mean_calls_per_dialogue"],
+        "rows_per_stage": dg.MetadataValue.json(stats["rows_per_stage"]),
+        "rejections": dg.MetadataValue.md(frames.markdown_table(
+            pl.DataFrame(stats["rejections_by_stage_and_reason"]), max_rows=40)),
+        "tool_coverage_per_toolset": dg.MetadataValue.json(stats["tool_coverage_per_toolset"]),
+        "samples_per_toolset": dg.MetadataValue.json(dict(Counter(sft_samples["toolset"].to_list()))),
+        "exports": dg.MetadataValue.path(str(out_dir)),
+        "card": dg.MetadataValue.md(card[:20000]),
+    })

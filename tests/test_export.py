@@ -1,0 +1,459 @@
+"""Exports: OpenAI/TRL, LLaMA-Factory ShareGPT, BFCL prompting, Parquet, dataset card."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+import yaml
+
+from funreason_pipeline.export.card import CARD_CONFIGS, dataset_card
+from funreason_pipeline.export.formats import (
+    EXPORT_FILES,
+    SHAREGPT_TAGS,
+    check_sharegpt_alternation,
+    dialogue_to_samples,
+    llamafactory_dataset_info,
+    parse_pythonic_calls,
+    render_pythonic_calls,
+    split_think,
+    to_bfcl_prompting_record,
+    to_openai_jsonl_record,
+    to_sharegpt_record,
+    to_trl_prompt_completion_record,
+    write_exports,
+)
+
+
+def _tool(name, props, required=()):
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name} tool",
+            "parameters": {"type": "object", "properties": props, "required": list(required)},
+        },
+    }
+
+
+TOOLS = [
+    _tool("cd", {"folder": {"type": "string", "description": "target"}}, ["folder"]),
+    _tool("ls", {"a": {"type": "boolean", "description": "show hidden"}}),
+    _tool("pwd", {}),
+    _tool("mkdir", {"dir_name": {"type": "string", "description": "name"}}, ["dir_name"]),
+    _tool(
+        "sort_values",
+        {"values": {"type": "array", "items": {"type": "number"}}, "options": {"type": "object"}},
+        ["values"],
+    ),
+]
+
+
+def _call(k, i, name, args):
+    return {
+        "id": f"call_{k}_{i}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)},
+    }
+
+
+def _result(k, i, name, result):
+    return {"role": "tool", "tool_call_id": f"call_{k}_{i}", "name": name, "content": json.dumps(result)}
+
+
+def make_dialogue(dialogue_id="dlg-1"):
+    """3 turns, 5 tools, one step with two parallel calls, one call without reasoning, nested args."""
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant with file and math tools."},
+        # turn 0: a single call, then two parallel calls in one step
+        {
+            "role": "user",
+            "content": "Go into docs, then list everything there including hidden files and tell me where I am.",
+        },
+        {
+            "role": "assistant",
+            "content": "<think>\nI must enter docs first.\n</think>",
+            "tool_calls": [_call(0, 0, "cd", {"folder": "docs"})],
+        },
+        _result(0, 0, "cd", {"current_working_directory": "docs"}),
+        {
+            "role": "assistant",
+            "content": "<think>\nNow list with hidden files and print the path.\n</think>",
+            "tool_calls": [_call(0, 1, "ls", {"a": True}), _call(0, 2, "pwd", {})],
+        },
+        _result(0, 1, "ls", {"current_directory_content": [".env", "notes.txt"]}),
+        _result(0, 2, "pwd", {"current_working_directory": "/workspace/docs"}),
+        {"role": "assistant", "content": "You are in /workspace/docs; it holds .env and notes.txt."},
+        # turn 1: no reasoning, a string with both quote kinds
+        {"role": "user", "content": 'Create a folder named it\'s "new" here.'},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [_call(1, 0, "mkdir", {"dir_name": 'it\'s "new"'})],
+        },
+        _result(1, 0, "mkdir", None),
+        {"role": "assistant", "content": "Done: the folder exists now."},
+        # turn 2: nested literal arguments (list with float/negative, dict with bool/None)
+        {"role": "user", "content": "Sort 3, 1.5 and -2 in reverse order please."},
+        {
+            "role": "assistant",
+            "content": "<think>\nOne call with reverse=true.\n</think>",
+            "tool_calls": [
+                _call(
+                    2, 0, "sort_values", {"values": [3, 1.5, -2], "options": {"reverse": True, "key": None}}
+                )
+            ],
+        },
+        _result(2, 0, "sort_values", {"sorted": [3, 1.5, -2]}),
+        {"role": "assistant", "content": "Sorted descending: 3, 1.5, -2."},
+    ]
+    return {
+        "dialogue_id": dialogue_id,
+        "trajectory_id": f"traj-{dialogue_id}",
+        "toolset": "fs_math",
+        "tools": TOOLS,
+        "messages": msgs,
+    }
+
+
+@pytest.fixture
+def samples():
+    return dialogue_to_samples(make_dialogue("dlg-1")) + dialogue_to_samples(make_dialogue("dlg-2"))
+
+
+def _assistant_calls(messages):
+    return [
+        [
+            {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+            for c in m["tool_calls"]
+        ]
+        for m in messages
+        if m["role"] == "assistant" and m.get("tool_calls")
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+def test_dialogue_to_samples_one_per_turn():
+    dlg = make_dialogue()
+    out = dialogue_to_samples(dlg)
+    assert [s["turn_index"] for s in out] == [0, 1, 2]
+    assert [s["train_from"] for s in out] == [2, 9, 13]
+    for s in out:
+        assert s["messages"][s["train_from"] - 1]["role"] == "user"
+        assert s["messages"][-1]["role"] == "assistant" and not s["messages"][-1].get("tool_calls")
+        assert s["messages"] == dlg["messages"][: len(s["messages"])]
+    assert out[-1]["messages"] == dlg["messages"]
+
+
+def test_openai_record_has_object_arguments_and_tools(samples):
+    rec = to_openai_jsonl_record(samples[0])
+    assert set(rec) == {"messages", "tools"}
+    assert rec["tools"] == TOOLS
+    calls = [c for m in rec["messages"] if m.get("tool_calls") for c in m["tool_calls"]]
+    assert [c["function"]["arguments"] for c in calls] == [{"folder": "docs"}, {"a": True}, {}]
+    assert all(c["type"] == "function" and c["id"].startswith("call_") for c in calls)
+    # the canonical sample is not mutated (still JSON strings)
+    assert isinstance(samples[0]["messages"][2]["tool_calls"][0]["function"]["arguments"], str)
+
+
+def test_trl_prompt_completion_splits_at_train_from(samples):
+    s = samples[1]
+    rec = to_trl_prompt_completion_record(s)
+    assert len(rec["prompt"]) == s["train_from"] and rec["prompt"][-1]["role"] == "user"
+    assert rec["completion"][0]["role"] == "assistant" and rec["completion"][-1]["content"].startswith("Done")
+
+
+def test_sharegpt_alternation_and_parallel_calls(samples):
+    full = samples[2]  # all three turns
+    rec = to_sharegpt_record(full)
+    check_sharegpt_alternation(rec)
+    roles = [m["from"] for m in rec["conversations"]]
+    assert roles == [
+        "human",
+        "function_call",
+        "observation",
+        "function_call",
+        "observation",
+        "gpt",
+        "human",
+        "function_call",
+        "observation",
+        "gpt",
+        "human",
+        "function_call",
+        "observation",
+        "gpt",
+    ]
+    for i, role in enumerate(roles, start=1):  # LLaMA-Factory: human/observation odd, gpt/function_call even
+        assert (role in ("human", "observation")) == (i % 2 == 1)
+    assert rec["system"] == full["messages"][0]["content"]
+    assert json.loads(rec["tools"]) == [t["function"] for t in TOOLS]
+
+    # What LLaMA-Factory's FunctionFormatter does: cut the thought block, json.loads the rest.
+    thought = re.compile(r"<think>\n(.*?)\n</think>\n\n", re.DOTALL)
+    decoded = []
+    for m in rec["conversations"]:
+        if m["from"] == "function_call":
+            calls = json.loads(thought.sub("", m["value"], count=1))
+            assert isinstance(calls, list)
+            decoded.append(calls)
+    assert decoded == _assistant_calls(full["messages"])
+    # the parallel step's two results became ONE observation: a JSON list in call order
+    assert json.loads(rec["conversations"][4]["value"]) == [
+        {"current_directory_content": [".env", "notes.txt"]},
+        {"current_working_directory": "/workspace/docs"},
+    ]
+
+
+def test_sharegpt_alternation_checker_rejects_bad_orders():
+    with pytest.raises(ValueError):
+        check_sharegpt_alternation(
+            {"conversations": [{"from": "human", "value": "a"}, {"from": "human", "value": "b"}]}
+        )
+    with pytest.raises(ValueError):  # odd count: ends on an observation
+        check_sharegpt_alternation(
+            {
+                "conversations": [
+                    {"from": "human", "value": "a"},
+                    {"from": "function_call", "value": "[]"},
+                    {"from": "observation", "value": "x"},
+                ]
+            }
+        )
+    bad = make_dialogue()
+    bad["messages"].insert(3, {"role": "tool", "tool_call_id": "x", "name": "cd", "content": "{}"})
+    bad["messages"].insert(2, {"role": "tool", "tool_call_id": "x", "name": "cd", "content": "{}"})
+    with pytest.raises(ValueError):
+        to_sharegpt_record(dialogue_to_samples(bad)[0])
+
+
+def test_llamafactory_dataset_info_entry():
+    info = llamafactory_dataset_info("funreason_mt", "sharegpt.jsonl")
+    entry = info["funreason_mt"]
+    assert entry["file_name"] == "sharegpt.jsonl"
+    assert entry["formatting"] == "sharegpt"
+    assert entry["columns"] == {"messages": "conversations", "system": "system", "tools": "tools"}
+    assert entry["tags"] == SHAREGPT_TAGS
+    assert {"role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag"} <= set(
+        entry["tags"]
+    )
+
+
+def test_bfcl_prompting_round_trip(samples):
+    full = samples[2]
+    rec = to_bfcl_prompting_record(full)
+    msgs = rec["messages"]
+    assert msgs[0]["role"] == "system" and '"name": "sort_values"' in msgs[0]["content"]
+    assert "[func_name1(params_name1=params_value1" in msgs[0]["content"]
+    assert msgs[rec["train_from"] - 1]["role"] == "user" and msgs[rec["train_from"] - 1][
+        "content"
+    ].startswith("Sort")
+
+    names = {t["function"]["name"] for t in TOOLS}
+    parsed, tool_msgs = [], []
+    for m in msgs[1:]:
+        if m["role"] == "tool":
+            tool_msgs.append(json.loads(m["content"]))
+        elif m["role"] == "assistant" and re.search(r"\]\s*$", m["content"]):
+            _reasoning, call_text = split_think(m["content"])
+            parsed.append(parse_pythonic_calls(call_text, allowed_names=names))
+    assert parsed == _assistant_calls(full["messages"])
+    assert "[ls(a=True), pwd()]" in msgs[4]["content"]
+    assert "[mkdir(dir_name='it\\'s \"new\"')]" in [m["content"] for m in msgs]
+    assert "sort_values(options={'key': None, 'reverse': True}, values=[3, 1.5, -2])" in msgs[-3]["content"]
+    # one tool message per step; the parallel step's results merged into one JSON list
+    assert len(tool_msgs) == 4 and len(tool_msgs[1]) == 2 and tool_msgs[2] == [None]
+
+
+def test_render_rejects_what_has_no_call_syntax():
+    with pytest.raises(ValueError):
+        render_pythonic_calls([{"name": "f", "arguments": {"from": 1}}])  # keyword
+    with pytest.raises(ValueError):
+        render_pythonic_calls([{"name": "f", "arguments": {"a-b": 1}}])
+    with pytest.raises(ValueError):
+        render_pythonic_calls([{"name": "f", "arguments": {"x": float("nan")}}])
+    with pytest.raises(ValueError):
+        render_pythonic_calls([{"name": "os.system(1)", "arguments": {}}])
+
+
+def test_dotted_names_need_the_allow_list():
+    text = render_pythonic_calls([{"name": "GorillaFileSystem.cd", "arguments": {"folder": "x"}}])
+    assert parse_pythonic_calls(text, allowed_names={"GorillaFileSystem.cd"}) == [
+        {"name": "GorillaFileSystem.cd", "arguments": {"folder": "x"}}
+    ]
+    with pytest.raises(ValueError, match="attribute call"):
+        parse_pythonic_calls(text)
+
+
+def test_hostile_call_strings_are_rejected_and_never_run(tmp_path):
+    canary = tmp_path / "canary"
+    c = str(canary)
+    hostile = [
+        f"__import__('os').system('touch {c}')",
+        f"[__import__('os').system('touch {c}')]",
+        f"[cd(folder=__import__('os').system('touch {c}'))]",
+        f"[cd(folder=__import__('pathlib').Path('{c}').touch())]",
+        f"[os.system(command='touch {c}')]",
+        f"[(lambda: __import__('os').system('touch {c}'))()]",
+        f"[cd(folder=lambda: open('{c}', 'w'))]",
+        f"[cd(folder=f\"{{__import__('os').system('touch {c}')}}\")]",
+        f'[cd(folder=f\'{{open("{c}", "w")}}\')]',
+        f"[open('{c}', 'w')]",  # positional arguments
+        "[cd(folder=().__class__.__bases__[0].__subclasses__())]",
+        "[cd(folder='a')][0]",
+        "[cd(**{'folder': 'x'})]",
+        "[cd(folder='a', folder='b')]",
+        "[cd(folder={1, 2})]",
+        "[cd(folder=1j)]",
+        "[cd(folder=b'x')]",
+        "[cd(folder=...)]",
+        f"import os; os.system('touch {c}')",
+        f"[cd(folder='x') for _ in [open('{c}', 'w')]]",
+        "(" * 5000 + ")" * 5000,
+        "[" + "cd(folder='x'), " * 10 + "42]",
+        "",
+    ]
+    for text in hostile:
+        with pytest.raises(ValueError):
+            parse_pythonic_calls(text)
+    # a syntactically plain call is data, not code: parsed, not run, and stopped by the allow-list
+    opened = f"[open(file='{c}', mode='w')]"
+    assert parse_pythonic_calls(opened) == [{"name": "open", "arguments": {"file": c, "mode": "w"}}]
+    with pytest.raises(ValueError, match="unknown tool"):
+        parse_pythonic_calls(opened, allowed_names={"cd", "ls"})
+    assert not canary.exists()
+
+
+def test_parse_accepts_tuples_bare_calls_and_empty_lists():
+    assert parse_pythonic_calls("[]") == []
+    assert parse_pythonic_calls(" ls(a=False) ") == [{"name": "ls", "arguments": {"a": False}}]
+    assert parse_pythonic_calls("[f(x=(1, -2.5), y={'k': [None]})]") == [
+        {"name": "f", "arguments": {"x": [1, -2.5], "y": {"k": [None]}}}
+    ]
+
+
+def _load_all(paths, cache_dir):
+    from datasets import load_dataset
+
+    out = {}
+    for kind in ("openai", "trl_prompt_completion", "sharegpt", "bfcl_prompting"):
+        out[kind] = load_dataset("json", data_files=str(paths[kind]), split="train", cache_dir=str(cache_dir))
+    out["parquet"] = load_dataset(
+        "parquet", data_files=str(paths["parquet"]), split="train", cache_dir=str(cache_dir)
+    )
+    return out
+
+
+def test_exports_load_with_hf_datasets(samples, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    paths = write_exports(samples, tmp_path / "out", "funreason_mt")
+    assert {k: p.name for k, p in paths.items()} == EXPORT_FILES
+    ds = _load_all(paths, tmp_path / "hf_cache")
+    n = len(samples)
+    assert ds["openai"].num_rows == n and ds["trl_prompt_completion"].num_rows == n
+    assert ds["bfcl_prompting"].num_rows == n and ds["parquet"].num_rows == n
+    assert ds["sharegpt"].num_rows == 2  # one record per dialogue (its last turn)
+
+    first = ds["openai"][0]  # sorted by dialogue, turn
+    assert first["messages"] == to_openai_jsonl_record(samples[0])["messages"]
+    assert first["tools"] == TOOLS
+    for row in ds["sharegpt"]:
+        check_sharegpt_alternation(row)
+        assert json.loads(row["tools"])[0]["name"] == "cd"
+    pq = ds["parquet"]
+    assert pq.column_names == ["sample_id", "dialogue_id", "turn_index", "messages", "tools", "train_from"]
+    assert [json.loads(m) for m in pq["messages"]] == [s["messages"] for s in samples]
+    assert pq["train_from"] == [s["train_from"] for s in samples]
+    info = json.loads(paths["dataset_info"].read_text())
+    assert info == llamafactory_dataset_info("funreason_mt", "sharegpt.jsonl")
+
+
+def test_exports_are_byte_identical(samples, tmp_path):
+    a = write_exports(samples, tmp_path / "a", "funreason_mt")
+    shuffled = list(samples)
+    random.Random(7).shuffle(shuffled)
+    b = write_exports(shuffled, tmp_path / "b", "funreason_mt")
+    again = write_exports(samples, tmp_path / "a", "funreason_mt")  # overwrite in place
+    # rows as they come from the sft_samples table: JSON text columns, train_from derived
+    rows = [
+        {k: json.dumps(v) if k in ("messages", "tools") else v for k, v in s.items() if k != "train_from"}
+        for s in samples
+    ]
+    c = write_exports(rows, tmp_path / "c", "funreason_mt")
+    for kind in EXPORT_FILES:
+        assert a[kind].read_bytes() == b[kind].read_bytes() == again[kind].read_bytes(), kind
+        assert a[kind].read_bytes() == c[kind].read_bytes(), kind
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_duplicate_sample_ids_are_refused(samples, tmp_path):
+    with pytest.raises(ValueError, match="duplicate sample_id"):
+        write_exports(samples + samples[:1], tmp_path, "x")
+
+
+# --------------------------------------------------------------------------------------------------
+STATS = {
+    "dialogues": 120,
+    "samples": 480,
+    "near_duplicate_rate": 0.0125,
+    "yield": {
+        "trajectories": {"in": 200, "out": 180, "rejected": {"dead_end": 20}},
+        "queries": {"in": 180, "out": 150, "rejected": {"leaks_value": 25, "too_easy": 5}},
+    },
+    "turns_per_dialogue": {"mean": 4.1, "min": 2, "max": 7},
+    "tool_coverage": {"fs_math": 0.97},
+    "tokens": {"input": 1_234_567, "output": 345_678},
+}
+
+
+def _front_matter(card):
+    assert card.startswith("---\n")
+    head, _, body = card[4:].partition("\n---\n")
+    return yaml.safe_load(head), body
+
+
+def test_dataset_card_header_and_stats():
+    card = dataset_card(
+        STATS,
+        "openai-compatible",
+        {"querying": "qwen3-32b", "reasoning": "qwen3-235b"},
+        "2026-01-15",
+        ["fs_math", "travel"],
+        dataset_name="funreason-mt-demo",
+    )
+    meta, body = _front_matter(card)
+    assert meta["license"] == "apache-2.0"
+    assert meta["task_categories"] == ["text-generation"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert [c["data_files"][0]["path"] for c in meta["configs"]] == [p for _, p, _ in CARD_CONFIGS]
+    assert set(EXPORT_FILES.values()) - {"dataset_info.json"} == {
+        c["data_files"][0]["path"] for c in meta["configs"]
+    }
+    assert meta["configs"][0]["default"] is True
+    assert "WARNING" not in card and "Offline backend" not in card
+    for text in (
+        "qwen3-235b",
+        "2026-01-15",
+        "fs_math, travel",
+        "| queries | 180 | 150 | leaks_value: 25, too_easy: 5 |",
+        "| mean | 4.1 |",
+        "| near_duplicate_rate | 0.0125 |",
+        "| input | 1,234,567 |",
+    ):
+        assert text in body, text
+    # Hub metadata parser (local, no network) accepts the header
+    from huggingface_hub import DatasetCard
+
+    data = DatasetCard(card).data.to_dict()
+    assert data["license"] == "apache-2.0" and len(data["configs"]) == len(CARD_CONFIGS)
+
+
+def test_dataset_card_warns_for_offline_backend():
+    card = dataset_card({}, "offline", {"querying": "offline-template-v1"}, "2026-01-15", ["fs_math"])
+    meta, body = _front_matter(card)
+    assert "offline-backend-not-model-data" in meta["tags"]
+    assert body.index("Offline backend: this is not model-generated data") < body.index("## Generation")
+    assert dataset_card({}, "offline", {}, "d", []) == dataset_card({}, "offline", {}, "d", [])
