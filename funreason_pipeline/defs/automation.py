@@ -18,7 +18,7 @@ graph_job = dg.define_asset_job(
 # the day's synthesis for one toolset: Phase I through the SFT set
 synthesis_job = dg.define_asset_job(
     "nightly_synthesis",
-    selection=dg.AssetSelection.groups("phase1_trajectories", "synthesis", "sft"),
+    selection=dg.AssetSelection.groups("phase1_trajectories", "synthesis", "sft") - dg.AssetSelection.assets("day_export"),
     description="Trajectories -> queries -> CoT traces -> dialogues -> SFT samples for a day x toolset.",
 )
 
@@ -39,3 +39,20 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
     for toolset in toolset_partitions.get_partition_keys():
         key = dg.MultiPartitionKey({"day": yesterday, "toolset": toolset})
         yield dg.RunRequest(run_key=f"{yesterday}|{toolset}", partition_key=str(key))
+
+
+export_job = dg.define_asset_job(
+    "combined_day_export", selection=dg.AssetSelection.assets("day_export"),
+    description="The day's combined export across toolsets, dataset card and lineage view.",
+)
+EXPORT_HOUR = (NIGHTLY_HOUR + 3) % 24
+
+
+@dg.schedule(
+    job=export_job, cron_schedule=f"0 {EXPORT_HOUR} * * *", execution_timezone="UTC",
+    name="nightly_export_schedule",
+    description=f"At {EXPORT_HOUR:02d}:00 UTC: yesterday's combined export (after the synthesis runs).",
+)
+def nightly_export_schedule(context: dg.ScheduleEvaluationContext):
+    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"export|{yesterday}", partition_key=yesterday)
