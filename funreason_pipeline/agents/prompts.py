@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from funreason_pipeline.seeds import short_hash
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
+
+
+def prompt_dir() -> Path:
+    """The package's prompts, or `FUNREASON_PROMPTS_DIR` (a copy to experiment with)."""
+    return Path(os.environ.get("FUNREASON_PROMPTS_DIR") or PROMPT_DIR)
 ROLES = ("tooling", "querying", "reasoning", "critic", "reply", "system")
 
 
 @lru_cache(maxsize=None)
-def _read(role: str, mtime: float) -> str:
-    return (PROMPT_DIR / f"{role}.md").read_text()
+def _read(path: str, mtime_ns: int) -> str:
+    return Path(path).read_text()
 
 
 def prompt(role: str) -> str:
-    path = PROMPT_DIR / f"{role}.md"
+    path = prompt_dir() / f"{role}.md"
     if not path.exists():
         raise FileNotFoundError(f"no prompt file for role {role!r}: {path}")
-    return _read(role, path.stat().st_mtime)
+    return _read(str(path), path.stat().st_mtime_ns)
 
 
 def prompt_version(*roles: str) -> str:

@@ -79,7 +79,8 @@ def day_export(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.
         rows.append({"day": date.fromisoformat(day), "file": p.name, "bytes": len(data),
                      "sha256": hashlib.sha256(data).hexdigest()})
     df = pl.DataFrame(rows, schema=MANIFEST_SCHEMA)
-    return dg.MaterializeResult(value=df, metadata={
+    return dg.MaterializeResult(
+value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "samples": len(samples),
         "toolsets": len(toolsets),
         "dialogues": stats["dialogues"],

@@ -89,3 +89,19 @@ def markdown_table(df: pl.DataFrame, max_rows: int = 8, max_chars: int = 80) -> 
         cells = [str(v).replace("|", "\\|").replace("\n", " ")[:max_chars] for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+LINEAGE_COLUMNS = ("prompt_version", "prompt_versions", "model", "models")
+
+
+def content_version(df: pl.DataFrame) -> str:
+    """A data version from the frame's content, so an unchanged output does not mark descendants stale.
+
+    Lineage columns (which prompt/model made a row) are left out: a prompt edit that changes no
+    output should not re-run everything below it. The lineage itself stays exact in each stage's
+    own rows (see the `sample_lineage` view).
+    """
+    import hashlib
+
+    body = df.drop([c for c in LINEAGE_COLUMNS if c in df.columns])
+    return hashlib.sha256(body.write_ndjson().encode()).hexdigest()[:16]

@@ -43,7 +43,8 @@ def tool_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult[pl.D
     tools = toolset_tools(ts)
     df = frames.catalog_frame(ts.name, tools)
     per_class = Counter(t.class_name for t in tools)
-    return dg.MaterializeResult(value=df, metadata={
+    return dg.MaterializeResult(
+value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "tools": len(tools),
         "tools_per_class": dg.MetadataValue.json(dict(per_class)),
         "preview": dg.MetadataValue.md(frames.markdown_table(df.select("class_name", "tool_name", "description"))),
@@ -71,7 +72,8 @@ def api_graph(context: dg.AssetExecutionContext, tool_catalog: pl.DataFrame) -> 
     counts = graph.edge_counts()
     cross = sum(1 for e in edges if graph.tools[e.src_tool].class_name != graph.tools[e.dst_tool].class_name)
     df = frames.graph_frame(ts.name, edges, version)
-    return dg.MaterializeResult(value=df, metadata={
+    return dg.MaterializeResult(
+value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "nodes": len(tools),
         "data_edges": counts["data"],
         "state_edges": counts["state"],
@@ -139,7 +141,7 @@ def trajectories(
     n_calls = int(df["n_calls"].sum()) if df.height else 0
     reasons = Counter(r.reason for r in result.rejections)
     return dg.MaterializeResult(
-        value=df,
+        value=df, data_version=dg.DataVersion(frames.content_version(df)),
         metadata={
             "trajectories": df.height,
             "calls": n_calls,

@@ -109,7 +109,7 @@ def sft_samples(context: dg.AssetExecutionContext, store: Store, dialogues: pl.D
     (out_dir / "README.md").write_text(card)
     turns_in = stats["turns_sampled"]
     return dg.MaterializeResult(
-        value=df,
+        value=df, data_version=dg.DataVersion(frames.content_version(df)),
         metadata={
             "samples": df.height,
             "dialogues": stats["dialogues"],

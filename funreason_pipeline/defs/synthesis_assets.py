@@ -72,7 +72,8 @@ def queries(context: dg.AssetExecutionContext, store: Store, trajectories: pl.Da
                         "query": r.query, "prompt_version": r.prompt_version, "model": r.model}
                        for r in result.rows], schema=QUERIES_SCHEMA)
     turns_in = sum(len(t.turns) for t in trajs)
-    return dg.MaterializeResult(value=df, metadata={
+    return dg.MaterializeResult(
+value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "turns_in": turns_in, "queries": df.height,
         "yield": round(df.height / turns_in, 3) if turns_in else 0.0,
         "rejections_by_reason": dg.MetadataValue.json(dict(Counter(r.reason for r in result.rejections))),
@@ -114,7 +115,8 @@ def cot_traces(context: dg.AssetExecutionContext, config: CotConfig, store: Stor
                         "reply": r.reply, "prompt_version": r.prompt_version, "model": r.model}
                        for r in result.rows], schema=COT_SCHEMA)
     passed = int(df["passed"].sum()) if df.height else 0
-    return dg.MaterializeResult(value=df, metadata={
+    return dg.MaterializeResult(
+value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "queries_in": queries.height, "traces": df.height, "passed": passed,
         "pass_rate": round(passed / df.height, 3) if df.height else 0.0,
         "attempts_histogram": dg.MetadataValue.json(dict(Counter(df["attempts"].to_list()))) if df.height else {},
@@ -168,7 +170,8 @@ def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store:
                      "prompt_versions": frames.dumps(versions)})
     store.replace_rejections("dialogues", the_day, toolset, rejections)
     df = pl.DataFrame(rows, schema=DIALOGUES_SCHEMA)
-    return dg.MaterializeResult(value=df, metadata={
+    return dg.MaterializeResult(
+value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "dialogues": df.height,
         "mean_user_turns": round(float(df["n_turns"].mean()), 2) if df.height else 0.0,
         "mean_calls": round(float(df["n_calls"].mean()), 2) if df.height else 0.0,

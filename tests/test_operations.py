@@ -1,0 +1,83 @@
+"""Operations: schedules, prompt-versioned staleness, lineage."""
+
+import importlib
+import shutil
+from datetime import datetime, timezone
+
+import dagster as dg
+import duckdb
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from funreason_pipeline.agents import prompts
+from funreason_pipeline.defs.resources import build_resources
+from funreason_pipeline.environments.toolsets import load_toolsets
+
+
+def test_nightly_schedule_requests_yesterday_for_every_toolset():
+    from funreason_pipeline.definitions import defs
+
+    d = defs()
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 3, 2, 0, tzinfo=timezone.utc),
+                                    repository_def=d.get_repository_def())
+    reqs = list(d.resolve_schedule_def("nightly_synthesis_schedule").evaluate_tick(ctx).run_requests)
+    assert sorted(r.partition_key for r in reqs) == sorted(f"2026-02-02|{t.name}" for t in load_toolsets())
+    export = list(d.resolve_schedule_def("nightly_export_schedule").evaluate_tick(ctx).run_requests)
+    assert [r.partition_key for r in export] == ["2026-02-02"]
+
+
+def _assets():
+    from funreason_pipeline.defs import phase1_assets, sft_assets, synthesis_assets
+
+    synthesis_assets = importlib.reload(synthesis_assets)  # code versions hash the prompt files at import
+    return {
+        "graph": [phase1_assets.tool_catalog, phase1_assets.api_graph],
+        "day": [phase1_assets.trajectories, synthesis_assets.queries, synthesis_assets.cot_traces,
+                synthesis_assets.dialogues, sft_assets.sft_samples],
+    }
+
+
+def test_prompt_edit_marks_exactly_the_asset_and_lets_unchanged_output_stop_the_cascade(tmp_db, tmp_path,
+                                                                                       monkeypatch):
+    pdir = tmp_path / "prompts"
+    shutil.copytree(prompts.PROMPT_DIR, pdir)
+    monkeypatch.setenv("FUNREASON_PROMPTS_DIR", str(pdir))
+    res = build_resources(str(tmp_db))
+    key = str(dg.MultiPartitionKey({"day": "2026-04-01", "toolset": "tickets"}))
+    with dg.instance_for_test() as inst:
+        a = _assets()
+        everything = a["graph"] + a["day"]
+        assert dg.materialize(everything, selection=["tool_catalog", "api_graph"], partition_key="tickets",
+                              resources=res, instance=inst).success
+        assert dg.materialize(everything, selection=[x.key for x in a["day"]], partition_key=key,
+                              resources=res, instance=inst).success
+
+        def status(assets):
+            r = get_stale_status_resolver(inst, assets)
+            return {x.key.to_user_string(): r.get_status(x.key, key) for x in assets if x in assets[2:]}
+
+        assert set(status(everything).values()) == {StaleStatus.FRESH}
+        (pdir / "reasoning.md").write_text((pdir / "reasoning.md").read_text() + "\nBe concise.\n")
+        a = _assets()
+        everything = a["graph"] + a["day"]
+        st = status(everything)
+        assert st["cot_traces"] == StaleStatus.STALE
+        assert st["queries"] == StaleStatus.FRESH and st["trajectories"] == StaleStatus.FRESH
+        # rerun the edited asset: offline reasoning does not read the prompt, so the content (and its
+        # data version) is unchanged and the descendants stay fresh instead of cascading
+        assert dg.materialize(everything, selection=["cot_traces"], partition_key=key, resources=res,
+                              instance=inst).success
+        st = status(everything)
+        assert set(st.values()) == {StaleStatus.FRESH}, st
+
+
+def test_lineage_view_traces_a_sample_to_its_origins(tmp_db):
+    from funreason_pipeline.cli import run_demo
+
+    with dg.instance_for_test() as inst:
+        assert run_demo("2026-04-02", ["messages"], instance=inst)
+    with duckdb.connect(str(tmp_db), read_only=True) as con:
+        row = con.execute("SELECT sample_id, trajectory_id, scenario, graph_version, query_model, cot_model, "
+                          "cot_prompt_version FROM sample_lineage LIMIT 1").fetchone()
+    assert row is not None and all(v is not None for v in row)
+    assert row[4] == "offline" and row[5] == "offline"
