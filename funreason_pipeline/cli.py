@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
 
 import dagster as dg
@@ -32,32 +33,50 @@ def _progress(done: int, total: int, label: str, started: float) -> None:
     sys.stdout.flush()
 
 
-def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None) -> bool:
+def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None) -> bool:
+    """Graph assets for the toolset, then the day's synthesis for it (two runs: two partitionings)."""
     defs = _defs()
     assets = list(defs.assets or [])
-    graph_keys = ["tool_catalog", "api_graph"]
-    daily_keys = ["day_export"]
     instance = instance or dg.DagsterInstance.get()
-    ok = True
-    started = time.monotonic()
-    for i, ts in enumerate(toolsets):
-        _progress(i, len(toolsets), ts, started)
-        r1 = dg.materialize(assets, selection=graph_keys, partition_key=ts, instance=instance,
-                            resources=defs.resources, raise_on_error=False)
-        key = dg.MultiPartitionKey({"day": day, "toolset": ts})
-        day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()
-                    if k.to_user_string() not in graph_keys + daily_keys]
-        r2 = dg.materialize(assets, selection=day_keys, partition_key=str(key), instance=instance,
-                            resources=defs.resources, raise_on_error=False)
-        if not (r1.success and r2.success):
-            ok = False
-            print(f"\n  {ts}: run failed (see `make ui` for logs)")
-    r3 = dg.materialize(assets, selection=daily_keys, partition_key=day, instance=instance,
+    graph_keys = ["tool_catalog", "api_graph"]
+    r1 = dg.materialize(assets, selection=graph_keys, partition_key=ts, instance=instance,
                         resources=defs.resources, raise_on_error=False)
-    ok = ok and r3.success
-    _progress(len(toolsets), len(toolsets), "done", started)
+    key = dg.MultiPartitionKey({"day": day, "toolset": ts})
+    day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()
+                if k.to_user_string() not in graph_keys + DAILY_KEYS]
+    r2 = dg.materialize(assets, selection=day_keys, partition_key=str(key), instance=instance,
+                        resources=defs.resources, raise_on_error=False)
+    return r1.success and r2.success
+
+
+DAILY_KEYS = ["day_export"]
+
+
+def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, workers: int = 1) -> bool:
+    """Materialize `day` for every toolset (in `workers` processes), then the day's combined export."""
+    started = time.monotonic()
+    failed = []
+    _progress(0, len(toolsets), "", started)
+    if workers > 1 and instance is None:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_materialize_toolset, day, ts): ts for ts in toolsets}
+            for i, fut in enumerate(as_completed(futures), 1):
+                if not fut.result():
+                    failed.append(futures[fut])
+                _progress(i, len(toolsets), futures[fut], started)
+    else:
+        for i, ts in enumerate(toolsets, 1):
+            if not _materialize_toolset(day, ts, instance):
+                failed.append(ts)
+            _progress(i, len(toolsets), ts, started)
+    defs = _defs()
+    r3 = dg.materialize(list(defs.assets or []), selection=DAILY_KEYS, partition_key=day,
+                        instance=instance or dg.DagsterInstance.get(), resources=defs.resources,
+                        raise_on_error=False)
+    for ts in failed:
+        print(f"\n  {ts}: run failed (see `make ui` for logs)")
     print(f"\nmaterialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s")
-    return ok
+    return not failed and r3.success
 
 
 def summary() -> str:
@@ -85,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="materialize one day's partition of every toolset")
     demo.add_argument("--day", default=date.today().isoformat())
     demo.add_argument("--toolsets", default="", help="comma-separated subset (default: all)")
+    demo.add_argument("--workers", type=int, default=2, help="toolsets materialized in parallel processes")
     sub.add_parser("summary", help="rows per table and where things are")
     args = parser.parse_args(argv)
     if args.cmd == "summary":
@@ -95,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(names))
     if unknown:
         parser.error(f"unknown toolsets: {unknown}; known: {names}")
-    ok = run_demo(args.day, chosen)
+    ok = run_demo(args.day, chosen, workers=args.workers)
     print(summary())
     print("\nOpen the Dagster UI with `make ui` (dg dev, DAGSTER_HOME under data/).")
     return 0 if ok else 1

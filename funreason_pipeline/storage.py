@@ -41,7 +41,7 @@ def connect(
             if not any(m in str(exc) for m in _LOCK_MARKERS) or time.monotonic() > deadline:
                 raise
             time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.5)
     try:
         yield con
     finally:

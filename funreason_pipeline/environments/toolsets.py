@@ -2,6 +2,8 @@
 
 A World holds one live environment per class of a toolset and routes tool names to them. Tool names
 are unique inside a toolset: when two classes share a method name, both get a `Class.method` prefix.
+A class is a BFCL class name or a user class `package.module:ClassName` (environments/user.py), whose
+options (scenario source, schema file) sit in the toolset's `environments` mapping.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from funreason_pipeline import config
 from funreason_pipeline.environments.base import (
@@ -22,6 +24,7 @@ from funreason_pipeline.environments.base import (
     ToolResult,
 )
 from funreason_pipeline.environments.bfcl import BFCL_CLASSES, BfclFactory
+from funreason_pipeline.environments.user import EnvironmentOptions, is_import_path, user_factory
 from funreason_pipeline.models import ToolSpec
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -30,6 +33,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 class ToolsetConfig(BaseModel):
     name: str
     classes: list[str] = Field(min_length=1, max_length=3)
+    # options of user classes, keyed like `classes`; file paths in them are made absolute on load
+    environments: dict[str, EnvironmentOptions] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -45,13 +50,26 @@ class ToolsetConfig(BaseModel):
             raise ValueError(f"classes repeat: {v}")
         return v
 
+    @model_validator(mode="after")
+    def _options_name_classes(self) -> ToolsetConfig:
+        stray = sorted(set(self.environments) - set(self.classes))
+        if stray:
+            raise ValueError(f"environments {stray} are not among the toolset's classes {self.classes}")
+        return self
+
+    def factory(self, class_ref: str) -> EnvironmentFactory:
+        return factory_for(class_ref, options=self.environments.get(class_ref))
+
 
 class ToolsetFile(BaseModel):
     toolsets: list[ToolsetConfig] = Field(min_length=1)
 
 
-def parse_toolsets(text: str, source: str = "<toolsets>") -> list[ToolsetConfig]:
-    """Parse and validate a toolset config; any problem is an error naming the file and the entry."""
+def parse_toolsets(text: str, source: str = "<toolsets>", base_dir: Path | None = None) -> list[ToolsetConfig]:
+    """Parse and validate a toolset config; any problem is an error naming the file and the entry.
+
+    Relative file paths in `environments` options resolve against `base_dir` (the config's folder).
+    """
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -59,20 +77,40 @@ def parse_toolsets(text: str, source: str = "<toolsets>") -> list[ToolsetConfig]
     try:
         parsed = ToolsetFile.model_validate(raw)
     except ValidationError as exc:
-        raise EnvironmentConfigError(f"{source}: invalid toolset config:\n{exc}") from exc
+        raise EnvironmentConfigError(f"{source}: invalid toolset config:\n{_explain(exc, raw)}") from exc
     names = [t.name for t in parsed.toolsets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise EnvironmentConfigError(f"{source}: toolset names repeat: {dupes}")
-    for ts in parsed.toolsets:
+    base = base_dir or Path.cwd()
+    toolsets = [ts.model_copy(update={"environments": {c: o.resolved(base) for c, o in ts.environments.items()}})
+                for ts in parsed.toolsets]
+    for ts in toolsets:
         for cls in ts.classes:
-            factory_for(cls, context=f"{source}: toolset {ts.name!r}")  # fail early on unknown classes
-    return parsed.toolsets
+            # fail early: unknown classes, user classes that do not import or whose scenarios do not load
+            factory_for(cls, context=f"{source}: toolset {ts.name!r}", options=ts.environments.get(cls))
+    return toolsets
+
+
+def _explain(exc: ValidationError, raw: Any) -> str:
+    """Pydantic's errors, with `toolsets.3` replaced by the entry's name when it has one."""
+    entries = raw.get("toolsets") if isinstance(raw, dict) else None
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ".".join(map(str, loc))
+        if len(loc) >= 2 and loc[0] == "toolsets" and isinstance(loc[1], int) and isinstance(entries, list):
+            entry = entries[loc[1]] if loc[1] < len(entries) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            rest = ".".join(map(str, loc[2:]))
+            where = f"toolset {name!r}" + (f": {rest}" if rest else "") if name else where
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=8)
 def _load_toolsets_cached(path: str, mtime: float) -> tuple[ToolsetConfig, ...]:
-    return tuple(parse_toolsets(Path(path).read_text(), source=path))
+    return tuple(parse_toolsets(Path(path).read_text(), source=path, base_dir=Path(path).parent))
 
 
 def load_toolsets(path: str | Path | None = None) -> list[ToolsetConfig]:
@@ -89,19 +127,27 @@ def toolset_by_name(name: str, path: str | Path | None = None) -> ToolsetConfig:
     raise EnvironmentConfigError(f"unknown toolset {name!r}")
 
 
-def factory_for(class_ref: str, context: str = "") -> EnvironmentFactory:
+def factory_for(class_ref: str, context: str = "", options: EnvironmentOptions | None = None) -> EnvironmentFactory:
     """Resolve a class reference from the config to an environment factory."""
     where = f"{context}: " if context else ""
     if class_ref in BFCL_CLASSES:
+        if options is not None and options != EnvironmentOptions():
+            raise EnvironmentConfigError(f"{where}{class_ref} is a BFCL class; it takes no environment options")
         return BfclFactory(class_ref)
+    if is_import_path(class_ref):
+        try:
+            return user_factory(class_ref, options)
+        except EnvironmentConfigError as exc:
+            raise EnvironmentConfigError(f"{where}{exc}") from exc
     raise EnvironmentConfigError(
-        f"{where}unknown environment class {class_ref!r}; BFCL classes are {', '.join(sorted(BFCL_CLASSES))}"
+        f"{where}unknown environment class {class_ref!r}; BFCL classes are {', '.join(sorted(BFCL_CLASSES))}, "
+        "user classes are import paths package.module:ClassName"
     )
 
 
 def toolset_tools(ts: ToolsetConfig) -> list[ToolSpec]:
     """All tools of a toolset with names made unique across its classes."""
-    per_class = {cls: factory_for(cls).tool_specs() for cls in ts.classes}
+    per_class = {cls: ts.factory(cls).tool_specs() for cls in ts.classes}
     counts: dict[str, int] = {}
     for specs in per_class.values():
         for s in specs:
@@ -110,7 +156,8 @@ def toolset_tools(ts: ToolsetConfig) -> list[ToolSpec]:
     for cls, specs in per_class.items():
         for s in specs:
             if counts[s.name] > 1:
-                s = s.model_copy(update={"name": f"{cls}.{s.method}"})
+                # the class name without its module: `pkg.mod:Clinic` prefixes as `Clinic.`
+                s = s.model_copy(update={"name": f"{cls.rsplit(':', 1)[-1]}.{s.method}"})
             tools.append(s)
     return tools
 
@@ -129,7 +176,7 @@ class World:
     ) -> World:
         envs = {}
         for class_name in toolset.classes:
-            env = factory_for(class_name).create()
+            env = toolset.factory(class_name).create()
             env.load_scenario(scenario.get(class_name, {}))
             envs[class_name] = env
         return cls(toolset, envs, tools if tools is not None else toolset_tools(toolset))
@@ -150,5 +197,5 @@ class World:
 def generate_scenario(toolset: ToolsetConfig, seed: int) -> dict[str, dict[str, Any]]:
     """A fresh initial state for every class of the toolset (each class gets its own derived seed)."""
     return {
-        cls: factory_for(cls).generate_scenario(seed * 1009 + i) for i, cls in enumerate(toolset.classes)
+        cls: toolset.factory(cls).generate_scenario(seed * 1009 + i) for i, cls in enumerate(toolset.classes)
     }

@@ -16,6 +16,7 @@ import enum
 import importlib
 import inspect
 import json
+import logging
 import re
 import types
 import typing
@@ -37,10 +38,13 @@ from funreason_pipeline.environments.base import (
 from funreason_pipeline.environments.bfcl import gorilla_to_json_schema
 from funreason_pipeline.models import ToolSpec
 
+logger = logging.getLogger(__name__)
 _IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 SCENARIO_LOADERS = ("load_scenario", "_load_scenario")  # `_load_scenario` is BFCL's name
+_BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _NOT_TOOLS = frozenset({"load_scenario", "snapshot"})
 _SCENARIO_FILE_SUFFIXES = (".json", ".jsonl")
+_FOREIGN_MODULES = frozenset({"builtins", "typing", "pydantic", "abc", "collections"})
 
 
 def is_import_path(ref: str) -> bool:
@@ -423,6 +427,8 @@ def _public_methods(cls: type) -> dict[str, tuple[Callable[..., Any], bool]]:
     """name -> (function, takes self/cls): the class's public callables, base classes first."""
     names: dict[str, None] = {}
     for klass in reversed(cls.__mro__[:-1]):
+        if klass.__module__.split(".")[0] in _FOREIGN_MODULES:
+            continue  # a class built on a pydantic model does not offer model_dump as a tool
         names.update(dict.fromkeys(n for n in vars(klass) if not n.startswith("_") and n not in _NOT_TOOLS))
     out = {}
     for name in names:
@@ -464,13 +470,8 @@ def derive_tools(cls: type, class_ref: str, schema_entries: Mapping[str, Functio
             raise EnvironmentConfigError(f"{where}: type hints do not resolve: {type(exc).__name__}: {exc}") from exc
         doc = parse_docstring(inspect.getdoc(func))
         mutable = {p.name: p.default for p in params if isinstance(p.default, (list, dict, set))}
-        adapters = {}
-        for p in params:
-            if p.name in hints and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                try:
-                    adapters[p.name] = TypeAdapter(hints[p.name])
-                except Exception:  # noqa: BLE001 - e.g. typing.TypedDict on 3.11: arguments pass as JSON
-                    pass
+        adapters = {p.name: a for p in params if p.name in hints and p.kind in _BY_KEYWORD
+                    and (a := _adapter(hints[p.name])) is not None}
         entry = schema_entries.get(name)
         if entry is not None:
             _check_entry_matches(where, entry, params)
@@ -484,6 +485,15 @@ def derive_tools(cls: type, class_ref: str, schema_entries: Mapping[str, Functio
                             response=_response_schema(hints.get("return", inspect.Signature.empty), doc))
         tools.append(UserTool(spec, adapters, mutable))
     return tools
+
+
+def _adapter(hint: Any) -> TypeAdapter | None:
+    try:
+        return TypeAdapter(hint)
+    except Exception as exc:  # noqa: BLE001
+        # e.g. typing.TypedDict on Python 3.11: such arguments are passed on as plain JSON
+        logger.debug("no pydantic adapter for %r: %s", hint, exc)
+        return None
 
 
 def _humanize(name: str) -> str:
@@ -683,7 +693,7 @@ class UserEnvironment:
                 return ToolResult(None, f"invalid argument {name!r} for {method}: {detail}")
         try:
             raw = getattr(self._instance, method)(**kwargs)
-        except Exception as exc:  # a tool that raises is an error result, never a crashed stage
+        except Exception as exc:  # noqa: BLE001 - a tool that raises is an error result, never a crashed stage
             return ToolResult(None, f"{method} raised {type(exc).__name__}: {exc}")
         try:
             value = to_json_value(raw)

@@ -17,9 +17,15 @@ class ApiGraph:
         self.edges = list(edges)
         self.g = nx.DiGraph()
         self.g.add_nodes_from(self.tools)
+        # the core graph leaves out "text sink" edges (any text can feed a message): steering by them
+        # would route every turn through unrelated producers of text
+        self.core = nx.DiGraph()
+        self.core.add_nodes_from(self.tools)
         for e in self.edges:
             if e.src_tool in self.tools and e.dst_tool in self.tools:
                 self.g.add_edge(e.src_tool, e.dst_tool)
+                if '"text sink"' not in e.evidence:
+                    self.core.add_edge(e.src_tool, e.dst_tool)
         self._dist: dict[str, dict[str, int]] = {}
 
     @cached_property
@@ -81,7 +87,9 @@ class ApiGraph:
     def distances_to(self, target: str) -> dict[str, int]:
         """Graph distance from every tool to `target` (tools that cannot reach it are absent)."""
         if target not in self._dist:
-            self._dist[target] = nx.single_source_shortest_path_length(self.g.reverse(copy=False), target)
+            core = nx.single_source_shortest_path_length(self.core.reverse(copy=False), target)
+            full = nx.single_source_shortest_path_length(self.g.reverse(copy=False), target)
+            self._dist[target] = {t: core.get(t, 100 + d) for t, d in full.items()}
         return self._dist[target]
 
     def edge_counts(self) -> dict[str, int]:

@@ -2,16 +2,22 @@
 
 `LLMClient.arun(requests)` (or the sync `run`) sends a batch and returns one result per request, in
 input order: an `LLMResponse` or an `LLMFailure` with a kind. Per endpoint (base URL + key) there is
-one `openai.AsyncOpenAI` (max_retries=0: retries are ours), one `AdaptiveLimiter` (AIMD on 429/503,
-honouring Retry-After per request) and one `CircuitBreaker` (a dead endpoint fails fast).
+one `openai.AsyncOpenAI` (max_retries=0: retries are ours; a per-request timeout from the role's
+settings), one `AdaptiveLimiter` (AIMD on 429/503, honouring Retry-After) and one `CircuitBreaker`
+(a dead endpoint fails fast with `EndpointUnavailableError`).
 
 Retries: 5xx, timeouts, connection errors and broken bodies get jittered exponential backoff, at most
 `max_attempts` tries; 429/503 wait their Retry-After (else backoff) and get `max_rate_limit_retries`
-more tries; 4xx and auth errors are not retried.
+more tries; 4xx and auth errors are not retried. Identical requests in a batch are sent once.
 
-CPU: the request goes through `AsyncOpenAI.post(..., cast_to=httpx2.Response)`, which skips the SDK's
-request-param transform and its pydantic `ChatCompletion`, and the body is read with one `json.loads`
-(`parse_completion`). Measured at about half the CPU per request of `chat.completions.create`.
+CPU per request (measured, see docs/benchmarks.md):
+- requests go through `AsyncOpenAI.post(..., cast_to=httpx2.Response)`: no SDK param transform, no
+  pydantic `ChatCompletion`; the body is read with one `json.loads` (`parse_completion`). About half
+  the CPU of `chat.completions.create` + `with_raw_response` costs as much as `create`.
+- the transport is the SDK's own aiohttp client (`openai.DefaultAioHttpClient`) when `aiohttp` is
+  installed: another third less CPU than httpx2, whose connection pool scans every connection on each
+  request (quadratic in C: at C=256 it could not keep up). Without aiohttp (or behind a proxy) httpx2
+  is used and its pool is split over several AsyncOpenAI instances of `pool_shard_size` connections.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ import random
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
@@ -48,10 +54,11 @@ from funreason_pipeline.llm.models import (
 )
 from funreason_pipeline.llm.settings import LLMSettings, Role, RoleSettings
 
-__all__ = ["ClientOptions", "LLMClient", "EndpointUnavailableError", "ROLE_HEADER"]
+__all__ = ["ClientOptions", "LLMClient", "EndpointUnavailableError", "ROLE_HEADER", "run_sync"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 ROLE_HEADER = "X-Funreason-Role"
 _PLACEHOLDER_KEY = "not-set"  # local servers (vLLM, Ollama, ...) need no key; the SDK wants a string
 
@@ -64,7 +71,7 @@ class ClientOptions(BaseModel):
     backoff_base_s: float = 0.5
     backoff_max_s: float = 20.0
     max_retry_after_s: float = 60.0
-    aimd_decrease: float = Field(0.9, gt=0, lt=1)
+    aimd_decrease: float = Field(0.95, gt=0, lt=1)  # P3: 0.95 -> ~0.91 of capacity, 0.9 -> ~0.86
     aimd_increase: float = Field(1.0, gt=0)
     breaker_failures: int = Field(10, ge=1)
     breaker_connect_failures: int = Field(3, ge=1)
@@ -151,6 +158,28 @@ class _Endpoint:
         return f"{self.url} (model {', '.join(sorted(self.models))}; roles {', '.join(sorted(self.roles))})"
 
 
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a fresh event loop, from sync code (a Dagster asset).
+
+    In a thread that already runs a loop, it runs in a worker thread. The result travels in a box,
+    not as the main task's result: on Python 3.11 `asyncio.run` ends by formatting the repr of its
+    main task (signal handler restore), which would repr a whole batch (~0.1 ms per item).
+    """
+    box: list[T] = []
+
+    async def main() -> None:
+        box.append(await coro)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(main())
+    else:
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-batch") as pool:
+            pool.submit(asyncio.run, main()).result()
+    return box[0]
+
+
 def _pick_backend(choice: str) -> str:
     if choice == "httpx":
         return "httpx"
@@ -232,12 +261,7 @@ class LLMClient:
     # --- sync wrapper ------------------------------------------------------------------------------
     def run(self, requests: Sequence[LLMRequest]) -> BatchResult:
         """Blocking `arun` on its own event loop (a worker thread if this thread already runs one)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(requests))
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-batch") as pool:
-            return pool.submit(asyncio.run, self.arun(requests)).result()
+        return run_sync(self.arun(requests))
 
     # --- the batch ---------------------------------------------------------------------------------
     async def arun(self, requests: Sequence[LLMRequest]) -> BatchResult:

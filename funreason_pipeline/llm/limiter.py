@@ -3,7 +3,9 @@
 AdaptiveLimiter: a semaphore whose size moves. It starts at the configured concurrency (the ceiling).
 On an overload answer (429/503) it shrinks multiplicatively to `decrease` x the requests that were in
 flight, at most once per "epoch": a 429 only counts if its request was sent after the last decrease,
-so a burst of 429s from one wave shrinks the window once, not once per answer (no collapse to 1). Each
+so a burst of 429s from one wave shrinks the window once, not once per answer (no collapse to 1).
+Decreases that follow each other with no success in between (the client started far above capacity)
+shrink harder each time (factor squared, down to 0.5), so it converges in a few steps. Each
 success grows it additively by `increase / limit` (about +increase per window of completions) back to
 the ceiling, except during a hold after a decrease: the server's Retry-After (or one round trip), so
 a small-capacity server is not probed again at once. It never goes below `min_limit`: no stall.
@@ -38,10 +40,11 @@ class AdaptiveLimiter:
         "_waiters",
         "_cap",
         "_hold_until",
+        "_streak",
     )
 
     def __init__(
-        self, max_limit: int, min_limit: int = 1, decrease: float = 0.9, increase: float = 1.0
+        self, max_limit: int, min_limit: int = 1, decrease: float = 0.95, increase: float = 1.0
     ) -> None:
         self.max_limit = max_limit
         self.min_limit = max(1, min(min_limit, max_limit))
@@ -52,18 +55,19 @@ class AdaptiveLimiter:
         self.in_flight = 0
         self.epoch = 0
         self.decreases = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[int]] = deque()
         self._hold_until = 0.0
+        self._streak = 0  # decreases since the last success: a quick series means "far above capacity"
 
     async def acquire(self) -> int:
         """Wait for a slot; return the epoch to pass to `on_overload` if this request gets a 429."""
         if self.in_flight < self._cap and not self._waiters:
             self.in_flight += 1
             return self.epoch
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            await fut  # release() counted us in before waking us
+            return await fut  # release() counted us in, and gave the epoch of that moment
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()
@@ -73,7 +77,6 @@ class AdaptiveLimiter:
                 except ValueError:
                     pass
             raise
-        return self.epoch
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -86,9 +89,10 @@ class AdaptiveLimiter:
             fut = waiters.popleft()
             if not fut.done():
                 self.in_flight += 1
-                fut.set_result(None)
+                fut.set_result(self.epoch)
 
     def on_success(self) -> None:
+        self._streak = 0
         if self.limit < self.max_limit:
             if self._hold_until and time.monotonic() < self._hold_until:
                 return
@@ -108,8 +112,11 @@ class AdaptiveLimiter:
             return  # sent before the last decrease: already accounted for
         self.epoch += 1
         self.decreases += 1
+        # 0.95, then 0.90, 0.81, 0.66, 0.5 while no success comes back in between
+        factor = max(0.5, self.decrease ** (2 ** min(self._streak, 4)))
+        self._streak += 1
         basis = min(self.limit, self.in_flight + 1.0)
-        self.limit = max(float(self.min_limit), basis * self.decrease)
+        self.limit = max(float(self.min_limit), basis * factor)
         self._cap = max(self.min_limit, int(self.limit))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from funreason_pipeline.llm.client import LLMClient
+from funreason_pipeline.llm.client import LLMClient, run_sync
 from funreason_pipeline.llm.models import BatchStats, LLMFailure, LLMRequest, LLMResponse
 from funreason_pipeline.llm.settings import Role
 
@@ -201,12 +201,4 @@ def run_structured(
     client: LLMClient, requests: Sequence[LLMRequest], parsers: Mapping[Role | str, Parser]
 ) -> StructuredBatch:
     """Blocking `arun_structured` on its own event loop (for Dagster assets)."""
-    import asyncio
-    import concurrent.futures
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(arun_structured(client, requests, parsers))
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, arun_structured(client, requests, parsers)).result()
+    return run_sync(arun_structured(client, requests, parsers))

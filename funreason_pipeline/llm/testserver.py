@@ -79,7 +79,7 @@ class ServerConfig:
     hang_s: float = 30.0  # how long a "timeout" fault hangs (or until the client disconnects)
     seed: int = 0
     scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    record: bool = False  # keep a log of (role, last user message, outcome) per request
+    record: bool = False  # keep a log of (role, last user message, outcome, time) per request
     error_body_echo_auth: bool = False  # a misbehaving proxy: 500 bodies echo the Authorization header
 
 
@@ -355,7 +355,8 @@ class _Conn(asyncio.Protocol):
             st.by_outcome[outcome] += 1
             if cfg.record:
                 st.log.append(
-                    {"role": role, "last_user": _last_user(body.get("messages") or []), "outcome": outcome}
+                    {"role": role, "last_user": _last_user(body.get("messages") or []), "outcome": outcome,
+                     "t": time.monotonic()}
                 )
         if outcome in ("capacity_429", "rate_limited"):
             ra = cfg.retry_after

@@ -27,6 +27,7 @@ class SamplerConfig:
     max_calls_per_turn: int = 6
     arg_attempts: int = 4
     free_continuation_max: int = 1
+    feed_first_rate: float = 0.7  # when the target is legal at once, how often a feeder goes first
 
 
 @dataclass
@@ -162,17 +163,37 @@ class DirectedSampler:
             return rng.choice(pool) if pool else None
         dist = g.distances_to(target)
         legal = [t for t in names if t not in banned and g.is_legal(t, satisfied)]
+        feeders = {e.src_tool for e in g.edges if e.dst_tool == target and e.kind == "data"} - {target}
         if target in legal:
+            # make the turn a chain: often first call a tool whose output feeds the target
+            ready = [t for t in legal if t in feeders and t not in in_turn]
+            if not in_turn and ready and rng.random() < self.config.feed_first_rate:
+                return rng.choice(ready)
             return target
-        ranked = [(dist[t], t) for t in legal if t in dist and t != target and t not in in_turn]
+        # progress first: unmet state prerequisites, then producers of unmet data-fed parameters
+        unmet_state = g.state_prereqs.get(target, set()) - satisfied
+        unmet_data = set().union(*[grp for grp in g.required_data_sources.get(target, ()) if not grp & satisfied])
+
+        def priority(t: str) -> int:
+            return 0 if t in unmet_state else 1 if t in unmet_data else 2
+
+        ranked = [(priority(t), dist[t], t) for t in legal if t in dist and t != target and t not in in_turn]
+        if (unmet_state or unmet_data) and not any(r[0] < 2 for r in ranked):
+            # prerequisites that feed each other in a cycle (every twitter tool wants a username some
+            # other twitter tool returns) are never strictly legal: let the user supply the value
+            prereqs = [(priority(t), dist.get(t, 999), t) for t in names
+                       if priority(t) < 2 and t not in banned and t not in in_turn and t != target
+                       and g.is_legal(t, satisfied, strict=False)]
+            if prereqs:
+                ranked = prereqs
         if not ranked:
             # No strictly legal step leads on: the user may supply what the target needs. Still
             # prefer one preparatory call that feeds the target before calling it.
             relaxed = [t for t in names if t not in banned and g.is_legal(t, satisfied, strict=False)]
             if in_turn and target in relaxed:
                 return target
-            ranked = [(dist[t], t) for t in relaxed if t in dist and t != target and t not in in_turn]
+            ranked = [(priority(t), dist[t], t) for t in relaxed if t in dist and t != target and t not in in_turn]
             if not ranked:
                 return target if target in relaxed else None
-        best = min(d for d, _ in ranked)
-        return rng.choice([t for d, t in ranked if d == best])
+        best = min(r[:2] for r in ranked)
+        return rng.choice([t for *key, t in ranked if tuple(key) == best])
