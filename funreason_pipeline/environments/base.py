@@ -26,6 +26,11 @@ class ToolResult:
         return self.error is None
 
 
+class CyclicStateError(ValueError):
+    """The environment's state contains itself (e.g. BFCL's file system after a directory was copied into
+    itself); such a state cannot be compared or serialised, so a trajectory reaching it is rejected."""
+
+
 class EnvironmentConfigError(ValueError):
     """A configuration problem with an environment (bad class, bad schema, bad scenario)."""
 
@@ -125,7 +130,7 @@ def public_state(obj: Any, _ancestors: tuple[int, ...] = ()) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else repr(obj)
     if id(obj) in _ancestors:
-        return None
+        raise CyclicStateError(f"state of {type(obj).__name__} contains itself")
     anc = (*_ancestors, id(obj))
     if isinstance(obj, dict):
         return {str(k): public_state(v, anc) for k, v in obj.items()}
@@ -135,9 +140,10 @@ def public_state(obj: Any, _ancestors: tuple[int, ...] = ()) -> Any:
         return sorted((public_state(v, anc) for v in obj), key=repr)
     attrs = getattr(obj, "__dict__", None)
     if attrs is not None:
+        # a back reference to the parent is structure, not state; any other way back is a cycle
         return {
             k: public_state(v, anc)
             for k, v in attrs.items()
-            if not k.startswith("_") and not (k == "parent" and id(v) in anc) and id(v) not in anc
+            if not k.startswith("_") and not (k == "parent" and id(v) in anc)
         }
     return repr(obj)

@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.models import Edge, ToolSpec
 from funreason_pipeline.sampling.arguments import ArgumentProvider, is_text_sink
@@ -127,8 +128,12 @@ def probe_edges(
                 if not res.ok:
                     fresh_errors[spec.name] = res.error or ""
                     continue
+                try:
+                    after = probe.snapshot()
+                except CyclicStateError:
+                    continue  # e.g. a directory copied into itself: not a usable prefix
                 works.setdefault(spec.name, args)
-                if probe.snapshot() != base_snapshot:
+                if after != base_snapshot:
                     # prefer arguments with an effect: a login with a wrong password "succeeds" too
                     works[spec.name] = args
                     changes_state.add(spec.name)
@@ -142,7 +147,10 @@ def probe_edges(
                 if not ra.ok:
                     return False
                 results.extend(harvest(ra.value, source=pos, producer=a))
-            after_state = harvest(world.snapshot())
+            try:
+                after_state = harvest(world.snapshot())
+            except CyclicStateError:
+                return False
             for _ in range(attempts):
                 args, sources, fields = provider.propose(b, results, after_state, rng)
                 if not world.call(b.name, args).ok:

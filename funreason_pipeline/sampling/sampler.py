@@ -12,6 +12,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
+from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
@@ -99,7 +100,11 @@ class DirectedSampler:
                 if tool is None:
                     break
                 if state is None:
-                    state = harvest(world.snapshot())
+                    try:
+                        state = harvest(world.snapshot())
+                    except CyclicStateError as exc:
+                        rejections.append(Rejection(item_id=trajectory_id, reason="cyclic_state", detail=str(exc)))
+                        return SampleResult(None, rejections, [])
                 call = None
                 for _attempt in range(cfg.arg_attempts):
                     args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
@@ -145,7 +150,11 @@ class DirectedSampler:
             return SampleResult(None, rejections, [])
         traj = Trajectory(trajectory_id=trajectory_id, toolset=self.toolset.name, seed=seed,
                           scenario=scenario, turns=turns)
-        problems, _ = replay_trajectory(traj, self.toolset, self.tool_list)
+        problems, end_world = replay_trajectory(traj, self.toolset, self.tool_list)
+        try:
+            end_world.snapshot()
+        except CyclicStateError as exc:
+            problems.append(str(exc))
         if problems:  # a tool with hidden state or an error that still mutated: never ship it
             rejections.append(Rejection(item_id=trajectory_id, reason="replay_mismatch",
                                         detail="; ".join(problems)[:2000]))
