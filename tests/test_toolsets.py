@@ -2,6 +2,8 @@
 
 import pytest
 
+from funreason_pipeline.environments.bfcl import BFCL_CLASSES
+
 from funreason_pipeline.environments.base import EnvironmentConfigError
 from funreason_pipeline.environments.toolsets import (
     World,
@@ -15,7 +17,7 @@ from funreason_pipeline.environments.toolsets import (
 def test_committed_config_has_every_class_alone_and_cross_class_combinations():
     toolsets = load_toolsets()
     singles = {ts.classes[0] for ts in toolsets if len(ts.classes) == 1}
-    assert len(singles) == 8
+    assert set(BFCL_CLASSES) <= singles
     combos = [ts for ts in toolsets if len(ts.classes) > 1]
     assert len(combos) >= 4
     assert all(1 <= len(ts.classes) <= 3 for ts in toolsets)

@@ -1,7 +1,7 @@
 """Toolsets: the committed config naming class combinations, and the World that runs one.
 
 A World holds one live environment per class of a toolset and routes tool names to them. Tool names
-are unique inside a toolset: when two classes share a method name, both get a `Class.method` prefix.
+are unique inside a toolset: when two classes share a method name, both get a `Class_method` name.
 A class is a BFCL class name or a user class `package.module:ClassName` (environments/user.py), whose
 options (scenario source, schema file) sit in the toolset's `environments` mapping.
 """
@@ -156,8 +156,9 @@ def toolset_tools(ts: ToolsetConfig) -> list[ToolSpec]:
     for cls, specs in per_class.items():
         for s in specs:
             if counts[s.name] > 1:
-                # the class name without its module: `pkg.mod:Clinic` prefixes as `Clinic.`
-                s = s.model_copy(update={"name": f"{cls.rsplit(':', 1)[-1]}.{s.method}"})
+                # the class name without its module (`pkg.mod:Clinic` -> `Clinic_login`); an underscore,
+                # not a dot: OpenAI function names allow only [A-Za-z0-9_-]
+                s = s.model_copy(update={"name": f"{cls.rsplit(':', 1)[-1]}_{s.method}"})
             tools.append(s)
     return tools
 

@@ -766,7 +766,15 @@ class UserFactory:
         for i, scenario in enumerate(scenarios):
             env = self.create()
             env.load_scenario(scenario)
-            state = env.snapshot()
+            try:
+                state = env.snapshot()
+            except EnvironmentConfigError:
+                raise
+            except ValueError as exc:  # e.g. objects that refer back to each other: offer snapshot()
+                raise EnvironmentConfigError(
+                    f"{self.class_name}: the public attributes cannot be snapshot as JSON ({exc}); "
+                    "define a snapshot() method that returns the state as JSON"
+                ) from exc
             try:
                 twin = env.copy()
             except Exception as exc:
