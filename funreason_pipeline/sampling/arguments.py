@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_pipeline.models import ToolSpec
-from funreason_pipeline.sampling.values import Value, affinity, json_type, tokens
+from funreason_pipeline.sampling.values import Value, affinity, grouped, json_type, tokens
 
 _WORDS = (
     "report budget alpha meeting notes draft summary travel project final review data archive backup "
@@ -41,6 +41,15 @@ def _fits(schema: dict[str, Any], value: Any) -> bool:
     if want == "integer" and got == "string" and isinstance(value, str) and value.isdigit() and len(value) < 10:
         return True
     return False
+
+
+def _fits_value(schema: dict[str, Any], v: Value) -> bool:
+    want = schema.get("type")
+    if "enum" in schema:
+        return v.value in schema["enum"]
+    if want is None or want == v.jtype or (want == "number" and v.jtype == "integer"):
+        return True
+    return want == "integer" and v.jtype == "string" and v.value.isdigit() and len(v.value) < 10
 
 
 def _coerce(schema: dict[str, Any], value: Any) -> Any:
@@ -90,41 +99,57 @@ class ArgumentProvider:
 
     def _choose(self, spec: ToolSpec, name: str, schema: dict[str, Any], results: list[Value],
                 state: list[Value], rng: random.Random) -> Choice | None:
-        desc = schema.get("description", "")
-        choices: list[Choice] = []
+        """Pick one candidate: buckets of equally weighted values, chosen by total weight, then one
+        value uniformly inside the bucket (no per-value objects: pools reach thousands of values)."""
         if schema.get("type") == "array":
             return self._choose_array(name, schema, results, state, rng)
+        desc = schema.get("description", "")
+        buckets: list[tuple[float, list[Value] | list[Any], bool]] = []  # (weight per item, items, is_value)
         fed_by = self.data_fields.get((spec.name, name), set())
         sink = is_text_sink(name, schema)
-        for v in results:
-            if not _fits(schema, v.value):
-                continue
-            a = affinity(name, desc, v.key, v.producer)
+        for (key, producer), vals in self._groups(results).items():
+            a = affinity(name, desc, key, producer)
             if a > 0:
-                choices.append(Choice(v.value, v.source, 10.0 * a, v.key))
-            elif (v.producer, v.key) in fed_by:
-                choices.append(Choice(v.value, v.source, 6.0, v.key))
-            elif self.explore and v.source is not None:
-                choices.append(Choice(v.value, v.source, 2.0, v.key))
-            elif sink and isinstance(v.value, (str, int, float)) and len(str(v.value)) > 2:
-                choices.append(Choice(v.value, v.source, 0.5, v.key))
-        for v in state:
-            if _fits(schema, v.value):
-                a = affinity(name, desc, v.key)
-                if a > 0:
-                    choices.append(Choice(v.value, None, 4.0 * a))
-        for e in schema.get("enum", []):
-            choices.append(Choice(e, None, 3.0))
+                weight = 10.0 * a
+            elif (producer, key) in fed_by:
+                weight = 6.0
+            elif self.explore:
+                weight = 2.0
+            elif sink:
+                weight = 0.5
+                vals = [v for v in vals if v.jtype in ("string", "integer", "number") and len(str(v.value)) > 2]
+            else:
+                continue
+            fitting = [v for v in vals if _fits_value(schema, v)]
+            if fitting:
+                buckets.append((weight, fitting, True))
+        for (key, _), vals in self._groups(state).items():
+            a = affinity(name, desc, key)
+            if a > 0:
+                fitting = [v for v in vals if _fits_value(schema, v)]
+                if fitting:
+                    buckets.append((4.0 * a, fitting, True))
+        plain = list(schema.get("enum", []))
+        if plain:
+            buckets.append((3.0, plain, False))
         if "default" in schema and _fits(schema, schema["default"]):
-            choices.append(Choice(schema["default"], None, 1.0))
-        for hint in _QUOTED.findall(desc):
-            if _fits(schema, hint) and not hint.isupper() and "YYYY" not in hint:
-                choices.append(Choice(hint, None, 1.0))
-        if not choices:
+            buckets.append((1.0, [schema["default"]], False))
+        hints = [h for h in _QUOTED.findall(desc) if _fits(schema, h) and not h.isupper() and "YYYY" not in h]
+        if hints:
+            buckets.append((1.0, hints, False))
+        if not buckets:
             return None
-        if "enum" not in schema:
-            choices.append(Choice(self.generate(name, schema, rng), None, 0.3))
-        return _weighted(choices, rng)
+        generated = "enum" not in schema
+        total = sum(w * len(items) for w, items, _ in buckets) + (0.3 if generated else 0.0)
+        r = rng.random() * total
+        for w, items, is_value in buckets:
+            r -= w * len(items)
+            if r <= 0:
+                pick = rng.choice(items)
+                if is_value:
+                    return Choice(pick.value, pick.source, w, pick.key)
+                return Choice(pick, None, w)
+        return Choice(self.generate(name, schema, rng), None, 0.3)
 
     def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
                       rng: random.Random) -> Choice | None:
@@ -133,14 +158,28 @@ class ArgumentProvider:
         if "enum" in items:
             k = rng.randint(1, min(3, len(items["enum"])))
             return Choice(rng.sample(items["enum"], k))
-        pool = [v for v in results if _fits(items, v.value) and affinity(name, desc, v.key, v.producer) > 0]
-        pool += [v for v in state if _fits(items, v.value) and affinity(name, desc, v.key) > 0]
+        pool = [v for (key, producer), vals in self._groups(results).items()
+                if affinity(name, desc, key, producer) > 0 for v in vals if _fits_value(items, v)]
+        pool += [v for (key, _), vals in self._groups(state).items()
+                 if affinity(name, desc, key) > 0 for v in vals if _fits_value(items, v)]
         if not pool:
             return None
         k = rng.randint(1, min(4, len(pool)))
         picked = rng.sample(pool, k)
         src = next((v for v in picked if v.source is not None), None)
         return Choice([v.value for v in picked], src.source if src else None, 1.0, src.key if src else "")
+
+    def _groups(self, values: list[Value]) -> dict[tuple[str, str], list[Value]]:
+        """Grouped values, cached per list: the sampler's result list only grows, state lists are
+        replaced after each state change."""
+        cache = self.__dict__.setdefault("_group_cache", {})
+        hit = cache.get(id(values))
+        if hit is None or hit[0] is not values or hit[1] != len(values):
+            groups = grouped(values)
+            cache.clear() if len(cache) > 8 else None
+            cache[id(values)] = (values, len(values), groups)
+            return groups
+        return hit[2]
 
     def generate(self, name: str, schema: dict[str, Any], rng: random.Random) -> Any:
         """Typed generation: plausible values from the type, the name and the description's format."""

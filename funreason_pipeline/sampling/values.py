@@ -83,6 +83,7 @@ class Value:
     value: Any
     source: int | None = None  # index of the call that produced it; None = from the state
     producer: str = ""  # tool name that produced it
+    jtype: str = ""  # JSON type, computed once at harvest (matching runs per parameter per step)
 
 
 def json_type(value: Any) -> str:
@@ -116,7 +117,7 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
         collection = len(obj) > 0 and all(isinstance(v, dict) for v in obj.values())
         for k, v in obj.items():
             if collection:
-                out.append(Value(key, k, source, producer))
+                out.append(Value(key, k, source, producer, "string"))
                 harvest(v, key, source, producer, depth + 1, out, limit)
             else:
                 harvest(v, k, source, producer, depth + 1, out, limit)
@@ -126,5 +127,13 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
     elif obj is not None and not isinstance(obj, bool) and key:
         if isinstance(obj, str) and (not obj or len(obj) > 400):
             return out
-        out.append(Value(key, obj, source, producer))
+        out.append(Value(key, obj, source, producer, json_type(obj)))
     return out
+
+
+def grouped(values: list[Value]) -> dict[tuple[str, str], list[Value]]:
+    """Values by (key, producer): name affinity is decided once per group, not once per value."""
+    groups: dict[tuple[str, str], list[Value]] = {}
+    for v in values:
+        groups.setdefault((v.key, v.producer), []).append(v)
+    return groups
