@@ -10,7 +10,7 @@ import polars as pl
 
 from funreason_pipeline import config, storage
 from funreason_pipeline.defs import frames
-from funreason_pipeline.defs.partitions import day_partitions
+from funreason_pipeline.defs.partitions import OWNERS, day_partitions
 from funreason_pipeline.defs.resources import Store, create_lineage_view
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
@@ -51,7 +51,7 @@ def day_stats(database: str, day: str) -> dict:
 @dg.asset(
     partitions_def=day_partitions, metadata={"partition_expr": "day"},
     ins={"sft_samples": dg.AssetIn(partition_mapping=per_day)},
-    group_name="sft", kinds={"python", "duckdb", "parquet"}, code_version="day-export-v1",
+    group_name="sft", owners=OWNERS, kinds={"python", "duckdb", "parquet"}, code_version="day-export-v1",
     description="The day's SFT set across all toolsets, exported under data/exports/<day>/ (OpenAI/TRL, "
     "ShareGPT + LLaMA-Factory dataset_info, BFCL prompting, Parquet) with a dataset card; also refreshes "
     "the `sample_lineage` view.",

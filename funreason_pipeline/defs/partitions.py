@@ -6,6 +6,7 @@ import dagster as dg
 from funreason_pipeline.environments.toolsets import load_toolsets
 
 START_DATE = "2026-01-01"
+OWNERS = ["team:data-synthesis"]
 
 toolset_partitions = dg.StaticPartitionsDefinition([t.name for t in load_toolsets()])
 # end_offset=1: today's partition exists today, so `make demo` can build it

@@ -10,6 +10,7 @@ import polars as pl
 
 from funreason_pipeline.defs import frames
 from funreason_pipeline.defs.partitions import (
+    OWNERS,
     DAY_TOOLSET_EXPR,
     day_toolset_partitions,
     per_toolset,
@@ -33,7 +34,7 @@ PROBE_SCENARIOS = 4
 @dg.asset(
     partitions_def=toolset_partitions,
     metadata={"partition_expr": "toolset"},
-    group_name=GROUP_GRAPH,
+    group_name=GROUP_GRAPH, owners=OWNERS,
     kinds={"python", "duckdb", "polars"},
     code_version="catalog-v1",
     description="Every tool of the toolset's environment classes: JSON Schema parameters and response schema.",
@@ -54,7 +55,7 @@ value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
 @dg.asset(
     partitions_def=toolset_partitions,
     metadata={"partition_expr": "toolset"},
-    group_name=GROUP_GRAPH,
+    group_name=GROUP_GRAPH, owners=OWNERS,
     kinds={"networkx", "duckdb", "polars"},
     code_version="graph-v1",
     description="Prerequisite edges between tools: data edges (a response field feeds a parameter) from "
@@ -99,7 +100,7 @@ class TrajectoryConfig(dg.Config):
         "tool_catalog": dg.AssetIn(partition_mapping=per_toolset),
         "api_graph": dg.AssetIn(partition_mapping=per_toolset),
     },
-    group_name=GROUP_PHASE1,
+    group_name=GROUP_PHASE1, owners=OWNERS,
     kinds={"python", "duckdb", "polars"},
     code_version="phase1-v1",
     check_specs=[

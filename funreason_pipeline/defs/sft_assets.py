@@ -9,7 +9,7 @@ import polars as pl
 
 from funreason_pipeline import config
 from funreason_pipeline.defs import frames
-from funreason_pipeline.defs.partitions import DAY_TOOLSET_EXPR, day_toolset_partitions, per_toolset, split_key
+from funreason_pipeline.defs.partitions import OWNERS, DAY_TOOLSET_EXPR, day_toolset_partitions, per_toolset, split_key
 from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import World, toolset_by_name
 from funreason_pipeline.export.card import dataset_card
@@ -50,7 +50,7 @@ def replay_sample(world: World, sample: dict) -> list[str]:
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset),
          "api_graph": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name="sft", kinds={"python", "duckdb", "polars", "parquet"}, code_version="sft-v1",
+    group_name="sft", owners=OWNERS, kinds={"python", "duckdb", "polars", "parquet"}, code_version="sft-v1",
     check_specs=[
         dg.AssetCheckSpec("every_sample_replays", asset="sft_samples", blocking=True,
                           description="Re-executing each sample's calls from its scenario reproduces its tool messages."),

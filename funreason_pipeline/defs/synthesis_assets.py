@@ -13,7 +13,7 @@ from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.agents.prompts import prompt_version
 from funreason_pipeline.defs import frames
-from funreason_pipeline.defs.partitions import DAY_TOOLSET_EXPR, day_toolset_partitions, per_toolset, split_key
+from funreason_pipeline.defs.partitions import OWNERS, DAY_TOOLSET_EXPR, day_toolset_partitions, per_toolset, split_key
 from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import toolset_by_name
 from funreason_pipeline.llm import LLMClient, LLMSettings
@@ -54,7 +54,7 @@ class QueriesConfig(dg.Config):
 @dg.asset(
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name=GROUP, kinds={"openai", "duckdb", "polars"}, pool="llm",
+    group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, pool="llm",
     code_version=f"queries-{prompt_version('tooling', 'querying')}-{_llm_version('tooling', 'querying')}",
     description="Phase II: each turn collapsed into an advanced tool (tooling agent) and a hard user query "
     "(querying agent); a query must contain every user-supplied value and no intermediate one.",
@@ -90,7 +90,7 @@ class CotConfig(dg.Config):
 @dg.asset(
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name=GROUP, kinds={"openai", "duckdb", "polars"}, pool="llm",
+    group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, pool="llm",
     code_version=f"cot-{prompt_version('reasoning', 'critic', 'reply', 'system')}-"
                  f"{_llm_version('reasoning', 'critic')}",
     description="Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
@@ -132,7 +132,7 @@ class DialoguesConfig(dg.Config):
 @dg.asset(
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name=GROUP, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
+    group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
     description="Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with tools; per "
     "turn user -> assistant reasoning + tool_calls -> tool results -> assistant reply), verified turns only.",
 )
