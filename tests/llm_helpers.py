@@ -8,12 +8,12 @@ from pathlib import Path
 from funreason_pipeline.llm import ClientOptions, LLMClient, LLMRequest, LLMSettings
 
 # Short waits so that retries, backoff and flushes fit in a fast test suite.
-FAST = dict(
-    backoff_base_s=0.02,
-    backoff_max_s=0.2,
-    max_retry_after_s=1.0,
-    cache_flush_interval_s=0.05,
-)
+FAST = {
+    "backoff_base_s": 0.02,
+    "backoff_max_s": 0.2,
+    "max_retry_after_s": 1.0,
+    "cache_flush_interval_s": 0.05,
+}
 
 
 def options(**kw) -> ClientOptions:
@@ -57,7 +57,13 @@ def free_port() -> int:
 def comparable(result) -> tuple:
     """What must match between a cached/rerun result and a fresh one (not latency or the cached flag)."""
     if result.ok:
-        return (result.item_id, result.request_hash, result.content,
-                tuple((c.name, c.arguments) for c in result.tool_calls), result.finish_reason,
-                result.input_tokens, result.output_tokens)
+        return (
+            result.item_id,
+            result.request_hash,
+            result.content,
+            tuple((c.name, c.arguments) for c in result.tool_calls),
+            result.finish_reason,
+            result.input_tokens,
+            result.output_tokens,
+        )
     return (result.item_id, result.request_hash, "FAILED", result.kind)

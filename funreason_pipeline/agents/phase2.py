@@ -8,7 +8,7 @@ from typing import Any
 
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import intermediate_values, structure, turn_offset
-from funreason_pipeline.agents.llm_backend import QueryAnswer, ToolingAnswer, ask
+from funreason_pipeline.agents.llm_backend import merge_stats, QueryAnswer, ToolingAnswer, ask
 from funreason_pipeline.agents.prompts import prompt, prompt_version
 from funreason_pipeline.agents.query_check import check_query
 from funreason_pipeline.models import Rejection, ToolSpec, Trajectory
@@ -59,7 +59,7 @@ def run_phase2(trajs: list[Trajectory], tools: list[ToolSpec], client=None) -> P
             model = ""
             reqs = [_tooling_request(t, level, structs[t.trajectory_id], version) for t in work]
             answers, stats = ask(client, reqs, ToolingAnswer)
-            out.stats = stats if out.stats is None else out.stats.merge(stats)
+            out.stats = merge_stats(out.stats, stats)
             ok_work = []
             for t, a in zip(work, answers):
                 if a.value is None:
@@ -75,7 +75,7 @@ def run_phase2(trajs: list[Trajectory], tools: list[ToolSpec], client=None) -> P
             reqs = [_query_request(t, level, structs[t.trajectory_id], inter[t.trajectory_id],
                                    earlier[t.trajectory_id], version) for t in work]
             answers, stats = ask(client, reqs, QueryAnswer)
-            out.stats = out.stats.merge(stats)
+            out.stats = merge_stats(out.stats, stats)
             queries = {}
             for t, a in zip(work, answers):
                 if a.value is None:
@@ -106,7 +106,7 @@ def _tooling_request(t: Trajectory, level: int, adv, version: str):
 
     chain = [{"tool": c.tool, "arguments": c.arguments, "result": c.result} for c in t.turns[level].calls]
     user = json.dumps({"calls": chain, "user_inputs": [i.model_dump() for i in adv.inputs]}, default=str)[:12000]
-    return LLMRequest(role="tooling", item_id=f"{t.trajectory_id}/{level}", prompt_version=version,
+    return LLMRequest(role="tooling", item_id=f"{t.trajectory_id}/{level}", prompt_version=prompt_version("tooling"),
                       messages=[{"role": "system", "content": prompt("tooling")}, {"role": "user", "content": user}])
 
 
@@ -117,5 +117,5 @@ def _query_request(t: Trajectory, level: int, adv, inter: list, earlier: list[st
                        "user_supplied_values": {i.name: i.value for i in adv.inputs},
                        "intermediate_values_never_mention": inter,
                        "earlier_user_messages": earlier}, default=str)[:12000]
-    return LLMRequest(role="querying", item_id=f"{t.trajectory_id}/{level}", prompt_version=version,
+    return LLMRequest(role="querying", item_id=f"{t.trajectory_id}/{level}", prompt_version=prompt_version("querying"),
                       messages=[{"role": "system", "content": prompt("querying")}, {"role": "user", "content": user}])

@@ -12,10 +12,11 @@ from typing import Any
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, turn_offset
 from funreason_pipeline.agents.chat import turn_messages
-from funreason_pipeline.agents.llm_backend import CritiqueAnswer, ReasoningAnswer, ReplyAnswer, ask
+from funreason_pipeline.agents.llm_backend import merge_stats, CritiqueAnswer, ReasoningAnswer, ReplyAnswer, ask
 from funreason_pipeline.agents.prompts import prompt, prompt_version
 from funreason_pipeline.environments.toolsets import ToolsetConfig
-from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
+from funreason_pipeline.models import Rejection, ToolSpec, Trajectory
+from funreason_pipeline.progress import Progress
 from funreason_pipeline.verify.execution import ProposedCall, parse_tool_calls, start_world, verify_turn
 
 
@@ -41,13 +42,15 @@ class Phase3Result:
 
 
 def run_phase3(toolset: ToolsetConfig, tools: list[ToolSpec], trajs: list[Trajectory],
-               queries: dict[tuple[str, int], dict[str, Any]], k_max: int = 3, client=None) -> Phase3Result:
+               queries: dict[tuple[str, int], dict[str, Any]], k_max: int = 3, client=None,
+               log=None) -> Phase3Result:
     """`queries[(trajectory_id, turn)]` = {"query", "advanced_tool"}; turns go in order per trajectory."""
     version = prompt_version("reasoning", "critic", "reply", "system")
     out = Phase3Result()
     passed_text: dict[str, list[tuple[str, str]]] = {t.trajectory_id: [] for t in trajs}  # (query, reply)
     alive = {t.trajectory_id: True for t in trajs}
     openai_tools = [t.openai_tool() for t in tools]
+    progress = Progress("cot_traces turns", len(queries), log)
     for level in range(max((len(t.turns) for t in trajs), default=0)):
         work = []
         for t in trajs:
@@ -60,6 +63,7 @@ def run_phase3(toolset: ToolsetConfig, tools: list[ToolSpec], trajs: list[Trajec
             break
         starts = {t.trajectory_id: start_world(toolset, tools, t, level) for t in work}
         if client is None:
+            progress.advance(0)
             for t in work:
                 calls = t.turns[level].calls
                 adv = AdvancedTool.model_validate(_adv(queries[(t.trajectory_id, level)]))
@@ -71,9 +75,11 @@ def run_phase3(toolset: ToolsetConfig, tools: list[ToolSpec], trajs: list[Trajec
                         check.problems, check.results)
                 alive[t.trajectory_id] = check.passed
                 passed_text[t.trajectory_id].append((queries[(t.trajectory_id, level)]["query"], reply))
+                progress.advance()
             continue
         _llm_level(client, toolset, tools, openai_tools, work, level, queries, starts, passed_text, alive,
                    k_max, version, out)
+        progress.advance(len(work))
     return out
 
 
@@ -123,10 +129,11 @@ def _llm_level(client, toolset, tools, openai_tools, work, level, queries, start
             msgs = list(base[t.trajectory_id])
             for c in critiques[t.trajectory_id]:
                 msgs.append({"role": "user", "content": f"Feedback on your previous attempt: {c}"})
+            # per-role prompt versions: editing one prompt re-sends only the requests built from it
             reqs.append(LLMRequest(role="reasoning", item_id=f"{t.trajectory_id}/{level}/a{attempt}",
-                                   messages=msgs, prompt_version=version))
+                                   messages=msgs, prompt_version=prompt_version("reasoning", "system")))
         answers, stats = ask(client, reqs, ReasoningAnswer)
-        out.stats = stats if out.stats is None else out.stats.merge(stats)
+        out.stats = merge_stats(out.stats, stats)
         failed = []
         for t, a in zip(pending, answers):
             if a.value is None:
@@ -146,7 +153,8 @@ def _llm_level(client, toolset, tools, openai_tools, work, level, queries, start
                 failed.append((t, check.problems, proposed, check.results))
         if attempt == k_max or not failed:
             break
-        creqs = [LLMRequest(role="critic", item_id=f"{t.trajectory_id}/{level}/c{attempt}", prompt_version=version,
+        creqs = [LLMRequest(role="critic", item_id=f"{t.trajectory_id}/{level}/c{attempt}",
+                            prompt_version=prompt_version("critic"),
                             messages=[{"role": "system", "content": prompt("critic")},
                                       {"role": "user", "content": json.dumps({
                                           "request": queries[(t.trajectory_id, level)]["query"],
@@ -154,13 +162,14 @@ def _llm_level(client, toolset, tools, openai_tools, work, level, queries, start
                                           "results": res, "problems": probs}, default=str)[:12000]}])
                  for t, probs, props, res in failed]
         canswers, stats = ask(client, creqs, CritiqueAnswer)
-        out.stats = out.stats.merge(stats)
+        out.stats = merge_stats(out.stats, stats)
         for (t, probs, _, _), a in zip(failed, canswers):
             critiques[t.trajectory_id].append(a.value.critique if a.value else offline.critique(probs))
         pending = [t for t, *_ in failed]
     # closing replies for the passed turns
     passed = [t for t in work if last[t.trajectory_id][0]]
-    rreqs = [LLMRequest(role="reasoning", item_id=f"{t.trajectory_id}/{level}/reply", prompt_version=version,
+    rreqs = [LLMRequest(role="reasoning", item_id=f"{t.trajectory_id}/{level}/reply",
+                        prompt_version=prompt_version("reply"),
                         messages=[{"role": "system", "content": prompt("reply")},
                                   {"role": "user", "content": json.dumps({
                                       "request": queries[(t.trajectory_id, level)]["query"],
@@ -169,7 +178,7 @@ def _llm_level(client, toolset, tools, openai_tools, work, level, queries, start
     replies = {}
     if rreqs:
         ranswers, stats = ask(client, rreqs, ReplyAnswer)
-        out.stats = out.stats.merge(stats)
+        out.stats = merge_stats(out.stats, stats)
         replies = {t.trajectory_id: (a.value.reply if a.value else None) for t, a in zip(passed, ranswers)}
     for t in work:
         ok, attempts, reasoning, proposed, problems, model, results = last[t.trajectory_id]

@@ -128,7 +128,8 @@ def trajectories(
     cfg = SamplerConfig(min_turns=config.min_turns, max_turns=config.max_turns,
                         max_calls_per_turn=config.max_calls_per_turn)
     t0 = time.perf_counter()
-    result = sample_partition(ts, tools, edges, day, config.trajectories_per_partition, cfg, config.seed)
+    result = sample_partition(ts, tools, edges, day, config.trajectories_per_partition, cfg, config.seed,
+                              log=context.log.info)
     elapsed = time.perf_counter() - t0
     the_day = date.fromisoformat(day)
     store.replace_rejections("trajectories", the_day, toolset, result.rejections)

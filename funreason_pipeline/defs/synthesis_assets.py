@@ -106,7 +106,8 @@ def cot_traces(context: dg.AssetExecutionContext, config: CotConfig, store: Stor
                                                     "advanced_tool": json.loads(r["advanced_tool"])}
             for r in queries.iter_rows(named=True)}
     t0 = time.perf_counter()
-    result = run_phase3(ts, tools, trajs, qmap, k_max=config.k_max, client=_client(store, "reasoning", "critic"))
+    result = run_phase3(ts, tools, trajs, qmap, k_max=config.k_max, client=_client(store, "reasoning", "critic"),
+                        log=context.log.info)
     the_day = date.fromisoformat(day)
     store.replace_rejections("cot_traces", the_day, toolset, result.rejections)
     df = pl.DataFrame([{"day": the_day, "toolset": toolset, "trajectory_id": r.trajectory_id,

@@ -31,6 +31,7 @@ from funreason_pipeline.llm.structured import (
 )
 
 __all__ = [
+    "OFFLINE_MODEL",
     "BatchResult",
     "BatchStats",
     "ClientOptions",
@@ -43,15 +44,14 @@ __all__ = [
     "LLMResponse",
     "LLMResult",
     "LLMSettings",
-    "OFFLINE_MODEL",
     "ParsedResult",
+    "Role",
+    "RoleSettings",
     "StructuredBatch",
+    "ToolCall",
     "arun_structured",
     "parse_response",
     "repair_request",
-    "run_structured",
-    "Role",
-    "RoleSettings",
-    "ToolCall",
     "request_hash",
+    "run_structured",
 ]

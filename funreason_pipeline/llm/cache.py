@@ -6,8 +6,8 @@ usable or not, as the raw response JSON text, so parsing it again gives the same
 failures (5xx, timeouts, broken bodies, ...) are not stored and are re-sent by a rerun.
 
 Writes go through `storage.connect` in batches from a background thread (`CacheWriter`): every
-`interval_s` (default 1 s, stretched so flushing stays under ~10% of a core) or `max_rows` responses,
-and at the end. Each response is also appended at once to a small per-process journal file next to the
+`interval_s` (default 5 s, stretched so flushing stays under ~10% of a core) or `max_rows` (1024)
+responses, and at the end. Each response is also appended at once to a small per-process journal file next to the
 database, so a process killed with SIGKILL loses no answered request: the next batch on the same
 database moves the dead process's journal into `llm_calls` first (`LLMCache.recover`), then re-sends
 only the requests that never got an answer. (Why not just flush every 0.25 s: a DuckDB connection
@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from funreason_pipeline import config, storage
 
-__all__ = ["request_hash", "LLMCache", "CacheRow", "CacheWriter", "CACHE_COLUMNS"]
+__all__ = ["CACHE_COLUMNS", "CacheRow", "CacheWriter", "LLMCache", "request_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,9 @@ class LLMCache:
         if not rows:
             return 0
         cols = list(zip(*rows, strict=True))
-        table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, _SCHEMA, strict=True)],
-                                     schema=_SCHEMA)
+        table = pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, _SCHEMA, strict=True)], schema=_SCHEMA
+        )
         now = _utcnow()
         since = since or now - timedelta(hours=1)
         names = ", ".join(CACHE_COLUMNS)
@@ -221,23 +222,22 @@ class CacheWriter:
     its rows into `llm_calls`, so no answered request is lost or paid for twice. Without a journal
     (directory not writable) the last interval's responses would be lost on a crash.
 
-    DuckDB: every `interval_s` or `max_rows` responses, whichever comes first, and at the end. The
-    interval stretches to at least `1 / max_duty` times the last flush's duration: opening a DuckDB
-    connection costs ~20 ms of CPU, so flushing never takes more than ~`max_duty` of a core.
+    DuckDB: every `interval_s` (default 5 s with a journal, 0.25 s without) or `max_rows` responses,
+    whichever comes first, and at the end. The interval stretches to at least `1 / max_duty` times the
+    last flush's duration (max_duty 0.1 with a journal, 0.3 without): a flush costs ~50-70 ms of CPU (a
+    DuckDB connection is ~20 ms to open and ~20 ms to close), so flushing stays a small part of a core.
     """
 
     def __init__(
         self,
         cache: LLMCache,
-        interval_s: float = 1.0,
+        interval_s: float | None = None,
         max_rows: int = 1024,
-        max_duty: float = 0.1,
+        max_duty: float | None = None,
         journal: bool = True,
     ) -> None:
         self.cache = cache
-        self.interval_s = interval_s
         self.max_rows = max_rows
-        self.max_duty = max_duty
         self.pending: list[CacheRow] = []
         self.flushes = 0
         self.rows_written = 0
@@ -246,12 +246,18 @@ class CacheWriter:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._next_wait = interval_s
         self.error: BaseException | None = None
         self._journal_fd: int | None = None
         self._journal_path: Path | None = None
         if journal:
             self._open_journal()
+        # with a journal nothing is lost in between flushes: flush rarely (cheap); without one, often
+        has_journal = self._journal_fd is not None
+        if interval_s is None:
+            interval_s = 5.0 if has_journal else 0.25
+        self.max_duty = max_duty if max_duty is not None else (0.1 if has_journal else 0.3)
+        self.interval_s = interval_s
+        self._next_wait = interval_s
 
     def _open_journal(self) -> None:
         try:
@@ -291,7 +297,7 @@ class CacheWriter:
         t0 = time.perf_counter()
         try:
             await asyncio.to_thread(self.cache.write, rows, self.since)
-        except Exception as exc:  # keep the rows; the next flush (or close) retries
+        except Exception as exc:  # noqa: BLE001 - keep the rows; the next flush (or close) retries
             log.warning("llm_calls flush of %d rows failed, will retry: %s", len(rows), exc)
             self.pending[:0] = rows
             self.error = exc

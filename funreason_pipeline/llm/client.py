@@ -52,9 +52,9 @@ from funreason_pipeline.llm.models import (
     LLMResponse,
     parse_completion,
 )
-from funreason_pipeline.llm.settings import LLMSettings, Role, RoleSettings
+from funreason_pipeline.llm.settings import LLMSettings, RoleSettings
 
-__all__ = ["ClientOptions", "LLMClient", "EndpointUnavailableError", "ROLE_HEADER", "run_sync"]
+__all__ = ["ROLE_HEADER", "ClientOptions", "EndpointUnavailableError", "LLMClient", "run_sync"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ class ClientOptions(BaseModel):
     breaker_connect_failures: int = Field(3, ge=1)
     breaker_cooldown_s: float = 30.0
     raise_on_circuit_open: bool = True  # raise EndpointUnavailableError after the batch
-    cache_flush_interval_s: float = 1.0  # DuckDB flushes; every response is journalled at once anyway
+    # DuckDB flushes: None = 5 s, since every response is journalled at once (0.25 s if no journal)
+    cache_flush_interval_s: float | None = None
     cache_flush_max_rows: int = 1024
     cache_journal: bool = True
     send_role_header: bool = True  # X-Funreason-Role: lets the test server script answers per role
@@ -107,7 +108,7 @@ class _Job:
 
 
 class _Endpoint:
-    __slots__ = ("url", "key", "clients", "_rr", "limiter", "breaker", "roles", "models", "backend", "rtt")
+    __slots__ = ("_rr", "backend", "breaker", "clients", "key", "limiter", "models", "roles", "rtt", "url")
 
     def __init__(self, url: str, key: str | None, concurrency: int, opts: ClientOptions) -> None:
         self.url = url
@@ -134,7 +135,9 @@ class _Endpoint:
         self._rr = 0
         self.rtt = 0.0  # moving average of successful request latency
         self.limiter = AdaptiveLimiter(concurrency, decrease=opts.aimd_decrease, increase=opts.aimd_increase)
-        self.breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_connect_failures, opts.breaker_cooldown_s)
+        self.breaker = CircuitBreaker(
+            opts.breaker_failures, opts.breaker_connect_failures, opts.breaker_cooldown_s
+        )
         self.roles: set[str] = set()
         self.models: set[str] = set()
 
@@ -250,7 +253,13 @@ class LLMClient:
     def request_hash(self, req: LLMRequest) -> str:
         s = self.settings.role(req.role)
         return request_hash(
-            s.base_url, s.model, req.messages, req.tools, req.response_format, s.sampling(), req.prompt_version
+            s.base_url,
+            s.model,
+            req.messages,
+            req.tools,
+            req.response_format,
+            s.sampling(),
+            req.prompt_version,
         )
 
     def _recover_and_lookup(self, hashes: list[str]) -> dict[str, tuple[str, float]]:
@@ -279,7 +288,13 @@ class LLMClient:
                     "use the offline backend for it"
                 )
             h = request_hash(
-                s.base_url, s.model, req.messages, req.tools, req.response_format, s.sampling(), req.prompt_version
+                s.base_url,
+                s.model,
+                req.messages,
+                req.tools,
+                req.response_format,
+                s.sampling(),
+                req.prompt_version,
             )
             job = jobs.get(h)
             if job is None:
@@ -325,8 +340,9 @@ class LLMClient:
 
         writer = None
         if self.cache is not None and jobs:
-            writer = CacheWriter(self.cache, opts.cache_flush_interval_s, opts.cache_flush_max_rows,
-                                 journal=opts.cache_journal)
+            writer = CacheWriter(
+                self.cache, opts.cache_flush_interval_s, opts.cache_flush_max_rows, journal=opts.cache_journal
+            )
             writer.start()
         counters: Counter[str] = Counter()
         gate = asyncio.Semaphore(opts.max_live_tasks)
@@ -375,12 +391,19 @@ class LLMClient:
         batch = BatchResult(results=results, stats=stats)  # type: ignore[arg-type]
         log.info(
             "llm batch: %d items, %d cache hits, %d sent, %d ok, %d failed %s, %.1fs",
-            stats.items, stats.cache_hits, stats.sent, stats.ok, stats.failed, dict(kinds), stats.wall_s,
+            stats.items,
+            stats.cache_hits,
+            stats.sent,
+            stats.ok,
+            stats.failed,
+            dict(kinds),
+            stats.wall_s,
         )
         dead = [ep for ep in endpoints.values() if ep.breaker.is_open]
         if dead and opts.raise_on_circuit_open:
-            msg = "; ".join(f"LLM endpoint {ep.describe()} is unavailable: {ep.scrub(ep.breaker.reason)}"
-                            for ep in dead)
+            msg = "; ".join(
+                f"LLM endpoint {ep.describe()} is unavailable: {ep.scrub(ep.breaker.reason)}" for ep in dead
+            )
             raise EndpointUnavailableError(
                 msg + " -- check that the server runs and FUNREASON_LLM_BASE_URL[_<ROLE>] / _API_KEY. "
                 "Responses received so far are cached; a rerun sends only the rest.",
@@ -414,8 +437,14 @@ class LLMClient:
 
     @staticmethod
     def _response(
-        job: _Job, content: str | None, calls: list, finish: str | None, tin: int, tout: int,
-        latency: float, cached: bool,
+        job: _Job,
+        content: str | None,
+        calls: list,
+        finish: str | None,
+        tin: int,
+        tout: int,
+        latency: float,
+        cached: bool,
     ) -> LLMResponse:
         return LLMResponse.model_construct(
             item_id=job.req.item_id,
@@ -457,8 +486,10 @@ class LLMClient:
             admitted = breaker.allow()
             if not admitted:
                 return self._fail(
-                    job, FailureKind.CIRCUIT_OPEN,
-                    f"not sent: endpoint {ep.url} declared unavailable ({ep.scrub(breaker.reason)})", attempts,
+                    job,
+                    FailureKind.CIRCUIT_OPEN,
+                    f"not sent: endpoint {ep.url} declared unavailable ({ep.scrub(breaker.reason)})",
+                    attempts,
                 )
             epoch = await limiter.acquire()
             if breaker.is_open and admitted != 2:  # opened while this request waited for a slot
@@ -472,7 +503,9 @@ class LLMClient:
             headers = None
             t0 = time.perf_counter()
             try:
-                http = await ep.client().post("/chat/completions", cast_to=httpx2.Response, body=job.body, options=job.options)
+                http = await ep.client().post(
+                    "/chat/completions", cast_to=httpx2.Response, body=job.body, options=job.options
+                )
                 raw = http.content
                 kind = None
             except openai.APIStatusError as exc:
@@ -489,6 +522,8 @@ class LLMClient:
                     kind = FailureKind.HTTP_4XX
             except openai.APIConnectionError as exc:  # includes APITimeoutError
                 kind, message = _transport_kind(exc, job.settings.timeout_s)
+            except Exception as exc:  # noqa: BLE001 - anything else the SDK/transport raises: recorded
+                kind, message = FailureKind.CLIENT_ERROR, f"{type(exc).__name__}: {exc}"
             finally:
                 limiter.release()
             latency = time.perf_counter() - t0
@@ -507,8 +542,15 @@ class LLMClient:
                     if writer is not None:
                         writer.add(
                             CacheRow(
-                                job.hash, job.settings.role.value, job.settings.model, job.req.prompt_version,
-                                tin, tout, latency, finish, raw.decode("utf-8", "replace"),
+                                job.hash,
+                                job.settings.role.value,
+                                job.settings.model,
+                                job.req.prompt_version,
+                                tin,
+                                tout,
+                                latency,
+                                finish,
+                                raw.decode("utf-8", "replace"),
                             )
                         )
                     return self._response(job, content, calls, finish, tin, tout, latency, cached=False)

@@ -29,18 +29,18 @@ __all__ = ["AdaptiveLimiter", "CircuitBreaker"]
 
 class AdaptiveLimiter:
     __slots__ = (
-        "max_limit",
-        "min_limit",
-        "limit",
-        "decrease",
-        "increase",
-        "in_flight",
-        "epoch",
-        "decreases",
-        "_waiters",
         "_cap",
         "_hold_until",
         "_streak",
+        "_waiters",
+        "decrease",
+        "decreases",
+        "epoch",
+        "in_flight",
+        "increase",
+        "limit",
+        "max_limit",
+        "min_limit",
     )
 
     def __init__(
@@ -122,16 +122,16 @@ class AdaptiveLimiter:
 
 class CircuitBreaker:
     __slots__ = (
-        "failure_threshold",
+        "_probing",
         "connect_threshold",
-        "cooldown_s",
         "consecutive",
         "consecutive_connect",
-        "successes",
+        "cooldown_s",
+        "failure_threshold",
+        "last_error",
         "opened_at",
         "reason",
-        "_probing",
-        "last_error",
+        "successes",
     )
 
     def __init__(self, failure_threshold: int = 10, connect_threshold: int = 3, cooldown_s: float = 30.0):

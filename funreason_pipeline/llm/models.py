@@ -12,14 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from funreason_pipeline.llm.settings import Role
 
 __all__ = [
-    "LLMRequest",
-    "ToolCall",
-    "LLMResponse",
-    "LLMFailure",
-    "LLMResult",
-    "FailureKind",
-    "BatchStats",
     "BatchResult",
+    "BatchStats",
+    "FailureKind",
+    "LLMFailure",
+    "LLMRequest",
+    "LLMResponse",
+    "LLMResult",
+    "ToolCall",
     "parse_completion",
 ]
 
@@ -34,6 +34,7 @@ class FailureKind(StrEnum):
     CONNECTION = "connection"
     BAD_RESPONSE = "bad_response"  # HTTP 200 whose body is not a chat completion (malformed JSON)
     CIRCUIT_OPEN = "circuit_open"  # the endpoint was declared dead; not sent
+    CLIENT_ERROR = "client_error"  # an unexpected exception in the SDK/transport (retried like 5xx)
 
 
 class LLMRequest(BaseModel):

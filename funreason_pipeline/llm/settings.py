@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["Role", "RoleSettings", "LLMSettings", "ROLE_DEFAULTS", "OFFLINE_MODEL"]
+__all__ = ["OFFLINE_MODEL", "ROLE_DEFAULTS", "LLMSettings", "Role", "RoleSettings"]
 
 OFFLINE_MODEL = "offline"
 ENV_PREFIX = "FUNREASON_LLM_"
@@ -157,7 +157,7 @@ class LLMSettings(BaseModel):
         model: str = "test-model",
         api_key: str | None = None,
         concurrency: int = 32,
-        **overrides: float | int,
+        **overrides: float,
     ) -> LLMSettings:
         """All four roles on one endpoint (tests, benchmarks, scripts). `overrides`: temperature, ..."""
         roles = {}

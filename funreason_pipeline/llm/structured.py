@@ -24,8 +24,15 @@ from funreason_pipeline.llm.client import LLMClient, run_sync
 from funreason_pipeline.llm.models import BatchStats, LLMFailure, LLMRequest, LLMResponse
 from funreason_pipeline.llm.settings import Role
 
-__all__ = ["Parser", "ParsedResult", "StructuredBatch", "parse_response", "repair_request",
-           "arun_structured", "run_structured"]
+__all__ = [
+    "ParsedResult",
+    "Parser",
+    "StructuredBatch",
+    "arun_structured",
+    "parse_response",
+    "repair_request",
+    "run_structured",
+]
 
 Parser = type[BaseModel] | Callable[[LLMResponse], Any]
 
@@ -52,13 +59,18 @@ class ParsedResult(BaseModel):
 
     def rejection(self, stage: str | None = None) -> dict[str, str]:
         """A row for `storage.replace_rejections` (item_id, reason, detail)."""
-        detail = json.dumps({"error": self.error, "raw_text": self.raw_text, "stage": stage}, ensure_ascii=False)
+        detail = json.dumps(
+            {"error": self.error, "raw_text": self.raw_text, "stage": stage}, ensure_ascii=False
+        )
         return {"item_id": self.item_id, "reason": f"llm_{self.reason}", "detail": detail}
 
 
 class StructuredBatch(BaseModel):
+    """Per item: `results` (input order), accepted/rejected. `stats` counts requests of both rounds
+    (first + repair), so its ok/failed/sent include the repair requests; `items` is the item count."""
+
     results: list[ParsedResult]
-    stats: BatchStats  # both rounds (first + repair) merged
+    stats: BatchStats
     repairs_sent: int = 0
     repaired_ok: int = 0
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
@@ -79,7 +91,9 @@ def _raw_text(resp: LLMResponse) -> str:
     if resp.content:
         return resp.content
     if resp.tool_calls:
-        return json.dumps([{"name": c.name, "arguments": c.arguments} for c in resp.tool_calls], ensure_ascii=False)
+        return json.dumps(
+            [{"name": c.name, "arguments": c.arguments} for c in resp.tool_calls], ensure_ascii=False
+        )
     return ""
 
 
@@ -116,7 +130,9 @@ def _short(s: str) -> str:
     return s if len(s) <= _MAX_ERROR_CHARS else s[: _MAX_ERROR_CHARS - 3] + "..."
 
 
-def repair_request(req: LLMRequest, resp: LLMResponse, error: str, parser: Parser | None = None) -> LLMRequest:
+def repair_request(
+    req: LLMRequest, resp: LLMResponse, error: str, parser: Parser | None = None
+) -> LLMRequest:
     """The original conversation + the raw answer (as plain assistant text) + a user message with the error."""
     schema = ""
     if isinstance(parser, type) and issubclass(parser, BaseModel):
@@ -150,14 +166,16 @@ async def arun_structured(
     first_errors: dict[int, tuple[str, str]] = {}
     for i, (req, res) in enumerate(zip(requests, first.results, strict=True)):
         if isinstance(res, LLMFailure):
-            results[i] = ParsedResult(item_id=req.item_id, ok=False, reason=res.kind.value, error=res.message,
-                                      failure=res)
+            results[i] = ParsedResult(
+                item_id=req.item_id, ok=False, reason=res.kind.value, error=res.message, failure=res
+            )
             continue
         parser = _parser_for(parsers, req.role)
         ok, value, reason, error = parse_response(res, parser)
         if ok:
-            results[i] = ParsedResult(item_id=req.item_id, ok=True, value=value, attempts=1, response=res,
-                                      raw_text=_raw_text(res))
+            results[i] = ParsedResult(
+                item_id=req.item_id, ok=True, value=value, attempts=1, response=res, raw_text=_raw_text(res)
+            )
         else:
             assert reason is not None and error is not None
             first_errors[i] = (reason, error)
@@ -172,29 +190,51 @@ async def arun_structured(
         stats.items = first.stats.items  # items are counted once
         for i, res in zip(repair_idx, second.results, strict=True):
             req = requests[i]
-            prev_reason, prev_error = first_errors[i]
+            _prev_reason, prev_error = first_errors[i]
             if isinstance(res, LLMFailure):
                 results[i] = ParsedResult(
-                    item_id=req.item_id, ok=False, reason=res.kind.value,
+                    item_id=req.item_id,
+                    ok=False,
+                    reason=res.kind.value,
                     error=f"repair request failed ({res.message}) after: {prev_error}",
-                    raw_text=_raw_text(first.results[i]), attempts=1, failure=res,  # type: ignore[arg-type]
+                    raw_text=_raw_text(first.results[i]),
+                    attempts=1,
+                    failure=res,  # type: ignore[arg-type]
                     response=first.results[i],  # type: ignore[arg-type]
                 )
                 continue
             ok, value, reason, error = parse_response(res, _parser_for(parsers, req.role))
             if ok:
                 repaired_ok += 1
-                results[i] = ParsedResult(item_id=req.item_id, ok=True, value=value, repaired=True, attempts=2,
-                                          response=res, raw_text=_raw_text(res))
+                results[i] = ParsedResult(
+                    item_id=req.item_id,
+                    ok=True,
+                    value=value,
+                    repaired=True,
+                    attempts=2,
+                    response=res,
+                    raw_text=_raw_text(res),
+                )
             else:
-                results[i] = ParsedResult(item_id=req.item_id, ok=False, reason=reason,
-                                          error=f"{error} (first answer: {prev_error})", raw_text=_raw_text(res),
-                                          attempts=2, response=res)
+                results[i] = ParsedResult(
+                    item_id=req.item_id,
+                    ok=False,
+                    reason=reason,
+                    error=f"{error} (first answer: {prev_error})",
+                    raw_text=_raw_text(res),
+                    attempts=2,
+                    response=res,
+                )
     final = [r for r in results if r is not None]
     assert len(final) == len(requests), "every item ends as accepted or rejected"
     reasons = Counter(r.reason for r in final if not r.ok)
-    return StructuredBatch(results=final, stats=stats, repairs_sent=len(repair_reqs), repaired_ok=repaired_ok,
-                           rejected_by_reason=dict(reasons))
+    return StructuredBatch(
+        results=final,
+        stats=stats,
+        repairs_sent=len(repair_reqs),
+        repaired_ok=repaired_ok,
+        rejected_by_reason=dict(reasons),
+    )
 
 
 def run_structured(

@@ -48,11 +48,11 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["ServerConfig", "TestServer", "run_subprocess_server", "fetch_stats"]
+__all__ = ["ServerConfig", "TestServer", "fetch_stats", "run_subprocess_server"]
 
 _REASONS = {
     200: b"OK",
@@ -79,12 +79,15 @@ class ServerConfig:
     hang_s: float = 30.0  # how long a "timeout" fault hangs (or until the client disconnects)
     seed: int = 0
     scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # in-process only: (role, request body) -> answer dict like a script entry; for answers that depend
+    # on the request (a reasoner that must produce the right calls for whatever query it is sent)
+    responder: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
     record: bool = False  # keep a log of (role, last user message, outcome, time) per request
     error_body_echo_auth: bool = False  # a misbehaving proxy: 500 bodies echo the Authorization header
 
 
 class _Stats:
-    __slots__ = ("total", "by_role", "by_outcome", "in_flight", "max_in_flight", "log", "lock")
+    __slots__ = ("by_outcome", "by_role", "in_flight", "lock", "log", "max_in_flight", "total")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -111,7 +114,7 @@ class _Stats:
 
 
 def _last_user(messages: list[dict[str, Any]], first: bool = False) -> str:
-    for m in (messages if first else reversed(messages)):
+    for m in messages if first else reversed(messages):
         if m.get("role") == "user":
             c = m.get("content")
             if isinstance(c, str):
@@ -140,9 +143,12 @@ class _App:
         messages = body.get("messages") or []
         last_user = _last_user(messages)
         script = self.config.scripts.get(role) or self.config.scripts.get(body.get("model", ""))
-        if script:
+        if self.config.responder is not None or script:
             turn = sum(1 for m in messages if m.get("role") == "assistant")
-            ans = script[min(turn, len(script) - 1)]
+            if self.config.responder is not None:
+                ans = self.config.responder(role, body)
+            else:
+                ans = script[min(turn, len(script) - 1)]
             content = ans.get("content")
             if isinstance(content, str):
                 content = content.replace("{last_user}", last_user)
@@ -221,7 +227,7 @@ def _error_body(message: str, type_: str, code: Any = None) -> bytes:
 class _Conn(asyncio.Protocol):
     """One HTTP/1.1 keep-alive connection; requests are handled one at a time (no pipelining)."""
 
-    __slots__ = ("app", "transport", "buf", "busy", "timer", "closed")
+    __slots__ = ("app", "buf", "busy", "closed", "timer", "transport")
 
     def __init__(self, app: _App) -> None:
         self.app = app
@@ -350,13 +356,16 @@ class _Conn(asyncio.Protocol):
                 outcome = app.pick_fault() or "ok"
                 if outcome != "rate_limited":
                     st.in_flight += 1
-                    if st.in_flight > st.max_in_flight:
-                        st.max_in_flight = st.in_flight
+                    st.max_in_flight = max(st.max_in_flight, st.in_flight)
             st.by_outcome[outcome] += 1
             if cfg.record:
                 st.log.append(
-                    {"role": role, "last_user": _last_user(body.get("messages") or []), "outcome": outcome,
-                     "t": time.monotonic()}
+                    {
+                        "role": role,
+                        "last_user": _last_user(body.get("messages") or []),
+                        "outcome": outcome,
+                        "t": time.monotonic(),
+                    }
                 )
         if outcome in ("capacity_429", "rate_limited"):
             ra = cfg.retry_after
@@ -375,7 +384,7 @@ class _Conn(asyncio.Protocol):
         if outcome == "error_500":
             msg = "injected server error"
             if cfg.error_body_echo_auth:
-                msg += " (auth: %s)" % headers.get("authorization", "")
+                msg += " (auth: {})".format(headers.get("authorization", ""))
             status, payload, extra = 500, _error_body(msg, "server_error"), b""
         elif outcome == "error_503":
             status = 503
@@ -466,7 +475,7 @@ class TestServer:
         with self._app.stats.lock:
             self._app.stats.reset()
 
-    def __enter__(self) -> TestServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -476,17 +485,30 @@ class TestServer:
 # --- subprocess mode -------------------------------------------------------------------------------
 def fetch_stats(url: str) -> dict[str, Any]:
     """GET /stats of a server whose base URL (".../v1") is `url`."""
-    root = url[: -len("/v1")] if url.endswith("/v1") else url
+    root = url.removesuffix("/v1")
     with urllib.request.urlopen(root + "/stats", timeout=10) as r:
         return json.loads(r.read())
 
 
 @contextlib.contextmanager
-def run_subprocess_server(config: ServerConfig | None = None, **kw: Any) -> Iterator[tuple[str, subprocess.Popen]]:
+def run_subprocess_server(
+    config: ServerConfig | None = None, **kw: Any
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start the server as `python -m funreason_pipeline.llm.testserver` and yield (url, process)."""
     cfg = config or ServerConfig(**kw)
+    if cfg.responder is not None:
+        raise ValueError("a responder is a Python callable: run the server in-process (TestServer)")
+    fields = {k: v for k, v in asdict(cfg).items() if k != "responder"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "funreason_pipeline.llm.testserver", "--port", "0", "--config", json.dumps(asdict(cfg))],
+        [
+            sys.executable,
+            "-m",
+            "funreason_pipeline.llm.testserver",
+            "--port",
+            "0",
+            "--config",
+            json.dumps(fields),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import random
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from funreason_pipeline.environments.toolsets import ToolsetConfig, generate_sce
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
 from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
+from funreason_pipeline.progress import Progress
 from funreason_pipeline.seeds import stable_seed
 
 
@@ -30,6 +32,7 @@ def sample_partition(
     config: SamplerConfig | None = None,
     base_seed: int = 0,
     max_extra: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Phase1Result:
     """Sample `n_trajectories`, plus extra ones (bounded) until every tool was a target once."""
     graph = ApiGraph(tools, edges)
@@ -39,6 +42,7 @@ def sample_partition(
     trajectories: list[Trajectory] = []
     rejections: list[Rejection] = []
     reached: dict[str, int] = {}
+    progress = Progress(f"trajectories {toolset.name} {day}", n_trajectories, log)
     i = 0
     while i < n_trajectories or (planner.uncovered() and i < n_trajectories + max_extra and
                                  any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())):
@@ -54,6 +58,8 @@ def sample_partition(
             for t in result.reached_targets:
                 reached[t] = reached.get(t, 0) + 1
         i += 1
+        progress.total = max(progress.total, i)
+        progress.advance()
     for t in planner.uncovered():
         rejections.append(Rejection(item_id=f"{toolset.name}-{day}/{t}", reason="target_never_reached",
                                     detail=f"{t} was tried {planner.tries.get(t, 0)} times as a target"))
