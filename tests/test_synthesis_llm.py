@@ -139,3 +139,34 @@ def test_unusable_endpoint_demo_finishes_and_every_turn_is_a_rejection(tmp_db, m
     assert garbage[:10] in raw  # the raw answer is kept with the rejection
     assert not any("sk-test-PLANTED" in e for e in events)
     assert b"sk-test-PLANTED" not in tmp_db.read_bytes()
+
+
+def test_fault_mix_every_item_is_accepted_or_rejected_with_a_reason(tmp_path):
+    """R1: 20% 500, 10% 429 (Retry-After), 5% timeouts, 5% malformed JSON, 5% truncated output."""
+    from funreason_pipeline.llm import ClientOptions
+
+    ts, tools, trajs = phase1()
+    agents = ScriptedAgents({})
+    cfg = ServerConfig(responder=agents, rate_500=0.2, rate_429=0.1, rate_timeout=0.05, rate_malformed=0.05,
+                       rate_truncated=0.05, retry_after=0.05, hang_s=3.0, seed=7)
+    opts = ClientOptions(backoff_base_s=0.02, backoff_max_s=0.1, max_retry_after_s=0.1, breaker_failures=50)
+    with TestServer(cfg) as srv:
+        client = LLMClient(LLMSettings.for_endpoint(srv.url, timeout_s=0.5), db_path=tmp_path / "f.duckdb",
+                           options=opts)
+        p2 = run_phase2(trajs, tools, client)
+        for r in p2.rows:
+            t = next(t for t in trajs if t.trajectory_id == r.trajectory_id)
+            agents.gt_by_query[r.query] = t.turns[r.turn_index].calls
+        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool}
+                for r in p2.rows}
+        p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
+        outcomes = srv.stats()["by_outcome"]
+    assert len(outcomes) >= 4, outcomes  # the faults really happened
+    turns = {f"{t.trajectory_id}/{k}" for t in trajs for k in range(len(t.turns))}
+    accepted = {f"{r.trajectory_id}/{r.turn_index}" for r in p2.rows}
+    rejected = {r.item_id for r in p2.rejections}
+    assert accepted | rejected == turns and not accepted & rejected
+    assert all(r.reason and r.item_id for r in p2.rejections + p3.rejections)
+    traced = {f"{r.trajectory_id}/{r.turn_index}" for r in p3.rows}
+    assert accepted <= traced | {r.item_id for r in p3.rejections}
+    assert {f"{r.trajectory_id}/{r.turn_index}" for r in p3.rows if not r.passed} <= {r.item_id for r in p3.rejections}

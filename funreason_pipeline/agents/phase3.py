@@ -59,6 +59,8 @@ def run_phase3(toolset: ToolsetConfig, tools: list[ToolSpec], trajs: list[Trajec
                 continue
             if alive[t.trajectory_id]:
                 work.append(t)
+            else:  # its dialogue ends at the failed turn: record why this query was not attempted
+                out.rejections.append(Rejection(item_id=f"{t.trajectory_id}/{level}", reason="after_failed_turn"))
         if not work:
             break
         starts = {t.trajectory_id: start_world(toolset, tools, t, level) for t in work}
