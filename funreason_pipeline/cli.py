@@ -33,7 +33,8 @@ def _progress(done: int, total: int, label: str, started: float) -> None:
     sys.stdout.flush()
 
 
-def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None) -> bool:
+def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None,
+                         run_config: dict | None = None) -> bool:
     """Graph assets for the toolset, then the day's synthesis for it (two runs: two partitionings)."""
     defs = _defs()
     assets = list(defs.assets or [])
@@ -45,28 +46,42 @@ def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None 
     day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()
                 if k.to_user_string() not in graph_keys + DAILY_KEYS]
     r2 = dg.materialize(assets, selection=day_keys, partition_key=str(key), instance=instance,
-                        resources=defs.resources, raise_on_error=False)
+                        resources=defs.resources, raise_on_error=False, run_config=run_config)
     return r1.success and r2.success
+
+
+def run_config_for(trajectories: int | None = None, k_max: int | None = None, seed: int | None = None,
+                   min_turns: int | None = None, max_turns: int | None = None) -> dict | None:
+    """The day run's config from CLI options (None = asset defaults)."""
+    traj = {k: v for k, v in {"trajectories_per_partition": trajectories, "seed": seed, "min_turns": min_turns,
+                              "max_turns": max_turns}.items() if v is not None}
+    ops = {}
+    if traj:
+        ops["trajectories"] = {"config": traj}
+    if k_max is not None:
+        ops["cot_traces"] = {"config": {"k_max": k_max}}
+    return {"ops": ops} if ops else None
 
 
 DAILY_KEYS = ["day_export"]
 
 
-def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, workers: int = 1) -> bool:
+def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, workers: int = 1,
+             run_config: dict | None = None) -> bool:
     """Materialize `day` for every toolset (in `workers` processes), then the day's combined export."""
     started = time.monotonic()
     failed = []
     _progress(0, len(toolsets), "", started)
     if workers > 1 and instance is None:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_materialize_toolset, day, ts): ts for ts in toolsets}
+            futures = {pool.submit(_materialize_toolset, day, ts, None, run_config): ts for ts in toolsets}
             for i, fut in enumerate(as_completed(futures), 1):
                 if not fut.result():
                     failed.append(futures[fut])
                 _progress(i, len(toolsets), futures[fut], started)
     else:
         for i, ts in enumerate(toolsets, 1):
-            if not _materialize_toolset(day, ts, instance):
+            if not _materialize_toolset(day, ts, instance, run_config):
                 failed.append(ts)
             _progress(i, len(toolsets), ts, started)
     defs = _defs()
@@ -105,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--day", default=date.today().isoformat())
     demo.add_argument("--toolsets", default="", help="comma-separated subset (default: all)")
     demo.add_argument("--workers", type=int, default=2, help="toolsets materialized in parallel processes")
+    demo.add_argument("--trajectories", type=int, help="accepted trajectories per partition (default 6)")
+    demo.add_argument("--k-max", type=int, help="Phase III attempts per turn (default 3)")
+    demo.add_argument("--seed", type=int, help="base seed (default 0)")
+    demo.add_argument("--min-turns", type=int)
+    demo.add_argument("--max-turns", type=int)
     sub.add_parser("summary", help="rows per table and where things are")
     args = parser.parse_args(argv)
     if args.cmd == "summary":
@@ -115,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(names))
     if unknown:
         parser.error(f"unknown toolsets: {unknown}; known: {names}")
-    ok = run_demo(args.day, chosen, workers=args.workers)
+    cfg = run_config_for(args.trajectories, args.k_max, args.seed, args.min_turns, args.max_turns)
+    ok = run_demo(args.day, chosen, workers=args.workers, run_config=cfg)
     print(summary())
     print("\nOpen the Dagster UI with `make ui` (dg dev, DAGSTER_HOME under data/).")
     return 0 if ok else 1

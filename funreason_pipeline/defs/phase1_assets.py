@@ -86,7 +86,10 @@ value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
 
 
 class TrajectoryConfig(dg.Config):
-    trajectories_per_partition: int = 6
+    """Run configuration (Launchpad, `dg launch --config-json`, or `cli demo --trajectories`)."""
+
+    trajectories_per_partition: int = 6  # accepted trajectories wanted (dialogues per partition)
+    candidate_budget: int | None = None  # candidates allowed to reach it (default 4 x wanted)
     min_turns: int = 3
     max_turns: int = 6
     max_calls_per_turn: int = 6
@@ -129,7 +132,7 @@ def trajectories(
                         max_calls_per_turn=config.max_calls_per_turn)
     t0 = time.perf_counter()
     result = sample_partition(ts, tools, edges, day, config.trajectories_per_partition, cfg, config.seed,
-                              log=context.log.info)
+                              log=context.log.info, candidate_budget=config.candidate_budget)
     elapsed = time.perf_counter() - t0
     the_day = date.fromisoformat(day)
     store.replace_rejections("trajectories", the_day, toolset, result.rejections)

@@ -33,8 +33,10 @@ def sample_partition(
     base_seed: int = 0,
     max_extra: int | None = None,
     log: Callable[[str], None] | None = None,
+    candidate_budget: int | None = None,
 ) -> Phase1Result:
-    """Sample `n_trajectories`, plus extra ones (bounded) until every tool was a target once."""
+    """Generate until `n_trajectories` are accepted (at most `candidate_budget` candidates, default
+    4 x N), then extra ones (at most `max_extra`) until every tool was a target once."""
     graph = ApiGraph(tools, edges)
     sampler = DirectedSampler(toolset, tools, graph, config)
     planner = TargetPlanner(graph, random.Random(stable_seed("targets", day, toolset.name, base_seed)))
@@ -43,9 +45,11 @@ def sample_partition(
     rejections: list[Rejection] = []
     reached: dict[str, int] = {}
     progress = Progress(f"trajectories {toolset.name} {day}", n_trajectories, log)
+    budget = 4 * n_trajectories if candidate_budget is None else candidate_budget
     i = 0
-    while i < n_trajectories or (planner.uncovered() and i < n_trajectories + max_extra and
-                                 any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())):
+    while (len(trajectories) < n_trajectories and i < budget) or (
+            planner.uncovered() and i < n_trajectories + max_extra
+            and any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())):
         seed = stable_seed("trajectory", day, toolset.name, base_seed, i)
         tid = f"{toolset.name}-{day}-{i:04d}"
         # sample from exactly what gets stored: a JSON round trip can change a scenario (int dict keys
@@ -60,6 +64,9 @@ def sample_partition(
         i += 1
         progress.total = max(progress.total, i)
         progress.advance()
+    if len(trajectories) < n_trajectories:
+        rejections.append(Rejection(item_id=f"{toolset.name}-{day}", reason="candidate_budget_exhausted",
+                                    detail=f"{len(trajectories)} of {n_trajectories} accepted after {i} candidates"))
     for t in planner.uncovered():
         rejections.append(Rejection(item_id=f"{toolset.name}-{day}/{t}", reason="target_never_reached",
                                     detail=f"{t} was tried {planner.tries.get(t, 0)} times as a target"))
