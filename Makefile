@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 
-.PHONY: install demo test ui check lint clean
+.PHONY: install demo test test-ci browser ui check lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 test: install
 	$(BIN)/pytest -q -n 2 tests
 
+# CI: Debian's Chromium for the UI test (apt, as root), which then must run rather than skip
+browser:
+	./scripts/install_chromium.sh
+
+test-ci: install browser
+	FUNREASON_REQUIRE_BROWSER=1 $(BIN)/pytest -q -n 2 tests
+
 check: install
 	$(BIN)/dg check defs
 
@@ -37,4 +44,4 @@ lint: install
 	$(BIN)/ruff check funreason_pipeline tests bench
 
 clean:
-	rm -rf data/dagster_home data/*.duckdb data/*.wal data/exports
+	rm -rf data/dagster_home data/*.duckdb data/*.wal data/exports test-artifacts

@@ -73,6 +73,7 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
     failed = []
     _progress(0, len(toolsets), "", started)
     if workers > 1 and instance is None:
+        dg.DagsterInstance.get()  # create the instance's tables once, before workers race to do it
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_materialize_toolset, day, ts, None, run_config): ts for ts in toolsets}
             for i, fut in enumerate(as_completed(futures), 1):
