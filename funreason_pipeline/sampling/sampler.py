@@ -28,7 +28,7 @@ class SamplerConfig:
     max_calls_per_turn: int = 6
     arg_attempts: int = 4
     free_continuation_max: int = 1
-    feed_first_rate: float = 0.7  # when the target is legal at once, how often a feeder goes first
+    feed_first_rate: float = 0.9  # when the target is legal at once, how often a feeder goes first
 
 
 @dataclass
