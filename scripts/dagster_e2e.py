@@ -68,6 +68,10 @@ def isolated_env(tmp: Path, db: Path | None = None) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "DAGSTER_DISABLE_TELEMETRY": "1",
     })
+    # create the instance's sqlite tables once, before several processes (demo, dagster dev, daemon)
+    # race to migrate an empty home: that race fails with alembic's "more than one head present"
+    subprocess.run([sys.executable, "-c", "import dagster as dg; dg.DagsterInstance.get()"], env=env,
+                   check=True, capture_output=True, timeout=300)
     return env
 
 
