@@ -104,6 +104,22 @@ def check_arguments(spec: ToolSpec, arguments: Any) -> str | None:
     return None
 
 
+def invoke_tool(fn: Any, method: str, kwargs: dict[str, Any]) -> ToolResult:
+    """Call a tool method; every adapter shares this: a raise, an unserialisable result and an
+    `{"error": ...}` return all become error results, never a crashed stage."""
+    try:
+        raw = fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        return ToolResult(None, f"{method} raised {type(exc).__name__}: {exc}")
+    try:
+        value = to_json_value(raw)
+    except (TypeError, ValueError) as exc:
+        return ToolResult(None, f"{method} returned an unserialisable result: {exc}")
+    if isinstance(value, dict) and "error" in value:
+        return ToolResult(value, str(value["error"]))
+    return ToolResult(value)
+
+
 def to_json_value(value: Any) -> Any:
     """Round-trip through JSON so results are plain data; raises TypeError/ValueError if impossible."""
 

@@ -20,8 +20,8 @@ from funreason_pipeline.environments.base import (
     EnvironmentConfigError,
     ToolResult,
     check_arguments,
+    invoke_tool,
     public_state,
-    to_json_value,
 )
 from funreason_pipeline.models import ToolSpec
 
@@ -162,20 +162,10 @@ class BfclEnvironment:
         problem = check_arguments(spec, arguments)
         if problem:
             return ToolResult(None, problem)
-        try:
-            # Copies: tools keep references to their inputs (a tweet stores its `tags` list) and some
-            # use mutable defaults (`tags=[]`) that would leak state across calls and instances.
-            kwargs = {**_mutable_defaults(self._instance, method), **copy.deepcopy(arguments)}
-            raw = getattr(self._instance, method)(**kwargs)
-        except Exception as exc:  # a tool that raises is an error result, never a crashed stage
-            return ToolResult(None, f"{method} raised {type(exc).__name__}: {exc}")
-        try:
-            value = to_json_value(raw)
-        except (TypeError, ValueError) as exc:
-            return ToolResult(None, f"{method} returned an unserialisable result: {exc}")
-        if isinstance(value, dict) and "error" in value:
-            return ToolResult(value, str(value["error"]))
-        return ToolResult(value)
+        # Copies: tools keep references to their inputs (a tweet stores its `tags` list) and some
+        # use mutable defaults (`tags=[]`) that would leak state across calls and instances.
+        kwargs = {**_mutable_defaults(self._instance, method), **copy.deepcopy(arguments)}
+        return invoke_tool(getattr(self._instance, method), method, kwargs)
 
     def snapshot(self) -> dict[str, Any]:
         return public_state(self._instance)

@@ -32,6 +32,7 @@ from funreason_pipeline.environments.base import (
     EnvironmentConfigError,
     ToolResult,
     check_arguments,
+    invoke_tool,
     public_state,
     to_json_value,
 )
@@ -691,17 +692,7 @@ class UserEnvironment:
             except ValidationError as exc:
                 detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors()[:3])
                 return ToolResult(None, f"invalid argument {name!r} for {method}: {detail}")
-        try:
-            raw = getattr(self._instance, method)(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - a tool that raises is an error result, never a crashed stage
-            return ToolResult(None, f"{method} raised {type(exc).__name__}: {exc}")
-        try:
-            value = to_json_value(raw)
-        except (TypeError, ValueError) as exc:
-            return ToolResult(None, f"{method} returned an unserialisable result: {exc}")
-        if isinstance(value, dict) and "error" in value:
-            return ToolResult(value, str(value["error"]))
-        return ToolResult(value)
+        return invoke_tool(getattr(self._instance, method), method, kwargs)
 
     def snapshot(self) -> dict[str, Any]:
         own = getattr(self._instance, "snapshot", None)
