@@ -6,7 +6,9 @@ Adapted rather than stock (dagster-duckdb-polars 0.29.27):
 - an empty frame still creates its table with the right columns, so downstream loads of an empty
   partition return an empty frame instead of failing on a missing table;
 - connections come from `storage.connect`, which waits on the file lock with jittered backoff
-  long enough for several partition runs in parallel.
+  long enough for several partition runs in parallel;
+- a write (delete the partition's rows, insert the new ones) is one transaction, so a crash mid-write
+  leaves the old partition whole.
 """
 
 from __future__ import annotations
@@ -52,8 +54,16 @@ class _LockPatientClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context, _):
+        # one transaction per block: DbIOManager deletes the partition's old rows, then the handler
+        # inserts the new ones; a crash in between must not leave the slice empty (tests/test_crash_duckdb.py)
         with storage.connect(context.resource_config["database"]) as con:
-            yield con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
 
 class PolarsDuckDBIOManager(DuckDBIOManager):
