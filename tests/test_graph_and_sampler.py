@@ -134,3 +134,63 @@ def test_multi_turn_trajectories_depend_on_earlier_calls():
             total += len(res.trajectory.turns)
             dependent += sum(t.has_dependent_call for t in res.trajectory.turns)
     assert total and dependent / total >= 0.3
+
+
+def test_probing_follows_chains_and_pairs_and_keeps_the_enabling_arguments():
+    # message_login needs a real user id (from the state's user_map, or get_user_id); only then do
+    # the logged-in tools work: a chain found over probing rounds
+    _, tools, edges = graph_for("messages")
+    state = {(e.src_tool, e.dst_tool) for e in edges if e.kind == "state"}
+    assert {("message_login", "search_messages"), ("message_login", "view_messages_sent")} <= state
+    # startEngine needs two things at once: all doors locked and the brake pressed fully
+    _, tools, edges = graph_for("vehicle")
+    g = ApiGraph(tools, edges)
+    assert {"lockDoors", "pressBrakePedal"} <= g.state_prereqs["startEngine"]
+    assert g.enabling_args[("pressBrakePedal", "startEngine")] == {"pedalPosition": 1.0}
+    assert sorted(g.enabling_args[("lockDoors", "startEngine")]["door"]) == [
+        "driver", "passenger", "rear_left", "rear_right"]
+    # classes are separate environments: no state edge crosses classes
+    _, tools, edges = graph_for("vehicle_messages")
+    cls = {t.name: t.class_name for t in tools}
+    assert all(cls[e.src_tool] == cls[e.dst_tool] for e in edges if e.kind == "state")
+
+
+def test_argument_sources_ranges_caps_maps_listings_and_examples():
+    from funreason_pipeline.environments.toolsets import toolset_argument_examples
+    from funreason_pipeline.models import ToolSpec
+    from funreason_pipeline.sampling.arguments import ArgumentProvider
+    from funreason_pipeline.sampling.values import affinity, harvest
+
+    rng = random.Random(0)
+    p = ArgumentProvider()
+    pedal = {"type": "number", "description": "Position, between 0 (not pressed) and 1 (fully pressed)."}
+    assert all(0 <= p.generate("pedalPosition", pedal, rng) <= 1 for _ in range(50))
+    fuel = {"type": "number", "description": "The amount of fuel to add, in gallons."}
+    assert all(0 <= p.generate("fuelAmount", fuel, rng, "The tank can hold up to 50 gallons.") <= 50
+               for _ in range(50))
+    values = {(v.key, v.value) for v in harvest({"user_map": {"Alice": "USR001"}, "inbox": []})}
+    assert {("user_name", "Alice"), ("user", "USR001")} <= values
+    assert affinity("user_id", "User ID of the user to log in.", "user") > 0
+    assert affinity("folder", "The folder to change to.", "current_directory_content") > 0
+    assert affinity("content", "The content to write.", "current_directory_content") > 0  # a text sink rule
+    ts = toolset_by_name("math")
+    examples = toolset_argument_examples(ts, toolset_tools(ts))
+    assert {"unit_in": "km", "unit_out": "miles"} in examples["imperial_si_conversion"]
+    spec = ToolSpec(name="imperial_si_conversion", class_name="MathAPI", method="imperial_si_conversion",
+                    description="", parameters={"type": "object", "required": ["value", "unit_in", "unit_out"],
+                                                "properties": {"value": {"type": "number"},
+                                                               "unit_in": {"type": "string"},
+                                                               "unit_out": {"type": "string"}}})
+    ex = ArgumentProvider(examples=examples, example_rate=1.0)
+    args, _, _ = ex.propose(spec, [], [], rng)
+    assert {"unit_in": args["unit_in"], "unit_out": args["unit_out"]} in examples["imperial_si_conversion"]
+    assert isinstance(args["value"], float | int)
+
+
+@pytest.mark.parametrize("name", ["messages", "vehicle", "math", "files"])
+def test_every_reachable_tool_becomes_a_target(name):
+    """Tools the old sampler never reached (unit pairs, zipcodes, the engine, logged-in messaging)."""
+    ts, tools, edges = graph_for(name)
+    res = sample_partition(ts, tools, edges, "2026-11-25", 6)
+    # BFCL's get_outside_temperature_from_weather_com is `return {"error": 404}`: it cannot succeed
+    assert set(res.uncovered) <= {"get_outside_temperature_from_weather_com"}

@@ -721,3 +721,15 @@ def test_clinic_partition_materializes_through_dagster_to_exports(tmp_db, monkey
         assert con.execute("SELECT count(*) FROM dialogues WHERE toolset = 'clinic'").fetchone()[0] >= 3
     exported = tmp_db.parent / "exports" / "2026-05-05" / "clinic" / "openai.jsonl"
     assert exported.read_text().count("book_appointment") > 0
+
+
+def test_argument_examples_feed_the_sampler_and_bad_ones_fail_at_parse_time(user_module, tmp_path):
+    from funreason_pipeline.environments.toolsets import toolset_argument_examples, toolset_tools
+
+    module = user_module(GOOD_CLASS.replace("class Counter:", "class Counter:\n        ARGUMENT_EXAMPLES = {'add': [{'amount': 7}]}"))
+    ts = parse_toolsets(_config(f"{module}:Counter", f"{{scenarios: {module}:scenarios}}"), base_dir=tmp_path)[0]
+    tools = toolset_tools(ts)
+    assert toolset_argument_examples(ts, tools) == {tools[0].name: [{"amount": 7}]}
+    bad = user_module(GOOD_CLASS.replace("class Counter:", "class Counter:\n        ARGUMENT_EXAMPLES = {'sub': [{'amount': 7}]}"))
+    with pytest.raises(EnvironmentConfigError, match="ARGUMENT_EXAMPLES names unknown tools: \\['sub'\\]"):
+        parse_toolsets(_config(f"{bad}:Counter", f"{{scenarios: {bad}:scenarios}}"), base_dir=tmp_path)

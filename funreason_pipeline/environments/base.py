@@ -61,6 +61,9 @@ class EnvironmentFactory(Protocol):
 
     def generate_scenario(self, seed: int) -> dict[str, Any]: ...
 
+    # optional: def argument_examples(self) -> dict[str, list[dict[str, Any]]]
+    # (method -> valid joint argument examples the schema cannot express; used by the sampler only)
+
 
 # ---- helpers every adapter shares ---------------------------------------------------------
 

@@ -188,6 +188,11 @@ class BfclFactory:
     def tool_specs(self) -> list[ToolSpec]:
         return list(bfcl_tool_specs(self.class_name))
 
+    def argument_examples(self) -> dict[str, list[dict[str, Any]]]:
+        from funreason_pipeline.environments.bfcl_examples import BFCL_ARGUMENT_EXAMPLES
+
+        return BFCL_ARGUMENT_EXAMPLES.get(self.class_name, {})
+
     def generate_scenario(self, seed: int) -> dict[str, Any]:
         from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
 

@@ -163,6 +163,18 @@ def toolset_tools(ts: ToolsetConfig) -> list[ToolSpec]:
     return tools
 
 
+def toolset_argument_examples(ts: ToolsetConfig, tools: list[ToolSpec]) -> dict[str, list[dict[str, Any]]]:
+    """Tool name -> joint argument examples its environment class documents (may be empty)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cls in ts.classes:
+        examples = getattr(ts.factory(cls), "argument_examples", None)
+        by_method = examples() if callable(examples) else {}
+        for t in tools:
+            if t.class_name == cls and by_method.get(t.method):
+                out[t.name] = list(by_method[t.method])
+    return out
+
+
 class World:
     """The live environments of one toolset, addressed by tool name."""
 

@@ -743,9 +743,23 @@ class UserFactory:
     def generate_scenario(self, seed: int) -> dict[str, Any]:
         return self._scenarios.generate(seed)
 
+    def argument_examples(self) -> dict[str, list[dict[str, Any]]]:
+        """Optional `ARGUMENT_EXAMPLES = {method: [{param: value, ...}, ...]}` on the class: valid
+        argument combinations the schema cannot express (unit pairs, known ids)."""
+        raw = getattr(self._cls, "ARGUMENT_EXAMPLES", None) or {}
+        if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in raw.values()):
+            raise EnvironmentConfigError(
+                f"{self.class_name}.ARGUMENT_EXAMPLES must map method names to lists of argument dicts")
+        unknown = sorted(set(raw) - set(self._tools))
+        if unknown:
+            raise EnvironmentConfigError(f"{self.class_name}.ARGUMENT_EXAMPLES names unknown tools: {unknown}")
+        return raw
+
     def check(self, seeds: Sequence[int] = (0, 1, 2)) -> None:
         """Fail at config time, not mid-run: scenarios must load, the state must snapshot and copy,
         and the generator must be deterministic (replays start again from the stored seed's scenario)."""
+        self.argument_examples()  # a malformed ARGUMENT_EXAMPLES fails here, with the class named
         scenarios = self._scenarios.examples or [self.generate_scenario(s) for s in seeds]
         if self._scenarios.ref and is_import_path(self._scenarios.ref):
             again = self.generate_scenario(seeds[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import cached_property
@@ -34,6 +35,18 @@ class ApiGraph:
         for e in self.edges:
             if e.kind == "state":
                 out[e.dst_tool].add(e.src_tool)
+        return out
+
+    @cached_property
+    def enabling_args(self) -> dict[tuple[str, str], dict]:
+        """(A, B) -> the arguments with which A made B work in probing (lock *all* doors, press the
+        pedal fully): a sampler steering toward B tries them first."""
+        out: dict[tuple[str, str], dict] = {}
+        for e in self.edges:
+            if e.kind == "state" and '"a_args"' in e.evidence:
+                a_args = json.loads(e.evidence).get("a_args", {}).get(e.src_tool)
+                if isinstance(a_args, dict):
+                    out[(e.src_tool, e.dst_tool)] = a_args
         return out
 
     @cached_property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,40 +85,54 @@ def data_edges_from_schemas(tools: Iterable[ToolSpec]) -> list[Edge]:
     return list(edges.values())
 
 
+Call = tuple[str, dict[str, Any]]
+
+
 def probe_edges(
     tools: list[ToolSpec],
     worlds: list[World],
     provider: ArgumentProvider,
     seed: int = 0,
     attempts: int = 4,
+    rounds: int = 3,
 ) -> list[Edge]:
     """Find prerequisites by execution on fresh scenarios (one World per probe scenario).
 
-    For every tool B that fails on a fresh scenario in all attempts, try each tool A that succeeds
-    fresh, then B. An edge is kept only when the very arguments that worked after A fail on a fresh
-    copy: the success is due to A, not luck. Kind is 'data' when B's arguments came from A's result.
-    Tools still failing are tried after pairs of state-changing tools (startEngine needs the doors
-    locked and the brake pressed).
+    Every tool that works on a fresh scenario gets a recipe (its own call). For a tool B that fails
+    fresh, try each tool A with a recipe: A's recipe, then B. An edge A -> B is kept only when the
+    very arguments that worked fail once A's own call is left out: the success is due to A, not
+    luck. B then gets a recipe too, so chains are found over rounds (get_user_id -> message_login ->
+    search_messages). A's arguments are re-proposed a few times (locking *all* doors matters) and
+    kept in the evidence as `a_args`. Kind is 'data' when B's arguments came from A's result. Tools
+    still failing are tried after pairs of state-changing tools (startEngine needs the doors locked
+    and the brake pressed).
     """
     rng = random.Random(seed)
     found: dict[tuple[str, str], Edge] = {}
+    by_name = {t.name: t for t in tools}
 
-    def record(a_names: tuple[str, ...], b: ToolSpec, args: dict, sources: dict, fields: dict,
-               w_index: int, fresh_error: str) -> None:
-        for pos, a in enumerate(a_names):
-            fed = [p for p, idx in sources.items() if idx == pos]
+    def record(prefix: tuple[str, ...], calls: list[Call], b: ToolSpec, args: dict, sources: dict,
+               fields: dict, w_index: int, fresh_error: str) -> None:
+        finals: dict[str, int] = {}  # each prefix tool's own (last) call in the executed sequence
+        for i, (name, _) in enumerate(calls):
+            if name in prefix:
+                finals[name] = i
+        a_args = {name: calls[i][1] for name, i in finals.items()}
+        for a, idx in finals.items():
+            fed = [p for p, src in sources.items() if src == idx]
             kind = "data" if fed else "state"
             found.setdefault((a, b.name), Edge(
                 src_tool=a, dst_tool=b.name, kind=kind, param=fed[0] if fed else None,
                 src_field=fields.get(fed[0]) if fed else None,
-                evidence=json.dumps({"method": "probe", "scenario": w_index, "after": list(a_names),
-                                     "b_args": args, "fresh_error": fresh_error[:200]}, default=str),
+                evidence=json.dumps({"method": "probe", "scenario": w_index, "after": list(prefix),
+                                     "a_args": a_args, "b_args": args, "fresh_error": fresh_error[:200]},
+                                    default=str),
             ))
 
     for w_index, base in enumerate(worlds):
         base_snapshot = base.snapshot()
         state = harvest(base_snapshot)
-        works: dict[str, dict[str, Any]] = {}
+        recipes: dict[str, list[Call]] = {}  # tool -> calls from the fresh scenario ending with its own
         changes_state: set[str] = set()
         fresh_errors: dict[str, str] = {}
         for spec in tools:
@@ -132,65 +147,110 @@ def probe_edges(
                     after = probe.snapshot()
                 except CyclicStateError:
                     continue  # e.g. a directory copied into itself: not a usable prefix
-                works.setdefault(spec.name, args)
+                recipes.setdefault(spec.name, [(spec.name, args)])
                 if after != base_snapshot:
                     # prefer arguments with an effect: a login with a wrong password "succeeds" too
-                    works[spec.name] = args
+                    recipes[spec.name] = [(spec.name, args)]
                     changes_state.add(spec.name)
                     break
 
-        def try_after(prefix: tuple[str, ...], b: ToolSpec) -> bool:
+        def run(calls: list[Call]) -> tuple[World, list] | None:
             world = base.copy()
-            results = []
-            for pos, a in enumerate(prefix):
-                ra = world.call(a, works[a])
-                if not ra.ok:
-                    return False
-                results.extend(harvest(ra.value, source=pos, producer=a))
-            try:
-                after_state = harvest(world.snapshot())
-            except CyclicStateError:
-                return False
-            for _ in range(attempts):
-                args, sources, fields = provider.propose(b, results, after_state, rng)
-                if not world.call(b.name, args).ok:
-                    continue
-                if not _needs_all(base, prefix, works, b.name, args):
-                    return False  # the same call works without (part of) the prefix: not a prerequisite
-                record(prefix, b, args, sources, fields, w_index, fresh_errors.get(b.name, ""))
-                return True
-            return False
+            results: list = []
+            for pos, (name, args) in enumerate(calls):
+                res = world.call(name, args)
+                if not res.ok:
+                    return None
+                results.extend(harvest(res.value, source=pos, producer=name))
+            return world, results
 
-        still_failing = []
+        # B -> {A: A's arguments after which B failed with a different complaint than fresh}
+        progress: dict[str, dict[str, dict[str, Any]]] = {}
+
+        def try_after(prefix: tuple[str, ...], b: ToolSpec, variants: int = 2,
+                      fixed: dict[str, dict[str, Any]] | None = None) -> list[Call] | None:
+            """B's recipe when it works after the prefix tools' recipes (and not without them)."""
+            fixed = fixed or {}
+            for variant in range(variants):
+                calls: list[Call] = []
+                for a in prefix:
+                    *before, (_, a_args) = recipes[a]
+                    a_args = fixed.get(a, a_args)
+                    calls.extend(before)
+                    if variant and a not in fixed:  # other arguments for A, from what its recipe produced
+                        got = run(calls)
+                        try:
+                            now = harvest(got[0].snapshot()) if got else None
+                        except CyclicStateError:
+                            now = None
+                        if got is None or now is None:
+                            break
+                        a_args, _, _ = provider.propose(by_name[a], got[1], now, rng)
+                    calls.append((a, a_args))
+                got = run(calls)
+                if got is None:
+                    continue
+                world, results = got
+                try:
+                    after_state = harvest(world.snapshot())
+                except CyclicStateError:
+                    continue
+                for _ in range(attempts):
+                    args, sources, fields = provider.propose(b, results, after_state, rng)
+                    res = world.call(b.name, args)
+                    if not res.ok:
+                        if len(prefix) == 1 and _error_kind(res.error) != _error_kind(fresh_errors.get(b.name)):
+                            # a new complaint: one step on (locked doors, now the brake)
+                            progress.setdefault(b.name, {}).setdefault(prefix[0], calls[-1][1])
+                        continue
+                    if not _needs_each(base, calls, prefix, b.name, args):
+                        return None  # the same call works without one of the prefix tools: no prerequisite
+                    record(prefix, calls, b, args, sources, fields, w_index, fresh_errors.get(b.name, ""))
+                    return calls + [(b.name, args)]
+            return None
+
+        prefixes = [t.name for t in tools if t.name in recipes]
+        for _ in range(rounds):  # later rounds try only the tools the previous round made work
+            learned: dict[str, list[Call]] = {}
+            for b in tools:
+                if b.name in recipes:
+                    continue
+                for a in prefixes:
+                    # classes are separate environments: only a tool of B's own class changes B's state
+                    if a != b.name and (a, b.name) not in found and by_name[a].class_name == b.class_name:
+                        recipe = try_after((a,), b)
+                        if recipe is not None:
+                            learned.setdefault(b.name, recipe)
+            if not learned:
+                break
+            recipes.update(learned)
+            prefixes = sorted(learned)
+        # two prerequisites at once: start from a tool after which B complained about something else
         for b in tools:
-            if b.name in works:
+            if b.name in recipes:
                 continue
-            hit = False
-            for a in tools:
-                if a.name != b.name and a.name in works and (a.name, b.name) not in found:
-                    hit = try_after((a.name,), b) or hit
-            if not hit and not any(dst == b.name for (_, dst) in found):
-                still_failing.append(b)
-        movers = sorted(changes_state)
-        for b in still_failing:
-            done = False
-            for i, a1 in enumerate(movers):
-                for a2 in movers[i + 1:]:
-                    if b.name not in (a1, a2) and (try_after((a1, a2), b) or try_after((a2, a1), b)):
-                        done = True
-                        break
-                if done:
+            movers = sorted(a for a in changes_state if by_name[a].class_name == b.class_name and a != b.name)
+            stepped = progress.get(b.name, {})
+            pairs = [(a1, a2) for a1 in sorted(stepped) for a2 in movers if a2 != a1]
+            for a1, a2 in pairs:
+                keep = {a1: stepped[a1]}
+                if try_after((a1, a2), b, 8, keep) or try_after((a2, a1), b, 8, keep):
                     break
     return list(found.values())
 
 
-def _needs_all(base: World, prefix: tuple[str, ...], works: dict[str, dict[str, Any]], b: str,
-               args: dict[str, Any]) -> bool:
-    """True when B(args) fails after every proper sub-sequence of the prefix (including none)."""
-    for drop in range(len(prefix)):
+def _error_kind(error: str | None) -> str:
+    """An error message without its quoted or numeric particulars ('No such file: a.txt' ~ '...: b.txt')."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
+
+
+def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str, args: dict[str, Any]) -> bool:
+    """True when B(args) fails whenever one prefix tool's own call is left out of the sequence."""
+    for a in prefix:
+        last = max(i for i, (name, _) in enumerate(calls) if name == a)
         world = base.copy()
-        for a in prefix[:drop] + prefix[drop + 1:]:
-            world.call(a, works[a])
+        for name, a_args in calls[:last] + calls[last + 1:]:
+            world.call(name, a_args)
         if world.call(b, args).ok:
             return False
     return True

@@ -20,7 +20,10 @@ _WORDS = (
     "weekly plan ideas release budget invoice schedule update research launch photo music team"
 ).split()
 _QUOTED = re.compile(r"['\"]([^'\"]{1,40})['\"]")
-_RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)\s+(?:and|to)\s+(-?\d+(?:\.\d+)?)", re.I)
+# "between 0 (not pressed) and 1 (fully pressed)": a parenthesis may follow the lower bound
+_RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)(?:\s*\([^)]*\))?\s+(?:and|to)\s+(-?\d+(?:\.\d+)?)", re.I)
+_UP_TO = re.compile(r"\b(?:up to|at most|maximum of|no more than)\s+(\d+(?:\.\d+)?)", re.I)
+NEW_STATE = "(new state)"  # producer tag of state values that were not in the scenario's initial state
 _TEXT_SINKS = {"content", "message", "comment", "description", "text", "resolution", "title"}
 
 
@@ -74,6 +77,9 @@ class ArgumentProvider:
     data_fields: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
     optional_rate: float = 0.35
     explore: bool = False  # probing: also try any type-fitting earlier output, to discover edges
+    # tool -> joint argument examples its environment documents (unit pairs, known zipcodes)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    example_rate: float = 0.5
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random
@@ -83,13 +89,17 @@ class ArgumentProvider:
         sources: dict[str, int] = {}
         fields: dict[str, str] = {}
         required = set(spec.required)
+        examples = self.examples.get(spec.name)
+        if examples and rng.random() < self.example_rate:
+            example = rng.choice(examples)
+            args.update({k: v for k, v in example.items() if k in spec.properties})
         for name, schema in spec.properties.items():
-            if name not in required and rng.random() > self.optional_rate:
+            if name in args or (name not in required and rng.random() > self.optional_rate):
                 continue
             choice = self._choose(spec, name, schema, results, state, rng)
             if choice is None:
                 if name in required:
-                    args[name] = self.generate(name, schema, rng)
+                    args[name] = self.generate(name, schema, rng, spec.description)
                 continue
             args[name] = _coerce(schema, choice.value)
             if choice.source is not None:
@@ -123,12 +133,12 @@ class ArgumentProvider:
             fitting = [v for v in vals if _fits_value(schema, v)]
             if fitting:
                 buckets.append((weight, fitting, True))
-        for (key, _), vals in self._groups(state).items():
+        for (key, producer), vals in self._groups(state).items():
             a = affinity(name, desc, key)
             if a > 0:
                 fitting = [v for v in vals if _fits_value(schema, v)]
-                if fitting:
-                    buckets.append((4.0 * a, fitting, True))
+                if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
+                    buckets.append((4.0 * a * (4.0 if producer == NEW_STATE else 1.0), fitting, True))
         plain = list(schema.get("enum", []))
         if plain:
             buckets.append((3.0, plain, False))
@@ -149,14 +159,14 @@ class ArgumentProvider:
                 if is_value:
                     return Choice(pick.value, pick.source, w, pick.key)
                 return Choice(pick, None, w)
-        return Choice(self.generate(name, schema, rng), None, 0.3)
+        return Choice(self.generate(name, schema, rng, spec.description), None, 0.3)
 
     def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
                       rng: random.Random) -> Choice | None:
         items = schema.get("items", {"type": "string"})
         desc = schema.get("description", "")
-        if "enum" in items:
-            k = rng.randint(1, min(3, len(items["enum"])))
+        if "enum" in items:  # all of them is a common request (lock every door)
+            k = len(items["enum"]) if rng.random() < 0.3 else rng.randint(1, len(items["enum"]))
             return Choice(rng.sample(items["enum"], k))
         pool = [v for (key, producer), vals in self._groups(results).items()
                 if affinity(name, desc, key, producer) > 0 for v in vals if _fits_value(items, v)]
@@ -181,8 +191,9 @@ class ArgumentProvider:
             return groups
         return hit[2]
 
-    def generate(self, name: str, schema: dict[str, Any], rng: random.Random) -> Any:
-        """Typed generation: plausible values from the type, the name and the description's format."""
+    def generate(self, name: str, schema: dict[str, Any], rng: random.Random, tool_desc: str = "") -> Any:
+        """Typed generation: plausible values from the type, the name and the description's format
+        (a range in the parameter's description, or an "up to N" in its own or the tool's)."""
         t = schema.get("type")
         desc = schema.get("description", "")
         if "enum" in schema:
@@ -190,6 +201,7 @@ class ArgumentProvider:
         if t == "boolean":
             return rng.random() < 0.5
         bounds = _RANGE.search(desc)
+        cap = _UP_TO.search(desc) or _UP_TO.search(tool_desc)
         if t in ("integer", "number") and bounds:
             lo, hi = sorted((float(bounds.group(1)), float(bounds.group(2))))
             if rng.random() < 0.4:  # the bounds themselves matter (a fully pressed pedal is 1.0)
@@ -197,6 +209,11 @@ class ArgumentProvider:
             if t == "integer":
                 return rng.randint(int(lo), int(hi))
             return round(rng.uniform(lo, hi), 2)
+        if t in ("integer", "number") and cap:  # "the tank can hold up to 50 gallons": small amounts fit
+            hi = float(cap.group(1))
+            if t == "integer":
+                return rng.randint(1, max(1, int(hi)))
+            return round(rng.uniform(0, hi) * (0.3 if rng.random() < 0.5 else 1.0), 1)
         if t == "integer":
             return rng.randint(1, 10 if "precision" in name or "place" in name else 100)
         if t == "number":

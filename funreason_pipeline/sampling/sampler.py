@@ -13,10 +13,10 @@ import random
 from dataclasses import dataclass, field
 
 from funreason_pipeline.environments.base import CyclicStateError
-from funreason_pipeline.environments.toolsets import ToolsetConfig, World
+from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
-from funreason_pipeline.sampling.arguments import ArgumentProvider
+from funreason_pipeline.sampling.arguments import NEW_STATE, ArgumentProvider
 from funreason_pipeline.sampling.values import Value, harvest
 from funreason_pipeline.verify.replay import replay_trajectory
 
@@ -29,6 +29,7 @@ class SamplerConfig:
     arg_attempts: int = 4
     free_continuation_max: int = 1
     feed_first_rate: float = 0.9  # when the target is legal at once, how often a feeder goes first
+    enabling_args_rate: float = 0.7  # how often a state prerequisite first tries its probe-proven arguments
 
 
 @dataclass
@@ -39,7 +40,7 @@ class TargetPlanner:
     rng: random.Random
     covered: set[str] = field(default_factory=set)
     tries: dict[str, int] = field(default_factory=dict)
-    max_tries: int = 3
+    max_tries: int = 5
 
     def __post_init__(self) -> None:
         names = sorted(self.graph.tools)
@@ -73,7 +74,8 @@ class DirectedSampler:
         self.tool_list = tools
         self.graph = graph
         self.config = config or SamplerConfig()
-        self.provider = ArgumentProvider(data_fields=dict(graph.data_fields))
+        self.provider = ArgumentProvider(data_fields=dict(graph.data_fields),
+                                         examples=toolset_argument_examples(toolset, tools))
 
     def sample(self, trajectory_id: str, seed: int, scenario: dict, planner: TargetPlanner) -> SampleResult:
         cfg = self.config
@@ -86,12 +88,14 @@ class DirectedSampler:
         rejections: list[Rejection] = []
         reached_targets: list[str] = []
         state: list[Value] | None = None
+        initial: set[tuple[str, object]] | None = None  # (key, value) pairs of the initial state
 
         for ti in range(rng.randint(cfg.min_turns, cfg.max_turns)):
             target = planner.next_target()
             turn_calls: list[ToolCall] = []
             banned: set[str] = set()
             reached = False
+            reopened = False
             free_left = rng.randint(0, cfg.free_continuation_max)
             for _ in range(cfg.max_calls_per_turn * 3):
                 if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
@@ -105,9 +109,18 @@ class DirectedSampler:
                     except CyclicStateError as exc:
                         rejections.append(Rejection(item_id=trajectory_id, reason="cyclic_state", detail=str(exc)))
                         return SampleResult(None, rejections, [])
+                    if initial is None:
+                        initial = {(v.key, v.value) for v in state}
+                    else:  # tag what earlier calls created: the next steps prefer acting on it
+                        state = [v if (v.key, v.value) in initial else Value(v.key, v.value, None, NEW_STATE, v.jtype)
+                                 for v in state]
+                enabling = self.graph.enabling_args.get((tool, target)) if not reached else None
                 call = None
-                for _attempt in range(cfg.arg_attempts):
-                    args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
+                for attempt in range(cfg.arg_attempts):
+                    if attempt == 0 and enabling is not None and rng.random() < cfg.enabling_args_rate:
+                        args, sources = dict(enabling), {}  # the arguments that made the target work in probing
+                    else:
+                        args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
                     res = world.call(tool, args)
                     if res.ok:
                         call = ToolCall(tool=tool, arguments=args, result=res.value, sources=sources)
@@ -117,6 +130,13 @@ class DirectedSampler:
                         detail=json.dumps({"tool": tool, "arguments": args, "error": res.error}, default=str)[:2000],
                     ))
                 if call is None:
+                    redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned)
+                    if tool == target and redo and not reopened:
+                        # its prerequisites "succeeded" without effect (a login with an unknown id
+                        # returns login_status false): let them run once more before giving up
+                        reopened = True
+                        satisfied -= redo
+                        continue
                     banned.add(tool)
                     if tool in self.graph.state_prereqs.get(target, ()):
                         satisfied.add(tool)  # e.g. login fails as "already logged in"

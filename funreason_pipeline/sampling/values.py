@@ -71,10 +71,13 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
         return 0.6  # cityA: "The zipcode of the first city." ~ zipcode
     if kt == ("name",) and pt[-1] in _NAMED:
         return 0.5  # a file's or directory's `name` ~ file_name, dir_name, folder
+    if pt[-1] in _NAMED and set(kt) & _CONTAINERS and "content" not in pt:
+        return 0.5  # a directory listing names what a file or folder parameter can take
     return 0.0
 
 
 _NAMED = frozenset({"name", "folder", "dir", "directory", "file", "path", "source", "destination"})
+_CONTAINERS = frozenset({"directory", "dir", "folder"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,13 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
         return out
     if isinstance(obj, dict):
         collection = len(obj) > 0 and all(isinstance(v, dict) for v in obj.values())
+        if key and tokens(key)[-1:] == ("map",) and not collection:
+            # a lookup table (`user_map`: name -> id): its keys are names, its values ids of the stem
+            stem = key[: -len("map")].rstrip("_") or key
+            for k, v in obj.items():
+                out.append(Value(f"{stem}_name", k, source, producer, "string"))
+                harvest(v, stem, source, producer, depth + 1, out, limit)
+            return out
         for k, v in obj.items():
             if collection:
                 out.append(Value(key, k, source, producer, "string"))
