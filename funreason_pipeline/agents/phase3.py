@@ -61,8 +61,8 @@ def run_phase3(toolset: ToolsetConfig, tools: list[ToolSpec], trajs: list[Trajec
                 work.append(t)
             else:  # its dialogue ends at the failed turn: record why this query was not attempted
                 out.rejections.append(Rejection(item_id=f"{t.trajectory_id}/{level}", reason="after_failed_turn"))
-        if not work:
-            break
+        if not work:  # no live turn at this level; later levels still owe their after_failed_turn rejections
+            continue
         starts = {t.trajectory_id: start_world(toolset, tools, t, level) for t in work}
         if client is None:
             progress.advance(0)
