@@ -4,6 +4,7 @@ toolset (offline unless an endpoint is configured) and prints a summary."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -105,6 +106,8 @@ def summary() -> str:
             if t in present:
                 n = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 lines.append(f"  {t:<14} {n:>8}")
+        if {"trajectories", "dialogues", "tool_catalog"} <= present:
+            lines += _quality_lines(con)
         if "rejections" in present:
             lines.append("rejections by stage and reason:")
             for stage, reason, n in con.execute(
@@ -112,6 +115,30 @@ def summary() -> str:
             ).fetchall():
                 lines.append(f"  {stage:<14} {reason:<24} {n:>6}")
     return "\n".join(lines)
+
+
+def _quality_lines(con) -> list[str]:
+    """Q3/Q4 of targets.md over everything in the database: turns, calls, dependent turns, coverage."""
+    n, turns, calls = con.execute("SELECT count(*), avg(n_turns), avg(n_calls) FROM dialogues").fetchone()
+    all_turns = [t for (js,) in con.execute("SELECT turns FROM trajectories").fetchall() for t in json.loads(js)]
+    dep = sum(1 for t in all_turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
+    data_dep = sum(1 for t in all_turns if any(c.get("sources") for c in t["calls"]))
+    targets = set(con.execute("SELECT DISTINCT toolset || '/' || t.target_tool FROM trajectories, "
+                              "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t)").fetchall())
+    tools = set(con.execute("SELECT toolset || '/' || tool_name FROM tool_catalog WHERE toolset IN "
+                            "(SELECT DISTINCT toolset FROM trajectories)").fetchall())
+    unusable = {r[0] for r in con.execute(
+        "SELECT DISTINCT item_id FROM rejections WHERE reason = 'target_unusable'").fetchall()} \
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rejections'").fetchone()[0] else set()
+    never = sorted(t[0] for t in tools - targets)
+    share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"  # noqa: E731
+    return [
+        "quality (targets.md Q3/Q4):",
+        f"  dialogues {n}, mean user turns {turns or 0:.2f}, mean calls {calls or 0:.2f}",
+        f"  turns with a dependent call {share(dep)} (data only: {share(data_dep)}) of {len(all_turns)}",
+        f"  tools targeted {len(targets & tools)} of {len(tools)}; never: {', '.join(never) or 'none'}"
+        + (f" ({len(unusable)} declared unusable)" if unusable else ""),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,8 @@ class ToolCall(BaseModel):
     result: Any = None
     # parameter -> index (in the trajectory's flat call list) of the earlier call whose result supplied it
     sources: dict[str, int] = Field(default_factory=dict)
+    # indices of earlier calls this one needed for their state (graph state edges: login before post)
+    after: list[int] = Field(default_factory=list)
 
 
 class Turn(BaseModel):
@@ -49,7 +51,9 @@ class Turn(BaseModel):
 
     @property
     def has_dependent_call(self) -> bool:
-        return any(c.sources for c in self.calls)
+        """A call that uses an earlier call's result or needs the state an earlier call left (the
+        graph's data and state edges)."""
+        return any(c.sources or c.after for c in self.calls)
 
 
 class Trajectory(BaseModel):

@@ -194,3 +194,17 @@ def test_every_reachable_tool_becomes_a_target(name):
     res = sample_partition(ts, tools, edges, "2026-11-25", 6)
     # BFCL's get_outside_temperature_from_weather_com is `return {"error": 404}`: it cannot succeed
     assert set(res.uncovered) <= {"get_outside_temperature_from_weather_com"}
+
+
+@pytest.mark.parametrize("name", ["math", "files_twitter"])
+def test_the_stored_graph_samples_like_the_built_one(name):
+    """The trajectories asset reads the graph back from DuckDB: nothing the sampler uses may be lost
+    on the way (a data edge's response field once was, and math lost every dependent call)."""
+    from funreason_pipeline.defs import frames
+
+    ts, tools, edges = graph_for(name)
+    stored = frames.edges_from_frame(frames.graph_frame(ts.name, edges, "v"))
+    assert [e.model_dump() for e in stored] == [e.model_dump() for e in edges]
+    a = sample_partition(ts, tools, edges, "2026-11-25", 3)
+    b = sample_partition(ts, tools, stored, "2026-11-25", 3)
+    assert [t.model_dump() for t in a.trajectories] == [t.model_dump() for t in b.trajectories]

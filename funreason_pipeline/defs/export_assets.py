@@ -32,9 +32,13 @@ def day_stats(database: str, day: str) -> dict:
         tools = con.execute("SELECT toolset, count(*) FROM tool_catalog GROUP BY 1").fetchall()
         targets = q("SELECT toolset, count(DISTINCT t.target_tool) FROM trajectories, "
                     "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t) WHERE day = ? GROUP BY 1")
+        turn_lists = [json.loads(r[0]) for r in q("SELECT turns FROM trajectories WHERE day = ?")]
         present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         tokens = (con.execute("SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
                               "FROM llm_calls").fetchone() if "llm_calls" in present else (0, 0))
+    turns = [t for ts in turn_lists for t in ts]
+    dependent = sum(1 for t in turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
+    data_dependent = sum(1 for t in turns if any(c.get("sources") for c in t["calls"]))
     n_tools = dict(tools)
     coverage = {ts: round(n / n_tools[ts], 3) for ts, n in targets if n_tools.get(ts)}
     return {
@@ -44,6 +48,9 @@ def day_stats(database: str, day: str) -> dict:
         "mean_user_turns": round(dlg[1] or 0.0, 2),
         "mean_calls_per_dialogue": round(dlg[2] or 0.0, 2),
         "tool_coverage_per_toolset": coverage,
+        # Q4: a turn is dependent when a call uses an earlier result or needs an earlier call's state
+        "dependent_turn_share": round(dependent / len(turns), 3) if turns else 0.0,
+        "data_dependent_turn_share": round(data_dependent / len(turns), 3) if turns else 0.0,
         "llm_tokens": {"input": int(tokens[0]), "output": int(tokens[1])},
     }
 
@@ -86,6 +93,8 @@ value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "dialogues": stats["dialogues"],
         "mean_user_turns": stats["mean_user_turns"],
         "mean_calls_per_dialogue": stats["mean_calls_per_dialogue"],
+        "dependent_turn_share": stats["dependent_turn_share"],
+        "data_dependent_turn_share": stats["data_dependent_turn_share"],
         "rows_per_stage": dg.MetadataValue.json(stats["rows_per_stage"]),
         "rejections": dg.MetadataValue.md(frames.markdown_table(
             pl.DataFrame(stats["rejections_by_stage_and_reason"]), max_rows=40)),

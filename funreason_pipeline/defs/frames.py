@@ -57,7 +57,10 @@ def graph_frame(toolset: str, edges: list[Edge], graph_version: str) -> pl.DataF
 
 
 def edges_from_frame(df: pl.DataFrame) -> list[Edge]:
+    """Edges as stored; a data edge's response field is kept in its evidence (`field`), which the
+    sampler needs to feed parameters whose names differ from the field (`result` -> `a`)."""
     return [Edge(src_tool=r["src_tool"], dst_tool=r["dst_tool"], kind=r["kind"], param=r["param"],
+                 src_field=json.loads(r["evidence"]).get("field") if r["kind"] == "data" else None,
                  evidence=r["evidence"]) for r in df.iter_rows(named=True)]
 
 

@@ -111,7 +111,8 @@ class TrajectoryConfig(dg.Config):
                           description="Fresh environments + recorded scenario + recorded calls reproduce every result."),
         dg.AssetCheckSpec("no_empty_turn", asset="trajectories", blocking=True),
         dg.AssetCheckSpec("every_tool_targeted", asset="trajectories",
-                          description="Every tool of the toolset is a reached target at least once (warning)."),
+                          description="Every tool of the toolset is a reached target at least once (warning); "
+                          "tools their environment declares unusable are listed, not counted."),
     ],
     description="Phase I: multi-turn ground-truth traces. A directed sampler walks the API graph toward a "
     "target tool per turn, executing every call on one evolving environment state.",
@@ -153,6 +154,8 @@ def trajectories(
             "mean_turns": round(float(df["n_turns"].mean()), 2) if df.height else 0.0,
             "mean_calls": round(float(df["n_calls"].mean()), 2) if df.height else 0.0,
             "turns_with_dependent_call": sum(t.has_dependent_call for tr in result.trajectories for t in tr.turns),
+            "turns_with_data_dependent_call": sum(any(c.sources for c in t.calls)
+                                                  for tr in result.trajectories for t in tr.turns),
             "calls_per_second": round(n_calls / elapsed, 1) if elapsed else 0.0,
             "rejections_by_reason": dg.MetadataValue.json(dict(reasons)),
             "targets_reached": dg.MetadataValue.json(result.targets_reached),
@@ -166,6 +169,7 @@ def trajectories(
                                 metadata={"trajectories_with_empty_turns": len(empty_turns)}),
             dg.AssetCheckResult(check_name="every_tool_targeted", passed=not result.uncovered,
                                 severity=dg.AssetCheckSeverity.WARN,
-                                metadata={"uncovered": dg.MetadataValue.json(result.uncovered)}),
+                                metadata={"uncovered": dg.MetadataValue.json(result.uncovered),
+                                          "unusable": dg.MetadataValue.json(result.unusable)}),
         ],
     )

@@ -117,6 +117,7 @@ def sft_samples(context: dg.AssetExecutionContext, store: Store, dialogues: pl.D
             "mean_user_turns": stats["mean_user_turns"],
             "mean_calls": stats["mean_calls_per_dialogue"],
             "dependent_turn_share": stats["dependent_turn_share"],
+            "data_dependent_turn_share": stats["data_dependent_turn_share"],
             "tool_coverage": stats["tool_coverage"],
             "edge_coverage": stats["edge_coverage"],
             "near_duplicate_rate": stats["near_duplicate_rate"],
@@ -140,7 +141,9 @@ def partition_stats(trajectories, queries, cot_traces, dialogues, samples, api_g
                     sample_queries) -> dict:
     turns = [t for r in trajectories.iter_rows(named=True) for t in json.loads(r["turns"])]
     n_turns = len(turns)
-    dependent = sum(1 for t in turns if any(c.get("sources") for c in t["calls"]))
+    # dependent: a call uses an earlier result (data edge) or needs an earlier call's state (state edge)
+    dependent = sum(1 for t in turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
+    data_dependent = sum(1 for t in turns if any(c.get("sources") for c in t["calls"]))
     targets = {t["target_tool"] for t in turns}
     used_pairs = set()
     for t in turns:
@@ -171,6 +174,7 @@ def partition_stats(trajectories, queries, cot_traces, dialogues, samples, api_g
         "mean_user_turns": round(float(dialogues["n_turns"].mean()), 2) if dialogues.height else 0.0,
         "mean_calls_per_dialogue": round(float(dialogues["n_calls"].mean()), 2) if dialogues.height else 0.0,
         "dependent_turn_share": round(dependent / n_turns, 3) if n_turns else 0.0,
+        "data_dependent_turn_share": round(data_dependent / n_turns, 3) if n_turns else 0.0,
         "tool_coverage": round(len(targets) / len(tools), 3) if tools else 0.0,
         "edge_coverage": round(len(exercised) / len(edges), 3) if edges else 0.0,
         "near_duplicate_rate": near_duplicate_rate(sample_queries),

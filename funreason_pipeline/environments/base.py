@@ -63,6 +63,8 @@ class EnvironmentFactory(Protocol):
 
     # optional: def argument_examples(self) -> dict[str, list[dict[str, Any]]]
     # (method -> valid joint argument examples the schema cannot express; used by the sampler only)
+    # optional: def unusable_tools(self) -> dict[str, str]
+    # (method -> why no call of it can ever succeed; such tools are not sampling targets)
 
 
 # ---- helpers every adapter shares ---------------------------------------------------------

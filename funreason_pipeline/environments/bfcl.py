@@ -193,6 +193,11 @@ class BfclFactory:
 
         return BFCL_ARGUMENT_EXAMPLES.get(self.class_name, {})
 
+    def unusable_tools(self) -> dict[str, str]:
+        from funreason_pipeline.environments.bfcl_examples import BFCL_UNUSABLE
+
+        return BFCL_UNUSABLE.get(self.class_name, {})
+
     def generate_scenario(self, seed: int) -> dict[str, Any]:
         from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
 

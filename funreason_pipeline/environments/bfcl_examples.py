@@ -1,4 +1,4 @@
-"""Argument values BFCL's implementations accept but their schemas do not say.
+"""What BFCL's implementations accept but their schemas do not say, and the one tool that cannot work.
 
 Facts read from bfcl-eval's source (func_source_code/*.py): the unit tables of the math conversions,
 the cities `get_zipcode_based_on_city` knows and the zipcode pairs `estimate_distance` has distances
@@ -28,5 +28,14 @@ BFCL_ARGUMENT_EXAMPLES: dict[str, dict[str, list[dict[str, Any]]]] = {
     "VehicleControlAPI": {
         "get_zipcode_based_on_city": [{"city": c} for c in _CITIES],
         "estimate_distance": [{"cityA": a, "cityB": b} for x, y in _ZIP_PAIRS for a, b in ((x, y), (y, x))],
+    },
+}
+
+
+# Tools whose implementation cannot succeed, whatever the state and arguments: not sampling targets.
+BFCL_UNUSABLE: dict[str, dict[str, str]] = {
+    "VehicleControlAPI": {
+        "get_outside_temperature_from_weather_com":
+            "BFCL's implementation is `return {\"error\": 404}`: no call can succeed, so no clean trace reaches it",
     },
 }

@@ -175,6 +175,16 @@ def toolset_argument_examples(ts: ToolsetConfig, tools: list[ToolSpec]) -> dict[
     return out
 
 
+def toolset_unusable_tools(ts: ToolsetConfig, tools: list[ToolSpec]) -> dict[str, str]:
+    """Tool name -> why its environment says no call of it can succeed (not a sampling target)."""
+    out: dict[str, str] = {}
+    for cls in ts.classes:
+        declared = getattr(ts.factory(cls), "unusable_tools", None)
+        by_method = declared() if callable(declared) else {}
+        out.update({t.name: by_method[t.method] for t in tools if t.class_name == cls and t.method in by_method})
+    return out
+
+
 class World:
     """The live environments of one toolset, addressed by tool name."""
 

@@ -49,6 +49,20 @@ class ApiGraph:
                     out[(e.src_tool, e.dst_tool)] = a_args
         return out
 
+    def enabling_for(self, tool: str, target: str) -> dict | None:
+        """Probe-proven arguments of `tool` for the target or for one of the target's (transitive)
+        state prerequisites: locking all doors serves startEngine, and so setCruiseControl."""
+        seen, todo = set(), [target]
+        while todo:
+            node = todo.pop()
+            if (tool, node) in self.enabling_args:
+                return self.enabling_args[(tool, node)]
+            for p in sorted(self.state_prereqs.get(node, ())):
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        return None
+
     @cached_property
     def data_sources(self) -> dict[tuple[str, str], set[str]]:
         """(tool, parameter) -> tools whose output can feed it."""

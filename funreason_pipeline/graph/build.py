@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from funreason_pipeline.environments.base import CyclicStateError
-from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.environments.toolsets import World, toolset_argument_examples
 from funreason_pipeline.models import Edge, ToolSpec
 from funreason_pipeline.sampling.arguments import ArgumentProvider, is_text_sink
 from funreason_pipeline.sampling.values import GENERIC, affinity, harvest, tokens
@@ -112,7 +112,7 @@ def probe_edges(
     by_name = {t.name: t for t in tools}
 
     def record(prefix: tuple[str, ...], calls: list[Call], b: ToolSpec, args: dict, sources: dict,
-               fields: dict, w_index: int, fresh_error: str) -> None:
+               fields: dict, w_index: int, fresh_error: str, without: dict[str, str]) -> None:
         finals: dict[str, int] = {}  # each prefix tool's own (last) call in the executed sequence
         for i, (name, _) in enumerate(calls):
             if name in prefix:
@@ -120,13 +120,17 @@ def probe_edges(
         a_args = {name: calls[i][1] for name, i in finals.items()}
         for a, idx in finals.items():
             fed = [p for p, src in sources.items() if src == idx]
+            # Without A, B fails as it did fresh with any arguments ("No user is currently logged
+            # in"): A's effect is on the state, even when one argument happened to come from A.
+            if _error_kind(without.get(a)) == _error_kind(fresh_error):
+                fed = []
             kind = "data" if fed else "state"
             found.setdefault((a, b.name), Edge(
                 src_tool=a, dst_tool=b.name, kind=kind, param=fed[0] if fed else None,
                 src_field=fields.get(fed[0]) if fed else None,
                 evidence=json.dumps({"method": "probe", "scenario": w_index, "after": list(prefix),
-                                     "a_args": a_args, "b_args": args, "fresh_error": fresh_error[:200]},
-                                    default=str),
+                                     "field": fields.get(fed[0]) if fed else None, "a_args": a_args,
+                                     "b_args": args, "fresh_error": fresh_error[:200]}, default=str),
             ))
 
     for w_index, base in enumerate(worlds):
@@ -167,27 +171,16 @@ def probe_edges(
         # B -> {A: A's arguments after which B failed with a different complaint than fresh}
         progress: dict[str, dict[str, dict[str, Any]]] = {}
 
-        def try_after(prefix: tuple[str, ...], b: ToolSpec, variants: int = 2,
+        def try_after(prefix: tuple[str, ...], b: ToolSpec, variants: int | None = None,
                       fixed: dict[str, dict[str, Any]] | None = None) -> list[Call] | None:
             """B's recipe when it works after the prefix tools' recipes (and not without them)."""
             fixed = fixed or {}
-            for variant in range(variants):
-                calls: list[Call] = []
-                for a in prefix:
-                    *before, (_, a_args) = recipes[a]
-                    a_args = fixed.get(a, a_args)
-                    calls.extend(before)
-                    if variant and a not in fixed:  # other arguments for A, from what its recipe produced
-                        got = run(calls)
-                        try:
-                            now = harvest(got[0].snapshot()) if got else None
-                        except CyclicStateError:
-                            now = None
-                        if got is None or now is None:
-                            break
-                        a_args, _, _ = provider.propose(by_name[a], got[1], now, rng)
-                    calls.append((a, a_args))
-                got = run(calls)
+            if variants is None:  # a state-changing A's arguments matter more (which doors it locks)
+                variants = 4 if any(a in changes_state for a in prefix) else 2
+            variant = -1
+            while (variant := variant + 1) < variants:
+                calls = prefix_calls(prefix, fixed, fresh_args=variant > 0)
+                got = run(calls) if calls is not None else None
                 if got is None:
                     continue
                 world, results = got
@@ -195,47 +188,81 @@ def probe_edges(
                     after_state = harvest(world.snapshot())
                 except CyclicStateError:
                     continue
-                for _ in range(attempts):
+                tries = -1
+                b_tries = attempts
+                while (tries := tries + 1) < b_tries:
                     args, sources, fields = provider.propose(b, results, after_state, rng)
                     res = world.call(b.name, args)
                     if not res.ok:
                         if len(prefix) == 1 and _error_kind(res.error) != _error_kind(fresh_errors.get(b.name)):
-                            # a new complaint: one step on (locked doors, now the brake)
+                            # a new complaint: one step on (locked doors, now the brake); both A's and
+                            # B's arguments matter now, so try more of each
                             progress.setdefault(b.name, {}).setdefault(prefix[0], calls[-1][1])
+                            variants, b_tries = max(variants, 8), max(b_tries, 2 * attempts)
                         continue
-                    if not _needs_each(base, calls, prefix, b.name, args):
+                    without = _needs_each(base, calls, prefix, b.name, args)
+                    if without is None:
                         return None  # the same call works without one of the prefix tools: no prerequisite
-                    record(prefix, calls, b, args, sources, fields, w_index, fresh_errors.get(b.name, ""))
+                    record(prefix, calls, b, args, sources, fields, w_index, fresh_errors.get(b.name, ""), without)
                     return calls + [(b.name, args)]
             return None
 
-        prefixes = [t.name for t in tools if t.name in recipes]
-        for _ in range(rounds):  # later rounds try only the tools the previous round made work
-            learned: dict[str, list[Call]] = {}
-            for b in tools:
-                if b.name in recipes:
-                    continue
-                for a in prefixes:
-                    # classes are separate environments: only a tool of B's own class changes B's state
-                    if a != b.name and (a, b.name) not in found and by_name[a].class_name == b.class_name:
-                        recipe = try_after((a,), b)
-                        if recipe is not None:
-                            learned.setdefault(b.name, recipe)
-            if not learned:
-                break
-            recipes.update(learned)
-            prefixes = sorted(learned)
+        def prefix_calls(prefix: tuple[str, ...], fixed: dict[str, dict[str, Any]],
+                         fresh_args: bool) -> list[Call] | None:
+            """The prefix tools' recipes in order; with fresh_args, each tool's own arguments are
+            proposed anew from what its recipe produced (None when that recipe no longer runs)."""
+            calls: list[Call] = []
+            for a in prefix:
+                *before, (_, a_args) = recipes[a]
+                calls.extend(before)
+                if a in fixed:
+                    a_args = fixed[a]
+                elif fresh_args:
+                    got = run(calls)
+                    if got is None:
+                        return None
+                    try:
+                        now = harvest(got[0].snapshot())
+                    except CyclicStateError:
+                        return None
+                    a_args, _, _ = provider.propose(by_name[a], got[1], now, rng)
+                calls.append((a, a_args))
+            return calls
+
+        def learn_in_rounds(prefixes: list[str]) -> None:
+            for _ in range(rounds):  # later rounds try only the tools the previous round made work
+                learned: dict[str, list[Call]] = {}
+                for b in tools:
+                    if b.name in recipes:
+                        continue
+                    for a in prefixes:
+                        # classes are separate environments: only a tool of B's own class changes B's state
+                        if a != b.name and (a, b.name) not in found and by_name[a].class_name == b.class_name:
+                            recipe = try_after((a,), b)
+                            if recipe is not None:
+                                learned.setdefault(b.name, recipe)
+                if not learned:
+                    return
+                recipes.update(learned)
+                prefixes = sorted(learned)
+
+        learn_in_rounds([t.name for t in tools if t.name in recipes])
         # two prerequisites at once: start from a tool after which B complained about something else
+        paired: dict[str, list[Call]] = {}
         for b in tools:
             if b.name in recipes:
                 continue
             movers = sorted(a for a in changes_state if by_name[a].class_name == b.class_name and a != b.name)
             stepped = progress.get(b.name, {})
-            pairs = [(a1, a2) for a1 in sorted(stepped) for a2 in movers if a2 != a1]
-            for a1, a2 in pairs:
+            for a1, a2 in [(a1, a2) for a1 in sorted(stepped) for a2 in movers if a2 != a1]:
                 keep = {a1: stepped[a1]}
-                if try_after((a1, a2), b, 8, keep) or try_after((a2, a1), b, 8, keep):
+                recipe = try_after((a1, a2), b, 8, keep) or try_after((a2, a1), b, 8, keep)
+                if recipe:
+                    paired[b.name] = recipe
                     break
+        if paired:  # what those unlock (a running engine -> cruise control)
+            recipes.update(paired)
+            learn_in_rounds(sorted(paired))
     return list(found.values())
 
 
@@ -244,16 +271,21 @@ def _error_kind(error: str | None) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
 
 
-def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str, args: dict[str, Any]) -> bool:
-    """True when B(args) fails whenever one prefix tool's own call is left out of the sequence."""
+def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str,
+                args: dict[str, Any]) -> dict[str, str] | None:
+    """When B(args) fails whenever one prefix tool's own call is left out of the sequence: the
+    error B gives without each prefix tool; None when B works without one of them."""
+    errors: dict[str, str] = {}
     for a in prefix:
         last = max(i for i, (name, _) in enumerate(calls) if name == a)
         world = base.copy()
         for name, a_args in calls[:last] + calls[last + 1:]:
             world.call(name, a_args)
-        if world.call(b, args).ok:
-            return False
-    return True
+        res = world.call(b, args)
+        if res.ok:
+            return None
+        errors[a] = res.error or ""
+    return errors
 
 
 def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], seed: int = 0) -> list[Edge]:
@@ -262,8 +294,9 @@ def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], see
     A probed edge that duplicates a schema data edge's (src, dst) is kept only if it is a state edge:
     the schema already explains the data dependency.
     """
+    tools = sorted(tools, key=lambda t: t.name)  # the graph must not depend on the catalog's row order
     schema_edges = data_edges_from_schemas(tools)
-    provider = ArgumentProvider(explore=True)
+    provider = ArgumentProvider(explore=True, examples=toolset_argument_examples(toolset, tools))
     worlds = [World.from_scenario(toolset, sc, tools) for sc in probe_scenarios]
     probed = probe_edges(tools, worlds, provider, seed=seed)
     known = {(e.src_tool, e.dst_tool) for e in schema_edges}

@@ -93,8 +93,13 @@ class ArgumentProvider:
         if examples and rng.random() < self.example_rate:
             example = rng.choice(examples)
             args.update({k: v for k, v in example.items() if k in spec.properties})
+        made = {producer for _, producer in self._groups(results)} if results else set()
         for name, schema in spec.properties.items():
-            if name in args or (name not in required and rng.random() > self.optional_rate):
+            # an optional parameter an earlier call can feed (retrieve_invoice's booking_id after
+            # book_flight) is usually given: that is the dependent call the method wants
+            fed = made and any(p in made for p, _ in self.data_fields.get((spec.name, name), ()))
+            rate = 0.8 if fed else self.optional_rate
+            if name in args or (name not in required and rng.random() > rate):
                 continue
             choice = self._choose(spec, name, schema, results, state, rng)
             if choice is None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import random
 from dataclasses import dataclass
 
-from funreason_pipeline.environments.toolsets import ToolsetConfig, generate_scenario
+from funreason_pipeline.environments.toolsets import ToolsetConfig, generate_scenario, toolset_unusable_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
 from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
@@ -21,6 +21,7 @@ class Phase1Result:
     rejections: list[Rejection]
     targets_reached: dict[str, int]
     uncovered: list[str]
+    unusable: dict[str, str]  # tool -> why it cannot be a target (declared by its environment)
 
 
 def sample_partition(
@@ -37,9 +38,12 @@ def sample_partition(
 ) -> Phase1Result:
     """Generate until `n_trajectories` are accepted (at most `candidate_budget` candidates, default
     4 x N), then extra ones (at most `max_extra`) until every tool was a target once."""
+    tools = sorted(tools, key=lambda t: t.name)  # samples must not depend on the catalog's row order
     graph = ApiGraph(tools, edges)
     sampler = DirectedSampler(toolset, tools, graph, config)
-    planner = TargetPlanner(graph, random.Random(stable_seed("targets", day, toolset.name, base_seed)))
+    unusable = toolset_unusable_tools(toolset, tools)
+    planner = TargetPlanner(graph, random.Random(stable_seed("targets", day, toolset.name, base_seed)),
+                            unusable=frozenset(unusable))
     max_extra = max(n_trajectories * 3, len(tools)) if max_extra is None else max_extra
     trajectories: list[Trajectory] = []
     rejections: list[Rejection] = []
@@ -70,4 +74,6 @@ def sample_partition(
     for t in planner.uncovered():
         rejections.append(Rejection(item_id=f"{toolset.name}-{day}/{t}", reason="target_never_reached",
                                     detail=f"{t} was tried {planner.tries.get(t, 0)} times as a target"))
-    return Phase1Result(trajectories, rejections, reached, planner.uncovered())
+    for t, why in sorted(unusable.items()):
+        rejections.append(Rejection(item_id=f"{toolset.name}-{day}/{t}", reason="target_unusable", detail=why))
+    return Phase1Result(trajectories, rejections, reached, planner.uncovered(), unusable)

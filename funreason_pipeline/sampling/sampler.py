@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
+from funreason_pipeline.graph.build import response_fields
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
 from funreason_pipeline.sampling.arguments import NEW_STATE, ArgumentProvider
-from funreason_pipeline.sampling.values import Value, harvest
+from funreason_pipeline.sampling.values import GENERIC, Value, harvest, tokens, tool_nouns
 from funreason_pipeline.verify.replay import replay_trajectory
 
 
@@ -27,8 +28,10 @@ class SamplerConfig:
     max_turns: int = 6
     max_calls_per_turn: int = 6
     arg_attempts: int = 4
+    target_attempts: int = 8
     free_continuation_max: int = 1
     feed_first_rate: float = 0.9  # when the target is legal at once, how often a feeder goes first
+    repairs_per_turn: int = 3  # error-guided repairs (call what the error names, then retry)
     enabling_args_rate: float = 0.7  # how often a state prerequisite first tries its probe-proven arguments
 
 
@@ -40,20 +43,22 @@ class TargetPlanner:
     rng: random.Random
     covered: set[str] = field(default_factory=set)
     tries: dict[str, int] = field(default_factory=dict)
-    max_tries: int = 5
+    max_tries: int = 8
+    unusable: frozenset[str] = frozenset()  # tools no call of which can succeed: never targets
 
     def __post_init__(self) -> None:
-        names = sorted(self.graph.tools)
+        names = sorted(t for t in self.graph.tools if t not in self.unusable)
+        self.candidates = sorted(names)
         self.rng.shuffle(names)
         self.order = sorted(names, key=lambda t: -self.graph.prerequisite_count(t))
-        self.weights = [1.0 + self.graph.prerequisite_count(t) for t in sorted(self.graph.tools)]
+        self.weights = [1.0 + self.graph.prerequisite_count(t) for t in self.candidates]
 
     def next_target(self) -> str:
         for t in self.order:
             if t not in self.covered and self.tries.get(t, 0) < self.max_tries:
                 self.tries[t] = self.tries.get(t, 0) + 1
                 return t
-        return self.rng.choices(sorted(self.graph.tools), weights=self.weights)[0]
+        return self.rng.choices(self.candidates, weights=self.weights)[0]
 
     def uncovered(self) -> list[str]:
         return [t for t in self.order if t not in self.covered]
@@ -74,6 +79,9 @@ class DirectedSampler:
         self.tool_list = tools
         self.graph = graph
         self.config = config or SamplerConfig()
+        # per tool, the specific words of its name and response fields (matched against error messages)
+        self._vocab = {t.name: {w for f, _ in response_fields(t.response) for w in tokens(f)} - GENERIC
+                       for t in tools}
         self.provider = ArgumentProvider(data_fields=dict(graph.data_fields),
                                          examples=toolset_argument_examples(toolset, tools))
 
@@ -89,18 +97,26 @@ class DirectedSampler:
         reached_targets: list[str] = []
         state: list[Value] | None = None
         initial: set[tuple[str, object]] | None = None  # (key, value) pairs of the initial state
+        last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
         for ti in range(rng.randint(cfg.min_turns, cfg.max_turns)):
             target = planner.next_target()
             turn_calls: list[ToolCall] = []
             banned: set[str] = set()
             reached = False
-            reopened = False
+            repairs_left = cfg.repairs_per_turn
+            pending: list[str] = []  # a stack: tools an error asked for, then the tool to retry
+            pending_for: set[str] = set()  # tools in a repair chain (their own failures may be repaired)
             free_left = rng.randint(0, cfg.free_continuation_max)
             for _ in range(cfg.max_calls_per_turn * 3):
                 if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
                     break
-                tool = self._next_tool(target, reached, satisfied, banned, {c.tool for c in turn_calls}, rng)
+                while pending and pending[-1] in banned:
+                    pending.pop()
+                if pending and not reached:
+                    tool = pending.pop()
+                else:
+                    tool = self._next_tool(target, reached, satisfied, banned, {c.tool for c in turn_calls}, rng)
                 if tool is None:
                     break
                 if state is None:
@@ -114,9 +130,12 @@ class DirectedSampler:
                     else:  # tag what earlier calls created: the next steps prefer acting on it
                         state = [v if (v.key, v.value) in initial else Value(v.key, v.value, None, NEW_STATE, v.jtype)
                                  for v in state]
-                enabling = self.graph.enabling_args.get((tool, target)) if not reached else None
+                enabling = self.graph.enabling_for(tool, target) if not reached and tool != target else None
+                if enabling is not None and not _fits_here(enabling, self.tools[tool], results, state):
+                    enabling = None  # probed on another scenario: its credentials or ids do not exist here
                 call = None
-                for attempt in range(cfg.arg_attempts):
+                # the target gets more tries: reaching it is the point of the turn
+                for attempt in range(cfg.target_attempts if tool == target else cfg.arg_attempts):
                     if attempt == 0 and enabling is not None and rng.random() < cfg.enabling_args_rate:
                         args, sources = dict(enabling), {}  # the arguments that made the target work in probing
                     else:
@@ -130,17 +149,28 @@ class DirectedSampler:
                         detail=json.dumps({"tool": tool, "arguments": args, "error": res.error}, default=str)[:2000],
                     ))
                 if call is None:
-                    redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned)
-                    if tool == target and redo and not reopened:
-                        # its prerequisites "succeeded" without effect (a login with an unknown id
-                        # returns login_status false): let them run once more before giving up
-                        reopened = True
+                    redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned) \
+                        if tool == target else set()
+                    # a fixer that is not legal yet fails and is repaired in turn (engine -> doors)
+                    fixers = self._named_by(res.error, exclude={tool} | banned)
+                    if repairs_left > 0 and (redo or fixers) and (tool == target or tool in pending_for):
+                        # The target's prerequisites "succeeded" without effect (a login with an
+                        # unknown id returns login_status false), or the error names what is missing
+                        # ("Booking not found": book_flight returns a booking_id; "Start the engine"):
+                        # repair, then retry; a repair that fails may be repaired in turn.
+                        repairs_left -= 1
                         satisfied -= redo
+                        pending.append(tool)
+                        if fixers:
+                            pending.append(rng.choices(list(fixers), weights=list(fixers.values()))[0])
+                        pending_for.update(pending)
                         continue
                     banned.add(tool)
                     if tool in self.graph.state_prereqs.get(target, ()):
                         satisfied.add(tool)  # e.g. login fails as "already logged in"
                     continue
+                call.after = sorted(last_call[p] for p in self.graph.state_prereqs.get(tool, ()) if p in last_call)
+                last_call[tool] = len(flat)
                 results.extend(harvest(call.result, source=len(flat), producer=tool))
                 flat.append(call)
                 turn_calls.append(call)
@@ -180,6 +210,15 @@ class DirectedSampler:
                                         detail="; ".join(problems)[:2000]))
             return SampleResult(None, rejections, [])
         return SampleResult(traj, rejections, reached_targets)
+
+    def _named_by(self, error: str | None, exclude: set[str]) -> dict[str, float]:
+        """Tools weighted by how well they match what an error message complains about: a word of
+        the tool's name counts twice, any of its response fields once ("Start the engine" ->
+        startEngine far more often than displayCarStatus with its engineState field)."""
+        words = {w for w in tokens(error or "") if w not in GENERIC and len(w) > 3}
+        scores = {t: 2 * len(set(tool_nouns(t)) & words) + min(1, len(vocab & words))
+                  for t, vocab in self._vocab.items() if t not in exclude} if words else {}
+        return {t: float(sc * sc) for t, sc in sorted(scores.items()) if sc}
 
     def _next_tool(self, target: str, reached: bool, satisfied: set[str], banned: set[str],
                    in_turn: set[str], rng: random.Random) -> str | None:
@@ -226,3 +265,21 @@ class DirectedSampler:
                 return target if target in relaxed else None
         best = min(r[:2] for r in ranked)
         return rng.choice([t for *key, t in ranked if tuple(key) == best])
+
+
+def _fits_here(args: dict, spec: ToolSpec, results: list[Value], state: list[Value]) -> bool:
+    """Whether probe-proven arguments make sense in this world: each string is a schema enum member
+    or a value the world shows (a username from another scenario is not)."""
+    seen: set | None = None
+    for name, value in args.items():
+        for v in value if isinstance(value, list) else [value]:
+            if not isinstance(v, str):
+                continue
+            schema = spec.properties.get(name, {})
+            if v in schema.get("enum", ()) or v in schema.get("items", {}).get("enum", ()):
+                continue
+            if seen is None:
+                seen = {x.value for x in state} | {x.value for x in results}
+            if v not in seen:
+                return False
+    return True
