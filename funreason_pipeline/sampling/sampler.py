@@ -12,7 +12,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from funreason_pipeline.environments.base import CyclicStateError
+from funreason_pipeline.environments.base import CyclicStateError, ToolResult
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
@@ -43,7 +43,7 @@ class TargetPlanner:
     rng: random.Random
     covered: set[str] = field(default_factory=set)
     tries: dict[str, int] = field(default_factory=dict)
-    max_tries: int = 8
+    max_tries: int = 12
     unusable: frozenset[str] = frozenset()  # tools no call of which can succeed: never targets
 
     def __post_init__(self) -> None:
@@ -79,6 +79,7 @@ class DirectedSampler:
         self.tool_list = tools
         self.graph = graph
         self.config = config or SamplerConfig()
+        self._risky: set[str] = set()  # tools that once left a state that contains itself
         # per tool, the specific words of its name and response fields (matched against error messages)
         self._vocab = {t.name: {w for f, _ in response_fields(t.response) for w in tokens(f)} - GENERIC
                        for t in tools}
@@ -107,6 +108,7 @@ class DirectedSampler:
             repairs_left = cfg.repairs_per_turn
             pending: list[str] = []  # a stack: tools an error asked for, then the tool to retry
             pending_for: set[str] = set()  # tools in a repair chain (their own failures may be repaired)
+            repaired_with: set[str] = set()
             free_left = rng.randint(0, cfg.free_continuation_max)
             for _ in range(cfg.max_calls_per_turn * 3):
                 if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
@@ -123,6 +125,9 @@ class DirectedSampler:
                     try:
                         state = harvest(world.snapshot())
                     except CyclicStateError as exc:
+                        # e.g. a directory copied into itself; from now on calls of that tool are
+                        # made on a copy first and undone when they do it again
+                        self._risky.add(flat[-1].tool)
                         rejections.append(Rejection(item_id=trajectory_id, reason="cyclic_state", detail=str(exc)))
                         return SampleResult(None, rejections, [])
                     if initial is None:
@@ -140,7 +145,13 @@ class DirectedSampler:
                         args, sources = dict(enabling), {}  # the arguments that made the target work in probing
                     else:
                         args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
+                    backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
+                    if res.ok and backup is not None:
+                        try:
+                            world.snapshot()
+                        except CyclicStateError as exc:  # undo it: this call is a failed attempt
+                            world, res = backup, ToolResult(None, f"unusable state: {exc}")
                     if res.ok:
                         call = ToolCall(tool=tool, arguments=args, result=res.value, sources=sources)
                         break
@@ -152,7 +163,7 @@ class DirectedSampler:
                     redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned) \
                         if tool == target else set()
                     # a fixer that is not legal yet fails and is repaired in turn (engine -> doors)
-                    fixers = self._named_by(res.error, exclude={tool} | banned)
+                    fixers = self._named_by(res.error, exclude={tool} | banned | repaired_with)
                     if repairs_left > 0 and (redo or fixers) and (tool == target or tool in pending_for):
                         # The target's prerequisites "succeeded" without effect (a login with an
                         # unknown id returns login_status false), or the error names what is missing
@@ -161,8 +172,9 @@ class DirectedSampler:
                         repairs_left -= 1
                         satisfied -= redo
                         pending.append(tool)
-                        if fixers:
+                        if fixers:  # a repair that did not help is not tried again in this turn
                             pending.append(rng.choices(list(fixers), weights=list(fixers.values()))[0])
+                            repaired_with.add(pending[-1])
                         pending_for.update(pending)
                         continue
                     banned.add(tool)
@@ -213,10 +225,11 @@ class DirectedSampler:
 
     def _named_by(self, error: str | None, exclude: set[str]) -> dict[str, float]:
         """Tools weighted by how well they match what an error message complains about: a word of
-        the tool's name counts twice, any of its response fields once ("Start the engine" ->
+        the tool's name counts, and so does naming it among its response fields (a producer: "Booking
+        not found" -> book_flight returns a booking_id), but only once ("Start the engine" ->
         startEngine far more often than displayCarStatus with its engineState field)."""
         words = {w for w in tokens(error or "") if w not in GENERIC and len(w) > 3}
-        scores = {t: 2 * len(set(tool_nouns(t)) & words) + min(1, len(vocab & words))
+        scores = {t: 2 * len(set(tool_nouns(t)) & words) + 2 * min(1, len(vocab & words))
                   for t, vocab in self._vocab.items() if t not in exclude} if words else {}
         return {t: float(sc * sc) for t, sc in sorted(scores.items()) if sc}
 
