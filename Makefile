@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 
-.PHONY: install demo test test-ci browser ui check lint clean
+.PHONY: install demo test test-ci faults browser ui check lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 test: install
 	$(BIN)/pytest -q -n 2 tests
+
+# the full fault suite: R1 fault mix and R2 crash-and-resume (LLM stage, DuckDB writes) at a larger size
+faults: install
+	$(BIN)/python scripts/fault_suite.py
 
 # CI: Debian's Chromium for the UI test (apt, as root), which then must run rather than skip
 browser:

@@ -207,8 +207,10 @@ def diff(got: dict, want: dict) -> str:
         if got.get(t) != w:
             g = got.get(t, [])
             gk, wk = {k for k, _ in g}, {k for k, _ in w}
-            lines.append(f"{t}: {len(g)} rows vs {len(w)} in the reference; {len(set(g) - set(w))} unexpected "
-                         f"(e.g. {sorted(gk - wk)[:2]}), {len(set(w) - set(g))} missing (e.g. {sorted(wk - gk)[:2]})")
+            changed = sorted(k for k in gk & wk if {h for kk, h in g if kk == k} != {h for kk, h in w if kk == k})
+            lines.append(f"{t}: {len(g)} rows vs {len(w)} in the reference; {len(gk - wk)} keys unexpected "
+                         f"(e.g. {sorted(gk - wk)[:2]}), {len(wk - gk)} missing (e.g. {sorted(wk - gk)[:2]}), "
+                         f"{len(changed)} with other content (e.g. {changed[:2]})")
     return "\n".join(lines) or "(no difference)"
 
 
