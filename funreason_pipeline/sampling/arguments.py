@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_pipeline.models import ToolSpec
-from funreason_pipeline.sampling.values import Value, affinity, grouped, json_type, tokens
+from funreason_pipeline.sampling.values import Value, affinity, json_type, tokens
 
 _WORDS = (
     "report budget alpha meeting notes draft summary travel project final review data archive backup "
@@ -120,30 +120,14 @@ class ArgumentProvider:
             return self._choose_array(name, schema, results, state, rng)
         desc = schema.get("description", "")
         buckets: list[tuple[float, list[Value] | list[Any], bool]] = []  # (weight per item, items, is_value)
-        fed_by = self.data_fields.get((spec.name, name), set())
-        sink = is_text_sink(name, schema)
-        for (key, producer), vals in self._groups(results).items():
-            a = affinity(name, desc, key, producer)
-            if a > 0:
-                weight = 10.0 * a
-            elif (producer, key) in fed_by:
-                weight = 6.0
-            elif self.explore:
-                weight = 2.0
-            elif sink:
-                weight = 0.5
-                vals = [v for v in vals if v.jtype in ("string", "integer", "number") and len(str(v.value)) > 2]
-            else:
-                continue
-            fitting = [v for v in vals if _fits_value(schema, v)]
+        for weight, vals, text_only in self._matches(spec, name, schema, results, from_results=True):
+            fitting = self._fitting(vals, schema, text_only)
             if fitting:
                 buckets.append((weight, fitting, True))
-        for (key, producer), vals in self._groups(state).items():
-            a = affinity(name, desc, key)
-            if a > 0:
-                fitting = [v for v in vals if _fits_value(schema, v)]
-                if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
-                    buckets.append((4.0 * a * (4.0 if producer == NEW_STATE else 1.0), fitting, True))
+        for weight, vals, _ in self._matches(spec, name, schema, state, from_results=False):
+            fitting = self._fitting(vals, schema)
+            if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
+                buckets.append((weight, fitting, True))
         plain = list(schema.get("enum", []))
         if plain:
             buckets.append((3.0, plain, False))
@@ -185,15 +169,79 @@ class ArgumentProvider:
         return Choice([v.value for v in picked], src.source if src else None, 1.0, src.key if src else "")
 
     def _groups(self, values: list[Value]) -> dict[tuple[str, str], list[Value]]:
-        """Grouped values, cached per list: the sampler's result list only grows, state lists are
-        replaced after each state change."""
+        """Grouped values, cached per list and extended in place as it grows: the sampler's result
+        list only grows, state lists are replaced after each state change."""
         cache = self.__dict__.setdefault("_group_cache", {})
         hit = cache.get(id(values))
-        if hit is None or hit[0] is not values or hit[1] != len(values):
-            groups = grouped(values)
-            cache.clear() if len(cache) > 8 else None
-            cache[id(values)] = (values, len(values), groups)
-            return groups
+        if hit is None or hit[0] is not values or hit[1] > len(values):
+            if len(cache) > 8:
+                cache.clear()
+                self.__dict__.get("_fit_cache", {}).clear()  # they hold groups of these lists
+                self.__dict__.get("_match_cache", {}).clear()
+            hit = cache[id(values)] = [values, 0, {}, []]  # list, values seen, groups, group keys in order
+        if hit[1] < len(values):
+            groups, order = hit[2], hit[3]
+            for v in values[hit[1]:]:
+                group = groups.get((v.key, v.producer))
+                if group is None:
+                    group = groups[(v.key, v.producer)] = []
+                    order.append((v.key, v.producer))
+                group.append(v)
+            hit[1] = len(values)
+        return hit[2]
+
+    def _matches(self, spec: ToolSpec, name: str, schema: dict[str, Any], values: list[Value],
+                 from_results: bool) -> list[tuple[float, list[Value], bool]]:
+        """The value groups that can feed a parameter, with their weight per value: decided once per
+        group (name affinity, graph data edges), cached per list and extended as new groups appear."""
+        groups = self._groups(values)
+        cache = self.__dict__.setdefault("_match_cache", {})
+        sig = (id(values), spec.name, name)
+        hit = cache.get(sig)
+        if hit is None or hit[0] is not values:
+            hit = cache[sig] = [values, 0, []]
+        order = self._group_order(values)
+        if hit[1] < len(order):
+            desc = schema.get("description", "")
+            fed_by = self.data_fields.get((spec.name, name), set())
+            sink = is_text_sink(name, schema)
+            for key, producer in order[hit[1]:]:
+                vals = groups[(key, producer)]
+                if not from_results:
+                    a = affinity(name, desc, key)
+                    if a > 0:
+                        hit[2].append((4.0 * a * (4.0 if producer == NEW_STATE else 1.0), vals, False))
+                    continue
+                a = affinity(name, desc, key, producer)
+                if a > 0:
+                    hit[2].append((10.0 * a, vals, False))
+                elif (producer, key) in fed_by:
+                    hit[2].append((6.0, vals, False))
+                elif self.explore:
+                    hit[2].append((2.0, vals, False))
+                elif sink:
+                    hit[2].append((0.5, vals, True))
+            hit[1] = len(order)
+        return hit[2]
+
+    def _group_order(self, values: list[Value]) -> list[tuple[str, str]]:
+        return self.__dict__["_group_cache"][id(values)][3]
+
+    def _fitting(self, vals: list[Value], schema: dict[str, Any], text_only: bool = False) -> list[Value]:
+        """The values of one group that fit a parameter's type (or enum), cached per group and type
+        and extended as the group grows: the same groups are matched at every proposal."""
+        cache = self.__dict__.setdefault("_fit_cache", {})
+        enum = schema.get("enum")
+        sig = (id(vals), schema.get("type"), tuple(map(str, enum)) if enum is not None else None, text_only)
+        hit = cache.get(sig)
+        if hit is None or hit[0] is not vals:
+            if len(cache) > 20000:
+                cache.clear()
+            hit = cache[sig] = [vals, 0, []]
+        if hit[1] < len(vals):
+            hit[2].extend(v for v in vals[hit[1]:] if _fits_value(schema, v) and (not text_only or (
+            v.jtype in ("string", "integer", "number") and len(str(v.value)) > 2)))
+            hit[1] = len(vals)
         return hit[2]
 
     def generate(self, name: str, schema: dict[str, Any], rng: random.Random, tool_desc: str = "") -> Any:

@@ -60,6 +60,7 @@ def sample_partition(
         # become strings), and replays start from the stored JSON
         scenario = json.loads(json.dumps(generate_scenario(toolset, seed)))
         result = sampler.sample(tid, seed, scenario, planner)
+        planner.settle(result.trajectory is not None)
         rejections.extend(result.rejections)
         if result.trajectory is not None:
             trajectories.append(result.trajectory)

@@ -41,7 +41,8 @@ class TargetPlanner:
 
     graph: ApiGraph
     rng: random.Random
-    covered: set[str] = field(default_factory=set)
+    covered: set[str] = field(default_factory=set)  # targets of accepted trajectories
+    pending: set[str] = field(default_factory=set)  # targets reached in the trajectory being sampled
     tries: dict[str, int] = field(default_factory=dict)
     max_tries: int = 12
     unusable: frozenset[str] = frozenset()  # tools no call of which can succeed: never targets
@@ -55,13 +56,19 @@ class TargetPlanner:
 
     def next_target(self) -> str:
         for t in self.order:
-            if t not in self.covered and self.tries.get(t, 0) < self.max_tries:
+            if t not in self.covered and t not in self.pending and self.tries.get(t, 0) < self.max_tries:
                 self.tries[t] = self.tries.get(t, 0) + 1
                 return t
         return self.rng.choices(self.candidates, weights=self.weights)[0]
 
     def uncovered(self) -> list[str]:
         return [t for t in self.order if t not in self.covered]
+
+    def settle(self, accepted: bool) -> None:
+        """A dropped trajectory (replay mismatch, self-containing state) covers nothing."""
+        if accepted:
+            self.covered |= self.pending
+        self.pending.clear()
 
 
 @dataclass
@@ -203,7 +210,7 @@ class DirectedSampler:
                     detail=json.dumps({"target": target, "kept_as": turn_calls[-1].tool}),
                 ))
                 target = turn_calls[-1].tool
-            planner.covered.add(target)
+            planner.pending.add(target)  # covered once the trajectory is accepted
             reached_targets.append(target)
             turns.append(Turn(target_tool=target, calls=turn_calls))
 
