@@ -733,3 +733,28 @@ def test_argument_examples_feed_the_sampler_and_bad_ones_fail_at_parse_time(user
     bad = user_module(GOOD_CLASS.replace("class Counter:", "class Counter:\n        ARGUMENT_EXAMPLES = {'sub': [{'amount': 7}]}"))
     with pytest.raises(EnvironmentConfigError, match="ARGUMENT_EXAMPLES names unknown tools: \\['sub'\\]"):
         parse_toolsets(_config(f"{bad}:Counter", f"{{scenarios: {bad}:scenarios}}"), base_dir=tmp_path)
+
+
+STUB_CLASS = GOOD_CLASS.replace("class Counter:", "class Counter:\n        UNUSABLE_TOOLS = {'broken': 'always fails'}").replace(
+    "    def scenarios(", "        def broken(self) -> dict:\n            \"\"\"A stub.\"\"\"\n"
+    "            return {\"error\": \"not implemented\"}\n\n    def scenarios(")
+
+
+def test_unusable_tools_are_not_targets(user_module, tmp_path):
+    from funreason_pipeline.environments.toolsets import toolset_tools, toolset_unusable_tools
+    from funreason_pipeline.graph.build import build_edges
+    from funreason_pipeline.sampling.phase1 import sample_partition
+
+    module = user_module(STUB_CLASS)
+    ts = parse_toolsets(_config(f"{module}:Counter", f"{{scenarios: {module}:scenarios}}"), base_dir=tmp_path)[0]
+    tools = toolset_tools(ts)
+    broken = next(t.name for t in tools if t.method == "broken")
+    assert toolset_unusable_tools(ts, tools) == {broken: "always fails"}
+    edges = build_edges(ts, tools, [generate_scenario(ts, 1)], seed=1)
+    res = sample_partition(ts, tools, edges, "2026-11-25", 2)
+    assert broken not in {turn.target_tool for t in res.trajectories for turn in t.turns}
+    assert res.uncovered == [] and res.unusable == {broken: "always fails"}
+    assert [r.detail for r in res.rejections if r.reason == "target_unusable"] == ["always fails"]
+    bad = user_module(GOOD_CLASS.replace("class Counter:", "class Counter:\n        UNUSABLE_TOOLS = {'nope': 'x'}"))
+    with pytest.raises(EnvironmentConfigError, match="UNUSABLE_TOOLS names unknown tools"):
+        parse_toolsets(_config(f"{bad}:Counter", f"{{scenarios: {bad}:scenarios}}"), base_dir=tmp_path)

@@ -756,10 +756,22 @@ class UserFactory:
             raise EnvironmentConfigError(f"{self.class_name}.ARGUMENT_EXAMPLES names unknown tools: {unknown}")
         return raw
 
+    def unusable_tools(self) -> dict[str, str]:
+        """Optional `UNUSABLE_TOOLS = {method: reason}`: tools no call of which can succeed (a stub
+        kept for the schema); they are never sampling targets."""
+        raw = getattr(self._cls, "UNUSABLE_TOOLS", None) or {}
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise EnvironmentConfigError(f"{self.class_name}.UNUSABLE_TOOLS must map method names to reasons")
+        unknown = sorted(set(raw) - set(self._tools))
+        if unknown:
+            raise EnvironmentConfigError(f"{self.class_name}.UNUSABLE_TOOLS names unknown tools: {unknown}")
+        return raw
+
     def check(self, seeds: Sequence[int] = (0, 1, 2)) -> None:
         """Fail at config time, not mid-run: scenarios must load, the state must snapshot and copy,
         and the generator must be deterministic (replays start again from the stored seed's scenario)."""
-        self.argument_examples()  # a malformed ARGUMENT_EXAMPLES fails here, with the class named
+        self.argument_examples()  # a malformed ARGUMENT_EXAMPLES or UNUSABLE_TOOLS fails here, named
+        self.unusable_tools()
         scenarios = self._scenarios.examples or [self.generate_scenario(s) for s in seeds]
         if self._scenarios.ref and is_import_path(self._scenarios.ref):
             again = self.generate_scenario(seeds[0])
