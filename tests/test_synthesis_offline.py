@@ -105,3 +105,17 @@ def test_kept_reasoning_is_clean_and_samples_split_per_turn():
         for s in samples:
             assert s["messages"][s["train_from"] - 1]["role"] == "user"
             assert s["messages"][-1]["role"] == "assistant"
+
+
+def test_leak_check_flags_ids_and_numbers_not_plain_words():
+    from funreason_pipeline.agents.advanced_tool import AdvancedInput, AdvancedTool
+
+    adv = AdvancedTool(name="book", description="d", steps=["a", "b"], output=None,
+                       inputs=[AdvancedInput(name="first_name", value="Gabriel", tool="a", param="first_name")])
+    intermediates = [{"class": "first", "booking_id": "3426812", "token": "abc123xyz"}]
+    assert check_query("Book it for Gabriel, my first name.", adv, intermediates) == []
+    problems = check_query("Book it for Gabriel, booking 3426812 please.", adv, intermediates)
+    assert problems == ["leaks intermediate value '3426812'"]
+    assert check_query("Book it for Gabriel with abc123xyz.", adv, intermediates) == [
+        "leaks intermediate value 'abc123xyz'"]
+    assert check_query("Book it for Gabriel, ref 34268120.", adv, intermediates) == []  # not the same number

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, leak_candidates, mentionable
 
 
@@ -22,6 +24,8 @@ def check_query(query: str, tool: AdvancedTool, intermediates: list) -> list[str
     supplied = {_norm(s) for i in tool.inputs for s in mentionable(i.value)}
     for s in leak_candidates(intermediates):
         n = _norm(s)
-        if n not in supplied and n in q:
+        if n in supplied or (n.isalpha() and n.islower() and " " not in n):
+            continue  # a plain word ("first" as a seat class, "running") gives nothing away
+        if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", q):
             problems.append(f"leaks intermediate value {s!r}")
     return problems
