@@ -105,6 +105,8 @@ class DirectedSampler:
         reached_targets: list[str] = []
         state: list[Value] | None = None
         initial: set[tuple[str, object]] | None = None  # (key, value) pairs of the initial state
+        parts: dict[str, list[Value]] = {}  # harvested state values per environment class
+        dirty: set[str] = set(self.toolset.classes)  # classes whose state must be read again
         last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
         for ti in range(rng.randint(cfg.min_turns, cfg.max_turns)):
@@ -129,19 +131,24 @@ class DirectedSampler:
                 if tool is None:
                     break
                 if state is None:
+                    # only the class of the last call can have changed: re-read just that part
                     try:
-                        state = harvest(world.snapshot())
+                        for cls in sorted(dirty):
+                            part = harvest({cls: world.envs[cls].snapshot()})
+                            if initial is not None:  # tag what earlier calls created: acted on next
+                                part = [v if (v.key, v.value) in initial
+                                        else Value(v.key, v.value, None, NEW_STATE, v.jtype) for v in part]
+                            parts[cls] = part
                     except CyclicStateError as exc:
                         # e.g. a directory copied into itself; from now on calls of that tool are
                         # made on a copy first and undone when they do it again
                         self._risky.add(flat[-1].tool)
                         rejections.append(Rejection(item_id=trajectory_id, reason="cyclic_state", detail=str(exc)))
                         return SampleResult(None, rejections, [])
+                    dirty.clear()
+                    state = [v for cls in self.toolset.classes for v in parts[cls]]
                     if initial is None:
                         initial = {(v.key, v.value) for v in state}
-                    else:  # tag what earlier calls created: the next steps prefer acting on it
-                        state = [v if (v.key, v.value) in initial else Value(v.key, v.value, None, NEW_STATE, v.jtype)
-                                 for v in state]
                 enabling = self.graph.enabling_for(tool, target) if not reached and tool != target else None
                 if enabling is not None and not _fits_here(enabling, self.tools[tool], results, state):
                     enabling = None  # probed on another scenario: its credentials or ids do not exist here
@@ -194,6 +201,7 @@ class DirectedSampler:
                 flat.append(call)
                 turn_calls.append(call)
                 satisfied.add(tool)
+                dirty.add(self.tools[tool].class_name)
                 state = None
                 if reached:
                     free_left -= 1
