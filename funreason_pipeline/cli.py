@@ -131,7 +131,7 @@ def _quality_lines(con) -> list[str]:
         "SELECT DISTINCT item_id FROM rejections WHERE reason = 'target_unusable'").fetchall()} \
         if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rejections'").fetchone()[0] else set()
     never = sorted(t[0] for t in tools - targets)
-    share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"  # noqa: E731
+    share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"
     return [
         "quality (targets.md Q3/Q4):",
         f"  dialogues {n}, mean user turns {turns or 0:.2f}, mean calls {calls or 0:.2f}",

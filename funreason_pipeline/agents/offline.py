@@ -74,7 +74,7 @@ def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> s
     lines = []
     for i, call in enumerate(calls):
         bits = []
-        for param, value in call.arguments.items():
+        for param in call.arguments:
             src = call.sources.get(param)
             if src is None:
                 bits.append(f"{param} comes from the request")

@@ -8,7 +8,7 @@ from typing import Any
 
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import intermediate_values, structure, turn_offset
-from funreason_pipeline.agents.llm_backend import merge_stats, QueryAnswer, ToolingAnswer, ask
+from funreason_pipeline.agents.llm_backend import QueryAnswer, ToolingAnswer, ask, merge_stats
 from funreason_pipeline.agents.prompts import prompt, prompt_version
 from funreason_pipeline.agents.query_check import check_query
 from funreason_pipeline.models import Rejection, ToolSpec, Trajectory

@@ -12,7 +12,13 @@ from typing import Any
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, turn_offset
 from funreason_pipeline.agents.chat import turn_messages
-from funreason_pipeline.agents.llm_backend import merge_stats, CritiqueAnswer, ReasoningAnswer, ReplyAnswer, ask
+from funreason_pipeline.agents.llm_backend import (
+    CritiqueAnswer,
+    ReasoningAnswer,
+    ReplyAnswer,
+    ask,
+    merge_stats,
+)
 from funreason_pipeline.agents.prompts import prompt, prompt_version
 from funreason_pipeline.environments.toolsets import ToolsetConfig
 from funreason_pipeline.models import Rejection, ToolSpec, Trajectory

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from funreason_pipeline.seeds import short_hash
@@ -17,7 +17,7 @@ def prompt_dir() -> Path:
 ROLES = ("tooling", "querying", "reasoning", "critic", "reply", "system")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(path: str, mtime_ns: int) -> str:
     return Path(path).read_text()
 

@@ -2,8 +2,8 @@
 
 import hashlib
 import json
-from datetime import date
 from collections import Counter
+from datetime import date
 
 import dagster as dg
 import polars as pl

@@ -10,8 +10,8 @@ import polars as pl
 
 from funreason_pipeline.defs import frames
 from funreason_pipeline.defs.partitions import (
-    OWNERS,
     DAY_TOOLSET_EXPR,
+    OWNERS,
     day_toolset_partitions,
     per_toolset,
     split_key,

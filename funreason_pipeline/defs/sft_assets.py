@@ -9,7 +9,13 @@ import polars as pl
 
 from funreason_pipeline import config
 from funreason_pipeline.defs import frames
-from funreason_pipeline.defs.partitions import OWNERS, DAY_TOOLSET_EXPR, day_toolset_partitions, per_toolset, split_key
+from funreason_pipeline.defs.partitions import (
+    DAY_TOOLSET_EXPR,
+    OWNERS,
+    day_toolset_partitions,
+    per_toolset,
+    split_key,
+)
 from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import World, toolset_by_name
 from funreason_pipeline.export.card import dataset_card
@@ -102,7 +108,7 @@ def sft_samples(context: dg.AssetExecutionContext, store: Store, dialogues: pl.D
     stats = partition_stats(trajectories, queries, cot_traces, dialogues, df, api_graph, tools, rejections,
                             [current_query[s["sample_id"]] for s in samples])
     out_dir = config.exports_dir(store.database) / day / toolset
-    paths = write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}")
+    write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}")
     models = sorted({m for r in dialogues.iter_rows(named=True) for m in json.loads(r["models"]) if m})
     backend = "offline" if models in ([], ["offline"]) else "openai-compatible"
     card = dataset_card(stats, backend, {"models": ", ".join(models) or "offline"}, day, [toolset])

@@ -13,7 +13,13 @@ from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.agents.prompts import prompt_version
 from funreason_pipeline.defs import frames
-from funreason_pipeline.defs.partitions import OWNERS, DAY_TOOLSET_EXPR, day_toolset_partitions, per_toolset, split_key
+from funreason_pipeline.defs.partitions import (
+    DAY_TOOLSET_EXPR,
+    OWNERS,
+    day_toolset_partitions,
+    per_toolset,
+    split_key,
+)
 from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import toolset_by_name
 from funreason_pipeline.llm import LLMClient, LLMSettings

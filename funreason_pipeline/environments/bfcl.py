@@ -12,7 +12,7 @@ import importlib
 import inspect
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -83,14 +83,14 @@ def _lift_enum(prop: dict[str, Any]) -> dict[str, Any]:
     return {**prop, "enum": values}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _function_docs(class_name: str) -> tuple[dict[str, Any], ...]:
     _, doc_file = BFCL_CLASSES[class_name]
     text = (resources.files("bfcl_eval") / "data" / "multi_turn_func_doc" / doc_file).read_text()
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
 
 
-@lru_cache(maxsize=None)
+@cache
 def bfcl_tool_specs(class_name: str) -> tuple[ToolSpec, ...]:
     specs = []
     for doc in _function_docs(class_name):
@@ -110,13 +110,13 @@ def bfcl_tool_specs(class_name: str) -> tuple[ToolSpec, ...]:
     return tuple(specs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bfcl_class(class_name: str) -> type:
     module_name, _ = BFCL_CLASSES[class_name]
     return getattr(importlib.import_module(f"{_BACKEND}.{module_name}"), class_name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mutable_default_params(cls: type, method: str) -> tuple[tuple[str, Any], ...]:
     sig = inspect.signature(getattr(cls, method))
     return tuple(

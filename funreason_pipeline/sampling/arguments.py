@@ -15,14 +15,11 @@ from typing import Any
 from funreason_pipeline.models import ToolSpec
 from funreason_pipeline.sampling.values import Value, affinity, json_type, tokens
 
-_WORDS = (
-    "report budget alpha meeting notes draft summary travel project final review data archive backup "
-    "weekly plan ideas release budget invoice schedule update research launch photo music team"
-).split()
+_WORDS = ["report", "budget", "alpha", "meeting", "notes", "draft", "summary", "travel", "project", "final", "review", "data", "archive", "backup", "weekly", "plan", "ideas", "release", "budget", "invoice", "schedule", "update", "research", "launch", "photo", "music", "team"]
 _QUOTED = re.compile(r"['\"]([^'\"]{1,40})['\"]")
 # "between 0 (not pressed) and 1 (fully pressed)": a parenthesis may follow the lower bound
-_RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)(?:\s*\([^)]*\))?\s+(?:and|to)\s+(-?\d+(?:\.\d+)?)", re.I)
-_UP_TO = re.compile(r"\b(?:up to|at most|maximum of|no more than)\s+(\d+(?:\.\d+)?)", re.I)
+_RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)(?:\s*\([^)]*\))?\s+(?:and|to)\s+(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_UP_TO = re.compile(r"\b(?:up to|at most|maximum of|no more than)\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 NEW_STATE = "(new state)"  # producer tag of state values that were not in the scenario's initial state
 _TEXT_SINKS = {"content", "message", "comment", "description", "text", "resolution", "title"}
 
@@ -41,9 +38,7 @@ def _fits(schema: dict[str, Any], value: Any) -> bool:
         return True
     if want == "number" and got == "integer":
         return True
-    if want == "integer" and got == "string" and isinstance(value, str) and value.isdigit() and len(value) < 10:
-        return True
-    return False
+    return want == "integer" and got == "string" and isinstance(value, str) and value.isdigit() and len(value) < 10
 
 
 def _fits_value(schema: dict[str, Any], v: Value) -> bool:

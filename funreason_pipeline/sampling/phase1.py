@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from funreason_pipeline.environments.toolsets import ToolsetConfig, generate_scenario, toolset_unusable_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
-from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
 from funreason_pipeline.progress import Progress
+from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
 from funreason_pipeline.seeds import stable_seed
 
 

@@ -45,12 +45,12 @@ def parse_tool_calls(raw_calls: list[dict[str, Any]]) -> list[ProposedCall]:
     out = []
     for c in raw_calls:
         if not isinstance(c, dict) or not isinstance(c.get("name"), str):
-            raise ValueError(f"not a call: {c!r}"[:200])
+            raise ValueError(f"not a call: {c!r}"[:200])  # noqa: TRY004 - callers reject ValueErrors as bad model output
         args = c.get("arguments", {})
         if isinstance(args, str):
             args = json.loads(args) if args.strip() else {}
         if not isinstance(args, dict):
-            raise ValueError(f"arguments of {c['name']} are not a JSON object")
+            raise ValueError(f"arguments of {c['name']} are not a JSON object")  # noqa: TRY004 - as above
         out.append(ProposedCall(c["name"], args))
     return out
 

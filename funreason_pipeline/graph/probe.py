@@ -1,0 +1,226 @@
+"""Execution probing: prerequisites found by running tools on fresh scenarios (method.md, Phase I).
+
+Every tool that works on a fresh scenario gets a recipe (its own call). For a tool B that fails
+fresh, try each tool A of B's class with a recipe: A's recipe, then B. An edge A -> B is kept only
+when the very arguments that worked fail once A's own call is left out: the success is due to A,
+not luck. B then gets a recipe too, so chains are found over rounds (get_user_id -> message_login
+-> search_messages). A's arguments are re-proposed a few times (locking *all* doors matters) and kept
+in the evidence as `a_args`. Kind is 'data' when B's arguments came from A's result and B without A
+fails differently than fresh. Tools still failing are tried after pairs of state-changing tools,
+starting from one after which B complained about something else (startEngine: doors, then brake).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+
+from funreason_pipeline.environments.base import CyclicStateError
+from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.models import Edge, ToolSpec
+from funreason_pipeline.sampling.arguments import ArgumentProvider
+from funreason_pipeline.sampling.values import Value, harvest
+
+Call = tuple[str, dict[str, Any]]
+
+
+def probe_edges(tools: list[ToolSpec], worlds: list[World], provider: ArgumentProvider, seed: int = 0,
+                attempts: int = 4, rounds: int = 3) -> list[Edge]:
+    """Probed edges over all probe scenarios (the first finding of an edge is kept)."""
+    rng = random.Random(seed)
+    found: dict[tuple[str, str], Edge] = {}
+    for w_index, base in enumerate(worlds):
+        WorldProbe(tools, base, w_index, provider, rng, found, attempts, rounds).run()
+    return list(found.values())
+
+
+class WorldProbe:
+    """Probing on one fresh scenario; adds what it finds to the shared `found` edges."""
+
+    def __init__(self, tools: list[ToolSpec], base: World, w_index: int, provider: ArgumentProvider,
+                 rng: random.Random, found: dict[tuple[str, str], Edge], attempts: int, rounds: int):
+        self.tools, self.base, self.w_index = tools, base, w_index
+        self.provider, self.rng, self.found = provider, rng, found
+        self.attempts, self.rounds = attempts, rounds
+        self.by_name = {t.name: t for t in tools}
+        self.recipes: dict[str, list[Call]] = {}  # tool -> calls from the fresh scenario ending with its own
+        self.changes_state: set[str] = set()
+        self.fresh_errors: dict[str, str] = {}
+        # B -> {A: A's arguments after which B failed with a different complaint than fresh}
+        self.progress: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def run(self) -> None:
+        self._fresh_recipes()
+        self._learn_in_rounds([t.name for t in self.tools if t.name in self.recipes])
+        # two prerequisites at once: start from a tool after which B complained about something else
+        paired: dict[str, list[Call]] = {}
+        for b in self.tools:
+            if b.name in self.recipes:
+                continue
+            movers = sorted(a for a in self.changes_state
+                            if self.by_name[a].class_name == b.class_name and a != b.name)
+            stepped = self.progress.get(b.name, {})
+            for a1, a2 in [(a1, a2) for a1 in sorted(stepped) for a2 in movers if a2 != a1]:
+                keep = {a1: stepped[a1]}
+                recipe = self._try_after((a1, a2), b, 8, keep) or self._try_after((a2, a1), b, 8, keep)
+                if recipe:
+                    paired[b.name] = recipe
+                    break
+        if paired:  # what those unlock (a running engine -> cruise control)
+            self.recipes.update(paired)
+            self._learn_in_rounds(sorted(paired))
+
+    def _fresh_recipes(self) -> None:
+        base_snapshot = self.base.snapshot()
+        state = harvest(base_snapshot)
+        for spec in self.tools:
+            for _ in range(self.attempts * 2):
+                probe = self.base.copy()
+                args, _, _ = self.provider.propose(spec, [], state, self.rng)
+                res = probe.call(spec.name, args)
+                if not res.ok:
+                    self.fresh_errors[spec.name] = res.error or ""
+                    continue
+                try:
+                    after = probe.snapshot()
+                except CyclicStateError:
+                    continue  # e.g. a directory copied into itself: not a usable prefix
+                self.recipes.setdefault(spec.name, [(spec.name, args)])
+                if after != base_snapshot:
+                    # prefer arguments with an effect: a login with a wrong password "succeeds" too
+                    self.recipes[spec.name] = [(spec.name, args)]
+                    self.changes_state.add(spec.name)
+                    break
+
+    def _learn_in_rounds(self, prefixes: list[str]) -> None:
+        for _ in range(self.rounds):  # later rounds try only the tools the previous round made work
+            learned: dict[str, list[Call]] = {}
+            for b in self.tools:
+                if b.name in self.recipes:
+                    continue
+                for a in prefixes:
+                    # classes are separate environments: only a tool of B's own class changes its state
+                    same_class = self.by_name[a].class_name == b.class_name
+                    if a != b.name and same_class and (a, b.name) not in self.found:
+                        recipe = self._try_after((a,), b)
+                        if recipe is not None:
+                            learned.setdefault(b.name, recipe)
+            if not learned:
+                return
+            self.recipes.update(learned)
+            prefixes = sorted(learned)
+
+    def _run(self, calls: list[Call]) -> tuple[World, list[Value]] | None:
+        world = self.base.copy()
+        results: list[Value] = []
+        for pos, (name, args) in enumerate(calls):
+            res = world.call(name, args)
+            if not res.ok:
+                return None
+            results.extend(harvest(res.value, source=pos, producer=name))
+        return world, results
+
+    def _try_after(self, prefix: tuple[str, ...], b: ToolSpec, variants: int | None = None,
+                   fixed: dict[str, dict[str, Any]] | None = None) -> list[Call] | None:
+        """B's recipe when it works after the prefix tools' recipes (and not without them)."""
+        fixed = fixed or {}
+        if variants is None:  # a state-changing A's arguments matter more (which doors it locks)
+            variants = 4 if any(a in self.changes_state for a in prefix) else 2
+        fresh_error = self.fresh_errors.get(b.name, "")
+        variant = -1
+        while (variant := variant + 1) < variants:
+            calls = self._prefix_calls(prefix, fixed, fresh_args=variant > 0)
+            got = self._run(calls) if calls is not None else None
+            if got is None:
+                continue
+            world, results = got
+            try:
+                after_state = harvest(world.snapshot())
+            except CyclicStateError:
+                continue
+            tries = -1
+            b_tries = self.attempts
+            while (tries := tries + 1) < b_tries:
+                args, sources, fields = self.provider.propose(b, results, after_state, self.rng)
+                res = world.call(b.name, args)
+                if not res.ok:
+                    if len(prefix) == 1 and _error_kind(res.error) != _error_kind(fresh_error):
+                        # a new complaint: one step on (locked doors, now the brake); both A's and
+                        # B's arguments matter now, so try more of each
+                        self.progress.setdefault(b.name, {}).setdefault(prefix[0], calls[-1][1])
+                        variants, b_tries = max(variants, 8), max(b_tries, 2 * self.attempts)
+                    continue
+                without = _needs_each(self.base, calls, prefix, b.name, args)
+                if without is None:
+                    return None  # the same call works without one of the prefix tools: no prerequisite
+                self._record(prefix, calls, b, args, sources, fields, fresh_error, without)
+                return calls + [(b.name, args)]
+        return None
+
+    def _prefix_calls(self, prefix: tuple[str, ...], fixed: dict[str, dict[str, Any]],
+                      fresh_args: bool) -> list[Call] | None:
+        """The prefix tools' recipes in order; with fresh_args, each tool's own arguments are
+        proposed anew from what its recipe produced (None when that recipe no longer runs)."""
+        calls: list[Call] = []
+        for a in prefix:
+            *before, (_, a_args) = self.recipes[a]
+            calls.extend(before)
+            if a in fixed:
+                a_args = fixed[a]
+            elif fresh_args:
+                got = self._run(calls)
+                if got is None:
+                    return None
+                try:
+                    now = harvest(got[0].snapshot())
+                except CyclicStateError:
+                    return None
+                a_args, _, _ = self.provider.propose(self.by_name[a], got[1], now, self.rng)
+            calls.append((a, a_args))
+        return calls
+
+    def _record(self, prefix: tuple[str, ...], calls: list[Call], b: ToolSpec, args: dict, sources: dict,
+                fields: dict, fresh_error: str, without: dict[str, str]) -> None:
+        finals: dict[str, int] = {}  # each prefix tool's own (last) call in the executed sequence
+        for i, (name, _) in enumerate(calls):
+            if name in prefix:
+                finals[name] = i
+        a_args = {name: calls[i][1] for name, i in finals.items()}
+        for a, idx in finals.items():
+            fed = [p for p, src in sources.items() if src == idx]
+            # Without A, B fails as it did fresh with any arguments ("No user is currently logged
+            # in"): A's effect is on the state, even when one argument happened to come from A.
+            if _error_kind(without.get(a)) == _error_kind(fresh_error):
+                fed = []
+            kind = "data" if fed else "state"
+            self.found.setdefault((a, b.name), Edge(
+                src_tool=a, dst_tool=b.name, kind=kind, param=fed[0] if fed else None,
+                src_field=fields.get(fed[0]) if fed else None,
+                evidence=json.dumps({"method": "probe", "scenario": self.w_index, "after": list(prefix),
+                                     "field": fields.get(fed[0]) if fed else None, "a_args": a_args,
+                                     "b_args": args, "fresh_error": fresh_error[:200]}, default=str),
+            ))
+
+
+def _error_kind(error: str | None) -> str:
+    """An error message without its quoted or numeric particulars ('No such file: a.txt' ~ '...: b.txt')."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
+
+
+def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str,
+                args: dict[str, Any]) -> dict[str, str] | None:
+    """When B(args) fails whenever one prefix tool's own call is left out of the sequence: the
+    error B gives without each prefix tool; None when B works without one of them."""
+    errors: dict[str, str] = {}
+    for a in prefix:
+        last = max(i for i, (name, _) in enumerate(calls) if name == a)
+        world = base.copy()
+        for name, a_args in calls[:last] + calls[last + 1:]:
+            world.call(name, a_args)
+        res = world.call(b, args)
+        if res.ok:
+            return None
+        errors[a] = res.error or ""
+    return errors
