@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
@@ -34,6 +37,48 @@ def _progress(done: int, total: int, label: str, started: float) -> None:
     sys.stdout.flush()
 
 
+PROCESS_TAG = "funreason/process"  # host:pid:start time of the CLI process a run executes in
+
+
+def _start_time(pid: int) -> str | None:
+    """A live process's start time (Linux /proc; elsewhere "0" if the pid exists), None if it is gone."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "0"
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _run_tags() -> dict[str, str]:
+    return {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"}
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs this CLI ran in processes of this host that are gone (kill -9, OOM), and free
+    the pool slots their steps held. Such a run stays STARTED for good and keeps its `llm` pool slots,
+    so after a few crashes every later run waits on the pool forever; Dagster's run monitoring only
+    watches runs its launcher started, not these in-process ones (tests/test_crash_duckdb.py)."""
+    host, reaped = socket.gethostname(), []
+    live = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=live)):
+        tag = run.tags.get(PROCESS_TAG, "")
+        h, _, rest = tag.partition(":")
+        pid, _, start = rest.partition(":")
+        if h != host or not pid.isdigit() or _start_time(int(pid)) == start:
+            continue
+        instance.report_run_failed(run, f"its process ({tag}) is gone (killed); its pool slots are freed")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
 def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None,
                          run_config: dict | None = None) -> bool:
     """Graph assets for the toolset, then the day's synthesis for it (two runs: two partitionings)."""
@@ -42,12 +87,12 @@ def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None 
     instance = instance or dg.DagsterInstance.get()
     graph_keys = ["tool_catalog", "api_graph"]
     r1 = dg.materialize(assets, selection=graph_keys, partition_key=ts, instance=instance,
-                        resources=defs.resources, raise_on_error=False)
+                        resources=defs.resources, raise_on_error=False, tags=_run_tags())
     key = dg.MultiPartitionKey({"day": day, "toolset": ts})
     day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()
                 if k.to_user_string() not in graph_keys + DAILY_KEYS]
     r2 = dg.materialize(assets, selection=day_keys, partition_key=str(key), instance=instance,
-                        resources=defs.resources, raise_on_error=False, run_config=run_config)
+                        resources=defs.resources, raise_on_error=False, run_config=run_config, tags=_run_tags())
     return r1.success and r2.success
 
 
@@ -72,9 +117,12 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
     """Materialize `day` for every toolset (in `workers` processes), then the day's combined export."""
     started = time.monotonic()
     failed = []
+    # also creates the instance's tables once, before workers race to do it
+    reaped = reap_dead_runs(instance or dg.DagsterInstance.get())
+    if reaped:
+        print(f"marked {len(reaped)} run(s) of killed processes failed and freed their pool slots")
     _progress(0, len(toolsets), "", started)
     if workers > 1 and instance is None:
-        dg.DagsterInstance.get()  # create the instance's tables once, before workers race to do it
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_materialize_toolset, day, ts, None, run_config): ts for ts in toolsets}
             for i, fut in enumerate(as_completed(futures), 1):
@@ -89,7 +137,7 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
     defs = _defs()
     r3 = dg.materialize(list(defs.assets or []), selection=DAILY_KEYS, partition_key=day,
                         instance=instance or dg.DagsterInstance.get(), resources=defs.resources,
-                        raise_on_error=False)
+                        raise_on_error=False, tags=_run_tags())
     for ts in failed:
         print(f"\n  {ts}: run failed (see `make ui` for logs)")
     print(f"\nmaterialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s")

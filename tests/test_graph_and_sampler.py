@@ -208,3 +208,26 @@ def test_the_stored_graph_samples_like_the_built_one(name):
     a = sample_partition(ts, tools, edges, "2026-11-25", 3)
     b = sample_partition(ts, tools, stored, "2026-11-25", 3)
     assert [t.model_dump() for t in a.trajectories] == [t.model_dump() for t in b.trajectories]
+
+
+def test_argument_sources_that_failed_are_drawn_less_often():
+    from funreason_pipeline.models import ToolSpec
+    from funreason_pipeline.sampling.arguments import ArgumentProvider
+    from funreason_pipeline.sampling.values import Value
+
+    spec = ToolSpec(name="cat", class_name="C", method="cat", description="",
+                    parameters={"type": "object", "required": ["file_name"],
+                                "properties": {"file_name": {"type": "string"}}})
+    state = [Value("file_name", f"f{i}.txt", None, "", "string") for i in range(3)]
+    p = ArgumentProvider()
+    rng = random.Random(3)
+
+    def from_state(n=300):
+        return sum(p.propose(spec, [], state, rng)[0]["file_name"].startswith("f") for _ in range(n))
+
+    before = from_state()
+    for _ in range(40):  # every call with a file from the state fails (say, not in this directory)
+        args, _, _ = p.propose(spec, [], state, rng)
+        p.learn("cat", ok=not args["file_name"].startswith("f"))
+    after = from_state()
+    assert after < before * 0.8

@@ -75,6 +75,9 @@ class ArgumentProvider:
     # tool -> joint argument examples its environment documents (unit pairs, known zipcodes)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     example_rate: float = 0.5
+    # (tool, param) -> source label -> (successful calls, failed calls) with arguments from it
+    _outcomes: dict[tuple[str, str], dict[tuple, tuple[int, int]]] = field(default_factory=dict, repr=False)
+    _labels: dict[str, tuple] = field(default_factory=dict, repr=False)  # param -> source, last proposal
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random
@@ -83,6 +86,7 @@ class ArgumentProvider:
         args: dict[str, Any] = {}
         sources: dict[str, int] = {}
         fields: dict[str, str] = {}
+        self._labels = {}
         required = set(spec.required)
         examples = self.examples.get(spec.name)
         if examples and rng.random() < self.example_rate:
@@ -114,36 +118,55 @@ class ArgumentProvider:
         if schema.get("type") == "array":
             return self._choose_array(name, schema, results, state, rng)
         desc = schema.get("description", "")
-        buckets: list[tuple[float, list[Value] | list[Any], bool]] = []  # (weight per item, items, is_value)
+        # (weight per item, items, is_value, source label); the weight is scaled by how calls of this
+        # tool fared with arguments from that source so far (see `learn`)
+        buckets: list[tuple[float, list[Value] | list[Any], bool, tuple]] = []
+        learned = self._outcomes.get((spec.name, name), {})
+
+        def add(weight: float, items: list, is_value: bool, label: tuple) -> None:
+            good, bad = learned.get(label, (0, 0))
+            buckets.append((weight * min(4.0, max(0.25, (1 + good) / (1 + bad / 2))), items, is_value, label))
+
         for weight, vals, text_only in self._matches(spec, name, schema, results, from_results=True):
             fitting = self._fitting(vals, schema, text_only)
             if fitting:
-                buckets.append((weight, fitting, True))
+                add(weight, fitting, True, ("result", vals[0].key, vals[0].producer))
         for weight, vals, _ in self._matches(spec, name, schema, state, from_results=False):
             fitting = self._fitting(vals, schema)
             if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
-                buckets.append((weight, fitting, True))
+                add(weight, fitting, True, ("state", vals[0].key, vals[0].producer))
         plain = list(schema.get("enum", []))
         if plain:
-            buckets.append((3.0, plain, False))
+            add(3.0, plain, False, ("enum",))
         if "default" in schema and _fits(schema, schema["default"]):
-            buckets.append((1.0, [schema["default"]], False))
+            add(1.0, [schema["default"]], False, ("default",))
         hints = [h for h in _QUOTED.findall(desc) if _fits(schema, h) and not h.isupper() and "YYYY" not in h]
         if hints:
-            buckets.append((1.0, hints, False))
+            add(1.0, hints, False, ("hint",))
         if not buckets:
             return None
-        generated = "enum" not in schema
-        total = sum(w * len(items) for w, items, _ in buckets) + (0.3 if generated else 0.0)
+        if "enum" not in schema:
+            add(0.3, [None], False, ("generated",))
+        total = sum(w * len(items) for w, items, _, _ in buckets)
         r = rng.random() * total
-        for w, items, is_value in buckets:
+        for w, items, is_value, label in buckets:
             r -= w * len(items)
-            if r <= 0:
+            if r <= 0 or label == buckets[-1][3]:
+                self._labels[name] = label
+                if label == ("generated",):
+                    return Choice(self.generate(name, schema, rng, spec.description), None, w)
                 pick = rng.choice(items)
                 if is_value:
                     return Choice(pick.value, pick.source, w, pick.key)
                 return Choice(pick, None, w)
-        return Choice(self.generate(name, schema, rng, spec.description), None, 0.3)
+        raise AssertionError("unreachable: the last bucket always returns")
+
+    def learn(self, tool: str, ok: bool) -> None:
+        """Credit (or blame) the sources of the arguments just proposed for `tool`: arguments drawn
+        from sources that worked before are drawn more often, cutting failed attempts."""
+        for name, label in self._labels.items():
+            good, bad = self._outcomes.setdefault((tool, name), {}).get(label, (0, 0))
+            self._outcomes[(tool, name)][label] = (good + 1, bad) if ok else (good, bad + 1)
 
     def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
                       rng: random.Random) -> Choice | None:

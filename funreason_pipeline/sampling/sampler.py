@@ -161,6 +161,7 @@ class DirectedSampler:
                         args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
+                    self.provider.learn(tool, res.ok)
                     if res.ok and backup is not None:
                         try:
                             world.snapshot()
