@@ -214,6 +214,19 @@ def diff(got: dict, want: dict) -> str:
     return "\n".join(lines) or "(no difference)"
 
 
+def leftover_runs(dagster_home: Path) -> dict:
+    """Runs still STARTED/STARTING and the `llm` pool slots still claimed, once nothing runs any more:
+    both must be empty after a rerun (a killed run must not keep its pool slots)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        live = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
+                                                                   dg.DagsterRunStatus.STARTING]))
+        info = instance.event_log_storage.get_concurrency_info("llm")
+        return {"live_runs": [r.run_id for r in live],
+                "claimed_llm_slots": [(s.run_id, s.step_key) for s in info.claimed_slots]}
+
+
 def duplicates(db: Path) -> dict[str, int]:
     """Rows sharing a row key, per table (all must be 0); rejections may repeat an (item, reason)."""
     import duckdb

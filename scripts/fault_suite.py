@@ -398,6 +398,8 @@ def part_llm_crash(args, work: Path, rep: Report, agents: Agents, url: str) -> t
               + cp.diff(got, want))
     dup = cp.duplicates(db)
     rep.check(not any(dup.values()), f"R2 (LLM stage): duplicates {dup}")
+    left = cp.leftover_runs(work / "crash" / "dagster_home")
+    rep.check(not any(left.values()), f"R2 (LLM stage): the killed run is left over {left}")
     rep.check(answered1 | answered2 == ref_keys,
               f"R2 (LLM stage): the two runs sent {len(answered1 | answered2)} distinct requests, the reference "
               f"{len(ref_keys)} ({len((answered1 | answered2) ^ ref_keys)} differ)")
@@ -442,8 +444,10 @@ def _kill_chain(name: str, plan: list[tuple], cli: list[str], base_db: Path, wor
         cp.run_to_completion(cli, env, d / "final.log")
         got = cp.snapshot(db, cp.ALL_TABLES)
         dup = cp.duplicates(db)
-        ok = got == want and not any(dup.values())
-        out.append(("final rerun", ok, "equal to the reference, no duplicates" if ok else cp.diff(got, want) + f" {dup}"))
+        left = cp.leftover_runs(d / "dagster_home")
+        ok = got == want and not any(dup.values()) and not any(left.values())
+        out.append(("final rerun", ok, "equal to the reference, no duplicates, no run or pool slot left over"
+                    if ok else f"{cp.diff(got, want)} {dup} {left}"))
         with duckdb.connect(str(db)) as con:
             con.execute("CHECKPOINT")
     except Exception as exc:  # noqa: BLE001

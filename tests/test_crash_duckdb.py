@@ -18,7 +18,8 @@ group (nothing runs in the child after the marker: no `finally`, no close, no ch
      `cot_traces` step has started: a kill at an instant the code does not choose, usually inside a
      commit or the checkpoint that follows it. Every table must again equal the reference.
   4. rerun to completion: the tables equal those of an uninterrupted run in another fresh database
-     (row by row, by content hash), with no duplicate ids; the file takes a checkpoint.
+     (row by row, by content hash), with no duplicate ids; the file takes a checkpoint; no killed
+     run is left STARTED holding its `llm` pool slot (the CLI reaps runs of dead processes).
 
 The reference (an uninterrupted run of the same command in a fresh database and Dagster home) runs
 in parallel with step 1. Offline backend, one small toolset: ~45-55 s on 2 cores. The full variant
@@ -86,6 +87,10 @@ def test_sigkill_during_duckdb_writes_then_rerun_matches_uninterrupted_run(tmp_p
     got, want = cp.snapshot(db, cp.ALL_TABLES), cp.snapshot(ref_db, cp.ALL_TABLES)
     assert want["day_export"] and got == want, "after the rerun:\n" + cp.diff(got, want)
     assert not any(cp.duplicates(db).values()), cp.duplicates(db)
+    # the killed runs were marked failed and gave their `llm` pool slots back (else, after a few
+    # crashes inside an LLM step, every later run would wait on the pool for good)
+    left = cp.leftover_runs(Path(env["DAGSTER_HOME"]))
+    assert left == {"live_runs": [], "claimed_llm_slots": []}, left
     with duckdb.connect(str(db)) as con:  # read-write open, as the pipeline's next run would
         con.execute("CHECKPOINT")
     assert not Path(f"{db}.wal").exists()
