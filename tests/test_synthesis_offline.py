@@ -119,3 +119,6 @@ def test_leak_check_flags_ids_and_numbers_not_plain_words():
     assert check_query("Book it for Gabriel with abc123xyz.", adv, intermediates) == [
         "leaks intermediate value 'abc123xyz'"]
     assert check_query("Book it for Gabriel, ref 34268120.", adv, intermediates) == []  # not the same number
+    mention = AdvancedTool(name="m", description="d", steps=["a"], output=None,
+                           inputs=[AdvancedInput(name="mentions", value=["@rxu39"], tool="a", param="mentions")])
+    assert check_query("Mention @rxu39 please.", mention, [{"following": ["rxu39"]}]) == []

@@ -24,8 +24,8 @@ def check_query(query: str, tool: AdvancedTool, intermediates: list) -> list[str
     supplied = {_norm(s) for i in tool.inputs for s in mentionable(i.value)}
     for s in leak_candidates(intermediates):
         n = _norm(s)
-        if n in supplied or (n.isalpha() and n.islower() and " " not in n):
-            continue  # a plain word ("first" as a seat class, "running") gives nothing away
+        if any(n in sup for sup in supplied) or (n.isalpha() and n.islower() and " " not in n):
+            continue  # part of what the user gives ("rxu39" in "@rxu39") or a plain word ("first")
         if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", q):
             problems.append(f"leaks intermediate value {s!r}")
     return problems
