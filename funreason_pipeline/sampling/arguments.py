@@ -303,13 +303,3 @@ class ArgumentProvider:
         if "dir" in tokens(name) or "folder" in tokens(name):
             return words[0]
         return " ".join(words)
-
-
-def _weighted(choices: list[Choice], rng: random.Random) -> Choice:
-    total = sum(c.weight for c in choices)
-    r = rng.random() * total
-    for c in choices:
-        r -= c.weight
-        if r <= 0:
-            return c
-    return choices[-1]

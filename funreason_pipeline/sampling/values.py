@@ -139,11 +139,3 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
             return out
         out.append(Value(key, obj, source, producer, json_type(obj)))
     return out
-
-
-def grouped(values: list[Value]) -> dict[tuple[str, str], list[Value]]:
-    """Values by (key, producer): name affinity is decided once per group, not once per value."""
-    groups: dict[tuple[str, str], list[Value]] = {}
-    for v in values:
-        groups.setdefault((v.key, v.producer), []).append(v)
-    return groups
