@@ -17,6 +17,7 @@ import dagster as dg
 
 from funreason_pipeline import config, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
+from funreason_pipeline.models import dependent_turn_counts
 
 TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
           "day_export", "rejections", "llm_calls"]
@@ -169,8 +170,7 @@ def _quality_lines(con) -> list[str]:
     """Q3/Q4 of targets.md over everything in the database: turns, calls, dependent turns, coverage."""
     n, turns, calls = con.execute("SELECT count(*), avg(n_turns), avg(n_calls) FROM dialogues").fetchone()
     all_turns = [t for (js,) in con.execute("SELECT turns FROM trajectories").fetchall() for t in json.loads(js)]
-    dep = sum(1 for t in all_turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
-    data_dep = sum(1 for t in all_turns if any(c.get("sources") for c in t["calls"]))
+    dep, data_dep = dependent_turn_counts(all_turns)
     targets = set(con.execute("SELECT DISTINCT toolset || '/' || t.target_tool FROM trajectories, "
                               "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t)").fetchall())
     tools = set(con.execute("SELECT toolset || '/' || tool_name FROM tool_catalog WHERE toolset IN "

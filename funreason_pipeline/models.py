@@ -82,3 +82,11 @@ class Rejection(BaseModel):
     item_id: str
     reason: str
     detail: str = ""
+
+
+def dependent_turn_counts(turns: list[dict[str, Any]]) -> tuple[int, int]:
+    """Over stored turns (JSON dicts): turns with a dependent call (an earlier result or an earlier
+    call's state, as `Turn.has_dependent_call`), and turns with a data-dependent one."""
+    dependent = sum(1 for t in turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
+    data = sum(1 for t in turns if any(c.get("sources") for c in t["calls"]))
+    return dependent, data

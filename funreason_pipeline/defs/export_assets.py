@@ -14,6 +14,7 @@ from funreason_pipeline.defs.partitions import OWNERS, day_partitions
 from funreason_pipeline.defs.resources import Store, create_lineage_view
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
+from funreason_pipeline.models import dependent_turn_counts
 
 per_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
@@ -37,8 +38,7 @@ def day_stats(database: str, day: str) -> dict:
         tokens = (con.execute("SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
                               "FROM llm_calls").fetchone() if "llm_calls" in present else (0, 0))
     turns = [t for ts in turn_lists for t in ts]
-    dependent = sum(1 for t in turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
-    data_dependent = sum(1 for t in turns if any(c.get("sources") for c in t["calls"]))
+    dependent, data_dependent = dependent_turn_counts(turns)
     n_tools = dict(tools)
     coverage = {ts: round(n / n_tools[ts], 3) for ts, n in targets if n_tools.get(ts)}
     return {

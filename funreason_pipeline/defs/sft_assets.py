@@ -27,6 +27,7 @@ from funreason_pipeline.filtering.filters import (
     near_dup_queries,
     near_duplicate_rate,
 )
+from funreason_pipeline.models import dependent_turn_counts
 
 SFT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "sample_id": pl.String, "dialogue_id": pl.String,
               "trajectory_id": pl.String, "turn_index": pl.Int64, "messages": pl.String, "tools": pl.String,
@@ -147,9 +148,7 @@ def partition_stats(trajectories, queries, cot_traces, dialogues, samples, api_g
                     sample_queries) -> dict:
     turns = [t for r in trajectories.iter_rows(named=True) for t in json.loads(r["turns"])]
     n_turns = len(turns)
-    # dependent: a call uses an earlier result (data edge) or needs an earlier call's state (state edge)
-    dependent = sum(1 for t in turns if any(c.get("sources") or c.get("after") for c in t["calls"]))
-    data_dependent = sum(1 for t in turns if any(c.get("sources") for c in t["calls"]))
+    dependent, data_dependent = dependent_turn_counts(turns)
     targets = {t["target_tool"] for t in turns}
     used_pairs = set()
     for t in turns:

@@ -163,26 +163,25 @@ def toolset_tools(ts: ToolsetConfig) -> list[ToolSpec]:
     return tools
 
 
+def _per_tool(ts: ToolsetConfig, tools: list[ToolSpec], hook: str) -> dict[str, Any]:
+    """Tool name -> what an optional factory hook (`method -> value`) says of that tool's method."""
+    out: dict[str, Any] = {}
+    for cls in ts.classes:
+        declared = getattr(ts.factory(cls), hook, None)
+        by_method = declared() if callable(declared) else {}
+        out.update({t.name: by_method[t.method] for t in tools
+                    if t.class_name == cls and by_method.get(t.method)})
+    return out
+
+
 def toolset_argument_examples(ts: ToolsetConfig, tools: list[ToolSpec]) -> dict[str, list[dict[str, Any]]]:
     """Tool name -> joint argument examples its environment class documents (may be empty)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for cls in ts.classes:
-        examples = getattr(ts.factory(cls), "argument_examples", None)
-        by_method = examples() if callable(examples) else {}
-        for t in tools:
-            if t.class_name == cls and by_method.get(t.method):
-                out[t.name] = list(by_method[t.method])
-    return out
+    return {name: list(examples) for name, examples in _per_tool(ts, tools, "argument_examples").items()}
 
 
 def toolset_unusable_tools(ts: ToolsetConfig, tools: list[ToolSpec]) -> dict[str, str]:
     """Tool name -> why its environment says no call of it can succeed (not a sampling target)."""
-    out: dict[str, str] = {}
-    for cls in ts.classes:
-        declared = getattr(ts.factory(cls), "unusable_tools", None)
-        by_method = declared() if callable(declared) else {}
-        out.update({t.name: by_method[t.method] for t in tools if t.class_name == cls and t.method in by_method})
-    return out
+    return _per_tool(ts, tools, "unusable_tools")
 
 
 class World:

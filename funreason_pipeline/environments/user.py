@@ -746,25 +746,22 @@ class UserFactory:
     def argument_examples(self) -> dict[str, list[dict[str, Any]]]:
         """Optional `ARGUMENT_EXAMPLES = {method: [{param: value, ...}, ...]}` on the class: valid
         argument combinations the schema cannot express (unit pairs, known ids)."""
-        raw = getattr(self._cls, "ARGUMENT_EXAMPLES", None) or {}
-        if not isinstance(raw, dict) or not all(
-                isinstance(v, list) and all(isinstance(x, dict) for x in v) for v in raw.values()):
-            raise EnvironmentConfigError(
-                f"{self.class_name}.ARGUMENT_EXAMPLES must map method names to lists of argument dicts")
-        unknown = sorted(set(raw) - set(self._tools))
-        if unknown:
-            raise EnvironmentConfigError(f"{self.class_name}.ARGUMENT_EXAMPLES names unknown tools: {unknown}")
-        return raw
+        return self._method_table("ARGUMENT_EXAMPLES", "lists of argument dicts",
+                                  lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
 
     def unusable_tools(self) -> dict[str, str]:
         """Optional `UNUSABLE_TOOLS = {method: reason}`: tools no call of which can succeed (a stub
         kept for the schema); they are never sampling targets."""
-        raw = getattr(self._cls, "UNUSABLE_TOOLS", None) or {}
-        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-            raise EnvironmentConfigError(f"{self.class_name}.UNUSABLE_TOOLS must map method names to reasons")
+        return self._method_table("UNUSABLE_TOOLS", "reasons", lambda v: isinstance(v, str))
+
+    def _method_table(self, attr: str, what: str, valid: Callable[[Any], bool]) -> dict[str, Any]:
+        """A class attribute mapping tool methods to something, checked (shape and method names)."""
+        raw = getattr(self._cls, attr, None) or {}
+        if not isinstance(raw, dict) or not all(valid(v) for v in raw.values()):
+            raise EnvironmentConfigError(f"{self.class_name}.{attr} must map method names to {what}")
         unknown = sorted(set(raw) - set(self._tools))
         if unknown:
-            raise EnvironmentConfigError(f"{self.class_name}.UNUSABLE_TOOLS names unknown tools: {unknown}")
+            raise EnvironmentConfigError(f"{self.class_name}.{attr} names unknown tools: {unknown}")
         return raw
 
     def check(self, seeds: Sequence[int] = (0, 1, 2)) -> None:
