@@ -170,3 +170,30 @@ def test_fault_mix_every_item_is_accepted_or_rejected_with_a_reason(tmp_path):
     traced = {f"{r.trajectory_id}/{r.turn_index}" for r in p3.rows}
     assert accepted <= traced | {r.item_id for r in p3.rejections}
     assert {f"{r.trajectory_id}/{r.turn_index}" for r in p3.rows if not r.passed} <= {r.item_id for r in p3.rejections}
+
+
+class NoReplyAgents(ScriptedAgents):
+    """Right calls on the second attempt, but the closing reply is not usable JSON."""
+
+    def __call__(self, role, body):
+        if role == "reasoning" and body["messages"][0]["content"].startswith(prompts.prompt("reply")[:40]):
+            return {"content": "I'd rather not summarise."}
+        return super().__call__(role, body)
+
+
+def test_a_turn_without_a_closing_reply_is_one_reply_failed_rejection(tmp_path):
+    ts, tools, trajs = phase1()
+    agents = NoReplyAgents({})
+    with TestServer(ServerConfig(responder=agents)) as srv:
+        p2, p3 = _run(srv.url, tmp_path / "r.duckdb", ts, tools, trajs, agents)
+    first = [r for r in p3.rows if r.turn_index == 0]
+    assert first and all(not r.passed and r.reply == "" for r in first)
+    reasons = {}
+    for rej in p3.rejections:
+        reasons.setdefault(rej.item_id, []).append(rej.reason)
+    # the calls passed verification; the turn fails once, for the missing reply, not twice
+    assert all(reasons[f"{r.trajectory_id}/0"] == ["reply_failed"] for r in first)
+    # its later turns are not attempted, each with its own reason
+    later = {(t.trajectory_id, k) for t in trajs for k in range(1, len(t.turns))}
+    assert all(reasons.get(f"{tid}/{k}") == ["after_failed_turn"] for tid, k in later
+               if (tid, k) in {(r.trajectory_id, r.turn_index) for r in p2.rows})

@@ -99,12 +99,13 @@ def _adv(q: dict[str, Any]) -> dict[str, Any]:
 
 def _record(out: Phase3Result, t: Trajectory, level: int, passed: bool, attempts: int, reasoning: str,
             proposed: list[ProposedCall], critiques: list[str], reply: str, version: str, model: str,
-            problems: list[str], results: list[Any]) -> None:
+            problems: list[str], results: list[Any], reason: str = "verification_failed") -> None:
+    """One trace row per turn; a failed one also gets exactly one rejection, with `reason`."""
     calls = [{"name": p.name, "arguments": p.arguments, "result": r} for p, r in zip(proposed, results)]
     out.rows.append(TraceRow(t.trajectory_id, level, attempts, passed, reasoning, calls, critiques, reply,
                              version, model))
     if not passed:
-        out.rejections.append(Rejection(item_id=f"{t.trajectory_id}/{level}", reason="verification_failed",
+        out.rejections.append(Rejection(item_id=f"{t.trajectory_id}/{level}", reason=reason,
                                         detail=json.dumps({"attempts": attempts, "problems": problems})[:2000]))
 
 
@@ -191,11 +192,11 @@ def _llm_level(client, toolset, tools, openai_tools, work, level, queries, start
     for t in work:
         ok, attempts, reasoning, proposed, problems, model, results = last[t.trajectory_id]
         reply = replies.get(t.trajectory_id)
-        if ok and not reply:
-            out.rejections.append(Rejection(item_id=f"{t.trajectory_id}/{level}", reason="reply_failed"))
-            ok = False
+        reason = "verification_failed"
+        if ok and not reply:  # the calls passed, but there is no closing reply to train on
+            ok, reason, problems = False, "reply_failed", ["no usable closing reply from the model"]
         _record(out, t, level, ok, attempts, reasoning, proposed, critiques[t.trajectory_id], reply or "",
-                version, model or "", problems, results)
+                version, model or "", problems, results, reason)
         alive[t.trajectory_id] = ok
         if ok:
             passed_text[t.trajectory_id].append((queries[(t.trajectory_id, level)]["query"], reply))
