@@ -175,10 +175,12 @@ def _quality_lines(con) -> list[str]:
                               "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t)").fetchall())
     tools = set(con.execute("SELECT toolset || '/' || tool_name FROM tool_catalog WHERE toolset IN "
                             "(SELECT DISTINCT toolset FROM trajectories)").fetchall())
-    unusable = {r[0] for r in con.execute(
+    # item ids read "<toolset>-<YYYY-MM-DD>/<tool>": one per day, so count distinct toolset/tool pairs
+    unusable = {f"{i.split('/')[0][:-11]}/{i.rsplit('/', 1)[1]}" for (i,) in con.execute(
         "SELECT DISTINCT item_id FROM rejections WHERE reason = 'target_unusable'").fetchall()} \
         if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rejections'").fetchone()[0] else set()
     never = sorted(t[0] for t in tools - targets)
+    unusable &= set(never)
     share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"
     return [
         "quality (targets.md Q3/Q4):",
