@@ -294,6 +294,37 @@ def test_dataclass_argument_is_converted(quirky):
         "start": "2026-06-01", "days": 7, "is_window": True}
 
 
+class Stuck:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def spin(self, seconds: float) -> dict:
+        """Busy for `seconds`, swallowing every Exception on the way (as careless tools do)."""
+        import time
+
+        self.calls += 1
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                sum(range(1000))
+            except Exception:  # noqa: BLE001, S110 - the point: the timeout must get through this
+                pass
+        return {"done": True}
+
+
+def test_a_stuck_tool_times_out_as_an_error_and_the_environment_stays_usable():
+    from funreason_pipeline.environments.user import EnvironmentOptions
+
+    env = UserFactory(f"{__name__}:Stuck", EnvironmentOptions(call_timeout_s=0.3)).create()
+    res = env.call("spin", {"seconds": 5.0})  # bounded, so a missing limit fails the test, not hangs it
+    assert not res.ok and "spin timed out" in res.error and "0.3 s" in res.error
+    assert env.call("spin", {"seconds": 0.01}).value == {"done": True}  # the timer was cleared
+    assert env.snapshot() == {"calls": 2}
+    assert env.copy().call("spin", {"seconds": 5.0}).error  # copies keep the limit
+    with pytest.raises(ValueError):
+        EnvironmentOptions(call_timeout_s=0)
+
+
 def test_own_snapshot_is_the_state_and_copies_are_independent():
     env = UserFactory(f"{__name__}:Catalog").create()
     env.load_scenario({"holds": [{"hold_id": "h1"}]})

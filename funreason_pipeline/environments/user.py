@@ -37,6 +37,7 @@ from funreason_pipeline.environments.base import (
     to_json_value,
 )
 from funreason_pipeline.environments.bfcl import gorilla_to_json_schema
+from funreason_pipeline.environments.deadline import CallTimeout, deadline
 from funreason_pipeline.models import ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -80,13 +81,15 @@ class EnvironmentOptions(BaseModel):
     returns the dict given to `load_scenario`) or a path to a .json (a list) / .jsonl file of example
     scenarios, one picked per seed. `schema_file` is a JSON file of tools in OpenAI format (each may
     carry a `response` schema) that replaces the derived schema of every method it names. Relative
-    paths are relative to the toolset config file.
+    paths are relative to the toolset config file. `call_timeout_s` limits one tool call (and one
+    scenario load): a call that runs longer fails with a timeout error instead of hanging the stage.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     scenarios: str | None = None
     schema_file: str | None = None
+    call_timeout_s: float | None = Field(10.0, gt=0)
 
     @field_validator("scenarios")
     @classmethod
@@ -651,10 +654,12 @@ def _read_scenarios(class_ref: str, path: Path) -> list[dict[str, Any]]:
 class UserEnvironment:
     """One live instance of a user class."""
 
-    def __init__(self, class_name: str, instance: Any, tools: Mapping[str, UserTool]) -> None:
+    def __init__(self, class_name: str, instance: Any, tools: Mapping[str, UserTool],
+                 call_timeout_s: float | None = None) -> None:
         self.class_name = class_name
         self._instance = instance
         self._tools = tools  # the allow-list: nothing else on the instance is ever called
+        self.call_timeout_s = call_timeout_s
 
     def tool_specs(self) -> list[ToolSpec]:
         return [t.spec for t in self._tools.values()]
@@ -668,8 +673,9 @@ class UserEnvironment:
                 )
             return
         try:
-            outcome = loader(copy.deepcopy(scenario))
-        except Exception as exc:  # a broken scenario must name the class and the problem
+            with deadline(self.call_timeout_s, f"{self.class_name} scenario load"):
+                outcome = loader(copy.deepcopy(scenario))
+        except (Exception, CallTimeout) as exc:  # a broken scenario must name the class and the problem
             raise EnvironmentConfigError(
                 f"{self.class_name}: scenario failed to load: {type(exc).__name__}: {exc}"
             ) from exc
@@ -692,7 +698,11 @@ class UserEnvironment:
             except ValidationError as exc:
                 detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors()[:3])
                 return ToolResult(None, f"invalid argument {name!r} for {method}: {detail}")
-        return invoke_tool(getattr(self._instance, method), method, kwargs)
+        try:
+            with deadline(self.call_timeout_s, f"{self.class_name}.{method}"):
+                return invoke_tool(getattr(self._instance, method), method, kwargs)
+        except CallTimeout as exc:
+            return ToolResult(None, f"{method} timed out: {exc}")
 
     def snapshot(self) -> dict[str, Any]:
         own = getattr(self._instance, "snapshot", None)
@@ -706,7 +716,7 @@ class UserEnvironment:
             ) from exc
 
     def copy(self) -> UserEnvironment:
-        return UserEnvironment(self.class_name, copy.deepcopy(self._instance), self._tools)
+        return UserEnvironment(self.class_name, copy.deepcopy(self._instance), self._tools, self.call_timeout_s)
 
 
 class UserFactory:
@@ -735,7 +745,7 @@ class UserFactory:
             raise EnvironmentConfigError(
                 f"{self.class_name}: cannot create an instance without arguments: {type(exc).__name__}: {exc}"
             ) from exc
-        return UserEnvironment(self.class_name, instance, self._tools)
+        return UserEnvironment(self.class_name, instance, self._tools, self.options.call_timeout_s)
 
     def tool_specs(self) -> list[ToolSpec]:
         return [t.spec for t in self._tools.values()]
