@@ -10,6 +10,12 @@ Second figure (issue 6: "executed calls/s against the raw cost of executing the 
 every call the sampler executed, failed attempts included, is logged; "raw" re-executes exactly
 those calls, in order, on a fresh load of each candidate's scenario, serialising every result.
 The ratio raw time / sampling time is the share of sampling spent executing tools at all.
+
+Third figure, the ceiling: the sampler verifies each trajectory by replaying it from a fresh load
+(hidden state, or a failed call that still mutated, must never ship), and it also has to load the
+scenario and execute the kept calls itself. So even with no failed attempt and no bookkeeping,
+sampling costs replay + verification, and the ratio is at most R / (R + V), where R is the replay
+time and V the time of the sampler's own verification replays, both measured in the same run.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 
 from funreason_pipeline.environments.toolsets import World, generate_scenario, load_toolsets, toolset_tools
 from funreason_pipeline.graph.build import build_edges
+from funreason_pipeline.sampling import sampler as sampler_module
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.seeds import stable_seed
 
@@ -75,6 +82,28 @@ def raw_execution(ts, tools, runs) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+class VerifyTimer:
+    """Times the sampler's own verification replays (its `replay_trajectory`) during a run."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._orig = sampler_module.replay_trajectory
+
+    def __enter__(self) -> "VerifyTimer":
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return self._orig(*a, **k)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        sampler_module.replay_trajectory = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sampler_module.replay_trajectory = self._orig
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trajectories", type=int, default=20)
@@ -92,11 +121,12 @@ def main() -> None:
         edges = build_edges(ts, tools, scenarios, seed=1)
         graph_s = time.perf_counter() - t0
         ratios, sample_rates, replay_rates, calls = [], [], [], 0
-        raw_ratios, executed_rates = [], []
+        raw_ratios, executed_rates, ceilings = [], [], []
         for r in range(args.repeats):
-            t0 = time.perf_counter()
-            res = sample_partition(ts, tools, edges, "2026-06-01", args.trajectories, base_seed=r, max_extra=0)
-            s = time.perf_counter() - t0
+            with VerifyTimer() as verify:
+                t0 = time.perf_counter()
+                res = sample_partition(ts, tools, edges, "2026-06-01", args.trajectories, base_seed=r, max_extra=0)
+                s = time.perf_counter() - t0
             with CallLog() as log:  # the same run again (deterministic), untimed, to log its calls
                 again = sample_partition(ts, tools, edges, "2026-06-01", args.trajectories, base_seed=r, max_extra=0)
             assert [t.model_dump() for t in again.trajectories] == [t.model_dump() for t in res.trajectories]
@@ -111,22 +141,25 @@ def main() -> None:
             sample_rates.append(n / s)
             replay_rates.append(n / p)
             ratios.append((n / s) / (n / p))
+            ceilings.append(p / (p + verify.seconds))
         rows.append((ts.name, len(tools), len(edges), graph_s, statistics.median(sample_rates),
                      statistics.median(replay_rates), statistics.median(ratios), calls,
-                     statistics.median(executed_rates), statistics.median(raw_ratios), executed / max(calls, 1)))
+                     statistics.median(executed_rates), statistics.median(raw_ratios), executed / max(calls, 1),
+                     statistics.median(ceilings)))
         print(f"{ts.name:<24} tools {len(tools):>3} edges {len(edges):>4} graph {graph_s:5.2f}s "
               f"sampled {rows[-1][4]:7.1f}/s replayed {rows[-1][5]:7.1f}/s ratio {rows[-1][6]:.2f} | "
               f"executed {rows[-1][8]:7.0f} calls/s, raw/sampling {rows[-1][9]:.2f}, "
-              f"executed/kept calls {rows[-1][10]:.1f}", flush=True)
+              f"executed/kept calls {rows[-1][10]:.1f}, ceiling {rows[-1][11]:.2f}", flush=True)
     ratios = [r[6] for r in rows]
     print(f"\nmedian ratio over toolsets: {statistics.median(ratios):.2f} (min {min(ratios):.2f})")
     raw = [r[9] for r in rows]
     print(f"median raw-execution share of sampling time: {statistics.median(raw):.2f}")
+    print(f"median ceiling R / (R + V): {statistics.median(r[11] for r in rows):.2f}")
     print("| toolset | tools | edges | graph build s | sampled traj/s | replayed traj/s | ratio (P4) "
-          "| executed calls/s | executed / kept calls | raw execution / sampling time |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| ceiling R/(R+V) | executed calls/s | executed / kept calls | raw execution / sampling time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.2f} "
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.2f} | {r[11]:.2f} "
               f"| {r[8]:.0f} | {r[10]:.1f} | {r[9]:.2f} |")
 
 
