@@ -17,7 +17,7 @@ import dagster as dg
 
 from funreason_pipeline import config, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
-from funreason_pipeline.models import dependent_turn_counts
+from funreason_pipeline.models import dependent_turn_counts, edge_coverage
 
 TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
           "day_export", "rejections", "llm_calls"]
@@ -181,6 +181,18 @@ def _quality_lines(con) -> list[str]:
         if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rejections'").fetchone()[0] else set()
     never = sorted(t[0] for t in tools - targets)
     unusable &= set(never)
+    done = total = 0
+    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'api_graph'").fetchone()[0]:
+        edges: dict[str, set] = {}
+        for ts, src, dst in con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall():
+            edges.setdefault(ts, set()).add((src, dst))
+        per_ts: dict[str, list] = {}
+        for ts, js in con.execute("SELECT toolset, turns FROM trajectories").fetchall():
+            per_ts.setdefault(ts, []).append(json.loads(js))
+        for ts, trajs in sorted(per_ts.items()):
+            d, t = edge_coverage(edges.get(ts, set()), trajs, {u.split("/", 1)[1] for u in unusable
+                                                              if u.startswith(f"{ts}/")})
+            done, total = done + d, total + t
     share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"
     return [
         "quality (targets.md Q3/Q4):",
@@ -188,6 +200,7 @@ def _quality_lines(con) -> list[str]:
         f"  turns with a dependent call {share(dep)} (data only: {share(data_dep)}) of {len(all_turns)}",
         f"  tools targeted {len(targets & tools)} of {len(tools)}; never: {', '.join(never) or 'none'}"
         + (f" ({len(unusable)} declared unusable)" if unusable else ""),
+        f"  graph edges exercised {done} of {total}" + (f" ({done / total:.3f})" if total else ""),
     ]
 
 

@@ -84,6 +84,27 @@ class Rejection(BaseModel):
     detail: str = ""
 
 
+def used_edges(turns: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(src tool, dst tool) pairs one trajectory's stored turns actually went through: a call that
+    took a value from an earlier call's result (`sources`) or needed its state (`after`). An edge
+    of the graph is *exercised* when some trajectory used it this way (merely calling both tools,
+    one after the other, does not count)."""
+    flat = [c for t in turns for c in t["calls"]]
+    return {(flat[i]["tool"], c["tool"]) for c in flat
+            for i in [*(c.get("sources") or {}).values(), *(c.get("after") or [])]}
+
+
+def edge_coverage(edges: set[tuple[str, str]], trajectories: list[list[dict[str, Any]]],
+                  unusable: set[str] = frozenset()) -> tuple[int, int]:
+    """(exercised, total) graph edges (src, dst pairs) of one toolset over its trajectories' stored
+    turns (Q3). Edges from or to a tool declared unusable cannot be exercised and are not counted."""
+    usable = {e for e in edges if e[0] != e[1] and not {e[0], e[1]} & unusable}
+    used: set[tuple[str, str]] = set()
+    for turns in trajectories:
+        used |= used_edges(turns)
+    return len(usable & used), len(usable)
+
+
 def dependent_turn_counts(turns: list[dict[str, Any]]) -> tuple[int, int]:
     """Over stored turns (JSON dicts): turns with a dependent call (an earlier result or an earlier
     call's state, as `Turn.has_dependent_call`), and turns with a data-dependent one."""

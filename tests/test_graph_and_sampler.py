@@ -231,3 +231,48 @@ def test_argument_sources_that_failed_are_drawn_less_often():
         p.learn("cat", ok=not args["file_name"].startswith("f"))
     after = from_state()
     assert after < before * 0.8
+
+
+def test_used_edges_are_the_calls_that_took_an_earlier_result_or_state():
+    from funreason_pipeline.models import edge_coverage, used_edges
+
+    turns = [{"calls": [{"tool": "login", "sources": {}, "after": []},
+                        {"tool": "find", "sources": {}, "after": [0]}]},
+             {"calls": [{"tool": "book", "sources": {"item": 1}, "after": [0]},
+                        {"tool": "list", "sources": {}, "after": []}]}]
+    assert used_edges(turns) == {("login", "find"), ("find", "book"), ("login", "book")}
+    # list follows find in the trajectory but took nothing from it: not exercised
+    edges = {("login", "find"), ("find", "book"), ("find", "list"), ("x", "book")}
+    assert edge_coverage(edges, [turns]) == (2, 4)
+    assert edge_coverage(edges, [turns], unusable={"x"}) == (2, 3)
+
+
+def test_planner_goes_after_unexercised_edges_once_tools_are_covered():
+    ts, tools, edges = graph_for("tickets")
+    g = ApiGraph(tools, edges)
+    planner = TargetPlanner(g, random.Random(3), via_rate=1.0)
+    for _ in range(len(tools)):
+        target, via = planner.next_goal()
+        assert via is None or (via, target) in planner.edges  # a via is the source of an edge into the target
+        planner.covered.add(target)
+    open_edges = set(planner.edges)
+    goals = [planner.next_goal() for _ in range(5)]
+    assert all((via, target) in open_edges for target, via in goals)
+    planner.settle(True, set(planner.edges))  # every edge exercised: back to weighted targets
+    target, via = planner.next_goal()
+    assert target in planner.candidates and via is None
+
+
+def test_edge_goals_exercise_most_edges_of_a_small_toolset():
+    """tickets: 6 trajectories use (not merely call in order) nearly every edge of its graph."""
+    from funreason_pipeline.models import edge_coverage
+
+    ts, tools, edges = graph_for("tickets")
+    pairs = {(e.src_tool, e.dst_tool) for e in edges}
+    with_goals = sample_partition(ts, tools, edges, "2026-11-26", 6)
+    done, total = edge_coverage(pairs, [[t.model_dump() for t in x.turns] for x in with_goals.trajectories])
+    assert total >= 10 and done / total >= 0.8, (done, total)
+    # without edge goals the same budget exercises fewer edges
+    plain = sample_partition(ts, tools, edges, "2026-11-26", 6, config=SamplerConfig(edge_goals=False))
+    done0, _ = edge_coverage(pairs, [[t.model_dump() for t in x.turns] for x in plain.trajectories])
+    assert done0 < done

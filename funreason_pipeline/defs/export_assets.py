@@ -14,7 +14,7 @@ from funreason_pipeline.defs.partitions import OWNERS, day_partitions
 from funreason_pipeline.defs.resources import Store, create_lineage_view
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
-from funreason_pipeline.models import dependent_turn_counts
+from funreason_pipeline.models import dependent_turn_counts, edge_coverage
 
 per_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
@@ -33,14 +33,29 @@ def day_stats(database: str, day: str) -> dict:
         tools = con.execute("SELECT toolset, count(*) FROM tool_catalog GROUP BY 1").fetchall()
         targets = q("SELECT toolset, count(DISTINCT t.target_tool) FROM trajectories, "
                     "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t) WHERE day = ? GROUP BY 1")
-        turn_lists = [json.loads(r[0]) for r in q("SELECT turns FROM trajectories WHERE day = ?")]
+        by_toolset = q("SELECT toolset, turns FROM trajectories WHERE day = ?")
+        turn_lists = [json.loads(js) for _, js in by_toolset]
         present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        graph_edges = con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall() \
+            if "api_graph" in present else []
+        unusable = [i for (i,) in q("SELECT DISTINCT item_id FROM rejections WHERE day = ? "
+                                    "AND reason = 'target_unusable'")]
         tokens = (con.execute("SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
                               "FROM llm_calls").fetchone() if "llm_calls" in present else (0, 0))
     turns = [t for ts in turn_lists for t in ts]
     dependent, data_dependent = dependent_turn_counts(turns)
     n_tools = dict(tools)
     coverage = {ts: round(n / n_tools[ts], 3) for ts, n in targets if n_tools.get(ts)}
+    edges_of: dict[str, set] = {}
+    for ts, src, dst in graph_edges:
+        edges_of.setdefault(ts, set()).add((src, dst))
+    edge_cov = {}
+    for ts in sorted({t for t, _ in by_toolset}):
+        # rejection ids read "<toolset>-<day>/<tool>"
+        bad = {i.rsplit("/", 1)[1] for i in unusable if i.startswith(f"{ts}-{day}/")}
+        done, total = edge_coverage(edges_of.get(ts, set()), [json.loads(js) for t, js in by_toolset if t == ts], bad)
+        if total:
+            edge_cov[ts] = round(done / total, 3)
     return {
         "rows_per_stage": counts,
         "rejections_by_stage_and_reason": [{"stage": s, "reason": r, "count": n} for s, r, n in per_stage],
@@ -48,6 +63,8 @@ def day_stats(database: str, day: str) -> dict:
         "mean_user_turns": round(dlg[1] or 0.0, 2),
         "mean_calls_per_dialogue": round(dlg[2] or 0.0, 2),
         "tool_coverage_per_toolset": coverage,
+        # Q3: share of graph edges a call used (an earlier call's result or state), per toolset
+        "edge_coverage_per_toolset": edge_cov,
         # Q4: a turn is dependent when a call uses an earlier result or needs an earlier call's state
         "dependent_turn_share": round(dependent / len(turns), 3) if turns else 0.0,
         "data_dependent_turn_share": round(data_dependent / len(turns), 3) if turns else 0.0,
@@ -99,6 +116,7 @@ value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
         "rejections": dg.MetadataValue.md(frames.markdown_table(
             pl.DataFrame(stats["rejections_by_stage_and_reason"]), max_rows=40)),
         "tool_coverage_per_toolset": dg.MetadataValue.json(stats["tool_coverage_per_toolset"]),
+        "edge_coverage_per_toolset": dg.MetadataValue.json(stats["edge_coverage_per_toolset"]),
         "samples_per_toolset": dg.MetadataValue.json(dict(Counter(sft_samples["toolset"].to_list()))),
         "exports": dg.MetadataValue.path(str(out_dir)),
         "card": dg.MetadataValue.md(card[:20000]),

@@ -17,7 +17,7 @@ from funreason_pipeline.defs.partitions import (
     split_key,
 )
 from funreason_pipeline.defs.resources import Store
-from funreason_pipeline.environments.toolsets import World, toolset_by_name
+from funreason_pipeline.environments.toolsets import World, toolset_by_name, toolset_unusable_tools
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import dialogue_to_samples, write_exports
 from funreason_pipeline.filtering.filters import (
@@ -27,7 +27,7 @@ from funreason_pipeline.filtering.filters import (
     near_dup_queries,
     near_duplicate_rate,
 )
-from funreason_pipeline.models import dependent_turn_counts
+from funreason_pipeline.models import dependent_turn_counts, edge_coverage
 
 SFT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "sample_id": pl.String, "dialogue_id": pl.String,
               "trajectory_id": pl.String, "turn_index": pl.Int64, "messages": pl.String, "tools": pl.String,
@@ -107,7 +107,8 @@ def sft_samples(context: dg.AssetExecutionContext, store: Store, dialogues: pl.D
                         "tools": frames.dumps(s["tools"]), "train_from": s["train_from"]} for s in samples],
                       schema=SFT_SCHEMA)
     stats = partition_stats(trajectories, queries, cot_traces, dialogues, df, api_graph, tools, rejections,
-                            [current_query[s["sample_id"]] for s in samples])
+                            [current_query[s["sample_id"]] for s in samples],
+                            set(toolset_unusable_tools(ts, tools)))
     out_dir = config.exports_dir(store.database) / day / toolset
     write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}")
     models = sorted({m for r in dialogues.iter_rows(named=True) for m in json.loads(r["models"]) if m})
@@ -145,26 +146,15 @@ def sft_samples(context: dg.AssetExecutionContext, store: Store, dialogues: pl.D
 
 
 def partition_stats(trajectories, queries, cot_traces, dialogues, samples, api_graph, tools, rejections,
-                    sample_queries) -> dict:
+                    sample_queries, unusable: set[str] = frozenset()) -> dict:
     turns = [t for r in trajectories.iter_rows(named=True) for t in json.loads(r["turns"])]
     n_turns = len(turns)
     dependent, data_dependent = dependent_turn_counts(turns)
     targets = {t["target_tool"] for t in turns}
-    used_pairs = set()
-    for t in turns:
-        for c in t["calls"]:
-            for src in c.get("sources", {}).values():
-                used_pairs.add(src)
-    # an edge is exercised when a trajectory calls its source and then its destination
-    called_seqs = [[c["tool"] for t in json.loads(r["turns"]) for c in t["calls"]]
-                   for r in trajectories.iter_rows(named=True)]
-    edges = {(r["src_tool"], r["dst_tool"]) for r in api_graph.iter_rows(named=True)}
-    exercised = set()
-    for seq in called_seqs:
-        seen = set()
-        for tool in seq:
-            exercised |= {(s, tool) for s in seen if (s, tool) in edges}
-            seen.add(tool)
+    # an edge is exercised when a call used its source's result or state (models.used_edges)
+    exercised, n_edges = edge_coverage({(r["src_tool"], r["dst_tool"]) for r in api_graph.iter_rows(named=True)},
+                                       [json.loads(r["turns"]) for r in trajectories.iter_rows(named=True)],
+                                       unusable)
     return {
         "turns_sampled": n_turns,
         "dialogues": dialogues.height,
@@ -181,7 +171,7 @@ def partition_stats(trajectories, queries, cot_traces, dialogues, samples, api_g
         "dependent_turn_share": round(dependent / n_turns, 3) if n_turns else 0.0,
         "data_dependent_turn_share": round(data_dependent / n_turns, 3) if n_turns else 0.0,
         "tool_coverage": round(len(targets) / len(tools), 3) if tools else 0.0,
-        "edge_coverage": round(len(exercised) / len(edges), 3) if edges else 0.0,
+        "edge_coverage": round(exercised / n_edges, 3) if n_edges else 0.0,
         "near_duplicate_rate": near_duplicate_rate(sample_queries),
         "rejections_by_reason": dict(Counter(r["reason"] for r in rejections)),
     }

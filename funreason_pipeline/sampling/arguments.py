@@ -80,27 +80,32 @@ class ArgumentProvider:
     _labels: dict[str, tuple] = field(default_factory=dict, repr=False)  # param -> source, last proposal
 
     def propose(
-        self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random
+        self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
+        prefer: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
-        """Arguments, plus for values taken from earlier calls: param -> call index, param -> field."""
+        """Arguments, plus for values taken from earlier calls: param -> call index, param -> field.
+        `prefer`: a producer tool whose results should feed the arguments (an edge to exercise)."""
         args: dict[str, Any] = {}
         sources: dict[str, int] = {}
         fields: dict[str, str] = {}
         self._labels = {}
         required = set(spec.required)
         examples = self.examples.get(spec.name)
-        if examples and rng.random() < self.example_rate:
+        # documented examples would hide the preferred producer's values (zipcode pairs vs. a zipcode
+        # just looked up)
+        if examples and prefer is None and rng.random() < self.example_rate:
             example = rng.choice(examples)
             args.update({k: v for k, v in example.items() if k in spec.properties})
         made = {producer for _, producer in self._groups(results)} if results else set()
         for name, schema in spec.properties.items():
             # an optional parameter an earlier call can feed (retrieve_invoice's booking_id after
             # book_flight) is usually given: that is the dependent call the method wants
-            fed = made and any(p in made for p, _ in self.data_fields.get((spec.name, name), ()))
-            rate = 0.8 if fed else self.optional_rate
+            producers = {p for p, _ in self.data_fields.get((spec.name, name), ())}
+            fed = made and producers & made
+            rate = 1.0 if fed and prefer in producers & made else 0.8 if fed else self.optional_rate
             if name in args or (name not in required and rng.random() > rate):
                 continue
-            choice = self._choose(spec, name, schema, results, state, rng)
+            choice = self._choose(spec, name, schema, results, state, rng, prefer)
             if choice is None:
                 if name in required:
                     args[name] = self.generate(name, schema, rng, spec.description)
@@ -112,7 +117,7 @@ class ArgumentProvider:
         return args, sources, fields
 
     def _choose(self, spec: ToolSpec, name: str, schema: dict[str, Any], results: list[Value],
-                state: list[Value], rng: random.Random) -> Choice | None:
+                state: list[Value], rng: random.Random, prefer: str | None = None) -> Choice | None:
         """Pick one candidate: buckets of equally weighted values, chosen by total weight, then one
         value uniformly inside the bucket (no per-value objects: pools reach thousands of values)."""
         if schema.get("type") == "array":
@@ -129,8 +134,9 @@ class ArgumentProvider:
 
         for weight, vals, text_only in self._matches(spec, name, schema, results, from_results=True):
             fitting = self._fitting(vals, schema, text_only)
-            if fitting:
-                add(weight, fitting, True, ("result", vals[0].key, vals[0].producer))
+            if fitting:  # the preferred producer's values win most draws: its edge is the point
+                add(weight * (20.0 if vals[0].producer == prefer else 1.0), fitting, True,
+                    ("result", vals[0].key, vals[0].producer))
         for weight, vals, _ in self._matches(spec, name, schema, state, from_results=False):
             fitting = self._fitting(vals, schema)
             if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from funreason_pipeline.environments.toolsets import ToolsetConfig, generate_scenario, toolset_unusable_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
-from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
+from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory, used_edges
 from funreason_pipeline.progress import Progress
 from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
 from funreason_pipeline.seeds import stable_seed
@@ -43,7 +43,8 @@ def sample_partition(
     sampler = DirectedSampler(toolset, tools, graph, config)
     unusable = toolset_unusable_tools(toolset, tools)
     planner = TargetPlanner(graph, random.Random(stable_seed("targets", day, toolset.name, base_seed)),
-                            unusable=frozenset(unusable))
+                            unusable=frozenset(unusable), via_rate=sampler.config.via_rate,
+                            edge_goals=sampler.config.edge_goals)
     max_extra = max(n_trajectories * 3, len(tools)) if max_extra is None else max_extra
     trajectories: list[Trajectory] = []
     rejections: list[Rejection] = []
@@ -60,7 +61,8 @@ def sample_partition(
         # become strings), and replays start from the stored JSON
         scenario = json.loads(json.dumps(generate_scenario(toolset, seed)))
         result = sampler.sample(tid, seed, scenario, planner)
-        planner.settle(result.trajectory is not None)
+        planner.settle(result.trajectory is not None,
+                       used_edges([t.model_dump() for t in result.trajectory.turns]) if result.trajectory else set())
         rejections.extend(result.rejections)
         if result.trajectory is not None:
             trajectories.append(result.trajectory)

@@ -33,11 +33,15 @@ class SamplerConfig:
     feed_first_rate: float = 0.9  # when the target is legal at once, how often a feeder goes first
     repairs_per_turn: int = 3  # error-guided repairs (call what the error names, then retry)
     enabling_args_rate: float = 0.7  # how often a state prerequisite first tries its probe-proven arguments
+    edge_goals: bool = True  # aim turns at graph edges no trajectory has exercised yet (Q3)
+    via_rate: float = 0.8  # how often a turn is also asked to go through such an edge
 
 
 @dataclass
 class TargetPlanner:
-    """Targets cover every tool first (hard tools early), then repeat weighted by prerequisites."""
+    """Targets cover every tool first (hard tools early), then go after graph edges no accepted
+    trajectory has exercised yet (then repeat weighted by prerequisites). A goal may also name a
+    `via`: the source of an unexercised edge into the target, to be called first and used by it."""
 
     graph: ApiGraph
     rng: random.Random
@@ -46,6 +50,11 @@ class TargetPlanner:
     tries: dict[str, int] = field(default_factory=dict)
     max_tries: int = 12
     unusable: frozenset[str] = frozenset()  # tools no call of which can succeed: never targets
+    via_rate: float = 0.8
+    edge_goals: bool = True
+    exercised: set[tuple[str, str]] = field(default_factory=set)  # edges used by accepted trajectories
+    edge_tries: dict[tuple[str, str], int] = field(default_factory=dict)
+    max_edge_tries: int = 3
 
     def __post_init__(self) -> None:
         names = sorted(t for t in self.graph.tools if t not in self.unusable)
@@ -53,21 +62,55 @@ class TargetPlanner:
         self.rng.shuffle(names)
         self.order = sorted(names, key=lambda t: -self.graph.prerequisite_count(t))
         self.weights = [1.0 + self.graph.prerequisite_count(t) for t in self.candidates]
+        usable = set(names)
+        self.edges = sorted({(e.src_tool, e.dst_tool) for e in self.graph.edges
+                             if e.src_tool in usable and e.dst_tool in usable and e.src_tool != e.dst_tool})
+        self.edges_into: dict[str, list[tuple[str, str]]] = {}
+        for e in self.edges:
+            self.edges_into.setdefault(e[1], []).append(e)
 
     def next_target(self) -> str:
+        return self.next_goal()[0]
+
+    def next_goal(self) -> tuple[str, str | None]:
+        """(target, via): via is None or the source of an unexercised edge into the target."""
         for t in self.order:
             if t not in self.covered and t not in self.pending and self.tries.get(t, 0) < self.max_tries:
                 self.tries[t] = self.tries.get(t, 0) + 1
-                return t
-        return self.rng.choices(self.candidates, weights=self.weights)[0]
+                return t, self._via_into(t)
+        open_edges = [e for e in self.edges if self._open(e)] if self.edge_goals else []
+        if open_edges:
+            src, dst = self.rng.choice(open_edges)
+            self.edge_tries[(src, dst)] = self.edge_tries.get((src, dst), 0) + 1
+            return dst, src
+        target = self.rng.choices(self.candidates, weights=self.weights)[0]
+        return target, self._via_into(target)
+
+    def open_from(self, src: str) -> set[str]:
+        """Tools with an unexercised edge from `src` (a free continuation can go through one)."""
+        return {d for s, d in self.edges if s == src and self._open((s, d))} if self.edge_goals else set()
+
+    def _open(self, edge: tuple[str, str]) -> bool:
+        return edge not in self.exercised and self.edge_tries.get(edge, 0) < self.max_edge_tries
+
+    def _via_into(self, target: str) -> str | None:
+        if not self.edge_goals or self.rng.random() >= self.via_rate:
+            return None
+        open_edges = [e for e in self.edges_into.get(target, ()) if self._open(e)]
+        if not open_edges:
+            return None
+        src, dst = self.rng.choice(open_edges)
+        self.edge_tries[(src, dst)] = self.edge_tries.get((src, dst), 0) + 1
+        return src
 
     def uncovered(self) -> list[str]:
         return [t for t in self.order if t not in self.covered]
 
-    def settle(self, accepted: bool) -> None:
+    def settle(self, accepted: bool, used: set[tuple[str, str]] = frozenset()) -> None:
         """A dropped trajectory (replay mismatch, self-containing state) covers nothing."""
         if accepted:
             self.covered |= self.pending
+            self.exercised |= used
         self.pending.clear()
 
 
@@ -110,7 +153,10 @@ class DirectedSampler:
         last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
         for ti in range(rng.randint(cfg.min_turns, cfg.max_turns)):
-            target = planner.next_target()
+            target, via = planner.next_goal()
+            # an edge to exercise: call `via` first (unless this trajectory already did), then the
+            # target, with arguments preferably taken from via's result
+            via_done = via is None or via in last_call
             turn_calls: list[ToolCall] = []
             banned: set[str] = set()
             reached = False
@@ -119,15 +165,20 @@ class DirectedSampler:
             pending_for: set[str] = set()  # tools in a repair chain (their own failures may be repaired)
             repaired_with: set[str] = set()
             free_left = rng.randint(0, cfg.free_continuation_max)
+            onward = planner.open_from(target)  # continuations that would exercise a new edge
+            if onward:
+                free_left = max(free_left, 1)
             for _ in range(cfg.max_calls_per_turn * 3):
                 if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
                     break
                 while pending and pending[-1] in banned:
                     pending.pop()
+                goal = target if via_done or via in banned or reached else via
                 if pending and not reached:
                     tool = pending.pop()
                 else:
-                    tool = self._next_tool(target, reached, satisfied, banned, {c.tool for c in turn_calls}, rng)
+                    tool = self._next_tool(goal, reached, satisfied, banned, {c.tool for c in turn_calls}, rng,
+                                           onward)
                 if tool is None:
                     break
                 if state is None:
@@ -149,7 +200,7 @@ class DirectedSampler:
                     state = [v for cls in self.toolset.classes for v in parts[cls]]
                     if initial is None:
                         initial = {(v.key, v.value) for v in state}
-                enabling = self.graph.enabling_for(tool, target) if not reached and tool != target else None
+                enabling = self.graph.enabling_for(tool, goal) if not reached and tool != goal else None
                 if enabling is not None and not _fits_here(enabling, self.tools[tool], results, state):
                     enabling = None  # probed on another scenario: its credentials or ids do not exist here
                 call = None
@@ -158,7 +209,9 @@ class DirectedSampler:
                     if attempt == 0 and enabling is not None and rng.random() < cfg.enabling_args_rate:
                         args, sources = dict(enabling), {}  # the arguments that made the target work in probing
                     else:
-                        args, sources, _ = self.provider.propose(self.tools[tool], results, state, rng)
+                        args, sources, _ = self.provider.propose(
+                            self.tools[tool], results, state, rng,
+                            prefer=target if reached else via if tool == target else None)
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
                     self.provider.learn(tool, res.ok)
@@ -179,7 +232,7 @@ class DirectedSampler:
                         if tool == target else set()
                     # a fixer that is not legal yet fails and is repaired in turn (engine -> doors)
                     fixers = self._named_by(res.error, exclude={tool} | banned | repaired_with)
-                    if repairs_left > 0 and (redo or fixers) and (tool == target or tool in pending_for):
+                    if repairs_left > 0 and (redo or fixers) and (tool in (target, via) or tool in pending_for):
                         # The target's prerequisites "succeeded" without effect (a login with an
                         # unknown id returns login_status false), or the error names what is missing
                         # ("Booking not found": book_flight returns a booking_id; "Start the engine"):
@@ -202,6 +255,7 @@ class DirectedSampler:
                 flat.append(call)
                 turn_calls.append(call)
                 satisfied.add(tool)
+                via_done = via_done or tool == via
                 dirty.add(self.tools[tool].class_name)
                 state = None
                 if reached:
@@ -250,13 +304,13 @@ class DirectedSampler:
         return {t: float(sc * sc) for t, sc in sorted(scores.items()) if sc}
 
     def _next_tool(self, target: str, reached: bool, satisfied: set[str], banned: set[str],
-                   in_turn: set[str], rng: random.Random) -> str | None:
+                   in_turn: set[str], rng: random.Random, onward: set[str] = frozenset()) -> str | None:
         g = self.graph
         names = sorted(self.tools)
-        if reached:  # free continuation: prefer consumers of the target's output
+        if reached:  # free continuation: prefer consumers of the target's output, new edges first
             legal = [t for t in names if t not in banned and t != target and g.is_legal(t, satisfied)]
             consumers = [t for t in legal if g.g.has_edge(target, t)]
-            pool = consumers or legal
+            pool = [t for t in consumers if t in onward] or consumers or legal
             return rng.choice(pool) if pool else None
         dist = g.distances_to(target)
         legal = [t for t in names if t not in banned and g.is_legal(t, satisfied)]
