@@ -36,6 +36,12 @@ def test_phase1_materializes_with_contract_checks_and_idempotent_reruns(tmp_db):
         assert checks["every_trajectory_replays"] and checks["no_empty_turn"]
         meta = r2.asset_materializations_for_node("trajectories")[0].metadata
         assert meta["trajectories"].value >= 6
+        # Q3 edge coverage: tickets' small graph is fully used by 6 trajectories with edge goals
+        edge_check = next(e for e in r2.get_asset_check_evaluations() if e.check_name == "edges_exercised")
+        assert edge_check.metadata["edges"].value > 0
+        assert edge_check.passed == (meta["edge_coverage"].value >= 0.9)
+        share = edge_check.metadata["exercised"].value / edge_check.metadata["edges"].value
+        assert abs(meta["edge_coverage"].value - share) < 0.001
         _run(tmp_db, "messages", "2026-03-04", instance)
         with duckdb.connect(str(tmp_db), read_only=True) as con:
             for table, cols in CONTRACT.items():

@@ -21,6 +21,7 @@ from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import build_edges
+from funreason_pipeline.models import edge_coverage, used_edges
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.sampling.sampler import SamplerConfig
 from funreason_pipeline.seeds import short_hash, stable_seed
@@ -93,6 +94,7 @@ class TrajectoryConfig(dg.Config):
     min_turns: int = 3
     max_turns: int = 6
     max_calls_per_turn: int = 6
+    edge_goals: bool = True  # aim turns at graph edges not yet exercised (Q3)
     seed: int = 0
 
 
@@ -113,6 +115,10 @@ class TrajectoryConfig(dg.Config):
         dg.AssetCheckSpec("every_tool_targeted", asset="trajectories",
                           description="Every tool of the toolset is a reached target at least once (warning); "
                           "tools their environment declares unusable are listed, not counted."),
+        dg.AssetCheckSpec("edges_exercised", asset="trajectories",
+                          description="At least 90% of the graph's edges are used by some call (targets.md Q3, "
+                          "warning): a call took the source's result or needed its state. Small partitions fall "
+                          "short; more trajectories per partition close the gap."),
     ],
     description="Phase I: multi-turn ground-truth traces. A directed sampler walks the API graph toward a "
     "target tool per turn, executing every call on one evolving environment state.",
@@ -130,7 +136,7 @@ def trajectories(
     edges = frames.edges_from_frame(api_graph)
     version = api_graph["graph_version"][0] if api_graph.height else "empty"
     cfg = SamplerConfig(min_turns=config.min_turns, max_turns=config.max_turns,
-                        max_calls_per_turn=config.max_calls_per_turn)
+                        max_calls_per_turn=config.max_calls_per_turn, edge_goals=config.edge_goals)
     t0 = time.perf_counter()
     result = sample_partition(ts, tools, edges, day, config.trajectories_per_partition, cfg, config.seed,
                               log=context.log.info, candidate_budget=config.candidate_budget)
@@ -146,6 +152,13 @@ def trajectories(
     empty_turns = [t.trajectory_id for t in result.trajectories if any(not turn.calls for turn in t.turns)]
     n_calls = int(df["n_calls"].sum()) if df.height else 0
     reasons = Counter(r.reason for r in result.rejections)
+    stored = [[t.model_dump() for t in tr.turns] for tr in result.trajectories]
+    pairs = {(e.src_tool, e.dst_tool) for e in edges}
+    exercised, n_edges = edge_coverage(pairs, stored, set(result.unusable))
+    used = set().union(*map(used_edges, stored)) if stored else set()
+    missing = sorted(f"{a} -> {b}" for a, b in pairs - used
+                     if a != b and not {a, b} & set(result.unusable))
+    edge_share = round(exercised / n_edges, 3) if n_edges else 1.0
     return dg.MaterializeResult(
         value=df, data_version=dg.DataVersion(frames.content_version(df)),
         metadata={
@@ -156,6 +169,7 @@ def trajectories(
             "turns_with_dependent_call": sum(t.has_dependent_call for tr in result.trajectories for t in tr.turns),
             "turns_with_data_dependent_call": sum(any(c.sources for c in t.calls)
                                                   for tr in result.trajectories for t in tr.turns),
+            "edge_coverage": edge_share,
             "calls_per_second": round(n_calls / elapsed, 1) if elapsed else 0.0,
             "rejections_by_reason": dg.MetadataValue.json(dict(reasons)),
             "targets_reached": dg.MetadataValue.json(result.targets_reached),
@@ -171,5 +185,9 @@ def trajectories(
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"uncovered": dg.MetadataValue.json(result.uncovered),
                                           "unusable": dg.MetadataValue.json(result.unusable)}),
+            dg.AssetCheckResult(check_name="edges_exercised", passed=edge_share >= 0.9,
+                                severity=dg.AssetCheckSeverity.WARN,
+                                metadata={"edge_coverage": edge_share, "exercised": exercised, "edges": n_edges,
+                                          "not_exercised": dg.MetadataValue.json(missing[:60])}),
         ],
     )
