@@ -34,7 +34,7 @@ class SamplerConfig:
     repairs_per_turn: int = 3  # error-guided repairs (call what the error names, then retry)
     enabling_args_rate: float = 0.7  # how often a state prerequisite first tries its probe-proven arguments
     edge_goals: bool = True  # aim turns at graph edges no trajectory has exercised yet (Q3)
-    via_rate: float = 0.8  # how often a turn is also asked to go through such an edge
+    via_rate: float = 0.3  # how often a turn is also asked to go through such an edge (costly: failed attempts)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class TargetPlanner:
     tries: dict[str, int] = field(default_factory=dict)
     max_tries: int = 12
     unusable: frozenset[str] = frozenset()  # tools no call of which can succeed: never targets
-    via_rate: float = 0.8
+    via_rate: float = 0.3
     edge_goals: bool = True
     exercised: set[tuple[str, str]] = field(default_factory=set)  # edges used by accepted trajectories
     edge_tries: dict[tuple[str, str], int] = field(default_factory=dict)
