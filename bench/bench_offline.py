@@ -53,7 +53,7 @@ def main() -> None:
         rows.append((factor, wall, n, peak_kb))
         print(f"x{factor}: {n} dialogues in {wall:.1f}s = {n / wall:.2f} dialogues/s, peak RSS {peak_kb / 1024:.0f} MiB",
               flush=True)
-    (f1, w1, n1, _), (f10, w10, n10, _) = rows
+    (_f1, w1, n1, _), (_f10, w10, n10, _) = rows
     print(f"time ratio x10/x1 = {w10 / w1:.2f} (target <= 11), dialogue ratio {n10 / max(n1, 1):.2f}")
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -24,6 +24,7 @@ import argparse
 import json
 import statistics
 import time
+from typing import Self
 
 from funreason_pipeline.environments.toolsets import World, generate_scenario, load_toolsets, toolset_tools
 from funreason_pipeline.graph.build import build_edges
@@ -46,7 +47,7 @@ class CallLog:
         self.runs: list[tuple[dict, list[tuple[str, dict]]]] = []
         self._orig_from, self._orig_call, self._orig_copy = World.from_scenario, World.call, World.copy
 
-    def __enter__(self) -> "CallLog":
+    def __enter__(self) -> Self:
         log = self
 
         def from_scenario(cls, toolset, scenario, tools):
@@ -89,7 +90,7 @@ class VerifyTimer:
         self.seconds = 0.0
         self._orig = sampler_module.replay_trajectory
 
-    def __enter__(self) -> "VerifyTimer":
+    def __enter__(self) -> Self:
         def timed(*a, **k):
             t0 = time.perf_counter()
             try:

@@ -70,5 +70,6 @@ def test_definitions_load_and_dg_check_defs_passes():
     keys = {k.to_user_string() for k in d.resolve_all_asset_keys()}
     assert {"tool_catalog", "api_graph", "trajectories"} <= keys
     dg_bin = Path(sys.executable).parent / "dg"
-    out = subprocess.run([str(dg_bin), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([str(dg_bin), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         check=False)
     assert out.returncode == 0, out.stdout + out.stderr

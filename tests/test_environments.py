@@ -4,9 +4,19 @@ import json
 
 import pytest
 
-from funreason_pipeline.environments.base import Environment, ToolResult, check_arguments, to_json_value
-from funreason_pipeline.environments.bfcl import BFCL_CLASSES, BfclEnvironment, BfclFactory, gorilla_to_json_schema
-from funreason_pipeline.environments.base import EnvironmentConfigError
+from funreason_pipeline.environments.base import (
+    Environment,
+    EnvironmentConfigError,
+    ToolResult,
+    check_arguments,
+    to_json_value,
+)
+from funreason_pipeline.environments.bfcl import (
+    BFCL_CLASSES,
+    BfclEnvironment,
+    BfclFactory,
+    gorilla_to_json_schema,
+)
 
 GORILLA_ONLY_TYPES = {"dict", "float", "tuple", "any"}
 

@@ -5,7 +5,7 @@ import importlib
 import inspect
 import json
 import random
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -20,7 +20,7 @@ from funreason_pipeline.seeds import stable_seed
 CROSS = ["files_twitter", "trading_messages", "travel_tickets", "vehicle_messages"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def graph_for(name):
     ts = toolset_by_name(name)
     tools = toolset_tools(ts)
@@ -57,7 +57,7 @@ def test_cross_class_toolsets_have_cross_class_data_edges(name):
 
 
 def test_legality_and_distances():
-    ts, tools, edges = graph_for("tickets")
+    _ts, tools, edges = graph_for("tickets")
     g = ApiGraph(tools, edges)
     assert not g.is_legal("get_ticket", set())  # needs a ticket id producer first
     assert g.is_legal("get_ticket", {"create_ticket"} | g.state_prereqs.get("get_ticket", set()))
@@ -111,7 +111,7 @@ def test_every_trajectory_replays_independently(name):
 
 
 def test_targets_cover_tools_and_favour_hard_ones():
-    ts, tools, edges = graph_for("tickets")
+    _ts, tools, edges = graph_for("tickets")
     g = ApiGraph(tools, edges)
     planner = TargetPlanner(g, random.Random(1))
     first = []
@@ -248,7 +248,7 @@ def test_used_edges_are_the_calls_that_took_an_earlier_result_or_state():
 
 
 def test_planner_goes_after_unexercised_edges_once_tools_are_covered():
-    ts, tools, edges = graph_for("tickets")
+    _ts, tools, edges = graph_for("tickets")
     g = ApiGraph(tools, edges)
     planner = TargetPlanner(g, random.Random(3), via_rate=1.0)
     for _ in range(len(tools)):

@@ -2,7 +2,7 @@
 
 import importlib
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -18,7 +18,7 @@ def test_nightly_schedule_requests_yesterday_for_every_toolset():
     from funreason_pipeline.definitions import defs
 
     d = defs()
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 3, 2, 0, tzinfo=timezone.utc),
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 3, 2, 0, tzinfo=UTC),
                                     repository_def=d.get_repository_def())
     reqs = list(d.resolve_schedule_def("nightly_synthesis_schedule").evaluate_tick(ctx).run_requests)
     assert sorted(r.partition_key for r in reqs) == sorted(f"2026-02-02|{t.name}" for t in load_toolsets())

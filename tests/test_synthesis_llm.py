@@ -3,7 +3,7 @@
 import hashlib
 import json
 import shutil
-from functools import lru_cache
+from functools import cache
 
 import dagster as dg
 import duckdb
@@ -24,7 +24,7 @@ from funreason_pipeline.seeds import stable_seed
 WRONG_FIRST = "I will just look around first."
 
 
-@lru_cache(maxsize=None)
+@cache
 def phase1(name="tickets"):
     ts = toolset_by_name(name)
     tools = toolset_tools(ts)

@@ -1,18 +1,18 @@
 """Phases II-IV on the offline backend, checked by BFCL's own multi-turn checker and by replay."""
 
 import json
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
+from funreason_pipeline.agents.advanced_tool import structure
 from funreason_pipeline.agents.dialogue import build_dialogue
-from funreason_pipeline.export.formats import dialogue_to_samples
 from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.agents.query_check import check_query
-from funreason_pipeline.agents.advanced_tool import structure
 from funreason_pipeline.environments.toolsets import World, generate_scenario, toolset_by_name, toolset_tools
+from funreason_pipeline.export.formats import dialogue_to_samples
 from funreason_pipeline.graph.build import build_edges
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.seeds import stable_seed
@@ -20,7 +20,7 @@ from funreason_pipeline.seeds import stable_seed
 TOOLSETS = ["tickets", "travel", "files_twitter", "trading_messages"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def synthesize(name):
     ts = toolset_by_name(name)
     tools = toolset_tools(ts)
@@ -48,7 +48,7 @@ def _pycall(name, args):
 
 @pytest.mark.parametrize("name", TOOLSETS)
 def test_every_dialogue_passes_bfcl_multi_turn_checker(name):
-    ts, tools, trajs, p2, p3, dialogues = synthesize(name)
+    ts, _tools, _trajs, _p2, _p3, dialogues = synthesize(name)
     assert dialogues
     for t, d in dialogues:
         model_turns, gt_turns = [], []
@@ -69,7 +69,7 @@ def test_every_dialogue_passes_bfcl_multi_turn_checker(name):
 
 @pytest.mark.parametrize("name", TOOLSETS)
 def test_dialogues_replay_their_tool_messages(name):
-    ts, tools, trajs, p2, p3, dialogues = synthesize(name)
+    ts, tools, _trajs, _p2, _p3, dialogues = synthesize(name)
     for t, d in dialogues:
         world = World.from_scenario(ts, t.scenario, tools)
         pending = {}
@@ -84,7 +84,7 @@ def test_dialogues_replay_their_tool_messages(name):
 
 
 def test_queries_are_complete_and_hide_intermediates():
-    ts, tools, trajs, p2, p3, _ = synthesize("travel")
+    _ts, tools, trajs, p2, _p3, _ = synthesize("travel")
     specs = {t.name: t for t in tools}
     by_id = {t.trajectory_id: t for t in trajs}
     assert p2.rows
@@ -96,7 +96,7 @@ def test_queries_are_complete_and_hide_intermediates():
 
 
 def test_kept_reasoning_is_clean_and_samples_split_per_turn():
-    _, _, _, _, p3, dialogues = synthesize("tickets")
+    _, _, _, _, _p3, dialogues = synthesize("tickets")
     for _, d in dialogues:
         text = json.dumps(d["messages"])
         assert "Hint:" not in text and "Feedback on your previous attempt" not in text

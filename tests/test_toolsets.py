@@ -2,9 +2,8 @@
 
 import pytest
 
-from funreason_pipeline.environments.bfcl import BFCL_CLASSES
-
 from funreason_pipeline.environments.base import EnvironmentConfigError
+from funreason_pipeline.environments.bfcl import BFCL_CLASSES
 from funreason_pipeline.environments.toolsets import (
     World,
     generate_scenario,
