@@ -1,9 +1,12 @@
 """AIMD limiter and circuit breaker, unit level (no HTTP)."""
 
 import asyncio
+import random
 import time
 
+from funreason_pipeline.llm import ClientOptions
 from funreason_pipeline.llm.limiter import AdaptiveLimiter, CircuitBreaker
+from funreason_pipeline.llm.testserver import ServerConfig, _App
 
 
 def test_limiter_bounds_in_flight_and_adapts():
@@ -82,3 +85,100 @@ def test_breaker_trips_fast_on_refused_connections_and_fatal_errors():
     b2 = CircuitBreaker()
     b2.on_failure("auth", "HTTP 401", fatal=True)
     assert b2.is_open
+
+
+# --- the breaker on a flaky but healthy endpoint, and on a dead one --------------------------------
+R1 = {
+    "rate_500": 0.20,
+    "rate_429": 0.10,
+    "rate_timeout": 0.05,
+    "rate_malformed": 0.05,
+    "rate_truncated": 0.05,
+}
+_EVENT = {  # the test server's outcome -> what the client tells the breaker
+    None: "ok",
+    "truncated": "ok",  # a complete response (finish_reason=length): the endpoint answered
+    "rate_limited": "alive",
+    "error_500": "http_5xx",
+    "timeout": "timeout",
+    "malformed": "bad_response",
+}
+
+
+def _feed(b: CircuitBreaker, events) -> int:
+    """Feed outcomes to `b` until it opens; return the longest run of failures seen (429s skipped)."""
+    run = longest = 0
+    for e in events:
+        if e == "ok":
+            b.on_success()
+            run = 0
+        elif e == "alive":
+            b.on_alive()
+        else:
+            b.on_failure(e, "x")
+            run += 1
+            longest = max(longest, run)
+        if b.is_open:
+            break
+    return longest
+
+
+def _server_draws(seed: int, n: int):
+    """The R1 outcomes the test server draws, in order (its own fault RNG)."""
+    app = _App(ServerConfig(seed=seed, **R1))
+    return [_EVENT[app.pick_fault()] for _ in range(n)]
+
+
+def test_breaker_stays_closed_on_the_fault_suites_r1_sequence():
+    # seed 7 is the fault suite's default: its draws 125-135 hold 10 breaker-counted failures in a
+    # row (a 429 among them), which opened the old 10-in-a-row breaker whenever one batch got them all
+    for seed in (7, 11, 0):
+        b = CircuitBreaker()
+        longest = _feed(b, _server_draws(seed, 50_000))
+        assert not b.is_open, (seed, b.reason)
+        assert b.successes > 25_000
+        if seed == 7:
+            assert longest >= 10  # what the old default (10) declared dead
+
+
+def test_breaker_stays_closed_at_30_to_50_percent_failures():
+    rng = random.Random(1234)
+    longest = 0
+    for fail_rate in (0.3, 0.4, 0.5):
+        events = []
+        for _ in range(100_000):
+            r = rng.random()
+            if r < fail_rate:
+                events.append(rng.choice(("http_5xx", "timeout", "bad_response")))
+            elif r < fail_rate + 0.1:
+                events.append("alive")  # a 429
+            else:
+                events.append("ok")
+        b = CircuitBreaker()
+        longest = max(longest, _feed(b, events))
+        assert not b.is_open, (fail_rate, b.reason)
+    assert longest >= 10  # these sequences do hold runs the old rule (10 in a row) opened on
+
+
+def test_breaker_opens_on_a_dead_endpoint_within_the_threshold():
+    b = CircuitBreaker()
+    n = b.failure_threshold
+    assert n == 25 == ClientOptions().breaker_failures
+    # from the start of a batch: the n-th failure opens it, not one before
+    for _ in range(n - 1):
+        b.on_failure("http_5xx", "HTTP 502")
+        b.on_alive()  # a 429 now and then does not keep a dead endpoint alive
+    assert not b.is_open and b.allow() == 1
+    b.on_failure("timeout", "no response within 60s")
+    assert b.is_open and b.allow() == 0
+    assert f"{n} consecutive failures (no success so far)" in b.reason and "timeout" in b.reason
+    # after a healthy, flaky history: n failures after the last success
+    b = CircuitBreaker()
+    _feed(b, _server_draws(7, 2_000))
+    assert not b.is_open
+    b.on_success()
+    for _ in range(n - 1):
+        b.on_failure("http_5xx", "HTTP 500")
+    assert not b.is_open
+    b.on_failure("http_5xx", "HTTP 500")
+    assert b.is_open and "successes before" in b.reason

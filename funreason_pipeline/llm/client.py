@@ -4,7 +4,8 @@
 input order: an `LLMResponse` or an `LLMFailure` with a kind. Per endpoint (base URL + key) there is
 one `openai.AsyncOpenAI` (max_retries=0: retries are ours; a per-request timeout from the role's
 settings), one `AdaptiveLimiter` (AIMD on 429/503, honouring Retry-After) and one `CircuitBreaker`
-(a dead endpoint fails fast with `EndpointUnavailableError`).
+(a dead endpoint fails fast with `EndpointUnavailableError`, raised after the batch whenever the
+breaker refused a request, even if the endpoint answered again before the batch ended).
 
 Retries: 5xx, timeouts, connection errors and broken bodies get jittered exponential backoff, at most
 `max_attempts` tries; 429/503 wait their Retry-After (else backoff) and get `max_rate_limit_retries`
@@ -73,7 +74,8 @@ class ClientOptions(BaseModel):
     max_retry_after_s: float = 60.0
     aimd_decrease: float = Field(0.95, gt=0, lt=1)  # P3: 0.95 -> ~0.91 of capacity, 0.9 -> ~0.86
     aimd_increase: float = Field(1.0, gt=0)
-    breaker_failures: int = Field(10, ge=1)
+    # no success for this many endpoint failures in a row: dead (limiter.py: why 25, not 10)
+    breaker_failures: int = Field(25, ge=1)
     breaker_connect_failures: int = Field(3, ge=1)
     breaker_cooldown_s: float = 30.0
     raise_on_circuit_open: bool = True  # raise EndpointUnavailableError after the batch
@@ -108,7 +110,20 @@ class _Job:
 
 
 class _Endpoint:
-    __slots__ = ("_rr", "backend", "breaker", "clients", "key", "limiter", "models", "roles", "rtt", "url")
+    __slots__ = (
+        "_rr",
+        "backend",
+        "breaker",
+        "clients",
+        "key",
+        "limiter",
+        "models",
+        "refused",
+        "refused_reason",
+        "roles",
+        "rtt",
+        "url",
+    )
 
     def __init__(self, url: str, key: str | None, concurrency: int, opts: ClientOptions) -> None:
         self.url = url
@@ -140,6 +155,8 @@ class _Endpoint:
         )
         self.roles: set[str] = set()
         self.models: set[str] = set()
+        self.refused = 0  # requests failed with circuit_open (the breaker may have closed again since)
+        self.refused_reason = ""
 
     def client(self) -> openai.AsyncOpenAI:
         clients = self.clients
@@ -399,10 +416,16 @@ class LLMClient:
             dict(kinds),
             stats.wall_s,
         )
-        dead = [ep for ep in endpoints.values() if ep.breaker.is_open]
+        # also when the breaker closed again before the end (a request in flight when it opened came
+        # back fine): the requests it refused meanwhile are failures the caller must not take as final
+        dead = [ep for ep in endpoints.values() if ep.breaker.is_open or ep.refused]
         if dead and opts.raise_on_circuit_open:
             msg = "; ".join(
-                f"LLM endpoint {ep.describe()} is unavailable: {ep.scrub(ep.breaker.reason)}" for ep in dead
+                f"LLM endpoint {ep.describe()} is unavailable: {ep.scrub(ep.breaker.reason)}"
+                if ep.breaker.is_open
+                else f"LLM endpoint {ep.describe()} was declared unavailable ({ep.scrub(ep.refused_reason)}) "
+                f"and {ep.refused} requests were refused, though it answered again later"
+                for ep in dead
             )
             raise EndpointUnavailableError(
                 msg + " -- check that the server runs and FUNREASON_LLM_BASE_URL[_<ROLE>] / _API_KEY. "
@@ -485,6 +508,9 @@ class LLMClient:
         while True:
             admitted = breaker.allow()
             if not admitted:
+                if not ep.refused:
+                    ep.refused_reason = breaker.reason
+                ep.refused += 1
                 return self._fail(
                     job,
                     FailureKind.CIRCUIT_OPEN,

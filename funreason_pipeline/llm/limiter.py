@@ -10,12 +10,26 @@ success grows it additively by `increase / limit` (about +increase per window of
 the ceiling, except during a hold after a decrease: the server's Retry-After (or one round trip), so
 a small-capacity server is not probed again at once. It never goes below `min_limit`: no stall.
 
-CircuitBreaker: counts consecutive endpoint failures (connection errors, timeouts, 5xx, broken bodies,
-auth errors). A 429 is not a failure (the endpoint is alive and talking) and any complete response
-resets the count. It opens after `failure_threshold` consecutive failures, or after
-`connect_threshold` consecutive connection failures (refused / unreachable), or at once on an
-authentication error or an exhausted quota. While open, requests fail at once with kind
-`circuit_open`; after `cooldown_s` one probe is let through (half-open).
+CircuitBreaker: declares an endpoint dead when it has had no success for `failure_threshold`
+(default 25) endpoint failures in a row (connection errors, timeouts, 5xx, broken bodies). A 429 or
+another 4xx is neither a failure nor a success: it does not count, and it does not end a run of
+failures (only a run of connection failures); any complete response ends the run. Fast paths:
+`connect_threshold` (3) connection failures in a row (refused / unreachable) open it, and so does one
+authentication error or exhausted quota. While open, requests fail at once with kind `circuit_open`;
+after `cooldown_s` one probe is let through (half-open).
+
+Why 25 in a row. A healthy but flaky endpoint fails each attempt independently (measured under the
+R1 fault mix: runs of failures as long as in a shuffled sequence), so a run of n failures starts at a
+given attempt with probability about p^n for a failure share p. The old n = 10 opened on the R1 mix
+(p = 1/3 of the attempts that count) about once per 90,000 attempts, and on the fault suite's
+replayed server sequence (seed 7: 10 in a row at draws 125-135) in some runs. n = 25: about 1e-12
+per attempt at p = 1/3, 3e-8 at p = 1/2. A dead endpoint fails every attempt, so it opens at its
+n-th failure. Measured against the test server with the default backoff: all 500s, open within
+0.8 s at concurrency 1, 8 or 32, as with 10; all hanging (1 s timeout), a batch ends after 2.6 s
+instead of 1.7 s at concurrency 32 (the default), 4.7 s instead of 2.6 s at 8, 26 s instead of 11 s
+at 1: about 25 / concurrency timeouts instead of 10 / concurrency. Among the rules that open after
+n failures on a dead endpoint, "n in a row" opens least often on a live one (a "90% of the last 25"
+window: 1e-5 per attempt at p = 1/2), so there is no failure-rate window.
 """
 
 from __future__ import annotations
@@ -134,7 +148,7 @@ class CircuitBreaker:
         "successes",
     )
 
-    def __init__(self, failure_threshold: int = 10, connect_threshold: int = 3, cooldown_s: float = 30.0):
+    def __init__(self, failure_threshold: int = 25, connect_threshold: int = 3, cooldown_s: float = 30.0):
         self.failure_threshold = failure_threshold
         self.connect_threshold = connect_threshold
         self.cooldown_s = cooldown_s
