@@ -98,10 +98,12 @@ def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None 
 
 
 def run_config_for(trajectories: int | None = None, k_max: int | None = None, seed: int | None = None,
-                   min_turns: int | None = None, max_turns: int | None = None) -> dict | None:
+                   min_turns: int | None = None, max_turns: int | None = None,
+                   edge_target: float | None = None) -> dict | None:
     """The day run's config from CLI options (None = asset defaults)."""
     traj = {k: v for k, v in {"trajectories_per_partition": trajectories, "seed": seed, "min_turns": min_turns,
-                              "max_turns": max_turns}.items() if v is not None}
+                              "max_turns": max_turns, "edge_coverage_target": edge_target}.items()
+            if v is not None}
     ops = {}
     if traj:
         ops["trajectories"] = {"config": traj}
@@ -216,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, help="base seed (default 0)")
     demo.add_argument("--min-turns", type=int)
     demo.add_argument("--max-turns", type=int)
+    demo.add_argument("--edge-target", type=float,
+                      help="sample extra trajectories until this share of graph edges is exercised (Q3: 0.9)")
     sub.add_parser("summary", help="rows per table and where things are")
     args = parser.parse_args(argv)
     if args.cmd == "summary":
@@ -226,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(names))
     if unknown:
         parser.error(f"unknown toolsets: {unknown}; known: {names}")
-    cfg = run_config_for(args.trajectories, args.k_max, args.seed, args.min_turns, args.max_turns)
+    if args.edge_target is not None and not 0 < args.edge_target <= 1:
+        parser.error("--edge-target must be in (0, 1]")
+    cfg = run_config_for(args.trajectories, args.k_max, args.seed, args.min_turns, args.max_turns, args.edge_target)
     ok = run_demo(args.day, chosen, workers=args.workers, run_config=cfg)
     print(summary())
     print("\nOpen the Dagster UI with `make ui` (dg dev, DAGSTER_HOME under data/).")

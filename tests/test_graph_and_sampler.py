@@ -276,3 +276,22 @@ def test_edge_goals_exercise_most_edges_of_a_small_toolset():
     plain = sample_partition(ts, tools, edges, "2026-11-26", 6, config=SamplerConfig(edge_goals=False))
     done0, _ = edge_coverage(pairs, [[t.model_dump() for t in x.turns] for x in plain.trajectories])
     assert done0 < done
+
+
+def test_an_edge_target_samples_extra_trajectories_until_edges_are_exercised():
+    from funreason_pipeline.models import edge_coverage
+
+    ts, tools, edges = graph_for("twitter")
+    pairs = {(e.src_tool, e.dst_tool) for e in edges}
+
+    def share(result):
+        done, total = edge_coverage(pairs, [[t.model_dump() for t in x.turns] for x in result.trajectories])
+        return done / total
+
+    plain = sample_partition(ts, tools, edges, "2026-11-26", 6)
+    aimed = sample_partition(ts, tools, edges, "2026-11-26", 6, edge_target=0.8)
+    assert len(aimed.trajectories) > len(plain.trajectories)
+    assert share(plain) < 0.8 <= share(aimed)
+    # the first trajectories are the same: the target only adds candidates at the end
+    n = len(plain.trajectories)
+    assert [t.trajectory_id for t in aimed.trajectories[:n]] == [t.trajectory_id for t in plain.trajectories]

@@ -95,6 +95,8 @@ class TrajectoryConfig(dg.Config):
     max_turns: int = 6
     max_calls_per_turn: int = 6
     edge_goals: bool = True  # aim turns at graph edges not yet exercised (Q3)
+    # sample extra trajectories until this share of the graph's edges is exercised (Q3: 0.9); None: off
+    edge_coverage_target: float | None = None
     seed: int = 0
 
 
@@ -139,7 +141,8 @@ def trajectories(
                         max_calls_per_turn=config.max_calls_per_turn, edge_goals=config.edge_goals)
     t0 = time.perf_counter()
     result = sample_partition(ts, tools, edges, day, config.trajectories_per_partition, cfg, config.seed,
-                              log=context.log.info, candidate_budget=config.candidate_budget)
+                              log=context.log.info, candidate_budget=config.candidate_budget,
+                              edge_target=config.edge_coverage_target)
     elapsed = time.perf_counter() - t0
     the_day = date.fromisoformat(day)
     store.replace_rejections("trajectories", the_day, toolset, result.rejections)

@@ -35,9 +35,12 @@ def sample_partition(
     max_extra: int | None = None,
     log: Callable[[str], None] | None = None,
     candidate_budget: int | None = None,
+    edge_target: float | None = None,
 ) -> Phase1Result:
     """Generate until `n_trajectories` are accepted (at most `candidate_budget` candidates, default
-    4 x N), then extra ones (at most `max_extra`) until every tool was a target once."""
+    4 x N), then extra ones (at most `max_extra`) until every tool was a target once, and, with an
+    `edge_target` (Q3: 0.9), until that share of the graph's edges was exercised (at most
+    max(`max_extra`, edges / 2) extra candidates, and only while some edge is still worth a try)."""
     tools = sorted(tools, key=lambda t: t.name)  # samples must not depend on the catalog's row order
     graph = ApiGraph(tools, edges)
     sampler = DirectedSampler(toolset, tools, graph, config)
@@ -52,9 +55,12 @@ def sample_partition(
     progress = Progress(f"trajectories {toolset.name} {day}", n_trajectories, log)
     budget = 4 * n_trajectories if candidate_budget is None else candidate_budget
     i = 0
+    edge_extra = max(max_extra, len(planner.edges) // 2)
     while (len(trajectories) < n_trajectories and i < budget) or (
             planner.uncovered() and i < n_trajectories + max_extra
-            and any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())):
+            and any(planner.tries.get(t, 0) < planner.max_tries for t in planner.uncovered())) or (
+            edge_target is not None and i < n_trajectories + edge_extra
+            and planner.edge_share() < edge_target and planner.has_open_edges()):
         seed = stable_seed("trajectory", day, toolset.name, base_seed, i)
         tid = f"{toolset.name}-{day}-{i:04d}"
         # sample from exactly what gets stored: a JSON round trip can change a scenario (int dict keys

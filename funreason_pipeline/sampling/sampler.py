@@ -86,6 +86,13 @@ class TargetPlanner:
         target = self.rng.choices(self.candidates, weights=self.weights)[0]
         return target, self._via_into(target)
 
+    def edge_share(self) -> float:
+        """Share of the graph's (usable) edges used by accepted trajectories so far."""
+        return len(self.exercised & set(self.edges)) / len(self.edges) if self.edges else 1.0
+
+    def has_open_edges(self) -> bool:
+        return self.edge_goals and any(self._open(e) for e in self.edges)
+
     def open_from(self, src: str) -> set[str]:
         """Tools with an unexercised edge from `src` (a free continuation can go through one)."""
         return {d for s, d in self.edges if s == src and self._open((s, d))} if self.edge_goals else set()
