@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
@@ -24,6 +25,32 @@ def test_nightly_schedule_requests_yesterday_for_every_toolset():
     assert sorted(r.partition_key for r in reqs) == sorted(f"2026-02-02|{t.name}" for t in load_toolsets())
     export = list(d.resolve_schedule_def("nightly_export_schedule").evaluate_tick(ctx).run_requests)
     assert [r.partition_key for r in export] == ["2026-02-02"]
+
+
+def test_nightly_run_size_comes_from_the_environment(monkeypatch):
+    from funreason_pipeline.definitions import defs
+
+    monkeypatch.setenv("FUNREASON_NIGHTLY_TRAJECTORIES", "24")
+    monkeypatch.setenv("FUNREASON_NIGHTLY_EDGE_TARGET", "0.9")
+    d = defs()
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 3, 2, 0, tzinfo=UTC),
+                                    repository_def=d.get_repository_def())
+    reqs = list(d.resolve_schedule_def("nightly_synthesis_schedule").evaluate_tick(ctx).run_requests)
+    assert reqs and all(r.run_config == {"ops": {"trajectories": {"config": {
+        "trajectories_per_partition": 24, "edge_coverage_target": 0.9}}}} for r in reqs)
+    # the config is valid for the job (Dagster checks it against TrajectoryConfig)
+    job = d.resolve_job_def("nightly_synthesis")
+    assert job.run_config_schema.config_type is not None
+    assert dg.validate_run_config(job, reqs[0].run_config)
+    from funreason_pipeline.defs.automation import nightly_run_config
+
+    monkeypatch.setenv("FUNREASON_NIGHTLY_EDGE_TARGET", "lots")
+    with pytest.raises(ValueError, match="FUNREASON_NIGHTLY_EDGE_TARGET"):
+        nightly_run_config()
+    monkeypatch.setenv("FUNREASON_NIGHTLY_EDGE_TARGET", "")
+    monkeypatch.setenv("FUNREASON_NIGHTLY_TRAJECTORIES", "-3")
+    with pytest.raises(ValueError, match="FUNREASON_NIGHTLY_TRAJECTORIES"):
+        nightly_run_config()
 
 
 def _assets():

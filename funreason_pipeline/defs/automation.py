@@ -9,6 +9,28 @@ from funreason_pipeline.defs.partitions import toolset_partitions
 
 NIGHTLY_HOUR = int(os.environ.get("FUNREASON_NIGHTLY_HOUR", "2"))
 
+
+def nightly_run_config() -> dict | None:
+    """The nightly run's size, read at each tick: FUNREASON_NIGHTLY_TRAJECTORIES (trajectories per
+    partition) and FUNREASON_NIGHTLY_EDGE_TARGET (extra trajectories until that share of the graph's
+    edges is exercised, Q3: 0.9). Unset: the asset defaults."""
+    cfg: dict = {}
+    raw_n = os.environ.get("FUNREASON_NIGHTLY_TRAJECTORIES")
+    if raw_n:
+        if not raw_n.isdigit() or int(raw_n) < 1:
+            raise ValueError(f"FUNREASON_NIGHTLY_TRAJECTORIES must be a positive integer, got {raw_n!r}")
+        cfg["trajectories_per_partition"] = int(raw_n)
+    raw_t = os.environ.get("FUNREASON_NIGHTLY_EDGE_TARGET")
+    if raw_t:
+        try:
+            target = float(raw_t)
+        except ValueError:
+            target = -1.0
+        if not 0 < target <= 1:
+            raise ValueError(f"FUNREASON_NIGHTLY_EDGE_TARGET must be a share in (0, 1], got {raw_t!r}")
+        cfg["edge_coverage_target"] = target
+    return {"ops": {"trajectories": {"config": cfg}}} if cfg else None
+
 # per-toolset graph assets: rebuilt when the toolset config or the environments change
 graph_job = dg.define_asset_job(
     "environment_graph", selection=dg.AssetSelection.assets("tool_catalog", "api_graph"),
@@ -36,9 +58,10 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext):
     request today's still-open partition.
     """
     yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    run_config = nightly_run_config() or {}
     for toolset in toolset_partitions.get_partition_keys():
         key = dg.MultiPartitionKey({"day": yesterday, "toolset": toolset})
-        yield dg.RunRequest(run_key=f"{yesterday}|{toolset}", partition_key=str(key))
+        yield dg.RunRequest(run_key=f"{yesterday}|{toolset}", partition_key=str(key), run_config=run_config)
 
 
 export_job = dg.define_asset_job(
