@@ -292,6 +292,8 @@ def test_an_edge_target_samples_extra_trajectories_until_edges_are_exercised():
     aimed = sample_partition(ts, tools, edges, "2026-11-26", 6, edge_target=0.8)
     assert len(aimed.trajectories) > len(plain.trajectories)
     assert share(plain) < 0.8 <= share(aimed)
+    with pytest.raises(ValueError, match="edge_target"):
+        sample_partition(ts, tools, edges, "2026-11-26", 1, edge_target=90)
     # the first trajectories are the same: the target only adds candidates at the end
     n = len(plain.trajectories)
     assert [t.trajectory_id for t in aimed.trajectories[:n]] == [t.trajectory_id for t in plain.trajectories]

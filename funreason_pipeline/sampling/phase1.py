@@ -41,6 +41,8 @@ def sample_partition(
     4 x N), then extra ones (at most `max_extra`) until every tool was a target once, and, with an
     `edge_target` (Q3: 0.9), until that share of the graph's edges was exercised (at most
     max(`max_extra`, edges / 2) extra candidates, and only while some edge is still worth a try)."""
+    if edge_target is not None and not 0 < edge_target <= 1:
+        raise ValueError(f"edge_target must be a share in (0, 1], got {edge_target!r}")
     tools = sorted(tools, key=lambda t: t.name)  # samples must not depend on the catalog's row order
     graph = ApiGraph(tools, edges)
     sampler = DirectedSampler(toolset, tools, graph, config)
