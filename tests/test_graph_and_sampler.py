@@ -297,3 +297,16 @@ def test_an_edge_target_samples_extra_trajectories_until_edges_are_exercised():
     # the first trajectories are the same: the target only adds candidates at the end
     n = len(plain.trajectories)
     assert [t.trajectory_id for t in aimed.trajectories[:n]] == [t.trajectory_id for t in plain.trajectories]
+
+
+def test_same_head_noun_of_a_different_kind_is_no_match():
+    from funreason_pipeline.sampling.values import affinity
+
+    # a car's speed is not a fan speed; a card number not a passport number; a travel date not an expiry
+    assert affinity("fanSpeed", "The fan speed to set.", "currentSpeed", "get_current_speed") == 0
+    assert affinity("passport_number", "The passport number.", "card_number", "get_all_credit_cards") == 0
+    assert affinity("expiration_date", "The card's expiry date.", "travel_date", "book_flight") == 0
+    # a qualifier on one side only still matches: a price bounds a price filter, a name a file name
+    assert affinity("max_price", "Maximum price.", "price", "get_stock_info") >= 0.6
+    assert affinity("comment_content", "The comment's text.", "content", "get_tweet") >= 0.6
+    assert affinity("receiver_id", "User ID of the user to send the message to.", "user_id", "get_user_id") > 0

@@ -55,7 +55,11 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
         if qualified == pt or (len(pt) >= 2 and pt[-len(qualified):] == qualified):
             return 0.9
     specific_shared = (set(pt) & set(kt)) - GENERIC
-    if pt[-1] == kt[-1] and specific_shared:
+    # same head noun, but both sides name a different kind of it: a car's current_speed is not a
+    # fan_speed, a card_number not a passport_number, a travel_date not an expiration_date
+    qualified_apart = bool(set(pt[:-1]) - GENERIC) and bool(kt[:-1]) and not (set(pt[:-1]) & set(kt)) \
+        and not (set(kt[:-1]) & set(pt)) and not (set(pt[:-1]) & set(nouns))
+    if pt[-1] == kt[-1] and specific_shared and not qualified_apart:
         return 0.8
     desc = param_desc.lower()
     phrase = " ".join(kt)
