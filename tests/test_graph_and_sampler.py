@@ -310,3 +310,10 @@ def test_same_head_noun_of_a_different_kind_is_no_match():
     assert affinity("max_price", "Maximum price.", "price", "get_stock_info") >= 0.6
     assert affinity("comment_content", "The comment's text.", "content", "get_tweet") >= 0.6
     assert affinity("receiver_id", "User ID of the user to send the message to.", "user_id", "get_user_id") > 0
+
+
+def test_numeric_results_chain_into_operands_not_into_settings():
+    edges = data_edges_from_schemas(toolset_tools(toolset_by_name("math")))
+    into = {(e.src_tool, e.dst_tool, e.param) for e in edges}
+    assert ("add", "round_number", "number") in into  # round what was just computed
+    assert not {p for _, _, p in into} & {"precision", "decimal_places"}  # not "round to <a sum> places"

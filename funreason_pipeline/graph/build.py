@@ -19,6 +19,8 @@ from funreason_pipeline.sampling.arguments import ArgumentProvider, is_text_sink
 from funreason_pipeline.sampling.values import GENERIC, affinity, tokens
 
 _NUMERIC = {"integer", "number"}
+# numeric parameters that set how to compute, not what to compute on: no result chains into them
+_SETTINGS = {"precision", "decimal", "place", "digit"}
 
 
 def response_fields(schema: dict[str, Any] | None, prefix: str = "") -> list[tuple[str, str]]:
@@ -67,7 +69,8 @@ def data_edges_from_schemas(tools: Iterable[ToolSpec]) -> list[Edge]:
                     score = affinity(p, desc, f, a.name)
                     how = "name"
                     if score < 0.6 and a.class_name == b.class_name and ft in _NUMERIC and \
-                            set(tokens(f)) <= {"result", "value"} and ps.get("type") in _NUMERIC:
+                            set(tokens(f)) <= {"result", "value"} and ps.get("type") in _NUMERIC \
+                            and not set(tokens(p)) & _SETTINGS:
                         score, how = 0.6, "numeric chain"  # compute, then compute on the result
                     if score < 0.6 and a.class_name != b.class_name and is_text_sink(p, ps) and \
                             ft in ("string", "number") and not set(tokens(f)) <= GENERIC:
