@@ -317,3 +317,14 @@ def test_numeric_results_chain_into_operands_not_into_settings():
     into = {(e.src_tool, e.dst_tool, e.param) for e in edges}
     assert ("add", "round_number", "number") in into  # round what was just computed
     assert not {p for _, _, p in into} & {"precision", "decimal_places"}  # not "round to <a sum> places"
+
+
+def test_status_is_a_word_and_a_report_not_a_thing():
+    from funreason_pipeline.sampling.values import affinity, tokens
+
+    assert tokens("mention_status") == ("mention", "status") and tokens("messages") == ("message",)
+    # a mention's status is not a mention; a login status is no message content
+    assert affinity("mentions", "List of users mentioned in the tweet.", "mention_status", "mention") == 0
+    # but a ticket's status filters tickets by status: the producer's noun is in the description
+    assert affinity("status", "Status of the tickets to return.", "status", "create_ticket") >= 0.8
+    assert affinity("status", "Status of the tickets to return.", "status", "trading_login") == 0

@@ -30,8 +30,8 @@ def tokens(name: str) -> tuple[str, ...]:
     out = []
     for part in _SPLIT.findall(name):
         t = part.lower()
-        if len(t) > 3 and t.endswith("s") and not t.endswith("ss"):
-            t = t[:-1]  # crude singular: "messages" ~ "message", "numbers" ~ "number"
+        if len(t) > 3 and t.endswith("s") and not t.endswith(("ss", "us", "is")):
+            t = t[:-1]  # crude singular: "messages" ~ "message", "numbers" ~ "number" (not "status")
         out.append(t)
     return tuple(out)
 
@@ -50,6 +50,8 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
     if pt == kt and not (len(pt) == 1 and pt[0] in GENERIC and pt[0] != "id"):
         return 1.0
     nouns = tool_nouns(producer) if producer else ()
+    if pt == kt and nouns and set(tokens(param_desc)) & set(nouns):
+        return 0.8  # a ticket's `status` -> "Status of the tickets to list": the same kind of thing
     if nouns and set(kt) <= GENERIC:  # `id` of post_tweet -> tweet_id
         qualified = (nouns[-1], *kt)
         if qualified == pt or (len(pt) >= 2 and pt[-len(qualified):] == qualified):
@@ -65,8 +67,8 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
     phrase = " ".join(kt)
     if len(kt) >= 2 and phrase in desc:
         return 0.7  # "receiver_id": "User ID of the user to send the message to." ~ user_id
-    if specific_shared and (set(kt) <= set(pt) or set(pt) <= set(kt)):
-        return 0.6  # content ~ file_content
+    if specific_shared and (set(kt) <= set(pt) or set(pt) <= set(kt)) and kt[-1] not in _OUTCOMES:
+        return 0.6  # content ~ file_content (but a mention_status is no mention)
     for i in range(len(kt) - 1):  # "file from current directory" ~ current_directory_content
         pair = kt[i:i + 2]
         if set(pair) - GENERIC and " ".join(pair) in desc:
@@ -80,6 +82,7 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
     return 0.0
 
 
+_OUTCOMES = frozenset({"status", "success", "count", "type"})  # a field that reports on a thing, not the thing
 _NAMED = frozenset({"name", "folder", "dir", "directory", "file", "path", "source", "destination"})
 _CONTAINERS = frozenset({"directory", "dir", "folder"})
 
