@@ -8,9 +8,13 @@ P2  LLMClient vs a bare semaphore-bounded `AsyncOpenAI.chat.completions.create` 
 P3  sustained rate of LLMClient (C above capacity) against a server that answers 429 + Retry-After
     above `capacity` concurrent requests, as a fraction of capacity/L; plus the slowest 1-second window
     in the steady part (a stall would show as ~0).
+R1  the same client against the R1 fault mix (20% 500, 10% 429 + Retry-After, 5% hangs, 5% malformed,
+    5% truncated, all independent of load): throughput and the limiter's window over time (random
+    429s must not collapse the window). Not a targets.md figure; written under P3's notes.
 
     .venv/bin/python bench/bench_llm.py                 # all, 3 runs each, writes docs/benchmarks.md
     .venv/bin/python bench/bench_llm.py --only p2 --runs 1 --no-write
+    .venv/bin/python bench/bench_llm.py --only r1 --runs 3 --no-write
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 import openai
 
+import funreason_pipeline.llm.client as client_mod
 from funreason_pipeline.llm import LLMClient, LLMRequest, LLMSettings
+from funreason_pipeline.llm.limiter import AdaptiveLimiter
 from funreason_pipeline.llm.testserver import ServerConfig, fetch_stats, run_subprocess_server
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -184,22 +190,27 @@ def p2(args: argparse.Namespace) -> list[str]:
 def p3(args: argparse.Namespace) -> list[str]:
     cap, c, lat = args.capacity, args.p3_c, args.latency
     cfg = ServerConfig(latency=lat, capacity=cap, retry_after=args.retry_after)
-    fracs, mins, rl = [], [], []
+    fracs, mins, rl, win_med = [], [], [], []
     with run_subprocess_server(cfg) as (url, _):
         for r in range(args.runs):
             before = fetch_stats(url)["by_outcome"].get("ok", 0)
             samples: list[tuple[float, int]] = []
+            windows: list[float] = []
             stop = threading.Event()
 
-            def poll(stop: threading.Event, samples: list[tuple[float, int]]) -> None:
+            def poll(stop: threading.Event, samples: list[tuple[float, int]], made: list) -> None:
                 while not stop.wait(0.5):
                     samples.append((time.perf_counter(), fetch_stats(url)["by_outcome"].get("ok", 0)))
+                    if made:
+                        windows.append(made[0].limit)
 
-            th = threading.Thread(target=poll, args=(stop, samples), daemon=True)
-            th.start()
-            wall, _, st = run_ours(url, c, args.n, f"p3-{r}")
-            stop.set()
-            th.join()
+            with _Recorded() as made:
+                th = threading.Thread(target=poll, args=(stop, samples, made), daemon=True)
+                th.start()
+                wall, _, st = run_ours(url, c, args.n, f"p3-{r}")
+                stop.set()
+                th.join()
+            win_med.append(statistics.median(windows[4:-4] or windows))
             rate = args.n / wall
             fracs.append(rate / (cap / lat))
             rl.append(st["rate_limited_responses"])
@@ -209,7 +220,8 @@ def p3(args: argparse.Namespace) -> list[str]:
             mins.append(min(win) / (cap / lat) if win else float("nan"))
             print(
                 f"P3 run {r}: {fracs[-1]:.3f} of capacity, slowest 1s window {mins[-1]:.3f}, "
-                f"429s {rl[-1]}, ok before {before}",
+                f"429s {rl[-1]}, ok before {before}, window median {win_med[-1]:.1f} "
+                f"(every 0.5 s: {' '.join(f'{w:.0f}' for w in windows)})",
                 flush=True,
             )
     ceil_r = ceiling(args.n, cap, lat)
@@ -226,8 +238,86 @@ def p3(args: argparse.Namespace) -> list[str]:
         f"| sustained rate / capacity | **{statistics.median(fracs):.3f}** | {', '.join(f'{x:.3f}' for x in fracs)} |",
         f"| slowest 1 s window / capacity (steady part) | {statistics.median(mins):.3f} | {', '.join(f'{x:.3f}' for x in mins)} |",
         f"| 429 answers received | {statistics.median(rl):.0f} | {', '.join(str(x) for x in rl)} |",
+        f"| limiter window, median of 0.5 s samples (steady part) | {statistics.median(win_med):.1f} | {', '.join(f'{x:.1f}' for x in win_med)} |",
         "",
         f"Ceiling for N = {args.n}: {ceil_r:.3f} of capacity.",
+    ]
+
+
+R1 = {"rate_500": 0.20, "rate_429": 0.10, "rate_timeout": 0.05, "rate_malformed": 0.05, "rate_truncated": 0.05}
+
+
+class _Recorded:
+    """Patches the client's AdaptiveLimiter so the bench can sample the window of the one it makes."""
+
+    def __init__(self) -> None:
+        self.made: list[AdaptiveLimiter] = []
+
+    def __enter__(self) -> list[AdaptiveLimiter]:
+        def make(*a, **k) -> AdaptiveLimiter:
+            lim = AdaptiveLimiter(*a, **k)
+            self.made.append(lim)
+            return lim
+
+        client_mod.AdaptiveLimiter = make  # type: ignore[assignment,misc]
+        return self.made
+
+    def __exit__(self, *exc) -> None:
+        client_mod.AdaptiveLimiter = AdaptiveLimiter  # type: ignore[misc]
+
+
+def r1(args: argparse.Namespace) -> list[str]:
+    c, lat, n, to = args.r1_c, args.r1_latency, args.r1_n, args.r1_timeout
+    cfg = ServerConfig(latency=lat, seed=7, hang_s=30.0, **R1)
+    rows = []
+    with run_subprocess_server(cfg) as (url, _):
+        for r in range(args.runs):
+            settings = LLMSettings.for_endpoint(url, concurrency=c, timeout_s=to)
+            with tempfile.TemporaryDirectory() as tmp, _Recorded() as made:
+                client = LLMClient(settings, db_path=Path(tmp) / "bench.duckdb")
+                samples: list[float] = []
+                stop = threading.Event()
+
+                def poll(stop: threading.Event, samples: list[float], made: list[AdaptiveLimiter]) -> None:
+                    while not stop.wait(0.1):
+                        if made:
+                            samples.append(made[0].limit)
+
+                th = threading.Thread(target=poll, args=(stop, samples, made), daemon=True)
+                th.start()
+                t0 = time.perf_counter()
+                res = client.run(make_requests(n, f"r1-{r}-{time.time_ns()}"))
+                wall = time.perf_counter() - t0
+                stop.set()
+                th.join()
+                lim = made[0]
+            st = res.stats
+            q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [float("nan")] * 9
+            rows.append((n / wall, st.ok, statistics.median(samples), q[0], min(samples), lim.decreases, st.rate_limited_responses, wall))
+            print(
+                f"R1 run {r}: {n / wall:.1f} req/s ({wall:.1f} s), ok {st.ok}/{n}, window median "
+                f"{rows[-1][2]:.1f} p10 {q[0]:.1f} min {min(samples):.1f} (of {c}), decreases {lim.decreases}, "
+                f"429s {st.rate_limited_responses}, attempts {st.http_attempts}",
+                flush=True,
+            )
+            print("   window every 0.5 s: " + " ".join(f"{x:.0f}" for x in samples[::5]), flush=True)
+    med = [statistics.median(x[i] for x in rows) for i in range(len(rows[0]))]
+    return [
+        "### R1 fault mix: throughput and window (not a target; random 429s must not collapse the window)",
+        "",
+        (
+            f"R1 mix (20% 500, 10% 429 + `Retry-After: 1`, 5% hangs, 5% malformed, 5% truncated; independent "
+            f"of load), L = {lat} s, LLMClient at C = {c}, timeout {to:g} s, default retries, N = {n}."
+        ),
+        "",
+        "| figure | median | runs |",
+        "| --- | --- | --- |",
+        f"| throughput (req/s) | **{med[0]:.1f}** | {', '.join(f'{x[0]:.1f}' for x in rows)} |",
+        f"| items ok (of {n}) | {med[1]:.0f} | {', '.join(str(x[1]) for x in rows)} |",
+        f"| window, median of 0.1 s samples (of {c}) | {med[2]:.1f} | {', '.join(f'{x[2]:.1f}' for x in rows)} |",
+        f"| window, 10th percentile | {med[3]:.1f} | {', '.join(f'{x[3]:.1f}' for x in rows)} |",
+        f"| limiter decreases | {med[5]:.0f} | {', '.join(str(x[5]) for x in rows)} |",
+        f"| 429 answers | {med[6]:.0f} | {', '.join(str(x[6]) for x in rows)} |",
     ]
 
 
@@ -292,6 +382,10 @@ def main() -> None:
     ap.add_argument("--capacity", type=int, default=32)
     ap.add_argument("--p3-c", type=int, default=64)
     ap.add_argument("--retry-after", type=float, default=1.0)
+    ap.add_argument("--r1-c", type=int, default=32)
+    ap.add_argument("--r1-latency", type=float, default=0.2)
+    ap.add_argument("--r1-n", type=int, default=600)
+    ap.add_argument("--r1-timeout", type=float, default=2.0)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -307,7 +401,7 @@ def main() -> None:
         ),
         "",
     ]
-    for name, fn in (("p1", p1), ("p2", p2), ("p3", p3)):
+    for name, fn in (("p1", p1), ("p2", p2), ("p3", p3), ("r1", r1)):
         if name in only:
             load0 = os.getloadavg()[0]
             lines = fn(args)
