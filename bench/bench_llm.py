@@ -198,14 +198,16 @@ def p3(args: argparse.Namespace) -> list[str]:
             windows: list[float] = []
             stop = threading.Event()
 
-            def poll(stop: threading.Event, samples: list[tuple[float, int]], made: list) -> None:
+            def poll(
+                stop: threading.Event, samples: list[tuple[float, int]], made: list, windows: list[float]
+            ) -> None:
                 while not stop.wait(0.5):
                     samples.append((time.perf_counter(), fetch_stats(url)["by_outcome"].get("ok", 0)))
                     if made:
                         windows.append(made[0].limit)
 
             with _Recorded() as made:
-                th = threading.Thread(target=poll, args=(stop, samples, made), daemon=True)
+                th = threading.Thread(target=poll, args=(stop, samples, made, windows), daemon=True)
                 th.start()
                 wall, _, st = run_ours(url, c, args.n, f"p3-{r}")
                 stop.set()
@@ -244,7 +246,13 @@ def p3(args: argparse.Namespace) -> list[str]:
     ]
 
 
-R1 = {"rate_500": 0.20, "rate_429": 0.10, "rate_timeout": 0.05, "rate_malformed": 0.05, "rate_truncated": 0.05}
+R1 = {
+    "rate_500": 0.20,
+    "rate_429": 0.10,
+    "rate_timeout": 0.05,
+    "rate_malformed": 0.05,
+    "rate_truncated": 0.05,
+}
 
 
 class _Recorded:
@@ -293,7 +301,18 @@ def r1(args: argparse.Namespace) -> list[str]:
                 lim = made[0]
             st = res.stats
             q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [float("nan")] * 9
-            rows.append((n / wall, st.ok, statistics.median(samples), q[0], min(samples), lim.decreases, st.rate_limited_responses, wall))
+            rows.append(
+                (
+                    n / wall,
+                    st.ok,
+                    statistics.median(samples),
+                    q[0],
+                    min(samples),
+                    lim.decreases,
+                    st.rate_limited_responses,
+                    wall,
+                )
+            )
             print(
                 f"R1 run {r}: {n / wall:.1f} req/s ({wall:.1f} s), ok {st.ok}/{n}, window median "
                 f"{rows[-1][2]:.1f} p10 {q[0]:.1f} min {min(samples):.1f} (of {c}), decreases {lim.decreases}, "
