@@ -185,6 +185,15 @@ def test_argument_sources_ranges_caps_maps_listings_and_examples():
     args, _, _ = ex.propose(spec, [], [], rng)
     assert {"unit_in": args["unit_in"], "unit_out": args["unit_out"]} in examples["imperial_si_conversion"]
     assert isinstance(args["value"], float | int)
+    # an edge goal (prefer the result of `add`) takes the value from add, and still the unit pair
+    fed = ArgumentProvider(data_fields={("imperial_si_conversion", "value"): {("add", "result")}},
+                           examples=examples, example_rate=1.0)
+    results = harvest({"result": 12.5}, source=0, producer="add")
+    for _ in range(10):
+        args, sources, _ = fed.propose(spec, results, [], rng, prefer="add")
+        assert {"unit_in": args["unit_in"], "unit_out": args["unit_out"]} in examples["imperial_si_conversion"]
+        assert args["value"] == 12.5 or "value" not in sources
+    assert any(fed.propose(spec, results, [], rng, prefer="add")[1] == {"value": 0} for _ in range(10))
 
 
 @pytest.mark.parametrize("name", ["messages", "vehicle", "math", "files"])

@@ -91,11 +91,12 @@ class ArgumentProvider:
         self._labels = {}
         required = set(spec.required)
         examples = self.examples.get(spec.name)
-        # documented examples would hide the preferred producer's values (zipcode pairs vs. a zipcode
-        # just looked up)
-        if examples and prefer is None and rng.random() < self.example_rate:
+        if examples and rng.random() < self.example_rate:
             example = rng.choice(examples)
-            args.update({k: v for k, v in example.items() if k in spec.properties})
+            # what the preferred producer can feed comes from it (a zipcode just looked up), the rest
+            # from the example (the unit pair of a conversion)
+            args.update({k: v for k, v in example.items() if k in spec.properties and not (
+                prefer and any(p == prefer for p, _ in self.data_fields.get((spec.name, k), ())))})
         made = {producer for _, producer in self._groups(results)} if results else set()
         for name, schema in spec.properties.items():
             # an optional parameter an earlier call can feed (retrieve_invoice's booking_id after
