@@ -337,3 +337,22 @@ def test_status_is_a_word_and_a_report_not_a_thing():
     # but a ticket's status filters tickets by status: the producer's noun is in the description
     assert affinity("status", "Status of the tickets to return.", "status", "create_ticket") >= 0.8
     assert affinity("status", "Status of the tickets to return.", "status", "trading_login") == 0
+
+
+def test_attempts_stop_when_new_arguments_get_the_same_answer():
+    import itertools
+
+    ts, tools, edges = graph_for("vehicle")
+
+    def same_error_runs(config):
+        res = sample_partition(ts, tools, edges, "2026-11-26", 6, config=config)
+        errors = [(r.item_id, json.loads(r.detail)["error"]) for r in res.rejections if r.reason == "tool_error"]
+        # a run can also span two tries of one tool with a successful repair between (no rejection
+        # for it): this day has none on vehicle
+        return max((len(list(g)) for _, g in itertools.groupby(errors)), default=0), len(errors)
+
+    longest, failed = same_error_runs(SamplerConfig())
+    assert longest <= SamplerConfig().same_error_stop
+    # without the stop, the target's 8 attempts all hear "Start the engine ..." at least once
+    longest_before, failed_before = same_error_runs(SamplerConfig(same_error_stop=99))
+    assert longest_before > SamplerConfig().same_error_stop and failed < failed_before

@@ -35,6 +35,7 @@ class SamplerConfig:
     enabling_args_rate: float = 0.7  # how often a state prerequisite first tries its probe-proven arguments
     edge_goals: bool = True  # aim turns at graph edges no trajectory has exercised yet (Q3)
     via_rate: float = 0.3  # how often a turn is also asked to go through such an edge (costly: failed attempts)
+    same_error_stop: int = 4  # attempts with the same error in a row that end a tool's attempts
 
 
 @dataclass
@@ -211,6 +212,7 @@ class DirectedSampler:
                 if enabling is not None and not _fits_here(enabling, self.tools[tool], results, state):
                     enabling = None  # probed on another scenario: its credentials or ids do not exist here
                 call = None
+                same_error, last_error = 0, None  # consecutive attempts failing with the very same message
                 # the target gets more tries: reaching it is the point of the turn
                 for attempt in range(cfg.target_attempts if tool == target else cfg.arg_attempts):
                     if attempt == 0 and enabling is not None and rng.random() < cfg.enabling_args_rate:
@@ -234,6 +236,10 @@ class DirectedSampler:
                         item_id=f"{trajectory_id}/turn{ti}/{tool}", reason="tool_error",
                         detail=json.dumps({"tool": tool, "arguments": args, "error": res.error}, default=str)[:2000],
                     ))
+                    same_error = same_error + 1 if res.error == last_error else 1
+                    last_error = res.error
+                    if same_error >= cfg.same_error_stop:
+                        break  # new arguments do not change the answer ("Start the engine"): repair instead
                 if call is None:
                     redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned) \
                         if tool == target else set()
