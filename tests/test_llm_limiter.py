@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import statistics
 import time
 
 from funreason_pipeline.llm import ClientOptions
@@ -11,7 +12,9 @@ from funreason_pipeline.llm.testserver import ServerConfig, _App
 
 def test_limiter_bounds_in_flight_and_adapts():
     async def main():
-        lim = AdaptiveLimiter(8, decrease=0.5)
+        # overload_share=0: every 429 counts as overload (the share gate is tested below), so this
+        # checks the once-per-epoch rule on its own
+        lim = AdaptiveLimiter(8, decrease=0.5, overload_share=0.0)
         peak = 0
 
         async def one():
@@ -182,3 +185,119 @@ def test_breaker_opens_on_a_dead_endpoint_within_the_threshold():
     assert not b.is_open
     b.on_failure("http_5xx", "HTTP 500")
     assert b.is_open and "successes before" in b.reason
+
+
+def test_sporadic_429s_neither_shrink_nor_hold_but_a_run_of_them_does():
+    lim = AdaptiveLimiter(32, clock=lambda: 0.0)
+    lim.limit = 20.0  # below the ceiling, so growth (or a hold) shows
+    for _ in range(10):  # 1 answer in 5 a 429: a sporadic share, well below overload_share
+        for _ in range(4):
+            lim.on_success()
+        lim.on_overload(lim.epoch, hold_s=5.0)
+    assert lim.decreases == 0 and lim._hold_until == 0.0 and lim.limit > 21.5
+    # 429s in a row: from the share threshold on, a decrease (once per epoch) and a hold
+    n = 0
+    while lim.decreases == 0:
+        lim.on_overload(lim.epoch, hold_s=5.0)
+        n += 1
+    assert 5 <= n <= 15 and lim._share >= lim.overload_share and lim._hold_until == 5.0
+    before = lim.limit
+    lim.on_success()
+    assert lim.limit == before  # held (simulated clock at 0 < 5)
+
+
+# --- the window under random 429s and under a capacity-limited server (simulated time) -------------
+class _Sim:
+    """A deterministic event-loop simulation: one tick per pass of the loop over its ready tasks.
+
+    Each request acquires a slot, gets an answer, releases and reports it the way LLMClient does
+    (429: release, `on_overload(epoch, Retry-After)`, wait Retry-After, send again; other failures:
+    release, back off, send again; success: hold the slot for the latency, release, `on_success`).
+    """
+
+    def __init__(self, max_limit: int, latency: int, retry_after: int) -> None:
+        self.now = 0
+        self.lim = AdaptiveLimiter(max_limit, clock=lambda: self.now)
+        self.latency, self.retry_after = latency, retry_after
+        self.server = 0  # requests the server is working on
+        self.ok = 0
+        self.windows: list[float] = []  # the window at every tick
+        self.oks: list[int] = []  # successes so far, at every tick
+
+    async def _ticks(self, n: int) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+
+    async def _request(self, answer) -> None:
+        lim = self.lim
+        while True:
+            epoch = await lim.acquire()
+            outcome = answer(self.server)
+            if outcome == "429":
+                lim.release()
+                lim.on_overload(epoch, self.retry_after)
+                await self._ticks(self.retry_after)
+            elif outcome == "500":
+                lim.release()
+                await self._ticks(2)
+            else:
+                self.server += 1
+                await self._ticks(self.latency)
+                self.server -= 1
+                lim.release()
+                lim.on_success()
+                self.ok += 1
+                return
+
+    def run(self, n: int, answer) -> None:
+        async def main():
+            done = False
+
+            async def clock():
+                while not done:
+                    self.now += 1
+                    self.windows.append(self.lim.limit)
+                    self.oks.append(self.ok)
+                    await asyncio.sleep(0)
+
+            ticker = asyncio.ensure_future(clock())
+            await asyncio.gather(*(self._request(answer) for _ in range(n)))
+            done = True
+            await ticker
+
+        asyncio.run(main())
+
+
+def test_random_429s_do_not_collapse_the_window():
+    # R1-like: 10% 429 (Retry-After 5 round trips), 20% 500, independent of load; C = 32
+    for seed in (1, 2, 3):
+        rng = random.Random(seed)
+
+        def answer(_server_in_flight, rng=rng):
+            r = rng.random()
+            return "429" if r < 0.1 else "500" if r < 0.3 else "ok"
+
+        sim = _Sim(32, latency=4, retry_after=20)
+        sim.run(3000, answer)
+        steady = sim.windows[len(sim.windows) // 10 : -len(sim.windows) // 10]
+        # the old rule (a decrease per epoch on any 429, growth held by every Retry-After) sat at 2-4
+        assert min(steady) >= 16, (seed, min(steady))
+        assert statistics.median(steady) >= 28, (seed, statistics.median(steady))
+        # throughput in simulated time: near C / latency x the 70% success share, not a window of ~3
+        assert sim.ok / sim.now >= 0.5 * 32 / 4 * 0.7, (seed, sim.ok / sim.now)
+
+
+def test_capacity_429s_still_converge_near_capacity():
+    # P3-like: 429 whenever the server already holds `cap` requests; the client starts at C = 2 x cap
+    for cap in (32, 8):
+        sim = _Sim(2 * cap, latency=10, retry_after=20)
+        sim.run(40 * cap, lambda server, cap=cap: "429" if server >= cap else "ok")
+        a, b = len(sim.windows) // 5, len(sim.windows) * 4 // 5  # the steady part
+        steady = sim.windows[a:b]
+        med = statistics.median(steady)
+        assert 0.85 * cap <= med <= 1.2 * cap, (cap, med)
+        assert min(steady) >= 0.6 * cap, (cap, min(steady))
+        assert sim.lim.decreases >= 2  # it did shrink from 2 x cap
+        # sustained rate (P3) in simulated time, against capacity / latency
+        rate = (sim.oks[b] - sim.oks[a]) / (b - a) / (cap / 10)
+        assert rate >= 0.85, (cap, rate)
