@@ -6,7 +6,7 @@ moving share over about the last 32 answers (429/503 vs. success, weight `share_
 at least `overload_share` (0.3). Sporadic 429s that our concurrency does not cause (a fault mix's
 random 10%, a real endpoint's occasional one) stay below it and change nothing: no decrease, no hold.
 Without this gate the window collapsed under random 429s: a decrease per round trip and growth held
-by every Retry-After (R1 mix at C = 32, L = 0.2 s: window ~4, 9.9 req/s; with it 32 and ~44 req/s,
+by every Retry-After (R1 mix at C = 32, L = 0.2 s: window ~5, 12 req/s; with it 32, 48 req/s;
 docs/benchmarks.md). Above a server's capacity the extra requests come back as 429s, so the share
 rises past 0.3 within a few answers; a local server answers 429 at once, and P3 measured the same
 sustained rate with ~2.5x as many 429 answers (the ~10 before each decrease). Where 429s take as
