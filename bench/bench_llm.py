@@ -40,6 +40,7 @@ import openai
 import funreason_pipeline.llm.client as client_mod
 from funreason_pipeline.llm import LLMClient, LLMRequest, LLMSettings
 from funreason_pipeline.llm.limiter import AdaptiveLimiter
+from funreason_pipeline.llm.testserver import R1_FAULTS as R1
 from funreason_pipeline.llm.testserver import ServerConfig, fetch_stats, run_subprocess_server
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -246,13 +247,6 @@ def p3(args: argparse.Namespace) -> list[str]:
     ]
 
 
-R1 = {
-    "rate_500": 0.20,
-    "rate_429": 0.10,
-    "rate_timeout": 0.05,
-    "rate_malformed": 0.05,
-    "rate_truncated": 0.05,
-}
 
 
 class _Recorded:

@@ -67,12 +67,10 @@ import duckdb
 from funreason_pipeline.agents.advanced_tool import mentionable
 from funreason_pipeline.agents.prompts import prompt
 from funreason_pipeline.llm.structured import REPAIR_PROMPT
-from funreason_pipeline.llm.testserver import ServerConfig, TestServer
+from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer
 
 DAY = "2026-06-01"
 PLANTED_KEY = "sk-faultsuite-PLANTED-5f2c9e0d41"
-R1_FAULTS = {"rate_500": 0.20, "rate_429": 0.10, "rate_timeout": 0.05, "rate_malformed": 0.05,
-             "rate_truncated": 0.05}
 FAULT_OUTCOMES = ("ok", "error_500", "rate_limited", "timeout", "malformed", "truncated")
 WRONG_FIRST = "I will just look around first."
 FEEDBACK = "Feedback on your previous attempt"

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from funreason_pipeline.llm import EndpointUnavailableError, LLMFailure, LLMResponse, run_structured
 from funreason_pipeline.llm.client import _Endpoint
+from funreason_pipeline.llm.testserver import R1_FAULTS as FAULTS
 from funreason_pipeline.llm.testserver import TestServer
 
 
@@ -19,13 +20,6 @@ class Echo(BaseModel):
     echo: str
 
 
-FAULTS = {
-    "rate_500": 0.20,
-    "rate_429": 0.10,
-    "rate_timeout": 0.05,
-    "rate_malformed": 0.05,
-    "rate_truncated": 0.05,
-}
 BREAKER_COUNTED = {"error_500", "timeout", "malformed"}  # failures for the circuit breaker (429: neither)
 
 

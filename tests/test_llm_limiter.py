@@ -7,6 +7,7 @@ import time
 
 from funreason_pipeline.llm import ClientOptions
 from funreason_pipeline.llm.limiter import AdaptiveLimiter, CircuitBreaker
+from funreason_pipeline.llm.testserver import R1_FAULTS as R1
 from funreason_pipeline.llm.testserver import ServerConfig, _App
 
 
@@ -91,13 +92,6 @@ def test_breaker_trips_fast_on_refused_connections_and_fatal_errors():
 
 
 # --- the breaker on a flaky but healthy endpoint, and on a dead one --------------------------------
-R1 = {
-    "rate_500": 0.20,
-    "rate_429": 0.10,
-    "rate_timeout": 0.05,
-    "rate_malformed": 0.05,
-    "rate_truncated": 0.05,
-}
 _EVENT = {  # the test server's outcome -> what the client tells the breaker
     None: "ok",
     "truncated": "ok",  # a complete response (finish_reason=length): the endpoint answered

@@ -17,7 +17,7 @@ from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.build import build_edges
 from funreason_pipeline.llm import LLMClient, LLMSettings
-from funreason_pipeline.llm.testserver import ServerConfig, TestServer
+from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.seeds import stable_seed
 
@@ -147,8 +147,7 @@ def test_fault_mix_every_item_is_accepted_or_rejected_with_a_reason(tmp_path):
 
     ts, tools, trajs = phase1()
     agents = ScriptedAgents({})
-    cfg = ServerConfig(responder=agents, rate_500=0.2, rate_429=0.1, rate_timeout=0.05, rate_malformed=0.05,
-                       rate_truncated=0.05, retry_after=0.05, hang_s=3.0, seed=7)
+    cfg = ServerConfig(responder=agents, retry_after=0.05, hang_s=3.0, seed=7, **R1_FAULTS)
     opts = ClientOptions(backoff_base_s=0.02, backoff_max_s=0.1, max_retry_after_s=0.1, breaker_failures=50)
     with TestServer(cfg) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url, timeout_s=0.5), db_path=tmp_path / "f.duckdb",

@@ -65,6 +65,11 @@ _REASONS = {
 }
 
 
+# targets.md R1: the fault mix every fault test, the fault suite and the bench run against
+R1_FAULTS = {"rate_500": 0.20, "rate_429": 0.10, "rate_timeout": 0.05, "rate_malformed": 0.05,
+             "rate_truncated": 0.05}
+
+
 @dataclass
 class ServerConfig:
     latency: float = 0.0
