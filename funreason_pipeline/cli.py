@@ -17,7 +17,7 @@ import dagster as dg
 
 from funreason_pipeline import config, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
-from funreason_pipeline.models import dependent_turn_counts, edge_coverage
+from funreason_pipeline.models import dependent_turn_counts, edge_coverage_per_toolset, toolset_tool_of
 
 TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
           "day_export", "rejections", "llm_calls"]
@@ -177,24 +177,20 @@ def _quality_lines(con) -> list[str]:
                               "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t)").fetchall())
     tools = set(con.execute("SELECT toolset || '/' || tool_name FROM tool_catalog WHERE toolset IN "
                             "(SELECT DISTINCT toolset FROM trajectories)").fetchall())
-    # item ids read "<toolset>-<YYYY-MM-DD>/<tool>": one per day, so count distinct toolset/tool pairs
-    unusable = {f"{i.split('/')[0][:-11]}/{i.rsplit('/', 1)[1]}" for (i,) in con.execute(
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    # one rejection per day: count distinct toolset/tool pairs
+    declared = {toolset_tool_of(i) for (i,) in con.execute(
         "SELECT DISTINCT item_id FROM rejections WHERE reason = 'target_unusable'").fetchall()} \
-        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'rejections'").fetchone()[0] else set()
+        if "rejections" in present else set()
     never = sorted(t[0] for t in tools - targets)
-    unusable &= set(never)
+    unusable = {f"{ts}/{tool}" for ts, tool in declared} & set(never)
     done = total = 0
-    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'api_graph'").fetchone()[0]:
-        edges: dict[str, set] = {}
-        for ts, src, dst in con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall():
-            edges.setdefault(ts, set()).add((src, dst))
-        per_ts: dict[str, list] = {}
-        for ts, js in con.execute("SELECT toolset, turns FROM trajectories").fetchall():
-            per_ts.setdefault(ts, []).append(json.loads(js))
-        for ts, trajs in sorted(per_ts.items()):
-            d, t = edge_coverage(edges.get(ts, set()), trajs, {u.split("/", 1)[1] for u in unusable
-                                                              if u.startswith(f"{ts}/")})
-            done, total = done + d, total + t
+    if "api_graph" in present:
+        per_toolset = edge_coverage_per_toolset(
+            con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall(),
+            con.execute("SELECT toolset, turns FROM trajectories").fetchall(),
+            {ts: {tool for t, tool in declared if t == ts} for ts, _ in declared})
+        done, total = sum(d for d, _ in per_toolset.values()), sum(t for _, t in per_toolset.values())
     share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"
     return [
         "quality (targets.md Q3/Q4):",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,15 +95,42 @@ def used_edges(turns: list[dict[str, Any]]) -> set[tuple[str, str]]:
             for i in [*(c.get("sources") or {}).values(), *(c.get("after") or [])]}
 
 
-def edge_coverage(edges: set[tuple[str, str]], trajectories: list[list[dict[str, Any]]],
-                  unusable: set[str] = frozenset()) -> tuple[int, int]:
-    """(exercised, total) graph edges (src, dst pairs) of one toolset over its trajectories' stored
-    turns (Q3). Edges from or to a tool declared unusable cannot be exercised and are not counted."""
+def edge_usage(edges: set[tuple[str, str]], trajectories: list[list[dict[str, Any]]],
+               unusable: set[str] = frozenset()) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(exercised, countable) graph edges (src, dst pairs) of one toolset over its trajectories'
+    stored turns (Q3). Edges from or to a tool declared unusable cannot be exercised: not countable."""
     usable = {e for e in edges if e[0] != e[1] and not {e[0], e[1]} & unusable}
     used: set[tuple[str, str]] = set()
     for turns in trajectories:
         used |= used_edges(turns)
-    return len(usable & used), len(usable)
+    return usable & used, usable
+
+
+def edge_coverage(edges: set[tuple[str, str]], trajectories: list[list[dict[str, Any]]],
+                  unusable: set[str] = frozenset()) -> tuple[int, int]:
+    """(exercised, total) counts of `edge_usage`."""
+    exercised, usable = edge_usage(edges, trajectories, unusable)
+    return len(exercised), len(usable)
+
+
+def edge_coverage_per_toolset(edge_rows: list[tuple[str, str, str]], trajectory_rows: list[tuple[str, str]],
+                              unusable: dict[str, set[str]]) -> dict[str, tuple[int, int]]:
+    """`edge_coverage` per toolset from database rows: (toolset, src, dst) of api_graph and
+    (toolset, turns JSON) of trajectories; `unusable`: toolset -> tools declared unusable."""
+    edges: dict[str, set[tuple[str, str]]] = {}
+    for ts, src, dst in edge_rows:
+        edges.setdefault(ts, set()).add((src, dst))
+    trajectories: dict[str, list] = {}
+    for ts, turns in trajectory_rows:
+        trajectories.setdefault(ts, []).append(json.loads(turns))
+    return {ts: edge_coverage(edges.get(ts, set()), trajs, unusable.get(ts, set()))
+            for ts, trajs in sorted(trajectories.items())}
+
+
+def toolset_tool_of(item_id: str) -> tuple[str, str]:
+    """(toolset, tool) of a Phase I per-tool rejection id "<toolset>-<YYYY-MM-DD>/<tool>"."""
+    head, tool = item_id.rsplit("/", 1)
+    return head[: -len("-YYYY-MM-DD")], tool
 
 
 def dependent_turn_counts(turns: list[dict[str, Any]]) -> tuple[int, int]:

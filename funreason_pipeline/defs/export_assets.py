@@ -14,7 +14,7 @@ from funreason_pipeline.defs.partitions import OWNERS, day_partitions
 from funreason_pipeline.defs.resources import Store, create_lineage_view
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
-from funreason_pipeline.models import dependent_turn_counts, edge_coverage
+from funreason_pipeline.models import dependent_turn_counts, edge_coverage_per_toolset, toolset_tool_of
 
 per_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
@@ -46,16 +46,11 @@ def day_stats(database: str, day: str) -> dict:
     dependent, data_dependent = dependent_turn_counts(turns)
     n_tools = dict(tools)
     coverage = {ts: round(n / n_tools[ts], 3) for ts, n in targets if n_tools.get(ts)}
-    edges_of: dict[str, set] = {}
-    for ts, src, dst in graph_edges:
-        edges_of.setdefault(ts, set()).add((src, dst))
-    edge_cov = {}
-    for ts in sorted({t for t, _ in by_toolset}):
-        # rejection ids read "<toolset>-<day>/<tool>"
-        bad = {i.rsplit("/", 1)[1] for i in unusable if i.startswith(f"{ts}-{day}/")}
-        done, total = edge_coverage(edges_of.get(ts, set()), [json.loads(js) for t, js in by_toolset if t == ts], bad)
-        if total:
-            edge_cov[ts] = round(done / total, 3)
+    declared: dict[str, set[str]] = {}
+    for ts, tool in map(toolset_tool_of, unusable):
+        declared.setdefault(ts, set()).add(tool)
+    edge_cov = {ts: round(done / total, 3)
+                for ts, (done, total) in edge_coverage_per_toolset(graph_edges, by_toolset, declared).items() if total}
     return {
         "rows_per_stage": counts,
         "rejections_by_stage_and_reason": [{"stage": s, "reason": r, "count": n} for s, r, n in per_stage],

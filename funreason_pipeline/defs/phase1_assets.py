@@ -21,7 +21,7 @@ from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import build_edges
-from funreason_pipeline.models import edge_coverage, used_edges
+from funreason_pipeline.models import edge_usage
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.sampling.sampler import SamplerConfig
 from funreason_pipeline.seeds import short_hash, stable_seed
@@ -155,12 +155,11 @@ def trajectories(
     empty_turns = [t.trajectory_id for t in result.trajectories if any(not turn.calls for turn in t.turns)]
     n_calls = int(df["n_calls"].sum()) if df.height else 0
     reasons = Counter(r.reason for r in result.rejections)
-    stored = [[t.model_dump() for t in tr.turns] for tr in result.trajectories]
-    pairs = {(e.src_tool, e.dst_tool) for e in edges}
-    exercised, n_edges = edge_coverage(pairs, stored, set(result.unusable))
-    used = set().union(*map(used_edges, stored)) if stored else set()
-    missing = sorted(f"{a} -> {b}" for a, b in pairs - used
-                     if a != b and not {a, b} & set(result.unusable))
+    used, countable = edge_usage({(e.src_tool, e.dst_tool) for e in edges},
+                                 [[t.model_dump() for t in tr.turns] for tr in result.trajectories],
+                                 set(result.unusable))
+    exercised, n_edges = len(used), len(countable)
+    missing = sorted(f"{a} -> {b}" for a, b in countable - used)
     edge_share = round(exercised / n_edges, 3) if n_edges else 1.0
     return dg.MaterializeResult(
         value=df, data_version=dg.DataVersion(frames.content_version(df)),

@@ -89,7 +89,7 @@ class TargetPlanner:
 
     def edge_share(self) -> float:
         """Share of the graph's (usable) edges used by accepted trajectories so far."""
-        return len(self.exercised & set(self.edges)) / len(self.edges) if self.edges else 1.0
+        return len(self.exercised.intersection(self.edges)) / len(self.edges) if self.edges else 1.0
 
     def has_open_edges(self) -> bool:
         return self.edge_goals and any(self._open(e) for e in self.edges)
