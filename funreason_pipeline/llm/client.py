@@ -31,12 +31,12 @@ import math
 import random
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import httpx2
 import openai
@@ -55,7 +55,7 @@ from funreason_pipeline.llm.models import (
 )
 from funreason_pipeline.llm.settings import LLMSettings, RoleSettings
 
-__all__ = ["ROLE_HEADER", "ClientOptions", "EndpointUnavailableError", "LLMClient", "run_sync"]
+__all__ = ["ROLE_HEADER", "ClientOptions", "EndpointUnavailableError", "LLMClient", "LLMSession", "run_sync"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,10 @@ class ClientOptions(BaseModel):
     # it scales to C=256) unless a proxy is configured; else httpx2 with its pool split in shards
     http_backend: Literal["auto", "aiohttp", "httpx"] = "auto"
     pool_shard_size: int = Field(32, ge=1)  # httpx2 only: connections per AsyncOpenAI shard
+    # hedging (per-role factor / floor / count are RoleSettings): answers needed before the p95 counts,
+    # and how often an unanswered request looks again while the p95 is not known yet
+    hedge_min_samples: int = Field(20, ge=1)
+    hedge_poll_s: float = Field(0.5, gt=0)
 
 
 class EndpointUnavailableError(RuntimeError):
@@ -289,120 +293,42 @@ class LLMClient:
         """Blocking `arun` on its own event loop (a worker thread if this thread already runs one)."""
         return run_sync(self.arun(requests))
 
-    # --- the batch ---------------------------------------------------------------------------------
+    # --- sessions and batches ----------------------------------------------------------------------
+    def session(self) -> LLMSession:
+        """An open session: `async with client.session() as s: await s.call(req)` from many coroutines."""
+        return LLMSession(self)
+
     async def arun(self, requests: Sequence[LLMRequest]) -> BatchResult:
+        """One batch on its own session: every request at once, results in input order."""
         t_start = time.perf_counter()
         opts = self.options
-        stats = BatchStats(items=len(requests))
-        results: list[LLMResponse | LLMFailure | None] = [None] * len(requests)
-
-        jobs: dict[str, _Job] = {}
-        for i, req in enumerate(requests):
+        for req in requests:  # an offline role is a caller's mistake: fail before sending anything
             s = self.settings.role(req.role)
             if s.is_offline:
                 raise ValueError(
                     f"role {s.role.value} is offline (no FUNREASON_LLM_BASE_URL[_{s.role.name}]); "
                     "use the offline backend for it"
                 )
-            h = request_hash(
-                s.base_url,
-                s.model,
-                req.messages,
-                req.tools,
-                req.response_format,
-                s.sampling(),
-                req.prompt_version,
-            )
-            job = jobs.get(h)
-            if job is None:
-                jobs[h] = _Job(req, s, h, [i])
-            else:
-                job.indices.append(i)
-        stats.unique_requests = len(jobs)
-
-        # 1. cache hits: no HTTP
-        if self.cache is not None and jobs:
-            hits = await asyncio.to_thread(self._recover_and_lookup, list(jobs))
-            for h, (body, latency) in hits.items():
-                job = jobs[h]
-                try:
-                    content, calls, finish, tin, tout = parse_completion(body)
-                except ValueError:
-                    continue  # unreadable row: send again
-                resp = self._response(job, content, calls, finish, tin, tout, latency or 0.0, cached=True)
-                self._assign(results, job, resp, requests)
-                stats.cache_hits += 1
-                stats.cached_input_tokens += tin
-                stats.cached_output_tokens += tout
-                del jobs[h]
-
-        # 2. the rest over HTTP, grouped by endpoint
-        endpoints: dict[tuple[str, str | None], _Endpoint] = {}
-        by_ep: dict[tuple[str, str | None], list[_Job]] = {}
-        for job in jobs.values():
-            s = job.settings
-            key = s.api_key.get_secret_value() if s.api_key else None
-            ek = (s.base_url or "", key)
-            ep = endpoints.get(ek)
-            if ep is None:
-                ep = endpoints[ek] = _Endpoint(ek[0], key, self.settings.concurrency, opts)
-                by_ep[ek] = []
-            ep.roles.add(s.role.value)
-            ep.models.add(s.model)
-            by_ep[ek].append(job)
-            job.body = self._body(job)
-            job.options = {"timeout": s.timeout_s, "max_retries": 0}
-            if opts.send_role_header:
-                job.options["headers"] = {ROLE_HEADER: s.role.value}
-
-        writer = None
-        if self.cache is not None and jobs:
-            writer = CacheWriter(
-                self.cache, opts.cache_flush_interval_s, opts.cache_flush_max_rows, journal=opts.cache_journal
-            )
-            writer.start()
-        counters: Counter[str] = Counter()
+        results: list[LLMResponse | LLMFailure | None] = [None] * len(requests)
+        session = LLMSession(self)
         gate = asyncio.Semaphore(opts.max_live_tasks)
 
-        async def one(ep: _Endpoint, job: _Job) -> None:
+        async def one(i: int, req: LLMRequest) -> None:
             try:
-                out = await self._execute(ep, job, writer, counters)
-                self._assign(results, job, out, requests)
+                results[i] = await session.call(req)
             finally:
                 gate.release()
 
         try:
             tasks = []
-            # interleave endpoints so that each one gets work from the start
-            queues = [(endpoints[k], v) for k, v in by_ep.items()]
-            for n in range(max((len(v) for _, v in queues), default=0)):
-                for ep, lst in queues:
-                    if n < len(lst):
-                        await gate.acquire()
-                        tasks.append(asyncio.ensure_future(one(ep, lst[n])))
+            for i, req in enumerate(requests):
+                await gate.acquire()
+                tasks.append(asyncio.ensure_future(one(i, req)))
             if tasks:
                 await asyncio.gather(*tasks)
         finally:
-            if writer is not None:
-                await writer.close()
-                stats.cache_flushes = writer.flushes
-            for ep in endpoints.values():
-                await ep.aclose()
-
-        stats.sent = counters["sent"]
-        stats.http_attempts = counters["attempts"]
-        stats.retries = counters["attempts"] - counters["sent"]
-        stats.rate_limited_responses = counters["rate_limited"]
-        kinds: Counter[str] = Counter()
-        for r in results:
-            if isinstance(r, LLMResponse):
-                stats.ok += 1
-            elif isinstance(r, LLMFailure):
-                stats.failed += 1
-                kinds[r.kind.value] += 1
-        stats.failures_by_kind = dict(kinds)
-        stats.input_tokens = counters["input_tokens"]
-        stats.output_tokens = counters["output_tokens"]
+            await session.aclose()
+        stats = session.snapshot()
         stats.wall_s = time.perf_counter() - t_start
         assert all(r is not None for r in results), "every request ends as a response or a failure"
         batch = BatchResult(results=results, stats=stats)  # type: ignore[arg-type]
@@ -413,25 +339,14 @@ class LLMClient:
             stats.sent,
             stats.ok,
             stats.failed,
-            dict(kinds),
+            stats.failures_by_kind,
             stats.wall_s,
         )
         # also when the breaker closed again before the end (a request in flight when it opened came
         # back fine): the requests it refused meanwhile are failures the caller must not take as final
-        dead = [ep for ep in endpoints.values() if ep.breaker.is_open or ep.refused]
+        dead = session.dead_message()
         if dead and opts.raise_on_circuit_open:
-            msg = "; ".join(
-                f"LLM endpoint {ep.describe()} is unavailable: {ep.scrub(ep.breaker.reason)}"
-                if ep.breaker.is_open
-                else f"LLM endpoint {ep.describe()} was declared unavailable ({ep.scrub(ep.refused_reason)}) "
-                f"and {ep.refused} requests were refused, though it answered again later"
-                for ep in dead
-            )
-            raise EndpointUnavailableError(
-                msg + " -- check that the server runs and FUNREASON_LLM_BASE_URL[_<ROLE>] / _API_KEY. "
-                "Responses received so far are cached; a rerun sends only the rest.",
-                batch,
-            )
+            raise EndpointUnavailableError(dead, batch)
         return batch
 
     # --- internals ---------------------------------------------------------------------------------
@@ -444,19 +359,6 @@ class LLMClient:
         if req.response_format:
             body["response_format"] = req.response_format
         return body
-
-    @staticmethod
-    def _assign(
-        results: list[Any], job: _Job, out: LLMResponse | LLMFailure, requests: Sequence[LLMRequest]
-    ) -> None:
-        first = True
-        for i in job.indices:
-            item_id = requests[i].item_id
-            if first and item_id == out.item_id:
-                results[i] = out
-            else:
-                results[i] = out.model_copy(update={"item_id": item_id})
-            first = False
 
     @staticmethod
     def _response(
@@ -499,115 +401,457 @@ class LLMClient:
         o = self.options
         return min(o.backoff_max_s, o.backoff_base_s * (2 ** (n - 1))) * (0.5 + 0.5 * random.random())
 
-    async def _execute(
-        self, ep: _Endpoint, job: _Job, writer: CacheWriter | None, counters: Counter[str]
-    ) -> LLMResponse | LLMFailure:
-        opts = self.options
+
+class LatencyTracker:
+    """Recent successful latencies per (endpoint, role): the hedge delay is `factor` x their p95.
+
+    Why p95 and not the mean: an answer slower than nearly all of its peers is most likely stalled
+    (a hung connection, an overloaded replica), while long generations of a role are part of its own
+    distribution and so move its p95 up with them."""
+
+    __slots__ = ("_p95", "_since", "samples")
+
+    def __init__(self, window: int = 256) -> None:
+        self.samples: deque[float] = deque(maxlen=window)
+        self._p95: float | None = None
+        self._since = 0  # samples added since the p95 was computed
+
+    def add(self, latency: float) -> None:
+        self.samples.append(latency)
+        self._since += 1
+        if self._p95 is None or self._since >= 32:
+            self._p95 = None
+
+    def p95(self, min_samples: int) -> float | None:
+        if len(self.samples) < min_samples:
+            return None
+        if self._p95 is None:
+            ordered = sorted(self.samples)
+            self._p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+            self._since = 0
+        return self._p95
+
+
+class LLMSession:
+    """One open client: endpoints (HTTP pools, limiter, breaker), the cache writer and the latency
+    trackers live as long as the session, so any number of coroutines can `await call(request)` at
+    any time and up to C requests are in flight whenever there is work (no batch barrier).
+
+    `call` gives an `LLMResponse` or an `LLMFailure`, never raises for endpoint trouble. Identical
+    requests in flight are sent once; answers of this session are remembered, so a repeat is free.
+    Cache look-ups of requests that arrive together are coalesced into one DuckDB query. After
+    `aclose()`, `raise_if_dead()` raises `EndpointUnavailableError` if a breaker refused requests."""
+
+    def __init__(self, client: LLMClient) -> None:
+        self.client = client
+        self.settings = client.settings
+        self.options = client.options
+        self.stats = BatchStats()
+        self.counters: Counter[str] = Counter()
+        self.endpoints: dict[tuple[str, str | None], _Endpoint] = {}
+        self.latency: dict[tuple[str, str], LatencyTracker] = {}
+        self.writer: CacheWriter | None = None
+        self.in_flight = 0  # HTTP attempts now on the wire (hedges included)
+        self.max_in_flight = 0
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._done: dict[str, LLMResponse] = {}
+        self._lookup_wanted: dict[str, asyncio.Future] = {}
+        self._lookup_task: asyncio.Task | None = None
+        self._recovered = False
+        self._hashes: set[str] = set()
+        self._t0 = time.perf_counter()
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- the one entry point -------------------------------------------------------------------
+    async def call(self, req: LLMRequest) -> LLMResponse | LLMFailure:
+        out = await self._call(req)
+        if isinstance(out, LLMResponse):
+            self.stats.ok += 1
+        else:
+            self.stats.failed += 1
+            kinds = self.stats.failures_by_kind
+            kinds[out.kind.value] = kinds.get(out.kind.value, 0) + 1
+        return out
+
+    async def _call(self, req: LLMRequest) -> LLMResponse | LLMFailure:
+        s = self.settings.role(req.role)
+        if s.is_offline:
+            raise ValueError(
+                f"role {s.role.value} is offline (no FUNREASON_LLM_BASE_URL[_{s.role.name}]); "
+                "use the offline backend for it"
+            )
+        h = request_hash(
+            s.base_url, s.model, req.messages, req.tools, req.response_format, s.sampling(), req.prompt_version
+        )
+        self.stats.items += 1
+        self._hashes.add(h)
+        done = self._done.get(h)
+        if done is not None:
+            return self._relabel(done, req)
+        fut = self._inflight.get(h)
+        if fut is not None:
+            return self._relabel(await asyncio.shield(fut), req)
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[h] = fut
+        job = _Job(req, s, h, [0])
+        try:
+            out = await self._resolve(job)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning if nobody else waits
+            raise
+        finally:
+            self._inflight.pop(h, None)
+        if isinstance(out, LLMResponse):
+            self._done[h] = out
+        fut.set_result(out)
+        return out
+
+    @staticmethod
+    def _relabel(out: LLMResponse | LLMFailure, req: LLMRequest) -> LLMResponse | LLMFailure:
+        return out if out.item_id == req.item_id else out.model_copy(update={"item_id": req.item_id})
+
+    async def _resolve(self, job: _Job) -> LLMResponse | LLMFailure:
+        if self.client.cache is not None:
+            hit = await self._lookup(job.hash)
+            if hit is not None:
+                body, latency = hit
+                try:
+                    content, calls, finish, tin, tout = parse_completion(body)
+                except ValueError:
+                    pass  # unreadable row: send again
+                else:
+                    self.stats.cache_hits += 1
+                    self.stats.cached_input_tokens += tin
+                    self.stats.cached_output_tokens += tout
+                    return LLMClient._response(job, content, calls, finish, tin, tout, latency or 0.0, cached=True)
+        ep = self._endpoint(job.settings)
+        job.body = LLMClient._body(job)
+        job.options = {"timeout": job.settings.timeout_s, "max_retries": 0}
+        if self.options.send_role_header:
+            job.options["headers"] = {ROLE_HEADER: job.settings.role.value}
+        if self.client.cache is not None and self.writer is None:
+            self.writer = CacheWriter(
+                self.client.cache,
+                self.options.cache_flush_interval_s,
+                self.options.cache_flush_max_rows,
+                journal=self.options.cache_journal,
+            )
+            self.writer.start()
+        return await self._execute(ep, job)
+
+    # --- cache look-ups, coalesced ---------------------------------------------------------------
+    async def _lookup(self, h: str) -> tuple[str, float] | None:
+        fut = self._lookup_wanted.get(h)
+        if fut is None:
+            fut = self._lookup_wanted[h] = asyncio.get_running_loop().create_future()
+        if self._lookup_task is None:
+            self._lookup_task = asyncio.ensure_future(self._lookup_round())
+        return await asyncio.shield(fut)
+
+    async def _lookup_round(self) -> None:
+        try:
+            while self._lookup_wanted:
+                await asyncio.sleep(0)  # let every coroutine that is ready now add its hash
+                wanted, self._lookup_wanted = self._lookup_wanted, {}
+                try:
+                    hits = await asyncio.to_thread(self._read_cache, list(wanted))
+                except Exception as exc:  # noqa: BLE001 - a broken cache read is a miss, not a crash
+                    log.warning("llm_calls look-up failed (%s); sending the requests", exc)
+                    hits = {}
+                for h, fut in wanted.items():
+                    if not fut.done():
+                        fut.set_result(hits.get(h))
+        finally:
+            self._lookup_task = None
+
+    def _read_cache(self, hashes: list[str]) -> dict[str, tuple[str, float]]:
+        cache = self.client.cache
+        assert cache is not None
+        if not self._recovered:
+            cache.recover()  # responses journalled by a killed process are not paid for twice
+            self._recovered = True
+        return cache.lookup(hashes)
+
+    # --- endpoints and hedging -------------------------------------------------------------------
+    def _endpoint(self, s: RoleSettings) -> _Endpoint:
+        key = s.api_key.get_secret_value() if s.api_key else None
+        ek = (s.base_url or "", key)
+        ep = self.endpoints.get(ek)
+        if ep is None:
+            ep = self.endpoints[ek] = _Endpoint(ek[0], key, self.settings.concurrency, self.options)
+        ep.roles.add(s.role.value)
+        ep.models.add(s.model)
+        return ep
+
+    def hedge_delay(self, ep: _Endpoint, s: RoleSettings) -> float | None:
+        """Seconds after which a copy still unanswered gets a hedge, or None (off / not known yet)."""
+        if s.hedge_factor <= 0:
+            return None
+        tracker = self.latency.get((ep.url, s.role.value))
+        p95 = tracker.p95(self.options.hedge_min_samples) if tracker is not None else None
+        if p95 is None:
+            return None
+        delay = max(s.hedge_min_s, s.hedge_factor * p95)
+        return delay if delay < s.timeout_s else None
+
+    async def _post_once(self, ep: _Endpoint, job: _Job, admitted: int, sent: list[float],
+                         held: int | None = None) -> tuple | None:
+        """One HTTP try, holding one limiter slot (`held`: its epoch, if the caller already took it):
+        (kind, raw, status, headers, message, latency, epoch), or None if the breaker opened while
+        this copy waited for its slot (the caller looks again). `sent` gets the send time."""
+        sent.append(0.0)  # started: from here on, this coroutine releases the slot itself
+        try:
+            epoch = held if held is not None else await ep.limiter.acquire()
+        except BaseException:
+            if held is not None:
+                ep.limiter.release()
+            raise
+        if ep.breaker.is_open and admitted != 2:
+            ep.limiter.release()
+            return None
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        status: int | None = None
+        headers = None
+        raw = b""
+        message = ""
+        kind: FailureKind | None = None
+        t0 = time.perf_counter()
+        sent.append(t0)
+        try:
+            http = await ep.client().post(
+                "/chat/completions", cast_to=httpx2.Response, body=job.body, options=job.options
+            )
+            raw = http.content
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            headers = exc.response.headers
+            message = f"HTTP {status}: {exc.message}"
+            if status == 429 or status == 503:
+                kind = FailureKind.QUOTA if exc.code == "insufficient_quota" else FailureKind.RATE_LIMITED
+            elif status in (401, 403):
+                kind = FailureKind.AUTH
+            elif status >= 500:
+                kind = FailureKind.HTTP_5XX
+            else:
+                kind = FailureKind.HTTP_4XX
+        except openai.APIConnectionError as exc:  # includes APITimeoutError
+            kind, message = _transport_kind(exc, job.settings.timeout_s)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled (a hedge lost) or interrupted: free the slot
+                self.in_flight -= 1
+                ep.limiter.release()
+                raise
+            kind, message = FailureKind.CLIENT_ERROR, f"{type(exc).__name__}: {exc}"
+        self.in_flight -= 1
+        # the slot stays held: the caller frees it once breaker and limiter have seen the outcome, so
+        # a request waiting for this slot already sees an endpoint that this answer declared dead
+        return kind, raw, status, headers, message, time.perf_counter() - t0, epoch
+
+    async def _hedged_post(self, ep: _Endpoint, job: _Job, admitted: int) -> tuple | None:
+        """`_post_once`, plus a copy of the request each time the newest copy has been on the wire
+        longer than the hedge delay (at most `hedge_max` copies more). The first copy to finish wins;
+        the others are cancelled, which frees their slots. A stalled request thus costs about one
+        hedge delay instead of the full timeout, and a slow but healthy generation is never thrown
+        away. The clock starts when a copy is sent, not while it waits for a slot."""
+        s = job.settings
+        held = await ep.limiter.acquire()  # the first copy's slot: its clock starts once it has one
+        sends: list[list[float]] = [[]]
+        copies = [asyncio.ensure_future(self._post_once(ep, job, admitted, sends[0], held))]
+        winner: asyncio.Future | None = None
+        try:
+            while True:
+                more = len(copies) <= s.hedge_max and s.hedge_factor > 0
+                delay = self.hedge_delay(ep, s) if more else None
+                newest = sends[-1][-1] if len(sends[-1]) > 1 else None
+                if not more:
+                    timeout = None
+                elif delay is None or newest is None:  # not known yet / not sent yet: look again soon
+                    timeout = self.options.hedge_poll_s
+                else:
+                    timeout = max(0.0, newest + delay - time.perf_counter())
+                done, _ = await asyncio.wait(copies, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for d in done:
+                    if d.result() is not None:
+                        winner = d
+                        return d.result()
+                    copies.remove(d)  # refused by the breaker before it was sent
+                if not copies:
+                    return None
+                if not done and delay is not None and newest is not None \
+                        and time.perf_counter() >= newest + delay:
+                    sends.append([])
+                    copies.append(asyncio.ensure_future(self._post_once(ep, job, 1, sends[-1])))
+                    self.counters["hedges"] += 1
+        finally:
+            for c in copies:
+                if not c.done():
+                    c.cancel()
+            for c in copies:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await c
+                # a copy that finished besides the winner still holds its slot
+                if c is not winner and c.done() and not c.cancelled() and c.exception() is None \
+                        and c.result() is not None:
+                    ep.limiter.release()
+            if not sends[0]:  # the first copy was cancelled before it ran: its slot is still ours
+                ep.limiter.release()
+
+    async def _execute(self, ep: _Endpoint, job: _Job) -> LLMResponse | LLMFailure:
+        counters = self.counters
         limiter, breaker = ep.limiter, ep.breaker
-        attempts = tries = rl_tries = 0
+        attempts = 0
+        rl = [0, 0]
+        fail = self.client._fail
         while True:
             admitted = breaker.allow()
             if not admitted:
                 if not ep.refused:
                     ep.refused_reason = breaker.reason
                 ep.refused += 1
-                return self._fail(
+                return fail(
                     job,
                     FailureKind.CIRCUIT_OPEN,
                     f"not sent: endpoint {ep.url} declared unavailable ({ep.scrub(breaker.reason)})",
                     attempts,
                 )
-            epoch = await limiter.acquire()
-            if breaker.is_open and admitted != 2:  # opened while this request waited for a slot
-                limiter.release()
+            posted = await self._hedged_post(ep, job, admitted)
+            if posted is None:  # the breaker opened while this request waited for a slot
                 continue
             attempts += 1
             counters["attempts"] += 1
             if attempts == 1:
                 counters["sent"] += 1
-            status: int | None = None
-            headers = None
-            t0 = time.perf_counter()
             try:
-                http = await ep.client().post(
-                    "/chat/completions", cast_to=httpx2.Response, body=job.body, options=job.options
-                )
-                raw = http.content
-                kind = None
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                headers = exc.response.headers
-                message = f"HTTP {status}: {exc.message}"
-                if status == 429 or status == 503:
-                    kind = FailureKind.QUOTA if exc.code == "insufficient_quota" else FailureKind.RATE_LIMITED
-                elif status in (401, 403):
-                    kind = FailureKind.AUTH
-                elif status >= 500:
-                    kind = FailureKind.HTTP_5XX
-                else:
-                    kind = FailureKind.HTTP_4XX
-            except openai.APIConnectionError as exc:  # includes APITimeoutError
-                kind, message = _transport_kind(exc, job.settings.timeout_s)
-            except Exception as exc:  # noqa: BLE001 - anything else the SDK/transport raises: recorded
-                kind, message = FailureKind.CLIENT_ERROR, f"{type(exc).__name__}: {exc}"
+                outcome = self._outcome(ep, job, posted, attempts, counters, rl)
             finally:
-                limiter.release()
-            latency = time.perf_counter() - t0
-
-            if kind is None:
-                try:
-                    content, calls, finish, tin, tout = parse_completion(raw)
-                except ValueError as exc:
-                    kind, message, status = FailureKind.BAD_RESPONSE, str(exc), 200
-                else:
-                    breaker.on_success()
-                    limiter.on_success()
-                    ep.rtt = latency if ep.rtt == 0.0 else 0.9 * ep.rtt + 0.1 * latency
-                    counters["input_tokens"] += tin
-                    counters["output_tokens"] += tout
-                    if writer is not None:
-                        writer.add(
-                            CacheRow(
-                                job.hash,
-                                job.settings.role.value,
-                                job.settings.model,
-                                job.req.prompt_version,
-                                tin,
-                                tout,
-                                latency,
-                                finish,
-                                raw.decode("utf-8", "replace"),
-                            )
-                        )
-                    return self._response(job, content, calls, finish, tin, tout, latency, cached=False)
-
-            message = ep.scrub(message)
-            if kind is FailureKind.RATE_LIMITED:
-                counters["rate_limited"] += 1
-                breaker.on_alive()
-                ra = _retry_after(headers, opts.max_retry_after_s)
-                # no window growth for Retry-After (or one round trip): do not probe again at once
-                limiter.on_overload(epoch, ra if ra is not None else ep.rtt)
-                rl_tries += 1
-                if rl_tries > opts.max_rate_limit_retries:
-                    return self._fail(job, kind, message, attempts, status)
-                if ra is None:
-                    delay = self._backoff(min(rl_tries, 6))
-                else:  # a little jitter so the waiting requests do not return in one wave
-                    delay = ra * (1.0 + 0.1 * random.random())
-            elif kind in (FailureKind.QUOTA, FailureKind.AUTH):
-                breaker.on_failure(kind.value, message, fatal=True)
-                return self._fail(job, kind, message, attempts, status)
-            elif kind is FailureKind.HTTP_4XX:
-                breaker.on_alive()
-                return self._fail(job, kind, message, attempts, status)
-            else:  # 5xx, timeout, connection, bad body
-                breaker.on_failure(kind.value, message)
-                tries += 1
-                if tries >= opts.max_attempts:
-                    return self._fail(job, kind, message, attempts, status)
-                delay = self._backoff(tries)
-                ra = _retry_after(headers, opts.max_retry_after_s)
-                if ra is not None:
-                    delay = max(delay, ra)
+                limiter.release()  # after breaker and limiter saw this answer (see _post_once)
+            if not isinstance(outcome, float):
+                return outcome
+            delay = outcome
             await asyncio.sleep(delay)
+
+    def _outcome(self, ep: _Endpoint, job: _Job, posted: tuple, attempts: int, counters: Counter[str],
+                 rl: list[int]) -> LLMResponse | LLMFailure | float:
+        """An HTTP try's outcome: the response, a final failure, or the delay before the next try.
+        `rl` = [rate-limit retries, other retries] so far (updated)."""
+        opts = self.options
+        limiter, breaker = ep.limiter, ep.breaker
+        fail = self.client._fail
+        kind, raw, status, headers, message, latency, epoch = posted
+
+        if kind is None:
+            try:
+                content, calls, finish, tin, tout = parse_completion(raw)
+            except ValueError as exc:
+                kind, message, status = FailureKind.BAD_RESPONSE, str(exc), 200
+            else:
+                breaker.on_success()
+                limiter.on_success()
+                ep.rtt = latency if ep.rtt == 0.0 else 0.9 * ep.rtt + 0.1 * latency
+                tracker = self.latency.get((ep.url, job.settings.role.value))
+                if tracker is None:
+                    tracker = self.latency[(ep.url, job.settings.role.value)] = LatencyTracker()
+                tracker.add(latency)
+                counters["input_tokens"] += tin
+                counters["output_tokens"] += tout
+                if self.writer is not None:
+                    self.writer.add(
+                        CacheRow(
+                            job.hash,
+                            job.settings.role.value,
+                            job.settings.model,
+                            job.req.prompt_version,
+                            tin,
+                            tout,
+                            latency,
+                            finish,
+                            raw.decode("utf-8", "replace"),
+                        )
+                    )
+                return LLMClient._response(job, content, calls, finish, tin, tout, latency, cached=False)
+
+        message = ep.scrub(message)
+        if kind is FailureKind.RATE_LIMITED:
+            counters["rate_limited"] += 1
+            breaker.on_alive()
+            ra = _retry_after(headers, opts.max_retry_after_s)
+            # no window growth for Retry-After (or one round trip): do not probe again at once
+            limiter.on_overload(epoch, ra if ra is not None else ep.rtt)
+            rl[0] += 1
+            if rl[0] > opts.max_rate_limit_retries:
+                return fail(job, kind, message, attempts, status)
+            if ra is None:
+                delay = self.client._backoff(min(rl[0], 6))
+            else:  # a little jitter so the waiting requests do not return in one wave
+                delay = ra * (1.0 + 0.1 * random.random())
+        elif kind in (FailureKind.QUOTA, FailureKind.AUTH):
+            breaker.on_failure(kind.value, message, fatal=True)
+            return fail(job, kind, message, attempts, status)
+        elif kind is FailureKind.HTTP_4XX:
+            breaker.on_alive()
+            return fail(job, kind, message, attempts, status)
+        else:  # 5xx, timeout, connection, bad body
+            breaker.on_failure(kind.value, message)
+            rl[1] += 1
+            if rl[1] >= opts.max_attempts:
+                return fail(job, kind, message, attempts, status)
+            delay = self.client._backoff(rl[1])
+            ra = _retry_after(headers, opts.max_retry_after_s)
+            if ra is not None:
+                delay = max(delay, ra)
+        return delay
+
+    # --- the end -----------------------------------------------------------------------------------
+    def snapshot(self) -> BatchStats:
+        """The session's figures so far (`wall_s` since it opened)."""
+        st = self.stats.model_copy(deep=True)
+        c = self.counters
+        st.unique_requests = len(self._hashes)
+        st.sent = c["sent"]
+        st.http_attempts = c["attempts"]
+        st.retries = c["attempts"] - c["sent"]
+        st.hedges = c["hedges"]
+        st.rate_limited_responses = c["rate_limited"]
+        st.input_tokens = c["input_tokens"]
+        st.output_tokens = c["output_tokens"]
+        st.max_in_flight = self.max_in_flight
+        st.wall_s = time.perf_counter() - self._t0
+        if self.writer is not None:
+            st.cache_flushes = self.writer.flushes
+        return st
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.writer is not None:
+                await self.writer.close()
+                self.stats.cache_flushes = self.writer.flushes
+        finally:
+            for ep in self.endpoints.values():
+                await ep.aclose()
+
+    def dead_message(self) -> str | None:
+        dead = [ep for ep in self.endpoints.values() if ep.breaker.is_open or ep.refused]
+        if not dead:
+            return None
+        msg = "; ".join(
+            f"LLM endpoint {ep.describe()} is unavailable: {ep.scrub(ep.breaker.reason)}"
+            if ep.breaker.is_open
+            else f"LLM endpoint {ep.describe()} was declared unavailable ({ep.scrub(ep.refused_reason)}) "
+            f"and {ep.refused} requests were refused, though it answered again later"
+            for ep in dead
+        )
+        return (
+            msg + " -- check that the server runs and FUNREASON_LLM_BASE_URL[_<ROLE>] / _API_KEY. "
+            "Responses received so far are cached; a rerun sends only the rest."
+        )

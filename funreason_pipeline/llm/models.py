@@ -115,12 +115,18 @@ class BatchStats(BaseModel):
     cached_output_tokens: int = 0
     wall_s: float = 0.0
     cache_flushes: int = 0
+    hedges: int = 0  # extra copies sent for requests slower than their role's hedge delay
+    max_in_flight: int = 0  # most HTTP attempts on the wire at once
+
+    _MAXED = frozenset({"max_in_flight"})
 
     def merge(self, other: BatchStats) -> BatchStats:
         data = self.model_dump()
         for k, v in other.model_dump().items():
             if k == "failures_by_kind":
                 data[k] = dict(Counter(data[k]) + Counter(v))
+            elif k in self._MAXED:
+                data[k] = max(data[k], v)
             else:
                 data[k] = data[k] + v
         return BatchStats(**data)

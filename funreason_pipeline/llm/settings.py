@@ -4,7 +4,8 @@ All roles share `FUNREASON_LLM_BASE_URL`, `FUNREASON_LLM_API_KEY` and `FUNREASON
 override them with `FUNREASON_LLM_BASE_URL_<ROLE>`, `FUNREASON_LLM_API_KEY_<ROLE>`,
 `FUNREASON_LLM_MODEL_<ROLE>` (ROLE in TOOLING, QUERYING, REASONING, CRITIC). Sampling and timeouts:
 `FUNREASON_LLM_TEMPERATURE[_<ROLE>]`, `FUNREASON_LLM_MAX_TOKENS[_<ROLE>]`, `FUNREASON_LLM_TIMEOUT[_<ROLE>]`
-(seconds). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
+(seconds). Tail latency: `FUNREASON_LLM_HEDGE_FACTOR[_<ROLE>]` (default 3; 0 = no hedging),
+`FUNREASON_LLM_HEDGE_MIN_S[_<ROLE>]` (default 1 s), `FUNREASON_LLM_HEDGE_MAX[_<ROLE>]` (default 2). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
 
 A role without a base URL is **offline**: `settings.is_offline(role)`; the offline agents take over.
 
@@ -61,6 +62,11 @@ class RoleSettings(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(2048, gt=0)
     timeout_s: float = Field(120.0, gt=0)
+    # tail latency (client.LLMSession._hedged_post): an answer slower than hedge_factor x the role's
+    # recent p95 (and at least hedge_min_s) gets a second copy; the first to finish wins. 0 = off.
+    hedge_factor: float = Field(3.0, ge=0.0)
+    hedge_min_s: float = Field(1.0, ge=0.0)
+    hedge_max: int = Field(2, ge=0)  # copies beyond the first, per attempt
 
     @field_validator("base_url")
     @classmethod
@@ -142,6 +148,9 @@ class LLMSettings(BaseModel):
                 temperature=num("TEMPERATURE", role, temp, float),
                 max_tokens=num("MAX_TOKENS", role, max_tokens, int),
                 timeout_s=num("TIMEOUT", role, timeout, float),
+                hedge_factor=num("HEDGE_FACTOR", role, 3.0, float),
+                hedge_min_s=num("HEDGE_MIN_S", role, 1.0, float),
+                hedge_max=num("HEDGE_MAX", role, 2, int),
             )
         conc = env.get(f"{ENV_PREFIX}CONCURRENCY") or "32"
         try:
