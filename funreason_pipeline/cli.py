@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -80,21 +81,61 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     return reaped
 
 
-def _materialize_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None,
-                         run_config: dict | None = None) -> bool:
-    """Graph assets for the toolset, then the day's synthesis for it (two runs: two partitionings)."""
+GRAPH_KEYS = ["tool_catalog", "api_graph"]
+PHASE1_KEYS = ["trajectories"]
+LLM_KEYS = ["queries", "cot_traces"]  # one multi-asset: one concurrent flow per run
+AFTER_KEYS = ["dialogues", "sft_samples"]
+DAILY_KEYS = ["day_export"]
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # DEBUG stays in the run log
+
+
+def _ops(run_config: dict | None, op: str) -> dict:
+    """The part of the demo's run config for one run: its op config plus the INFO console logger."""
+    ops = (run_config or {}).get("ops", {})
+    return {**QUIET, **({"ops": {op: ops[op]}} if op in ops else {})}
+
+
+def _materialize(selection: list[str], instance: dg.DagsterInstance | None, run_config: dict | None = None,
+                 partition_key: str | None = None, tags: dict | None = None) -> bool:
     defs = _defs()
-    assets = list(defs.assets or [])
-    instance = instance or dg.DagsterInstance.get()
-    graph_keys = ["tool_catalog", "api_graph"]
-    r1 = dg.materialize(assets, selection=graph_keys, partition_key=ts, instance=instance,
-                        resources=defs.resources, raise_on_error=False, tags=_run_tags())
-    key = dg.MultiPartitionKey({"day": day, "toolset": ts})
-    day_keys = [k.to_user_string() for k in defs.resolve_all_asset_keys()
-                if k.to_user_string() not in graph_keys + DAILY_KEYS]
-    r2 = dg.materialize(assets, selection=day_keys, partition_key=str(key), instance=instance,
-                        resources=defs.resources, raise_on_error=False, run_config=run_config, tags=_run_tags())
-    return r1.success and r2.success
+    r = dg.materialize(list(defs.assets or []), selection=selection, partition_key=partition_key,
+                       instance=instance or dg.DagsterInstance.get(), resources=defs.resources,
+                       raise_on_error=False, run_config=run_config or QUIET, tags={**_run_tags(), **(tags or {})})
+    return r.success
+
+
+def _phase1_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None,
+                    run_config: dict | None = None) -> bool:
+    """Graph assets for the toolset, then its Phase I trajectories (two runs: two partitionings)."""
+    key = str(dg.MultiPartitionKey({"day": day, "toolset": ts}))
+    return _materialize(GRAPH_KEYS, instance, partition_key=ts) and \
+        _materialize(PHASE1_KEYS, instance, _ops(run_config, "trajectories"), partition_key=key)
+
+
+def _after_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None) -> bool:
+    """Phase IV and the SFT set for one partition (CPU: replays), after the day's LLM run."""
+    return _materialize(AFTER_KEYS, instance, partition_key=str(dg.MultiPartitionKey({"day": day, "toolset": ts})))
+
+
+def partition_ranges(day: str, toolsets: list[str]) -> list[tuple[str, str]]:
+    """The chosen toolsets as contiguous ranges of day x toolset keys, in partition order: one run
+    (one LLM flow) per range; all toolsets of a day are a single range."""
+    from funreason_pipeline.defs.partitions import toolset_partitions
+
+    order = toolset_partitions.get_partition_keys()
+    chosen = set(toolsets)
+    ranges, start, prev = [], None, None
+    for ts in order:
+        if ts in chosen and start is None:
+            start = ts
+        if ts not in chosen and start is not None:
+            ranges.append((start, prev))
+            start = None
+        prev = ts
+    if start is not None:
+        ranges.append((start, prev))
+    key = lambda ts: str(dg.MultiPartitionKey({"day": day, "toolset": ts}))
+    return [(key(a), key(b)) for a, b in ranges]
 
 
 def run_config_for(trajectories: int | None = None, k_max: int | None = None, seed: int | None = None,
@@ -108,43 +149,57 @@ def run_config_for(trajectories: int | None = None, k_max: int | None = None, se
     if traj:
         ops["trajectories"] = {"config": traj}
     if k_max is not None:
-        ops["cot_traces"] = {"config": {"k_max": k_max}}
+        ops["llm_stages"] = {"config": {"k_max": k_max}}
     return {"ops": ops} if ops else None
 
 
-DAILY_KEYS = ["day_export"]
+def _pool_map(fn, toolsets: list[str], args: tuple, workers: int, instance, label: str, started: float,
+              failed: list[str]) -> None:
+    if workers > 1 and instance is None and len(toolsets) > 1:
+        # spawn, not fork: this process has run polars/DuckDB threads by now (the LLM run), and a
+        # forked child can deadlock on a lock one of those threads held at the fork
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(fn, *args[:1], ts, None, *args[1:]): ts for ts in toolsets}
+            for i, fut in enumerate(as_completed(futures), 1):
+                if not fut.result():
+                    failed.append(f"{label} {futures[fut]}")
+                _progress(i, len(toolsets), f"{label} {futures[fut]}", started)
+    else:
+        for i, ts in enumerate(toolsets, 1):
+            if not fn(args[0], ts, instance, *args[1:]):
+                failed.append(f"{label} {ts}")
+            _progress(i, len(toolsets), f"{label} {ts}", started)
+    sys.stdout.write("\n")
 
 
 def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, workers: int = 1,
              run_config: dict | None = None) -> bool:
-    """Materialize `day` for every toolset (in `workers` processes), then the day's combined export."""
+    """Materialize `day` for every toolset: Phase I per toolset (in `workers` processes), then ONE run
+    for the LLM stages of all of them (one concurrent flow), then Phase IV and the SFT set per
+    toolset, then the day's combined export."""
     started = time.monotonic()
-    failed = []
+    failed: list[str] = []
     # also creates the instance's tables once, before workers race to do it
     reaped = reap_dead_runs(instance or dg.DagsterInstance.get())
     if reaped:
         print(f"marked {len(reaped)} run(s) of killed processes failed and freed their pool slots")
-    _progress(0, len(toolsets), "", started)
-    if workers > 1 and instance is None:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_materialize_toolset, day, ts, None, run_config): ts for ts in toolsets}
-            for i, fut in enumerate(as_completed(futures), 1):
-                if not fut.result():
-                    failed.append(futures[fut])
-                _progress(i, len(toolsets), futures[fut], started)
-    else:
-        for i, ts in enumerate(toolsets, 1):
-            if not _materialize_toolset(day, ts, instance, run_config):
-                failed.append(ts)
-            _progress(i, len(toolsets), ts, started)
-    defs = _defs()
-    r3 = dg.materialize(list(defs.assets or []), selection=DAILY_KEYS, partition_key=day,
-                        instance=instance or dg.DagsterInstance.get(), resources=defs.resources,
-                        raise_on_error=False, tags=_run_tags())
-    for ts in failed:
-        print(f"\n  {ts}: run failed (see `make ui` for logs)")
-    print(f"\nmaterialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s")
-    return not failed and r3.success
+    _pool_map(_phase1_toolset, toolsets, (day, run_config), workers, instance, "phase I", started, failed)
+    t_llm = time.monotonic()
+    ok_ts = [ts for ts in toolsets if f"phase I {ts}" not in failed]
+    for start, end in partition_ranges(day, ok_ts):
+        print(f"LLM stages for {start} .. {end} (one run, one flow)")
+        if not _materialize(LLM_KEYS, instance, _ops(run_config, "llm_stages"),
+                            tags={"dagster/asset_partition_range_start": start,
+                                  "dagster/asset_partition_range_end": end}):
+            failed.append(f"LLM stages {start}..{end}")
+    print(f"LLM stages done in {time.monotonic() - t_llm:.1f}s")
+    if not any(f.startswith("LLM stages") for f in failed):
+        _pool_map(_after_toolset, ok_ts, (day,), workers, instance, "dialogues+sft", started, failed)
+    r3 = _materialize(DAILY_KEYS, instance, partition_key=day)
+    for what in failed:
+        print(f"  {what}: run failed (see `make ui` for logs)")
+    print(f"materialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s")
+    return not failed and r3
 
 
 def summary() -> str:

@@ -94,7 +94,7 @@ def markdown_table(df: pl.DataFrame, max_rows: int = 8, max_chars: int = 80) -> 
     return "\n".join(lines)
 
 
-LINEAGE_COLUMNS = ("prompt_version", "prompt_versions", "model", "models")
+LINEAGE_COLUMNS = ("prompt_version", "prompt_versions", "model", "models", "role_models")
 
 
 def content_version(df: pl.DataFrame) -> str:
@@ -108,3 +108,13 @@ def content_version(df: pl.DataFrame) -> str:
 
     body = df.drop([c for c in LINEAGE_COLUMNS if c in df.columns])
     return hashlib.sha256(body.write_ndjson().encode()).hexdigest()[:16]
+
+
+def split_by(df: pl.DataFrame, columns: tuple[str, ...]) -> dict[tuple, pl.DataFrame]:
+    """Rows grouped by `columns` (dates as ISO text), in their stored order: one frame per partition."""
+    if df.height == 0:
+        return {}
+    out = {}
+    for key, part in df.partition_by(list(columns), as_dict=True, maintain_order=True).items():
+        out[tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in key)] = part
+    return out

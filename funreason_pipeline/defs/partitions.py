@@ -22,3 +22,13 @@ DAY_TOOLSET_EXPR = {"day": "day", "toolset": "toolset"}
 def split_key(context: dg.AssetExecutionContext) -> tuple[str, str]:
     keys = context.partition_key.keys_by_dimension
     return keys["day"], keys["toolset"]
+
+
+def day_toolset_keys(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:
+    """(day, toolset) of every partition in the run: one, or a range (BackfillPolicy.single_run)."""
+    out = []
+    for k in context.partition_keys:
+        mk = k if isinstance(k, dg.MultiPartitionKey) else day_toolset_partitions.get_partition_key_from_str(k)
+        dims = mk.keys_by_dimension
+        out.append((dims["day"], dims["toolset"]))
+    return out

@@ -1,4 +1,5 @@
-"""Phases II-IV as Dagster assets (thin): queries, cot_traces, dialogues."""
+"""Phases II-IV as Dagster assets (thin): queries and cot_traces (one multi-asset: one concurrent LLM flow
+per run), dialogues."""
 
 import json
 import time
@@ -9,14 +10,15 @@ import dagster as dg
 import polars as pl
 
 from funreason_pipeline.agents.dialogue import build_dialogue
-from funreason_pipeline.agents.phase2 import run_phase2
-from funreason_pipeline.agents.phase3 import run_phase3
+from funreason_pipeline.agents.flow import Partition
+from funreason_pipeline.agents.flow_runner import run_partitions
 from funreason_pipeline.agents.prompts import prompt_version
 from funreason_pipeline.defs import frames
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
     day_toolset_partitions,
+    day_toolset_keys,
     per_toolset,
     split_key,
 )
@@ -32,104 +34,144 @@ def _llm_version(*roles: str) -> str:
     return "-".join(_SETTINGS.fingerprint(r)[:8] for r in roles)
 
 
-def _client(store: Store, *roles: str) -> LLMClient | None:
+def _client(store: Store) -> LLMClient | None:
+    """One client for the run; None when every role is offline (agents/flow_runner.online decides
+    per phase)."""
     settings = LLMSettings.from_env()
-    if any(settings.is_offline(r) for r in roles):
+    if all(settings.is_offline(r) for r in ("tooling", "querying", "reasoning", "critic")):
         return None
     return LLMClient(settings, db_path=store.database)
 
 
-def _stats_meta(stats) -> dict:
-    return stats.as_metadata() if stats is not None else {"llm_requests_sent": 0}
-
-
 QUERIES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "turn_index": pl.Int64,
-                  "advanced_tool": pl.String, "query": pl.String, "prompt_version": pl.String, "model": pl.String}
+                  "advanced_tool": pl.String, "query": pl.String, "prompt_version": pl.String, "model": pl.String,
+                  "role_models": pl.String}
 COT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "turn_index": pl.Int64,
               "attempts": pl.Int64, "passed": pl.Boolean, "reasoning": pl.String, "calls": pl.String,
-              "critiques": pl.String, "reply": pl.String, "prompt_version": pl.String, "model": pl.String}
+              "critiques": pl.String, "reply": pl.String, "prompt_version": pl.String, "model": pl.String,
+              "role_models": pl.String}
 DIALOGUES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "dialogue_id": pl.String, "trajectory_id": pl.String,
                     "messages": pl.String, "tools": pl.String, "n_turns": pl.Int64, "n_calls": pl.Int64,
                     "error_tool_response": pl.Boolean, "models": pl.String, "prompt_versions": pl.String}
 
 
-class QueriesConfig(dg.Config):
-    pass
+class LLMStagesConfig(dg.Config):
+    k_max: int = 3  # Phase III attempts per turn
 
 
-@dg.asset(
-    partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
-    ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, pool="llm",
-    code_version=f"queries-{prompt_version('tooling', 'querying')}-{_llm_version('tooling', 'querying')}",
-    description="Phase II: each turn collapsed into an advanced tool (tooling agent) and a hard user query "
-    "(querying agent); a query must contain every user-supplied value and no intermediate one.",
+LLM_DESCRIPTION = (
+    "One concurrent flow for the LLM stages of every partition in the run (a day's toolsets at once with "
+    "BackfillPolicy.single_run): each trajectory goes turn by turn through Phase II and Phase III on one "
+    "shared LLM session, so the endpoint stays busy across partitions, phases and turns."
 )
-def queries(context: dg.AssetExecutionContext, store: Store, trajectories: pl.DataFrame,
-            tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    day, toolset = split_key(context)
-    trajs = frames.trajectories_from_frame(trajectories)
-    tools = frames.tools_from_frame(tool_catalog)
-    result = run_phase2(trajs, tools, _client(store, "tooling", "querying"))
-    the_day = date.fromisoformat(day)
-    store.replace_rejections("queries", the_day, toolset, result.rejections)
-    df = pl.DataFrame([{"day": the_day, "toolset": toolset, "trajectory_id": r.trajectory_id,
-                        "turn_index": r.turn_index, "advanced_tool": frames.dumps(r.advanced_tool),
-                        "query": r.query, "prompt_version": r.prompt_version, "model": r.model}
-                       for r in result.rows], schema=QUERIES_SCHEMA)
-    turns_in = sum(len(t.turns) for t in trajs)
-    return dg.MaterializeResult(
-value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
-        "turns_in": turns_in, "queries": df.height,
-        "yield": round(df.height / turns_in, 3) if turns_in else 0.0,
-        "rejections_by_reason": dg.MetadataValue.json(dict(Counter(r.reason for r in result.rejections))),
-        **_stats_meta(result.stats),
-        "preview": dg.MetadataValue.md(frames.markdown_table(df.select("trajectory_id", "turn_index", "query"),
-                                                             max_chars=160)),
-    })
 
 
-class CotConfig(dg.Config):
-    k_max: int = 3
-
-
-@dg.asset(
-    partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
-    ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, pool="llm",
-    code_version=f"cot-{prompt_version('reasoning', 'critic', 'reply', 'system')}-"
-                 f"{_llm_version('reasoning', 'critic')}",
-    description="Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
-    "tools, verified by execution against the ground truth, with a critic's feedback for up to K_max attempts.",
+@dg.multi_asset(
+    outs={
+        "queries": dg.AssetOut(
+            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, is_required=False,
+            metadata={"partition_expr": DAY_TOOLSET_EXPR},
+            code_version=f"queries-{prompt_version('tooling', 'querying')}-{_llm_version('tooling', 'querying')}",
+            description="Phase II: each turn collapsed into an advanced tool (tooling agent) and a hard user "
+            "query (querying agent); a query must contain every user-supplied value and no intermediate one."),
+        "cot_traces": dg.AssetOut(
+            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, is_required=False,
+            metadata={"partition_expr": DAY_TOOLSET_EXPR},
+            code_version=f"cot-{prompt_version('reasoning', 'critic', 'reply', 'system')}-"
+                         f"{_llm_version('reasoning', 'critic')}",
+            description="Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
+            "tools, verified by execution against the ground truth, with a critic's feedback for up to K_max "
+            "attempts."),
+    },
+    ins={"trajectories": dg.AssetIn(), "tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
+    internal_asset_deps={"queries": {dg.AssetKey("trajectories"), dg.AssetKey("tool_catalog")},
+                         "cot_traces": {dg.AssetKey("queries"), dg.AssetKey("trajectories"),
+                                        dg.AssetKey("tool_catalog")}},
+    name="llm_stages", can_subset=True, pool="llm", partitions_def=day_toolset_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description=LLM_DESCRIPTION,
 )
-def cot_traces(context: dg.AssetExecutionContext, config: CotConfig, store: Store, trajectories: pl.DataFrame,
-               queries: pl.DataFrame, tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    day, toolset = split_key(context)
-    ts = toolset_by_name(toolset)
-    trajs = frames.trajectories_from_frame(trajectories)
-    tools = frames.tools_from_frame(tool_catalog)
-    qmap = {(r["trajectory_id"], r["turn_index"]): {"query": r["query"],
-                                                    "advanced_tool": json.loads(r["advanced_tool"])}
-            for r in queries.iter_rows(named=True)}
+def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store: Store,
+               trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):
+    """Thin: the run's partitions in, the flow (agents/flow.py), rows and rejections out."""
+    selected = {k.to_user_string() for k in context.selected_asset_keys}
+    keys = day_toolset_keys(context)
+    trajs_by = frames.split_by(trajectories, ("day", "toolset"))
+    tools_by = frames.split_by(tool_catalog, ("toolset",))
+    # a subset run of cot_traces reads the stored queries (an output of this asset, not an input)
+    given_by = store.read_partitions("queries", keys) if "queries" not in selected else None
+    parts = []
+    for day, toolset in keys:
+        given = None
+        if given_by is not None:
+            given = {(r["trajectory_id"], r["turn_index"]): {"query": r["query"],
+                                                             "advanced_tool": json.loads(r["advanced_tool"])}
+                     for r in given_by.get((day, toolset), pl.DataFrame()).iter_rows(named=True)}
+        parts.append(Partition(f"{day}|{toolset}", toolset_by_name(toolset),
+                               frames.tools_from_frame(tools_by.get((toolset,), pl.DataFrame(schema=tool_catalog.schema))),
+                               frames.trajectories_from_frame(trajs_by.get((day, toolset),
+                                                                           pl.DataFrame(schema=trajectories.schema))),
+                               given))
+    phases = tuple(a for a in ("queries", "cot_traces") if a in selected)
+    client = _client(store)
     t0 = time.perf_counter()
-    result = run_phase3(ts, tools, trajs, qmap, k_max=config.k_max, client=_client(store, "reasoning", "critic"),
-                        log=context.log.info)
-    the_day = date.fromisoformat(day)
-    store.replace_rejections("cot_traces", the_day, toolset, result.rejections)
-    df = pl.DataFrame([{"day": the_day, "toolset": toolset, "trajectory_id": r.trajectory_id,
-                        "turn_index": r.turn_index, "attempts": r.attempts, "passed": r.passed,
-                        "reasoning": r.reasoning, "calls": frames.dumps(r.calls), "critiques": frames.dumps(r.critiques),
-                        "reply": r.reply, "prompt_version": r.prompt_version, "model": r.model}
-                       for r in result.rows], schema=COT_SCHEMA)
-    passed = int(df["passed"].sum()) if df.height else 0
-    return dg.MaterializeResult(
-value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
-        "queries_in": queries.height, "traces": df.height, "passed": passed,
-        "pass_rate": round(passed / df.height, 3) if df.height else 0.0,
-        "attempts_histogram": dg.MetadataValue.json(dict(Counter(df["attempts"].to_list()))) if df.height else {},
-        "seconds": round(time.perf_counter() - t0, 2),
-        **_stats_meta(result.stats),
-    })
+    outcomes = run_partitions(parts, client, phases=phases, k_max=config.k_max, log=context.log.info)
+    seconds = round(time.perf_counter() - t0, 2)
+    results = {}
+    if "queries" in selected:
+        results["queries"] = _stage_output("queries", keys, outcomes, store, _query_rows, QUERIES_SCHEMA, seconds)
+    if "cot_traces" in selected:
+        results["cot_traces"] = _stage_output("cot_traces", keys, outcomes, store, _trace_rows, COT_SCHEMA, seconds)
+    for name in ("queries", "cot_traces"):
+        if name in results:
+            df, md = results[name]
+            yield dg.Output(df, output_name=name, metadata=md,
+                            data_version=dg.DataVersion(frames.content_version(df)) if len(keys) == 1 else None)
+
+
+def _query_rows(day, toolset, stage) -> list[dict]:
+    return [{"day": day, "toolset": toolset, "trajectory_id": r.trajectory_id, "turn_index": r.turn_index,
+             "advanced_tool": frames.dumps(r.advanced_tool), "query": r.query, "prompt_version": r.prompt_version,
+             "model": r.model, "role_models": frames.dumps(r.role_models)} for r in stage.rows]
+
+
+def _trace_rows(day, toolset, stage) -> list[dict]:
+    return [{"day": day, "toolset": toolset, "trajectory_id": r.trajectory_id, "turn_index": r.turn_index,
+             "attempts": r.attempts, "passed": r.passed, "reasoning": r.reasoning, "calls": frames.dumps(r.calls),
+             "critiques": frames.dumps(r.critiques), "reply": r.reply, "prompt_version": r.prompt_version,
+             "model": r.model, "role_models": frames.dumps(r.role_models)} for r in stage.rows]
+
+
+def _stage_output(name, keys, outcomes, store, to_rows, schema, seconds):
+    """One stage's rows over the run's partitions, its rejections written per partition, and metadata
+    (per-partition yield and rejections in `per_partition`; the session's figures are the run's)."""
+    rows, per_partition, reasons, stats = [], {}, Counter(), None
+    for day, toolset in keys:
+        o = outcomes[f"{day}|{toolset}"]
+        stage = o.queries if name == "queries" else o.traces
+        the_day = date.fromisoformat(day)
+        store.replace_rejections(name, the_day, toolset, stage.rejections)
+        rows += to_rows(the_day, toolset, stage)
+        reasons.update(r.reason for r in stage.rejections)
+        passed = sum(1 for r in stage.rows if getattr(r, "passed", True))
+        per_partition[f"{day}|{toolset}"] = {"rows": len(stage.rows), "passed": passed,
+                                             "rejected": len(stage.rejections),
+                                             "requests": dict(stage.requests)}
+        stats = stage.stats
+    df = pl.DataFrame(rows, schema=schema)
+    md = {"partitions": len(keys), "rows": df.height, "seconds": seconds,
+          "rejections_by_reason": dg.MetadataValue.json(dict(reasons)),
+          "per_partition": dg.MetadataValue.json(per_partition),
+          **(stats.as_metadata() if stats is not None else {"llm_requests_sent": 0})}
+    if name == "cot_traces":
+        passed = int(df["passed"].sum()) if df.height else 0
+        md.update(passed=passed, pass_rate=round(passed / df.height, 3) if df.height else 0.0,
+                  attempts_histogram=dg.MetadataValue.json(dict(Counter(df["attempts"].to_list())))
+                  if df.height else {})
+    else:
+        md["preview"] = dg.MetadataValue.md(frames.markdown_table(df.select("trajectory_id", "turn_index", "query"),
+                                                                  max_chars=160))
+    return df, md
 
 
 class DialoguesConfig(dg.Config):

@@ -9,7 +9,7 @@ Public API (see docs in each module):
 """
 
 from funreason_pipeline.llm.cache import LLMCache, request_hash
-from funreason_pipeline.llm.client import ClientOptions, EndpointUnavailableError, LLMClient
+from funreason_pipeline.llm.client import ClientOptions, EndpointUnavailableError, LLMClient, LLMSession
 from funreason_pipeline.llm.models import (
     BatchResult,
     BatchStats,
@@ -24,6 +24,7 @@ from funreason_pipeline.llm.settings import OFFLINE_MODEL, LLMSettings, Role, Ro
 from funreason_pipeline.llm.structured import (
     ParsedResult,
     StructuredBatch,
+    acall_structured,
     arun_structured,
     parse_response,
     repair_request,
@@ -39,6 +40,7 @@ __all__ = [
     "FailureKind",
     "LLMCache",
     "LLMClient",
+    "LLMSession",
     "LLMFailure",
     "LLMRequest",
     "LLMResponse",
@@ -49,6 +51,7 @@ __all__ = [
     "RoleSettings",
     "StructuredBatch",
     "ToolCall",
+    "acall_structured",
     "arun_structured",
     "parse_response",
     "repair_request",

@@ -5,7 +5,8 @@ override them with `FUNREASON_LLM_BASE_URL_<ROLE>`, `FUNREASON_LLM_API_KEY_<ROLE
 `FUNREASON_LLM_MODEL_<ROLE>` (ROLE in TOOLING, QUERYING, REASONING, CRITIC). Sampling and timeouts:
 `FUNREASON_LLM_TEMPERATURE[_<ROLE>]`, `FUNREASON_LLM_MAX_TOKENS[_<ROLE>]`, `FUNREASON_LLM_TIMEOUT[_<ROLE>]`
 (seconds). Tail latency: `FUNREASON_LLM_HEDGE_FACTOR[_<ROLE>]` (default 3; 0 = no hedging),
-`FUNREASON_LLM_HEDGE_MIN_S[_<ROLE>]` (default 1 s), `FUNREASON_LLM_HEDGE_MAX[_<ROLE>]` (default 2). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
+`FUNREASON_LLM_HEDGE_MIN_S[_<ROLE>]` (default 1 s), `FUNREASON_LLM_HEDGE_MAX[_<ROLE>]` (default 2).
+`FUNREASON_LLM_CONTEXT_TOKENS[_<ROLE>]` (default 32768): the prompt budget (agents/budget.py). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
 
 A role without a base URL is **offline**: `settings.is_offline(role)`; the offline agents take over.
 
@@ -67,6 +68,13 @@ class RoleSettings(BaseModel):
     hedge_factor: float = Field(3.0, ge=0.0)
     hedge_min_s: float = Field(1.0, ge=0.0)
     hedge_max: int = Field(2, ge=0)  # copies beyond the first, per attempt
+    # the model's context window: prompts that do not fit are fitted or rejected, never cut
+    context_tokens: int = Field(32768, gt=0)
+
+    def prompt_budget_chars(self) -> int:
+        """Characters a prompt may have: the window minus the answer's room, at a cautious 3 chars per
+        token (JSON and identifiers tokenize worse than prose's ~4)."""
+        return max(0, self.context_tokens - self.max_tokens) * 3
 
     @field_validator("base_url")
     @classmethod
@@ -151,6 +159,7 @@ class LLMSettings(BaseModel):
                 hedge_factor=num("HEDGE_FACTOR", role, 3.0, float),
                 hedge_min_s=num("HEDGE_MIN_S", role, 1.0, float),
                 hedge_max=num("HEDGE_MAX", role, 2, int),
+                context_tokens=num("CONTEXT_TOKENS", role, 32768, int),
             )
         conc = env.get(f"{ENV_PREFIX}CONCURRENCY") or "32"
         try:

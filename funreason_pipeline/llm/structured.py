@@ -13,6 +13,7 @@ a rejection. Transport failures (LLMFailure) are not repaired: they keep their k
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -20,12 +21,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from funreason_pipeline.llm.client import LLMClient, run_sync
-from funreason_pipeline.llm.models import BatchStats, LLMFailure, LLMRequest, LLMResponse
+from funreason_pipeline.llm.client import EndpointUnavailableError, LLMClient, LLMSession, run_sync
+from funreason_pipeline.llm.models import BatchResult, BatchStats, LLMFailure, LLMRequest, LLMResponse
 from funreason_pipeline.llm.settings import Role
 
 __all__ = [
     "ParsedResult",
+    "acall_structured",
     "Parser",
     "StructuredBatch",
     "arun_structured",
@@ -53,6 +55,7 @@ class ParsedResult(BaseModel):
     error: str | None = None
     raw_text: str | None = None  # the last raw answer (content, or the tool calls as JSON)
     repaired: bool = False  # True if the value came from the repair retry
+    repair_sent: bool = False  # a repair request was made (whatever came of it)
     attempts: int = 0  # LLM answers used: 0 (transport failure), 1 or 2
     response: LLMResponse | None = None  # the last complete response
     failure: LLMFailure | None = None  # the transport failure, if that is how it ended
@@ -156,83 +159,55 @@ def _parser_for(parsers: Mapping[Role | str, Parser], role: Role) -> Parser:
     return p
 
 
+async def acall_structured(session: LLMSession, req: LLMRequest, parser: Parser) -> ParsedResult:
+    """One request on an open session, parsed; one repair retry on a parse failure."""
+    res = await session.call(req)
+    if isinstance(res, LLMFailure):
+        return ParsedResult(item_id=req.item_id, ok=False, reason=res.kind.value, error=res.message, failure=res)
+    ok, value, reason, error = parse_response(res, parser)
+    if ok:
+        return ParsedResult(item_id=req.item_id, ok=True, value=value, attempts=1, response=res,
+                            raw_text=_raw_text(res))
+    assert reason is not None and error is not None
+    second = await session.call(repair_request(req, res, error, parser))
+    if isinstance(second, LLMFailure):
+        return ParsedResult(item_id=req.item_id, ok=False, reason=second.kind.value,
+                            error=f"repair request failed ({second.message}) after: {error}",
+                            raw_text=_raw_text(res), attempts=1, failure=second, response=res,
+                            repair_sent=True)
+    ok2, value2, reason2, error2 = parse_response(second, parser)
+    if ok2:
+        return ParsedResult(item_id=req.item_id, ok=True, value=value2, repaired=True, attempts=2,
+                            response=second, raw_text=_raw_text(second), repair_sent=True)
+    return ParsedResult(item_id=req.item_id, ok=False, reason=reason2, error=f"{error2} (first answer: {error})",
+                        raw_text=_raw_text(second), attempts=2, response=second, repair_sent=True)
+
+
 async def arun_structured(
     client: LLMClient, requests: Sequence[LLMRequest], parsers: Mapping[Role | str, Parser]
 ) -> StructuredBatch:
-    first = await client.arun(requests)
-    results: list[ParsedResult | None] = [None] * len(requests)
-    repair_idx: list[int] = []
-    repair_reqs: list[LLMRequest] = []
-    first_errors: dict[int, tuple[str, str]] = {}
-    for i, (req, res) in enumerate(zip(requests, first.results, strict=True)):
-        if isinstance(res, LLMFailure):
-            results[i] = ParsedResult(
-                item_id=req.item_id, ok=False, reason=res.kind.value, error=res.message, failure=res
-            )
-            continue
-        parser = _parser_for(parsers, req.role)
-        ok, value, reason, error = parse_response(res, parser)
-        if ok:
-            results[i] = ParsedResult(
-                item_id=req.item_id, ok=True, value=value, attempts=1, response=res, raw_text=_raw_text(res)
-            )
-        else:
-            assert reason is not None and error is not None
-            first_errors[i] = (reason, error)
-            repair_idx.append(i)
-            repair_reqs.append(repair_request(req, res, error, parser))
-
-    stats = first.stats
-    repaired_ok = 0
-    if repair_reqs:
-        second = await client.arun(repair_reqs)
-        stats = stats.merge(second.stats)
-        stats.items = first.stats.items  # items are counted once
-        for i, res in zip(repair_idx, second.results, strict=True):
-            req = requests[i]
-            _prev_reason, prev_error = first_errors[i]
-            if isinstance(res, LLMFailure):
-                results[i] = ParsedResult(
-                    item_id=req.item_id,
-                    ok=False,
-                    reason=res.kind.value,
-                    error=f"repair request failed ({res.message}) after: {prev_error}",
-                    raw_text=_raw_text(first.results[i]),
-                    attempts=1,
-                    failure=res,  # type: ignore[arg-type]
-                    response=first.results[i],  # type: ignore[arg-type]
-                )
-                continue
-            ok, value, reason, error = parse_response(res, _parser_for(parsers, req.role))
-            if ok:
-                repaired_ok += 1
-                results[i] = ParsedResult(
-                    item_id=req.item_id,
-                    ok=True,
-                    value=value,
-                    repaired=True,
-                    attempts=2,
-                    response=res,
-                    raw_text=_raw_text(res),
-                )
-            else:
-                results[i] = ParsedResult(
-                    item_id=req.item_id,
-                    ok=False,
-                    reason=reason,
-                    error=f"{error} (first answer: {prev_error})",
-                    raw_text=_raw_text(res),
-                    attempts=2,
-                    response=res,
-                )
-    final = [r for r in results if r is not None]
-    assert len(final) == len(requests), "every item ends as accepted or rejected"
+    """A batch on its own session: every item parsed (and repaired once) as soon as it is answered."""
+    for req in requests:
+        _parser_for(parsers, req.role)  # a missing parser is the caller's mistake: fail before sending
+    session = client.session()
+    try:
+        final = list(await asyncio.gather(
+            *(acall_structured(session, r, _parser_for(parsers, r.role)) for r in requests)))
+    finally:
+        await session.aclose()
+    stats = session.snapshot()
+    stats.items = len(requests)  # items are counted once (repairs are requests, not items)
+    dead = session.dead_message()
+    if dead and client.options.raise_on_circuit_open:
+        batch = BatchResult(results=[r.response if r.failure is None and r.response is not None
+                                     else r.failure for r in final], stats=stats)  # type: ignore[misc]
+        raise EndpointUnavailableError(dead, batch)
     reasons = Counter(r.reason for r in final if not r.ok)
     return StructuredBatch(
         results=final,
         stats=stats,
-        repairs_sent=len(repair_reqs),
-        repaired_ok=repaired_ok,
+        repairs_sent=sum(r.repair_sent for r in final),
+        repaired_ok=sum(r.repaired for r in final),
         rejected_by_reason=dict(reasons),
     )
 

@@ -1,0 +1,403 @@
+"""Phases II and III as one concurrent flow: every trajectory of every partition is a task that goes
+turn by turn (advanced tool and query, then the reasoner with the critic, then the closing reply, then
+the next turn), all on one event loop and one open LLM session. Up to C requests are in flight
+whenever any trajectory has work, with no barrier between partitions, phases or turn levels.
+
+A turn's Phase II runs only once the turn before it passed Phase III: its dialogue ends at a failed
+turn, so a query for a later turn would be paid for and never used. Such turns are rejected in the
+queries stage (`after_failed_turn`), so every turn is accounted for: a trace row or a rejection.
+
+With `session=None` (or offline roles) the offline agents answer, deterministically. Rows come back
+in the order the batch code made them (turn level, then trajectory), whatever order the tasks finish in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from funreason_pipeline.agents import offline
+from funreason_pipeline.agents.advanced_tool import AdvancedTool, intermediate_values, structure, turn_offset
+from funreason_pipeline.agents.budget import PromptTooLong, check_messages, fit_tool_list, payload
+from funreason_pipeline.agents.chat import turn_messages
+from funreason_pipeline.agents.llm_backend import (
+    CritiqueAnswer,
+    QueryAnswer,
+    ReasoningAnswer,
+    ReplyAnswer,
+    ToolingAnswer,
+)
+from funreason_pipeline.agents.prompts import prompt, prompt_version
+from funreason_pipeline.agents.query_check import check_query
+from funreason_pipeline.environments.toolsets import ToolsetConfig
+from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
+from funreason_pipeline.seeds import stable_seed
+from funreason_pipeline.verify.execution import ProposedCall, parse_tool_calls, start_world, verify_turn
+
+FEEDBACK = "Feedback on your previous attempt: "
+
+
+@dataclass
+class QueryRow:
+    trajectory_id: str
+    turn_index: int
+    advanced_tool: dict[str, Any]
+    query: str
+    prompt_version: str
+    model: str
+    role_models: dict[str, str] = field(default_factory=dict)  # tooling / querying -> model ("offline")
+
+
+@dataclass
+class TraceRow:
+    trajectory_id: str
+    turn_index: int
+    attempts: int
+    passed: bool
+    reasoning: str
+    calls: list[dict[str, Any]]
+    critiques: list[str]
+    reply: str
+    prompt_version: str
+    model: str
+    role_models: dict[str, str] = field(default_factory=dict)  # reasoning / critic -> model(s)
+
+
+@dataclass
+class StageResult:
+    rows: list = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    stats: Any = None  # the LLM session's figures (whole run), None offline
+    requests: Counter = field(default_factory=Counter)  # this partition's requests by role / cache hits
+
+
+@dataclass
+class Partition:
+    """One day x toolset partition's input. `queries` given = Phase II is not run (a subset run of
+    `cot_traces`): {(trajectory_id, turn): {"query", "advanced_tool"}}."""
+
+    key: str
+    toolset: ToolsetConfig
+    tools: list[ToolSpec]
+    trajectories: list[Trajectory]
+    queries: dict[tuple[str, int], dict[str, Any]] | None = None
+
+
+@dataclass
+class Outcome:
+    queries: StageResult = field(default_factory=StageResult)
+    traces: StageResult = field(default_factory=StageResult)
+
+
+@dataclass
+class FlowProgress:
+    """Turns done / total and rejections so far; the caller prints it with the session's in-flight."""
+
+    total_turns: int = 0
+    done_turns: int = 0
+    rejected_turns: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self, in_flight: int | None = None, sent: int | None = None) -> str:
+        elapsed = time.monotonic() - self.started
+        rate = self.done_turns / elapsed if elapsed > 0 else 0.0
+        eta = (self.total_turns - self.done_turns) / rate if rate > 0 else 0.0
+        parts = [f"turns {self.done_turns}/{self.total_turns}", f"rejected {self.rejected_turns}"]
+        if in_flight is not None:
+            parts.insert(0, f"in flight {in_flight}")
+        if sent is not None:
+            parts.append(f"requests {sent}")
+        return "llm stages: " + ", ".join(parts) + f", {elapsed:.0f}s elapsed, ETA {eta:.0f}s"
+
+
+class _Ctx:
+    """What every turn of one partition needs: specs, tool list, versions, the session (or None)."""
+
+    def __init__(self, part: Partition, session, online2: bool, online3: bool, k_max: int,
+                 out: Outcome, progress: FlowProgress) -> None:
+        self.part, self.session, self.online2, self.online3, self.k_max = part, session, online2, online3, k_max
+        self.out, self.progress = out, progress
+        self.specs = {t.name: t for t in part.tools}
+        self.functions = [t.openai_tool()["function"] for t in part.tools]
+        self.v2 = prompt_version("tooling", "querying")
+        self.v3 = prompt_version("reasoning", "critic", "reply", "system")
+        self.system = prompt("system").strip()
+
+    def budget(self, role: str) -> int:
+        return self.session.settings.role(role).prompt_budget_chars()
+
+    async def ask(self, role: str, item_id: str, messages: list[dict[str, Any]], version: str, parser,
+                  counter: Counter):
+        from funreason_pipeline.llm import LLMRequest
+        from funreason_pipeline.llm.structured import acall_structured
+
+        check_messages(messages, self.budget(role), role)
+        req = LLMRequest(role=role, item_id=item_id, messages=messages, prompt_version=version)
+        res = await acall_structured(self.session, req, parser)
+        counter[role] += 1 + int(res.repair_sent)
+        if res.response is not None and res.response.cached:
+            counter["cache_hits"] += 1
+        return res
+
+
+def _label(res) -> str:
+    return res.response.model if res.response is not None else ""
+
+
+# --- Phase II: one turn ----------------------------------------------------------------------------
+async def _query_turn(ctx: _Ctx, t: Trajectory, level: int, earlier: list[str]) -> QueryRow | Rejection:
+    item = f"{t.trajectory_id}/{level}"
+    adv = structure(t, level, ctx.specs)
+    inter = intermediate_values(t.turns[level].calls, turn_offset(t, level))
+    if not ctx.online2:
+        adv.name, adv.description = offline.describe(adv, ctx.specs)
+        query = offline.write_query(adv, ctx.specs, stable_seed("query", t.trajectory_id, level))
+        models = {"tooling": offline.OFFLINE, "querying": offline.OFFLINE}
+    else:
+        n = ctx.out.queries.requests
+        chain = [{"tool": c.tool, "arguments": c.arguments, "result": c.result} for c in t.turns[level].calls]
+        try:
+            user = payload({"calls": chain, "user_inputs": [i.model_dump() for i in adv.inputs]},
+                           ctx.budget("tooling"), "the turn's calls")
+            a = await ctx.ask("tooling", item, [{"role": "system", "content": prompt("tooling")},
+                                                {"role": "user", "content": user}],
+                              prompt_version("tooling"), ToolingAnswer, n)
+        except PromptTooLong as exc:
+            return Rejection(item_id=item, reason="prompt_too_long", detail=f"tooling: {exc}")
+        if not a.ok:
+            return Rejection(item_id=item, reason="tooling_failed",
+                             detail=f"{a.reason}: {a.error} | raw: {(a.raw_text or '')[:800]}")
+        adv.name, adv.description = a.value.name[:48], a.value.description
+        try:
+            user = payload({"advanced_tool": {"name": adv.name, "description": adv.description},
+                            "user_supplied_values": {i.name: i.value for i in adv.inputs},
+                            "intermediate_values_never_mention": inter,
+                            "earlier_user_messages": earlier}, ctx.budget("querying"), "the query request")
+            b = await ctx.ask("querying", item, [{"role": "system", "content": prompt("querying")},
+                                                 {"role": "user", "content": user}],
+                              prompt_version("querying"), QueryAnswer, n)
+        except PromptTooLong as exc:
+            return Rejection(item_id=item, reason="prompt_too_long", detail=f"querying: {exc}")
+        if not b.ok:
+            return Rejection(item_id=item, reason="querying_failed",
+                             detail=f"{b.reason}: {b.error} | raw: {(b.raw_text or '')[:800]}")
+        query = b.value.query
+        models = {"tooling": _label(a), "querying": _label(b)}
+    problems = check_query(query, adv, inter)
+    if problems:
+        return Rejection(item_id=item, reason="invalid_query",
+                         detail=json.dumps({"query": query, "problems": problems})[:2000])
+    model = models["querying"] or models["tooling"]
+    return QueryRow(t.trajectory_id, level, adv.schema(), query, ctx.v2, model, models)
+
+
+# --- Phase III: one turn ---------------------------------------------------------------------------
+def _adv(q: dict[str, Any]) -> AdvancedTool:
+    a = q["advanced_tool"]
+    return AdvancedTool.model_validate({"name": a["name"], "description": a["description"], "inputs": [],
+                                        "steps": a.get("steps", []), "output": a.get("output")})
+
+
+def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, reply, version, models):
+    calls = [{"name": p.name, "arguments": p.arguments, "result": r} for p, r in zip(proposed, results)]
+    model = models.get("reasoning", "")
+    return TraceRow(t.trajectory_id, level, attempts, passed, reasoning, calls, critiques, reply, version,
+                    model, models)
+
+
+async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
+                      history: list[dict[str, Any]]) -> tuple[TraceRow, Rejection | None]:
+    """The turn's trace row, and its rejection when it did not pass."""
+    item = f"{t.trajectory_id}/{level}"
+    start = start_world(ctx.part.toolset, ctx.part.tools, t, level)
+    if not ctx.online3:
+        calls = t.turns[level].calls
+        adv = _adv(q)
+        reasoning = offline.write_reasoning(adv, calls, turn_offset(t, level))
+        proposed = [ProposedCall(c.tool, c.arguments) for c in calls]
+        check = verify_turn(start, t, level, proposed)
+        reply = offline.write_reply(adv, calls)
+        row = _trace(t, level, check.passed, 1, reasoning, proposed, check.results, [], reply, ctx.v3,
+                     {"reasoning": offline.OFFLINE})
+        return row, None if check.passed else _rejection(item, "verification_failed", 1, check.problems)
+
+    n = ctx.out.traces.requests
+    hint = f"Hint: the request amounts to `{q['advanced_tool']['name']}`: {q['advanced_tool']['description']}"
+    classes = {ctx.specs[c.tool].class_name for c in t.turns[level].calls if c.tool in ctx.specs}
+    keep = {s.name for s in ctx.part.tools if s.class_name in classes}
+    critic_models: set[str] = set()
+    reasoning_models: set[str] = set()
+    critiques: list[str] = []
+    try:
+        fixed = len(ctx.system) + len(prompt("reasoning")) + len(hint) + len(q["query"]) + \
+            sum(len(m.get("content") or "") for m in history)
+        tool_list, _how = fit_tool_list(ctx.functions, max(0, ctx.budget("reasoning") - fixed), keep)
+        base = [{"role": "system", "content": ctx.system}, *history,
+                {"role": "system", "content": prompt("reasoning") + "\nTools:\n" + tool_list + "\n" + hint},
+                {"role": "user", "content": q["query"]}]
+        passed, attempt, reasoning, proposed, problems, results = False, 0, "", [], [], []
+        for attempt in range(1, ctx.k_max + 1):
+            msgs = base + [{"role": "user", "content": FEEDBACK + c} for c in critiques]
+            # per-role prompt versions: editing one prompt re-sends only the requests built from it
+            a = await ctx.ask("reasoning", f"{item}/a{attempt}", msgs, prompt_version("reasoning", "system"),
+                              ReasoningAnswer, n)
+            reasoning_models.add(_label(a))
+            proposed, results = [], []
+            if not a.ok:
+                reasoning, problems = "", [f"{a.reason}: {a.error}" if a.reason else (a.error or "no answer")]
+            else:
+                reasoning = a.value.reasoning
+                try:
+                    proposed = parse_tool_calls([c.model_dump() for c in a.value.calls])
+                except ValueError as exc:
+                    problems = [f"unparsable calls: {exc}"]
+                else:
+                    check = verify_turn(start, t, level, proposed)
+                    passed, problems, results = check.passed, check.problems, check.results
+            if passed or attempt == ctx.k_max:
+                break
+            request = {"request": q["query"], "calls": [{"name": p.name, "arguments": p.arguments} for p in proposed],
+                       "results": results, "problems": problems}
+            c = await ctx.ask("critic", f"{item}/c{attempt}",
+                              [{"role": "system", "content": prompt("critic")},
+                               {"role": "user", "content": payload(request, ctx.budget("critic"), "the critic request")}],
+                              prompt_version("critic"), CritiqueAnswer, n)
+            if c.ok:
+                critiques.append(c.value.critique)
+                critic_models.add(_label(c))
+            else:  # the critic failed: the offline critique keeps the loop going, and the row says so
+                critiques.append(offline.critique(problems))
+                critic_models.add(offline.OFFLINE)
+        reply = ""
+        reason = "verification_failed"
+        if passed:
+            r = await ctx.ask("reasoning", f"{item}/reply",
+                              [{"role": "system", "content": prompt("reply")},
+                               {"role": "user", "content": payload({"request": q["query"], "results": [
+                                   c.result for c in t.turns[level].calls]}, ctx.budget("reasoning"), "the reply request")}],
+                              prompt_version("reply"), ReplyAnswer, n)
+            reply = r.value.reply if r.ok else ""
+            if not reply:  # the calls passed, but there is no closing reply to train on
+                passed, reason, problems = False, "reply_failed", ["no usable closing reply from the model"]
+    except PromptTooLong as exc:
+        row = _trace(t, level, False, 0, "", [], [], critiques, "", ctx.v3, {"reasoning": ""})
+        return row, Rejection(item_id=item, reason="prompt_too_long", detail=str(exc))
+    models = {"reasoning": "+".join(sorted(m for m in reasoning_models if m))}
+    if critic_models:
+        models["critic"] = "+".join(sorted(critic_models))
+    row = _trace(t, level, passed, attempt, reasoning, proposed, results, critiques, reply, ctx.v3, models)
+    return row, None if passed else _rejection(item, reason, attempt, problems)
+
+
+def _rejection(item: str, reason: str, attempts: int, problems: list[str]) -> Rejection:
+    return Rejection(item_id=item, reason=reason, detail=json.dumps({"attempts": attempts, "problems": problems})[:2000])
+
+
+def _shown_turn(level: int, query: str, row: TraceRow) -> list[dict[str, Any]]:
+    """The turn as the exported dialogue shows it (agents/dialogue.py): the next turn's reasoner sees
+    exactly this, not the ground truth's calls."""
+    calls = [ToolCall(tool=c["name"], arguments=c["arguments"], result=c.get("result")) for c in row.calls]
+    return turn_messages(level, query, row.reasoning, calls, row.reply)
+
+
+# --- a trajectory ----------------------------------------------------------------------------------
+async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
+    out, prog = ctx.out, ctx.progress
+    earlier: list[str] = []
+    history: list[dict[str, Any]] = []
+    n = len(t.turns)
+    for level in range(n):
+        if run2:
+            got = await _query_turn(ctx, t, level, earlier)
+            if isinstance(got, Rejection):
+                out.queries.rejections.append(got)
+                out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_rejected_turn")
+                                           for j in range(level + 1, n)]
+                prog.done_turns += n - level
+                prog.rejected_turns += n - level
+                return
+            out.queries.rows.append(got)
+            q = {"query": got.query, "advanced_tool": got.advanced_tool}
+        else:
+            q = (ctx.part.queries or {}).get((t.trajectory_id, level))
+            if q is None:  # Phase II rejected it (that rejection is in the queries stage): the dialogue ends
+                prog.done_turns += n - level
+                prog.rejected_turns += n - level
+                return
+        if not run3:
+            earlier.append(q["query"])
+            prog.done_turns += 1
+            continue
+        row, rejection = await _trace_turn(ctx, t, level, q, history)
+        out.traces.rows.append(row)
+        prog.done_turns += 1
+        if rejection is not None:
+            out.traces.rejections.append(rejection)
+            prog.rejected_turns += 1
+            later = range(level + 1, n)
+            if run2:  # their queries were never written: recorded where the work stopped
+                out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn",
+                                                     detail=f"turn {level} did not pass Phase III") for j in later]
+            else:
+                out.traces.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn")
+                                          for j in later if (t.trajectory_id, j) in (ctx.part.queries or {})]
+            prog.done_turns += n - level - 1
+            prog.rejected_turns += n - level - 1
+            return
+        earlier.append(q["query"])
+        history += _shown_turn(level, q["query"], row)
+
+
+def _order(items: list, key: Callable, index: dict[str, int]) -> list:
+    """Level-major, then input order: the order the batch stages wrote (stable exports)."""
+    return sorted(items, key=lambda x: (key(x)[1], index.get(key(x)[0], 0)))
+
+
+def _item_key(r: Rejection) -> tuple[str, int]:
+    tid, _, rest = r.item_id.rpartition("/")
+    return (tid, int(rest)) if rest.isdigit() else (r.item_id, -1)
+
+
+async def run_flow(parts: list[Partition], session=None, *, online2: bool = False, online3: bool = False,
+                   run2: bool = True, run3: bool = True, k_max: int = 3,
+                   progress: FlowProgress | None = None, report: Callable[[str], None] | None = None,
+                   report_every_s: float = 1.0) -> dict[str, Outcome]:
+    """All partitions' trajectories at once; {partition key: Outcome}. `session` is an open
+    `LLMSession` (needed when online2/online3). `report` gets a progress line every second."""
+    progress = progress or FlowProgress()
+    progress.total_turns += sum(len(t.turns) for p in parts for t in p.trajectories)
+    outcomes = {p.key: Outcome() for p in parts}
+    tasks = []
+    for p in parts:
+        ctx = _Ctx(p, session, online2, online3, k_max, outcomes[p.key], progress)
+        tasks += [_trajectory(ctx, t, run2 and p.queries is None, run3) for t in p.trajectories]
+
+    async def reporter() -> None:
+        while True:
+            await asyncio.sleep(report_every_s)
+            report(progress.line(getattr(session, "in_flight", None),
+                                 session.counters["sent"] if session is not None else None))
+
+    rep = asyncio.ensure_future(reporter()) if report is not None else None
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        if rep is not None:
+            rep.cancel()
+    if report is not None:
+        report(progress.line(getattr(session, "in_flight", None),
+                             session.counters["sent"] if session is not None else None))
+    stats = session.snapshot() if session is not None else None
+    for p in parts:
+        o = outcomes[p.key]
+        index = {t.trajectory_id: i for i, t in enumerate(p.trajectories)}
+        for stage in (o.queries, o.traces):
+            stage.rows = _order(stage.rows, lambda r: (r.trajectory_id, r.turn_index), index)
+            stage.rejections = _order(stage.rejections, _item_key, index)
+            stage.stats = stats
+    return outcomes
