@@ -59,7 +59,7 @@ def _assets():
     synthesis_assets = importlib.reload(synthesis_assets)  # code versions hash the prompt files at import
     return {
         "graph": [phase1_assets.tool_catalog, phase1_assets.api_graph],
-        "day": [phase1_assets.trajectories, synthesis_assets.queries, synthesis_assets.cot_traces,
+        "day": [phase1_assets.trajectories, synthesis_assets.llm_stages,
                 synthesis_assets.dialogues, sft_assets.sft_samples],
     }
 
@@ -76,12 +76,12 @@ def test_prompt_edit_marks_exactly_the_asset_and_lets_unchanged_output_stop_the_
         everything = a["graph"] + a["day"]
         assert dg.materialize(everything, selection=["tool_catalog", "api_graph"], partition_key="tickets",
                               resources=res, instance=inst).success
-        assert dg.materialize(everything, selection=[x.key for x in a["day"]], partition_key=key,
+        assert dg.materialize(everything, selection=[k for x in a["day"] for k in x.keys], partition_key=key,
                               resources=res, instance=inst).success
 
         def status(assets):
             r = get_stale_status_resolver(inst, assets)
-            return {x.key.to_user_string(): r.get_status(x.key, key) for x in assets if x in assets[2:]}
+            return {k.to_user_string(): r.get_status(k, key) for x in assets[2:] for k in x.keys}
 
         assert set(status(everything).values()) == {StaleStatus.FRESH}
         (pdir / "reasoning.md").write_text((pdir / "reasoning.md").read_text() + "\nBe concise.\n")

@@ -733,14 +733,14 @@ def test_clinic_partition_materializes_through_dagster_to_exports(tmp_db, monkey
     from funreason_pipeline.defs.phase1_assets import api_graph, tool_catalog, trajectories
     from funreason_pipeline.defs.resources import build_resources
     from funreason_pipeline.defs.sft_assets import sft_samples
-    from funreason_pipeline.defs.synthesis_assets import cot_traces, dialogues, queries
+    from funreason_pipeline.defs.synthesis_assets import dialogues, llm_stages
 
     res = build_resources(str(tmp_db))
-    day_assets = [trajectories, queries, cot_traces, dialogues, sft_samples]
+    day_assets = [trajectories, llm_stages, dialogues, sft_samples]
     with dg.instance_for_test() as instance:
         r1 = dg.materialize([tool_catalog, api_graph], partition_key="clinic", resources=res, instance=instance)
         key = str(dg.MultiPartitionKey({"day": "2026-05-05", "toolset": "clinic"}))
-        r2 = dg.materialize([tool_catalog, api_graph, *day_assets], selection=[a.key for a in day_assets],
+        r2 = dg.materialize([tool_catalog, api_graph, *day_assets], selection=[k for a in day_assets for k in a.keys],
                             partition_key=key, resources=res, instance=instance)
         assert r1.success and r2.success
         checks = {e.check_name: e.passed for e in r2.get_asset_check_evaluations()}
