@@ -17,8 +17,8 @@ from funreason_pipeline.defs import frames
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
-    day_toolset_partitions,
     day_toolset_keys,
+    day_toolset_partitions,
     per_toolset,
     split_key,
 )

@@ -27,9 +27,9 @@ from funreason_pipeline.llm.settings import Role
 
 __all__ = [
     "ParsedResult",
-    "acall_structured",
     "Parser",
     "StructuredBatch",
+    "acall_structured",
     "arun_structured",
     "parse_response",
     "repair_request",
