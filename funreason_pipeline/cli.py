@@ -185,6 +185,7 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
         print(f"marked {len(reaped)} run(s) of killed processes failed and freed their pool slots")
     _pool_map(_phase1_toolset, toolsets, (day, run_config), workers, instance, "phase I", started, failed)
     t_llm = time.monotonic()
+    timings = {"phase1_s": round(t_llm - started, 2)}
     ok_ts = [ts for ts in toolsets if f"phase I {ts}" not in failed]
     for start, end in partition_ranges(day, ok_ts):
         print(f"LLM stages for {start} .. {end} (one run, one flow)")
@@ -192,13 +193,20 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
                             tags={"dagster/asset_partition_range_start": start,
                                   "dagster/asset_partition_range_end": end}):
             failed.append(f"LLM stages {start}..{end}")
-    print(f"LLM stages done in {time.monotonic() - t_llm:.1f}s")
+    t_after = time.monotonic()
+    timings["llm_s"] = round(t_after - t_llm, 2)
+    print(f"LLM stages done in {timings['llm_s']:.1f}s")
     if not any(f.startswith("LLM stages") for f in failed):
         _pool_map(_after_toolset, ok_ts, (day,), workers, instance, "dialogues+sft", started, failed)
+    t_export = time.monotonic()
+    timings["after_s"] = round(t_export - t_after, 2)
     r3 = _materialize(DAILY_KEYS, instance, partition_key=day)
+    timings["export_s"] = round(time.monotonic() - t_export, 2)
+    timings["total_s"] = round(time.monotonic() - started, 2)
     for what in failed:
         print(f"  {what}: run failed (see `make ui` for logs)")
     print(f"materialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s")
+    print("timings " + json.dumps(timings))  # machine-readable: bench/bench_e2e.py reads it
     return not failed and r3
 
 
