@@ -37,11 +37,12 @@ graph_job = dg.define_asset_job(
     description="Tool catalog and environment-API graph for one toolset.",
 )
 
-# the day's synthesis for one toolset: Phase I through the SFT set
+# the day's Phase I for one toolset; the LLM stages then run once for all toolsets (nightly_flow.py)
 synthesis_job = dg.define_asset_job(
     "nightly_synthesis",
-    selection=dg.AssetSelection.groups("phase1_trajectories", "synthesis", "sft") - dg.AssetSelection.assets("day_export"),
-    description="Trajectories -> queries -> CoT traces -> dialogues -> SFT samples for a day x toolset.",
+    selection=dg.AssetSelection.assets("trajectories"),
+    description="Phase I trajectories for a day x toolset; nightly_llm_sensor then runs every toolset's LLM "
+    "stages in one run, and nightly_dialogues_sensor the rest.",
 )
 
 
