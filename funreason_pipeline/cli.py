@@ -86,7 +86,8 @@ PHASE1_KEYS = ["trajectories"]
 LLM_KEYS = ["queries", "cot_traces"]  # one multi-asset: one concurrent flow per run
 AFTER_KEYS = ["dialogues", "sft_samples"]
 DAILY_KEYS = ["day_export"]
-QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # DEBUG stays in the run log
+# the console shows INFO (FUNREASON_LOG_LEVEL=DEBUG for Dagster's whole event stream); the run log keeps all
+QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("FUNREASON_LOG_LEVEL", "INFO").upper()}}}}
 
 
 def _ops(run_config: dict | None, op: str) -> dict:

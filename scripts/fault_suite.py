@@ -264,8 +264,12 @@ def client_stats(home: Path) -> dict:
     total: Counter = Counter()
     kinds: Counter = Counter()
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for asset in ("queries", "cot_traces"):
+        seen_runs = set()  # the LLM stages are one multi-asset: every materialization of a run has the
+        for asset in ("queries", "cot_traces"):  # run's session figures, so count each run once
             for rec in instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records:
+                if rec.run_id in seen_runs:
+                    continue
+                seen_runs.add(rec.run_id)
                 md = rec.asset_materialization.metadata
                 for k in ("items", "cache_hits", "sent", "http_attempts", "retries", "ok", "failed",
                           "rate_limited_responses"):

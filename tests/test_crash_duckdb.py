@@ -15,7 +15,7 @@ group (nothing runs in the child after the marker: no `finally`, no close, no ch
      transaction); a half-rewritten table would make Dagster, which still has the earlier
      materialization, feed an empty input to anything run later from it.
   3. rerun, killed from outside (no stop point) the first moment a .wal file exists once the
-     `cot_traces` step has started: a kill at an instant the code does not choose, usually inside a
+     LLM stages' run has started: a kill at an instant the code does not choose, usually inside a
      commit or the checkpoint that follows it. Every table must again equal the reference.
   4. rerun to completion: the tables equal those of an uninterrupted run in another fresh database
      (row by row, by content hash), with no duplicate ids; the file takes a checkpoint; no killed
@@ -77,7 +77,7 @@ def test_sigkill_during_duckdb_writes_then_rerun_matches_uninterrupted_run(tmp_p
     assert got == want, "a killed rewrite left a table partly written:\n" + cp.diff(got, want)
 
     # 3. rerun, killed from outside at an instant the code does not choose
-    hit = cp.run_and_kill_on_wal(CLI, env, tmp_path / "kill3.log", "cot_traces - STEP_START", db, TIMEOUT_S)
+    hit = cp.run_and_kill_on_wal(CLI, env, tmp_path / "kill3.log", "LLM stages for ", db, TIMEOUT_S)
     print(f"uncooperative kill landed during a write: {hit}")
     got = cp.snapshot(db)
     assert got == want, "a kill during a write changed the tables:\n" + cp.diff(got, want)
