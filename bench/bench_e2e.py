@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer, fetch_stats  # noqa: E402
+from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer, fetch_stats
 
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Whole run (P7, P8, P4)"
@@ -101,7 +101,7 @@ def demo(url: str, trajectories: int, concurrency: int, env_extra: dict | None =
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "funreason_pipeline.cli", "demo", "--day", DAY,
                           "--trajectories", str(trajectories), "--workers", "2"],
-                         env=env, cwd=ROOT, capture_output=True, text=True)
+                         env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.monotonic() - t0
     timings = next((json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines()
                     if line.startswith("timings ")), {})
@@ -155,12 +155,12 @@ def scenario(name: str, mode: str, faults: dict | None, args) -> dict:
 def write(results: dict, args) -> None:
     e1, e2, e3, alone = (results.get(k) for k in ("e1", "e2", "e3", "alone"))
     lines = [HEADING, "",
-             f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores (shared with other "
+             (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores (shared with other "
              f"work: figures are one run each). `cli demo --trajectories {args.trajectories} --workers 2` "
              f"(16 toolsets) against `bench/bench_e2e.py`'s test server in its own process, C = "
-             f"{args.concurrency}, L = {args.latency} s. Command: `.venv/bin/python bench/bench_e2e.py`.", "",
-             "| run | requests | LLM phase s | throughput / (C/L) | ceiling | max in flight | wall s | "
-             "Phase I s (share) | turns | samples | turn rejections |",
+             f"{args.concurrency}, L = {args.latency} s. Command: `.venv/bin/python bench/bench_e2e.py`."), "",
+             ("| run | requests | LLM phase s | throughput / (C/L) | ceiling | max in flight | wall s | "
+             "Phase I s (share) | turns | samples | turn rejections |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in (e1, e2, e3):
         if r is None:
@@ -172,11 +172,11 @@ def write(results: dict, args) -> None:
                      f"{r['samples']:,} | {r['turn_rejections']:,} |")
     if alone:
         ideal = args.concurrency / args.latency
-        lines += ["", f"Client alone against the same server process: {alone['requests']:,} requests in "
-                  f"{alone['wall_s']} s = **{alone['requests'] / alone['wall_s'] / ideal:.3f}** of C/L."]
+        lines += ["", (f"Client alone against the same server process: {alone['requests']:,} requests in "
+                  f"{alone['wall_s']} s = **{alone['requests'] / alone['wall_s'] / ideal:.3f}** of C/L.")]
     if e1 and e3:
-        lines += ["", f"E3 / E1 wall time: **{e3['wall_s'] / e1['wall_s']:.2f}** (target <= 2). "
-                  f"E3 outcomes at the server: {json.dumps(e3['by_outcome'])}."]
+        lines += ["", (f"E3 / E1 wall time: **{e3['wall_s'] / e1['wall_s']:.2f}** (target <= 2). "
+                  f"E3 outcomes at the server: {json.dumps(e3['by_outcome'])}.")]
     for r in (e1, e2, e3):
         if r:
             lines += ["", f"{r['name']} rejections (queries/cot_traces): {json.dumps(r['rejections'])}"]

@@ -89,23 +89,3 @@ def replace_rejections(
             con.unregister("new_rejections")
         con.execute("COMMIT")
     return frame.height
-
-
-def read_partitions(table: str, keys: Sequence[tuple[str, str]], path: str | Path | None = None
-                    ) -> dict[tuple[str, str], pl.DataFrame]:
-    """Rows of a day x toolset table for the given (day, toolset) partitions, one frame each."""
-    if not keys:
-        return {}
-    with connect(path) as con:
-        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                             [table]).fetchone()[0]
-        if not exists:
-            return {}
-        con.register("wanted_partitions", pl.DataFrame({"day": [date.fromisoformat(d) for d, _ in keys],
-                                                        "toolset": [t for _, t in keys]}).to_arrow())
-        df = con.execute(f"SELECT t.* FROM {table} t JOIN wanted_partitions w USING (day, toolset)").pl()
-        con.unregister("wanted_partitions")
-    out: dict[tuple[str, str], pl.DataFrame] = {}
-    for (day, toolset), part in df.partition_by(["day", "toolset"], as_dict=True, maintain_order=True).items():
-        out[(day.isoformat(), toolset)] = part
-    return out

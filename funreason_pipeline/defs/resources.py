@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import dagster as dg
-import polars as pl
 
 from funreason_pipeline import config, storage
 from funreason_pipeline.defs.io_manager import PolarsDuckDBIOManager
@@ -21,11 +20,6 @@ class Store(dg.ConfigurableResource):
         return storage.replace_rejections(
             stage, day, toolset, [r.model_dump() for r in rejections], path=self.database
         )
-
-
-    def read_partitions(self, table: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], pl.DataFrame]:
-        """Stored rows of `table` for (day, toolset) partitions, one frame each (missing ones absent)."""
-        return storage.read_partitions(table, keys, path=self.database)
 
 
 def build_resources(database: str | None = None) -> dict:

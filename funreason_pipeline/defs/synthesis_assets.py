@@ -69,13 +69,13 @@ LLM_DESCRIPTION = (
 @dg.multi_asset(
     outs={
         "queries": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, is_required=False,
+            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"},
             metadata={"partition_expr": DAY_TOOLSET_EXPR},
             code_version=f"queries-{prompt_version('tooling', 'querying')}-{_llm_version('tooling', 'querying')}",
             description="Phase II: each turn collapsed into an advanced tool (tooling agent) and a hard user "
             "query (querying agent); a query must contain every user-supplied value and no intermediate one."),
         "cot_traces": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"}, is_required=False,
+            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"},
             metadata={"partition_expr": DAY_TOOLSET_EXPR},
             code_version=f"cot-{prompt_version('reasoning', 'critic', 'reply', 'system')}-"
                          f"{_llm_version('reasoning', 'critic')}",
@@ -87,46 +87,30 @@ LLM_DESCRIPTION = (
     internal_asset_deps={"queries": {dg.AssetKey("trajectories"), dg.AssetKey("tool_catalog")},
                          "cot_traces": {dg.AssetKey("queries"), dg.AssetKey("trajectories"),
                                         dg.AssetKey("tool_catalog")}},
-    name="llm_stages", can_subset=True, pool="llm", partitions_def=day_toolset_partitions,
+    # not subsettable: the backfill daemon then requests both in one run (subsettable, it ran queries
+    # and cot_traces as two runs: a barrier again). Rerunning cot_traces reruns queries from the cache.
+    name="llm_stages", can_subset=False, pool="llm", partitions_def=day_toolset_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     description=LLM_DESCRIPTION,
 )
 def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store: Store,
                trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):
     """Thin: the run's partitions in, the flow (agents/flow.py), rows and rejections out."""
-    selected = {k.to_user_string() for k in context.selected_asset_keys}
     keys = day_toolset_keys(context)
     trajs_by = frames.split_by(trajectories, ("day", "toolset"))
     tools_by = frames.split_by(tool_catalog, ("toolset",))
-    # a subset run of cot_traces reads the stored queries (an output of this asset, not an input)
-    given_by = store.read_partitions("queries", keys) if "queries" not in selected else None
-    parts = []
-    for day, toolset in keys:
-        given = None
-        if given_by is not None:
-            given = {(r["trajectory_id"], r["turn_index"]): {"query": r["query"],
-                                                             "advanced_tool": json.loads(r["advanced_tool"])}
-                     for r in given_by.get((day, toolset), pl.DataFrame()).iter_rows(named=True)}
-        parts.append(Partition(f"{day}|{toolset}", toolset_by_name(toolset),
-                               frames.tools_from_frame(tools_by.get((toolset,), pl.DataFrame(schema=tool_catalog.schema))),
-                               frames.trajectories_from_frame(trajs_by.get((day, toolset),
-                                                                           pl.DataFrame(schema=trajectories.schema))),
-                               given))
-    phases = tuple(a for a in ("queries", "cot_traces") if a in selected)
-    client = _client(store)
+    parts = [Partition(f"{day}|{toolset}", toolset_by_name(toolset),
+                       frames.tools_from_frame(tools_by.get((toolset,), tool_catalog.clear())),
+                       frames.trajectories_from_frame(trajs_by.get((day, toolset), trajectories.clear())))
+             for day, toolset in keys]
     t0 = time.perf_counter()
-    outcomes = run_partitions(parts, client, phases=phases, k_max=config.k_max, log=context.log.info)
+    outcomes = run_partitions(parts, _client(store), k_max=config.k_max, log=context.log.info)
     seconds = round(time.perf_counter() - t0, 2)
-    results = {}
-    if "queries" in selected:
-        results["queries"] = _stage_output("queries", keys, outcomes, store, _query_rows, QUERIES_SCHEMA, seconds)
-    if "cot_traces" in selected:
-        results["cot_traces"] = _stage_output("cot_traces", keys, outcomes, store, _trace_rows, COT_SCHEMA, seconds)
-    for name in ("queries", "cot_traces"):
-        if name in results:
-            df, md = results[name]
-            yield dg.Output(df, output_name=name, metadata=md,
-                            data_version=dg.DataVersion(frames.content_version(df)) if len(keys) == 1 else None)
+    for name, to_rows, schema in (("queries", _query_rows, QUERIES_SCHEMA), ("cot_traces", _trace_rows, COT_SCHEMA)):
+        df, md = _stage_output(name, keys, outcomes, store, to_rows, schema, seconds)
+        # one partition: a content version (unchanged output stops the cascade); a range: Dagster's own
+        version = dg.DataVersion(frames.content_version(df)) if len(keys) == 1 else None
+        yield dg.Output(df, output_name=name, metadata=md, data_version=version)
 
 
 def _query_rows(day, toolset, stage) -> list[dict]:
