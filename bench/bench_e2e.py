@@ -113,7 +113,7 @@ def demo(url: str, trajectories: int, concurrency: int, env_extra: dict | None =
         samples = con.execute("SELECT count(*) FROM sft_samples").fetchone()[0] if "sft_samples" in tables else 0
         # each turn once: a sample, or a rejection of a later stage (trajectories' own are about calls)
         rejected = con.execute(
-            "SELECT count(DISTINCT stage || item_id) FROM rejections WHERE stage IN "
+            "SELECT count(DISTINCT item_id) FROM rejections WHERE stage IN "
             "('queries', 'cot_traces', 'dialogues', 'sft_samples') AND regexp_matches(item_id, '/[0-9]+$')"
         ).fetchone()[0]
         by_reason = dict(con.execute("SELECT stage || ':' || reason, count(*) FROM rejections WHERE stage IN "
@@ -169,7 +169,8 @@ def write(results: dict, args) -> None:
         share = t.get("phase1_s", 0) / t["total_s"] if t.get("total_s") else 0
         lines.append(f"| {r['name']} | {r['requests']:,} | {r['llm_phase_s']} | **{r['ratio']}** | {r['ceiling']} | "
                      f"{r['max_in_flight']} | {r['wall_s']} | {t.get('phase1_s')} ({share:.2f}) | {r['turns']:,} | "
-                     f"{r['samples']:,} | {r['turn_rejections']:,} |")
+                     f"{r['samples']:,} | {r['turn_rejections']:,} | "
+                     f"{'yes' if r['samples'] + r['turn_rejections'] == r['turns'] else 'NO'} |")
     if alone:
         ideal = args.concurrency / args.latency
         lines += ["", (f"Client alone against the same server process: {alone['requests']:,} requests in "

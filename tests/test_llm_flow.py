@@ -216,3 +216,17 @@ def test_tool_list_fits_by_compacting_then_by_class_or_says_why():
     assert how == "classes" and {f["name"] for f in json.loads(mine)} == keep
     with pytest.raises(PromptTooLong, match="prompt budget is 100"):
         fit_tool_list(fns, 100, keep)
+
+
+def test_an_unexpected_error_in_one_trajectory_is_a_recorded_rejection_not_a_crash():
+    from funreason_pipeline.agents.flow import Partition
+    from funreason_pipeline.agents.flow_runner import run_partitions
+
+    _ts, tools, trajs = _toolset()
+    # no toolset: Phase III cannot build the turn's start state (a caller's mistake, deep in a turn)
+    out = run_partitions([Partition("p", None, tools, trajs)])["p"]
+    assert len(out.queries.rows) == len(trajs)  # each trajectory's first query was written
+    reasons = {r.reason for r in out.traces.rejections}
+    assert reasons == {"flow_error"}
+    assert len(out.traces.rejections) == sum(len(t.turns) for t in trajs)  # every turn accounted for
+    assert "AttributeError" in out.traces.rejections[0].detail

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from funreason_pipeline.seeds import stable_seed
 from funreason_pipeline.verify.execution import ProposedCall, parse_tool_calls, start_world, verify_turn
 
 FEEDBACK = "Feedback on your previous attempt: "
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -353,6 +355,22 @@ async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
         history += _shown_turn(level, q["query"], row)
 
 
+async def _guarded(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
+    """One trajectory; an unexpected error ends it with a recorded rejection (its turns not yet done),
+    not the whole run: one environment's bug must not cost a night's other trajectories."""
+    try:
+        await _trajectory(ctx, t, run2, run3)
+    except Exception as exc:  # noqa: BLE001 - recorded with its type and message, then logged
+        out = ctx.out
+        done = {(r.trajectory_id, r.turn_index) for r in out.traces.rows} if run3 else \
+            {(r.trajectory_id, r.turn_index) for r in out.queries.rows}
+        stage = out.traces if run3 else out.queries
+        left = [k for k in range(len(t.turns)) if (t.trajectory_id, k) not in done]
+        stage.rejections += [Rejection(item_id=f"{t.trajectory_id}/{k}", reason="flow_error",
+                                       detail=f"{type(exc).__name__}: {exc}"[:2000]) for k in left]
+        log.warning("trajectory %s stopped by %s: %s", t.trajectory_id, type(exc).__name__, exc)
+
+
 def _order(items: list, key: Callable, index: dict[str, int]) -> list:
     """Level-major, then input order: the order the batch stages wrote (stable exports)."""
     return sorted(items, key=lambda x: (key(x)[1], index.get(key(x)[0], 0)))
@@ -375,7 +393,7 @@ async def run_flow(parts: list[Partition], session=None, *, online2: bool = Fals
     tasks = []
     for p in parts:
         ctx = _Ctx(p, session, online2, online3, k_max, outcomes[p.key], progress)
-        tasks += [_trajectory(ctx, t, run2 and p.queries is None, run3) for t in p.trajectories]
+        tasks += [_guarded(ctx, t, run2 and p.queries is None, run3) for t in p.trajectories]
 
     async def reporter() -> None:
         while True:
