@@ -35,8 +35,8 @@ def _progress(done: int, total: int, label: str, started: float) -> None:
     filled = int(width * done / total) if total else width
     rate = done / (time.monotonic() - started) if done else 0.0
     eta = (total - done) / rate if rate else 0.0
-    sys.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<28} ETA {eta:4.0f}s")
-    sys.stdout.flush()
+    # whole lines: Dagster's INFO lines interleave with these, a carriage-return bar would be cut up
+    print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<28} ETA {eta:4.0f}s", flush=True)
 
 
 PROCESS_TAG = "funreason/process"  # host:pid:start time of the CLI process a run executes in
@@ -170,7 +170,6 @@ def _pool_map(fn, toolsets: list[str], args: tuple, workers: int, instance, labe
             if not fn(args[0], ts, instance, *args[1:]):
                 failed.append(f"{label} {ts}")
             _progress(i, len(toolsets), f"{label} {ts}", started)
-    sys.stdout.write("\n")
 
 
 def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, workers: int = 1,
