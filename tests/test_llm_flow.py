@@ -51,11 +51,11 @@ def _phase1(db: Path, inst) -> None:
                                   "trajectories_per_partition": TRAJ}}}}).success
 
 
-def _llm_run(db: Path, inst, **kw) -> dg.ExecuteInProcessResult:
+def _llm_run(db: Path, inst, llm=None, **kw) -> dg.ExecuteInProcessResult:
     from funreason_pipeline.defs.resources import build_resources
 
     d = _defs()
-    r = dg.materialize(list(d.assets), selection=["queries", "cot_traces"], resources=build_resources(str(db)),
+    r = dg.materialize(list(d.assets), selection=["queries", "cot_traces"], resources=build_resources(str(db), llm),
                        instance=inst, **kw)
     assert r.success
     return r
@@ -96,16 +96,16 @@ def test_one_run_materializes_several_partitions_like_per_partition_runs_offline
     assert a == b
 
 
-def test_one_flow_interleaves_partitions_on_one_client(phase1_db, tmp_path, monkeypatch):
+def test_one_flow_interleaves_partitions_on_one_client(phase1_db, tmp_path):
     """With every trajectory a task, requests of both partitions are in flight at once: more than one
     partition's trajectories could make (each trajectory has one request in flight at a time)."""
     db = tmp_path / "online.duckdb"
     shutil.copy(phase1_db, db)
     with TestServer(ServerConfig(responder=ChainAgents(), latency=0.2)) as srv:
-        monkeypatch.setenv("FUNREASON_LLM_BASE_URL", srv.url)
-        monkeypatch.setenv("FUNREASON_LLM_MODEL", "test-model")
-        with dg.instance_for_test() as inst:
-            r = _llm_run(db, inst, tags=RANGE)
+        from funreason_pipeline.defs.resources import LLMResource
+
+        with dg.instance_for_test() as inst:  # the endpoint as an injected resource, not the environment
+            r = _llm_run(db, inst, LLMResource(base_url=srv.url, model="test-model"), tags=RANGE)
         st = srv.stats()
     assert st["max_in_flight"] > TRAJ, st
     md = {m.asset_key.to_user_string(): m.materialization.metadata

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import dagster as dg
 
 from funreason_pipeline import config, storage
 from funreason_pipeline.defs.io_manager import PolarsDuckDBIOManager
+from funreason_pipeline.llm import LLMClient, LLMSettings
 from funreason_pipeline.models import Rejection
 
 
@@ -22,9 +24,40 @@ class Store(dg.ConfigurableResource):
         )
 
 
-def build_resources(database: str | None = None) -> dict:
+class LLMResource(dg.ConfigurableResource):
+    """The LLM endpoints of the four roles, injected into the LLM assets.
+
+    Unset fields come from the FUNREASON_LLM_* environment variables (read when the run starts, not
+    when the code is imported; llm/settings.py lists them, per role); set ones override the
+    defaults of all roles. In deployment config, pass secrets as `dg.EnvVar("...")` so they stay in
+    the environment; tests pass a test server's URL directly instead of patching the environment."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    concurrency: int | None = None
+
+    def settings(self) -> LLMSettings:
+        env = dict(os.environ)
+        for field, var in (("base_url", "BASE_URL"), ("model", "MODEL"), ("api_key", "API_KEY"),
+                           ("concurrency", "CONCURRENCY")):
+            value = getattr(self, field)
+            if value is not None:
+                env[f"FUNREASON_LLM_{var}"] = str(value)
+        return LLMSettings.from_env(env)
+
+    def client(self, database: str) -> LLMClient | None:
+        """One client for the run (its cache in `database`); None when every role is offline."""
+        settings = self.settings()
+        if all(settings.is_offline(r) for r in ("tooling", "querying", "reasoning", "critic")):
+            return None
+        return LLMClient(settings, db_path=database)
+
+
+def build_resources(database: str | None = None, llm: LLMResource | None = None) -> dict:
     db = str(database or config.db_path())
-    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db)}
+    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db),
+            "llm": llm or LLMResource()}
 
 
 @dg.definitions

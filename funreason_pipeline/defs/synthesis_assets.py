@@ -22,9 +22,9 @@ from funreason_pipeline.defs.partitions import (
     per_toolset,
     split_key,
 )
-from funreason_pipeline.defs.resources import Store
+from funreason_pipeline.defs.resources import LLMResource, Store
 from funreason_pipeline.environments.toolsets import toolset_by_name
-from funreason_pipeline.llm import LLMClient, LLMSettings
+from funreason_pipeline.llm import LLMSettings
 
 GROUP = "synthesis"
 _SETTINGS = LLMSettings.from_env()
@@ -34,13 +34,6 @@ def _llm_version(*roles: str) -> str:
     return "-".join(_SETTINGS.fingerprint(r)[:8] for r in roles)
 
 
-def _client(store: Store) -> LLMClient | None:
-    """One client for the run; None when every role is offline (agents/flow_runner.online decides
-    per phase)."""
-    settings = LLMSettings.from_env()
-    if all(settings.is_offline(r) for r in ("tooling", "querying", "reasoning", "critic")):
-        return None
-    return LLMClient(settings, db_path=store.database)
 
 
 QUERIES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "turn_index": pl.Int64,
@@ -93,7 +86,7 @@ LLM_DESCRIPTION = (
     backfill_policy=dg.BackfillPolicy.single_run(),
     description=LLM_DESCRIPTION,
 )
-def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store: Store,
+def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store: Store, llm: LLMResource,
                trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):
     """Thin: the run's partitions in, the flow (agents/flow.py), rows and rejections out."""
     keys = day_toolset_keys(context)
@@ -104,7 +97,8 @@ def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store
                        frames.trajectories_from_frame(trajs_by.get((day, toolset), trajectories.clear())))
              for day, toolset in keys]
     t0 = time.perf_counter()
-    outcomes = run_partitions(parts, _client(store), k_max=config.k_max, log=context.log.info)
+    # one client for the run; agents/flow_runner.online decides per phase whether it is used
+    outcomes = run_partitions(parts, llm.client(store.database), k_max=config.k_max, log=context.log.info)
     seconds = round(time.perf_counter() - t0, 2)
     for name, to_rows, schema in (("queries", _query_rows, QUERIES_SCHEMA), ("cot_traces", _trace_rows, COT_SCHEMA)):
         df, md = _stage_output(name, keys, outcomes, store, to_rows, schema, seconds)
