@@ -84,11 +84,11 @@ def raw_execution(ts, tools, runs) -> tuple[float, int]:
 
 
 class VerifyTimer:
-    """Times the sampler's own verification replays (its `replay_trajectory`) during a run."""
+    """Times the sampler's own verification replays (its `seal_trajectory`) during a run."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self._orig = sampler_module.replay_trajectory
+        self._orig = sampler_module.seal_trajectory
 
     def __enter__(self) -> Self:
         def timed(*a, **k):
@@ -98,11 +98,11 @@ class VerifyTimer:
             finally:
                 self.seconds += time.perf_counter() - t0
 
-        sampler_module.replay_trajectory = timed
+        sampler_module.seal_trajectory = timed
         return self
 
     def __exit__(self, *exc) -> None:
-        sampler_module.replay_trajectory = self._orig
+        sampler_module.seal_trajectory = self._orig
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ toolset (offline unless an endpoint is configured) and prints a summary."""
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import socket
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from funreason_pipeline import config, storage
+from funreason_pipeline import config, quality, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
-from funreason_pipeline.models import dependent_turn_counts, edge_coverage_per_toolset, toolset_tool_of
 
 TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
           "day_export", "rejections", "llm_calls"]
@@ -221,7 +219,7 @@ def summary() -> str:
                 n = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 lines.append(f"  {t:<14} {n:>8}")
         if {"trajectories", "dialogues", "tool_catalog"} <= present:
-            lines += _quality_lines(con)
+            lines += quality.summary_lines(quality.quality_stats(quality.from_database(con)))
         if "rejections" in present:
             lines.append("rejections by stage and reason:")
             for stage, reason, n in con.execute(
@@ -229,40 +227,6 @@ def summary() -> str:
             ).fetchall():
                 lines.append(f"  {stage:<14} {reason:<24} {n:>6}")
     return "\n".join(lines)
-
-
-def _quality_lines(con) -> list[str]:
-    """Q3/Q4 of targets.md over everything in the database: turns, calls, dependent turns, coverage."""
-    n, turns, calls = con.execute("SELECT count(*), avg(n_turns), avg(n_calls) FROM dialogues").fetchone()
-    all_turns = [t for (js,) in con.execute("SELECT turns FROM trajectories").fetchall() for t in json.loads(js)]
-    dep, data_dep = dependent_turn_counts(all_turns)
-    targets = set(con.execute("SELECT DISTINCT toolset || '/' || t.target_tool FROM trajectories, "
-                              "unnest(from_json(turns, '[{\"target_tool\": \"VARCHAR\"}]')) AS u(t)").fetchall())
-    tools = set(con.execute("SELECT toolset || '/' || tool_name FROM tool_catalog WHERE toolset IN "
-                            "(SELECT DISTINCT toolset FROM trajectories)").fetchall())
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    # one rejection per day: count distinct toolset/tool pairs
-    declared = {toolset_tool_of(i) for (i,) in con.execute(
-        "SELECT DISTINCT item_id FROM rejections WHERE reason = 'target_unusable'").fetchall()} \
-        if "rejections" in present else set()
-    never = sorted(t[0] for t in tools - targets)
-    unusable = {f"{ts}/{tool}" for ts, tool in declared} & set(never)
-    done = total = 0
-    if "api_graph" in present:
-        per_toolset = edge_coverage_per_toolset(
-            con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall(),
-            con.execute("SELECT toolset, turns FROM trajectories").fetchall(),
-            {ts: {tool for t, tool in declared if t == ts} for ts, _ in declared})
-        done, total = sum(d for d, _ in per_toolset.values()), sum(t for _, t in per_toolset.values())
-    share = lambda k: f"{k / len(all_turns):.3f}" if all_turns else "-"
-    return [
-        "quality (targets.md Q3/Q4):",
-        f"  dialogues {n}, mean user turns {turns or 0:.2f}, mean calls {calls or 0:.2f}",
-        f"  turns with a dependent call {share(dep)} (data only: {share(data_dep)}) of {len(all_turns)}",
-        f"  tools targeted {len(targets & tools)} of {len(tools)}; never: {', '.join(never) or 'none'}"
-        + (f" ({len(unusable)} declared unusable)" if unusable else ""),
-        f"  graph edges exercised {done} of {total}" + (f" ({done / total:.3f})" if total else ""),
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,9 @@ class ToolCall(BaseModel):
 class Turn(BaseModel):
     target_tool: str
     calls: list[ToolCall]
+    # digest of the state the turn ended in (verify.replay.seal_trajectory); replays compare it, so a
+    # missing, extra or reordered state-changing call is caught even when no later result shows it
+    end_state: str | None = None
 
     @property
     def has_dependent_call(self) -> bool:

@@ -6,9 +6,11 @@ import json
 import random
 import re
 
+import polars as pl
 import pytest
 import yaml
 
+from funreason_pipeline import provenance
 from funreason_pipeline.export.card import CARD_CONFIGS, dataset_card
 from funreason_pipeline.export.formats import (
     EXPORT_FILES,
@@ -418,8 +420,8 @@ def _front_matter(card):
 def test_dataset_card_header_and_stats():
     card = dataset_card(
         STATS,
-        "openai-compatible",
-        {"querying": "qwen3-32b", "reasoning": "qwen3-235b"},
+        provenance.summary([{"tooling": "qwen3-32b", "querying": "qwen3-32b", "reasoning": "qwen3-235b",
+                             "critic": "qwen3-32b"}] * 3),
         "2026-01-15",
         ["fs_math", "travel"],
         dataset_name="funreason-mt-demo",
@@ -434,8 +436,10 @@ def test_dataset_card_header_and_stats():
     }
     assert meta["configs"][0]["default"] is True
     assert "WARNING" not in card and "Offline backend" not in card
+    assert "partly-offline-backend" not in meta["tags"]
     for text in (
-        "qwen3-235b",
+        "| reasoning | 100.0% | qwen3-235b (3) |",
+        "| backend | openai-compatible |",
         "2026-01-15",
         "fs_math, travel",
         "| queries | 180 | 150 | leaks_value: 25, too_easy: 5 |",
@@ -452,8 +456,42 @@ def test_dataset_card_header_and_stats():
 
 
 def test_dataset_card_warns_for_offline_backend():
-    card = dataset_card({}, "offline", {"querying": "offline-template-v1"}, "2026-01-15", ["fs_math"])
+    offline = provenance.summary([dict.fromkeys(provenance.ROLES, "offline")])
+    card = dataset_card({}, offline, "2026-01-15", ["fs_math"])
     meta, body = _front_matter(card)
     assert "offline-backend-not-model-data" in meta["tags"]
     assert body.index("Offline backend: this is not model-generated data") < body.index("## Generation")
-    assert dataset_card({}, "offline", {}, "d", []) == dataset_card({}, "offline", {}, "d", [])
+    assert "| tooling | 0.0% | offline (1) |" in body
+    assert dataset_card({}, offline, "d", []) == dataset_card({}, offline, "d", [])
+
+
+def test_dataset_card_of_a_mixed_run_is_exact():
+    """Endpoints for tooling and querying only: Phase III ran offline, and the card says so per role."""
+    real, mixed = {"tooling": "gpt-x", "querying": "gpt-x"}, {"reasoning": "offline", "critic": "offline"}
+    rows = [{**real, **mixed}] * 3 + [{**real, "reasoning": "big", "critic": "gpt-x"}]
+    prov = provenance.summary(rows)
+    assert prov["by_role"]["tooling"]["real_model_share"] == 1.0
+    assert prov["by_role"]["reasoning"] == {"real_model_share": 0.25, "models": {"big": 1, "offline": 3}}
+    assert prov["samples_by_provenance"] == {"model": 1, "partly_offline": 3, "offline": 0}
+    card = dataset_card({}, prov, "2026-01-15", ["tickets"])
+    meta, body = _front_matter(card)
+    assert "partly-offline-backend" in meta["tags"] and "offline-backend-not-model-data" not in meta["tags"]
+    assert "Partly offline: 3 of 4 samples" in body and "reasoning, critic" in body
+    assert "| backend | partly offline |" in body
+    for line in ("| tooling | 100.0% | gpt-x (4) |", "| reasoning | 25.0% | big (1), offline (3) |",
+                 "| critic | 25.0% | gpt-x (1), offline (3) |"):
+        assert line in body, line
+    # a sample whose earlier turn was offline is partly offline too
+    assert provenance.label(provenance.sample_role_models([{**real, **mixed}, {**real, "reasoning": "big",
+                                                                             "critic": "big"}], 1)) == "partly_offline"
+
+
+def test_exports_carry_each_rows_provenance(samples, tmp_path):
+    rm = {"tooling": "gpt-x", "querying": "gpt-x", "reasoning": "offline", "critic": "offline"}
+    paths = write_exports([dict(s, role_models=rm) for s in samples], tmp_path, "x")
+    for kind in ("openai", "trl_prompt_completion", "sharegpt", "bfcl_prompting"):
+        for line in paths[kind].read_text().splitlines():
+            rec = json.loads(line)
+            assert rec["role_models"] == rm and rec["provenance"] == "partly_offline", kind
+    frame = pl.read_parquet(paths["parquet"])
+    assert set(frame["provenance"]) == {"partly_offline"} and json.loads(frame["role_models"][0]) == rm

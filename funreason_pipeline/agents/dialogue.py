@@ -1,14 +1,19 @@
 """Phase IV: one dialogue per trajectory from its verified turns (a prefix: a later turn depends on
-the state the earlier ones left). Splitting into per-turn samples is export.formats.dialogue_to_samples."""
+the state the earlier ones left). Splitting into per-turn samples is export.formats.dialogue_to_samples.
+
+A dialogue records what the replay and the card need: `injected_errors` (tool_call_id -> the error
+content injected there: that call never reached the environment) and `role_models` (per kept turn,
+role -> model, see provenance.py)."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from funreason_pipeline.agents.chat import turn_messages
+from funreason_pipeline.agents.chat import call_id, turn_messages
 from funreason_pipeline.agents.prompts import prompt
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
+from funreason_pipeline.provenance import ROLES, UNRECORDED
 from funreason_pipeline.seeds import stable_seed
 
 TRANSIENT_ERRORS = ["Service temporarily unavailable, please retry.", "Request timed out.",
@@ -16,8 +21,12 @@ TRANSIENT_ERRORS = ["Service temporarily unavailable, please retry.", "Request t
 
 
 def build_dialogue(t: Trajectory, tools: list[ToolSpec], queries: dict[int, str],
-                   traces: dict[int, dict[str, Any]], error_rate: float = 0.0) -> tuple[dict | None, list[Rejection]]:
+                   traces: dict[int, dict[str, Any]], error_rate: float = 0.0,
+                   role_models: dict[int, dict[str, str]] | None = None) -> tuple[dict | None, list[Rejection]]:
+    """`role_models`: turn -> role -> model (provenance.turn_role_models); missing roles are unrecorded."""
     rejections = []
+    injected: dict[str, Any] = {}
+    turn_models: list[dict[str, str]] = []
     messages: list[dict[str, Any]] = [{"role": "system", "content": prompt("system").strip()}]
     n = 0
     flagged = False
@@ -34,7 +43,10 @@ def build_dialogue(t: Trajectory, tools: list[ToolSpec], queries: dict[int, str]
         if calls and rng.random() < error_rate:
             inject = {"error": rng.choice(TRANSIENT_ERRORS)}
             flagged = True
+            injected[call_id(k, 0)] = inject  # turn_messages injects it at the turn's first call
         messages += turn_messages(k, queries[k], tr["reasoning"], calls, tr["reply"], inject)
+        given = (role_models or {}).get(k, {})
+        turn_models.append({r: given.get(r, UNRECORDED) for r in ROLES})
         n += 1
     if n == 0:
         return None, rejections + [Rejection(item_id=t.trajectory_id, reason="no_verified_turn")]
@@ -46,4 +58,6 @@ def build_dialogue(t: Trajectory, tools: list[ToolSpec], queries: dict[int, str]
         "tools": [s.openai_tool() for s in tools],
         "n_turns": n,
         "error_tool_response": flagged,
+        "injected_errors": injected,
+        "role_models": turn_models,
     }, rejections

@@ -25,6 +25,7 @@ from funreason_pipeline.defs.partitions import (
 from funreason_pipeline.defs.resources import LLMResource, Store
 from funreason_pipeline.environments.toolsets import toolset_by_name
 from funreason_pipeline.llm import LLMSettings
+from funreason_pipeline.provenance import turn_role_models
 
 GROUP = "synthesis"
 _SETTINGS = LLMSettings.from_env()
@@ -45,7 +46,8 @@ COT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, 
               "role_models": pl.String}
 DIALOGUES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "dialogue_id": pl.String, "trajectory_id": pl.String,
                     "messages": pl.String, "tools": pl.String, "n_turns": pl.Int64, "n_calls": pl.Int64,
-                    "error_tool_response": pl.Boolean, "models": pl.String, "prompt_versions": pl.String}
+                    "error_tool_response": pl.Boolean, "models": pl.String, "prompt_versions": pl.String,
+                    "role_models": pl.String, "injected_errors": pl.String}
 
 
 class LLMStagesConfig(dg.Config):
@@ -181,9 +183,10 @@ def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store:
     qmeta = {(r["trajectory_id"]): (r["model"], r["prompt_version"]) for r in queries.iter_rows(named=True)}
     rows, rejections = [], []
     the_day = date.fromisoformat(day)
+    prov = turn_role_models(queries.iter_rows(named=True), cot_traces.iter_rows(named=True))
     for t in trajs:
         d, rej = build_dialogue(t, tools, q.get(t.trajectory_id, {}), tr.get(t.trajectory_id, {}),
-                                config.error_injection_rate)
+                                config.error_injection_rate, prov.get(t.trajectory_id))
         rejections += rej
         if d is None:
             continue
@@ -194,7 +197,8 @@ def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store:
                      "trajectory_id": t.trajectory_id, "messages": frames.dumps(d["messages"]),
                      "tools": frames.dumps(d["tools"]), "n_turns": d["n_turns"], "n_calls": n_calls,
                      "error_tool_response": d["error_tool_response"], "models": frames.dumps(models),
-                     "prompt_versions": frames.dumps(versions)})
+                     "prompt_versions": frames.dumps(versions), "role_models": frames.dumps(d["role_models"]),
+                     "injected_errors": frames.dumps(d["injected_errors"])})
     store.replace_rejections("dialogues", the_day, toolset, rejections)
     df = pl.DataFrame(rows, schema=DIALOGUES_SCHEMA)
     return dg.MaterializeResult(

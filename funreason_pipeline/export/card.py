@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from funreason_pipeline import provenance
 from funreason_pipeline.export.formats import (
     BFCL_PROMPTING_FILE,
     OPENAI_FILE,
@@ -123,6 +124,8 @@ def _front_matter(dataset_name: str, num_samples: int | None, backend: str) -> s
     tags = ["function-calling", "tool-use", "multi-turn", "synthetic", "sft", "funreason-mt", "bfcl"]
     if _is_offline(backend):
         tags.append("offline-backend-not-model-data")
+    elif backend == "partly offline":
+        tags.append("partly-offline-backend")
     meta: dict[str, Any] = {
         "license": "apache-2.0",
         "language": ["en"],
@@ -147,10 +150,26 @@ def _is_offline(backend: str) -> bool:
     return backend.strip().lower().startswith("offline")
 
 
+def _provenance_headline(prov: Mapping[str, Any]) -> str:
+    rows = []
+    for role in provenance.ROLES:
+        r = prov["by_role"][role]
+        rows.append([role, f"{r['real_model_share']:.1%}",
+                     ", ".join(f"{m} ({n})" for m, n in r["models"].items()) or "-"])
+    counts = prov["samples_by_provenance"]
+    return (
+        "**Provenance** (per sample, over every turn it shows): share of samples that had a real model in\n"
+        "each agent role, and the models that wrote them (samples per model):\n\n"
+        + _table(["role", "real model", "models (samples)"], rows)
+        + "\n\nSamples by provenance: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts.items())
+        + f" of {prov['samples']:,}. Each record of every file carries its own `role_models` and `provenance`\n"
+        "(`model`, `partly_offline`, `offline`); filter on `provenance == \"model\"` for model-written data.\n"
+    )
+
+
 def dataset_card(
     stats: Mapping[str, Any],
-    backend: str,
-    models: Mapping[str, str],
+    prov: Mapping[str, Any],
     day: str,
     toolsets: Sequence[str],
     *,
@@ -161,8 +180,10 @@ def dataset_card(
 
     ``stats`` is rendered whatever its keys (see ``render_stats``); ``num_samples`` (else
     ``stats["samples"]`` / ``stats["sft_samples"]`` when an int) sets the Hub size category.
-    ``backend == "offline"`` puts a warning at the top: those rows come from deterministic templates.
+    ``prov`` is ``provenance.summary`` of the exported samples: its per-role shares are the headline,
+    and any offline role puts a warning at the top (those parts come from deterministic templates).
     """
+    backend = provenance.backend(prov)
     if num_samples is None:
         for key in ("samples", "sft_samples", "num_samples"):
             if isinstance(stats.get(key), int) and not isinstance(stats.get(key), bool):
@@ -178,7 +199,18 @@ def dataset_card(
             "> and results are real executions, but the text is not fit for training a model; it exists to\n"
             "> test the pipeline. Re-run with an LLM backend for real data.\n"
         )
-    writers = "deterministic templates (offline backend)" if offline else "LLM agents"
+    elif backend != "openai-compatible":
+        offline_roles = [r for r in provenance.ROLES if prov["by_role"][r]["real_model_share"] < 1]
+        out.append(
+            "> [!WARNING]\n"
+            f"> **Partly offline: {prov['samples'] - prov['samples_by_provenance']['model']:,} of "
+            f"{prov['samples']:,} samples have text from the offline templates** (roles without a real model\n"
+            f"> for every sample: {', '.join(offline_roles)}). Those parts are not model-generated; each\n"
+            "> record's `provenance` says which rows are affected.\n"
+        )
+    out.append(_provenance_headline(prov))
+    writers = ("deterministic templates (offline backend)" if offline else "LLM agents"
+               if backend == "openai-compatible" else "LLM agents and, where marked, offline templates")
     out.append(
         "Synthetic multi-turn function-calling dialogues for supervised fine-tuning, generated with the\n"
         f"FunReason-MT method ({METHOD_REFERENCE}) by `funreason-pipeline`: tool calls are sampled on an\n"
@@ -193,8 +225,6 @@ def dataset_card(
         )
         + "\n"
     )
-    if models:
-        out.append("Models by agent role:\n\n" + _table(["role", "model"], sorted(models.items())) + "\n")
     out.append("## Files and formats\n")
     out.append(_table(["config", "file", "content"], [[n, f"`{p}`", d] for n, p, d in CARD_CONFIGS]) + "\n")
     out.append(

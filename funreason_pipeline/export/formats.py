@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 import polars as pl
 
+from funreason_pipeline.provenance import label
+
 # --------------------------------------------------------------------------------------------------
 # File names written by write_exports (the dataset card points its HF `configs` at the same names).
 # --------------------------------------------------------------------------------------------------
@@ -625,6 +627,16 @@ def _sort_key(sample: Mapping[str, Any]) -> tuple[str, int, str]:
     return (str(sample["dialogue_id"]), int(sample["turn_index"]), str(sample["sample_id"]))
 
 
+def _prov(record: dict[str, Any], sample: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with the sample's provenance (role -> model, and its label), when it has one."""
+    if "role_models" not in sample:
+        return record
+    role_models = sample["role_models"]
+    if isinstance(role_models, str):
+        role_models = json.loads(role_models)
+    return {**record, "role_models": role_models, "provenance": sample.get("provenance") or label(role_models)}
+
+
 def write_exports(
     samples: Iterable[Mapping[str, Any]],
     out_dir: str | os.PathLike[str],
@@ -660,29 +672,28 @@ def write_exports(
     else:
         raise FormatError(f"sharegpt_per must be 'dialogue' or 'sample', got {sharegpt_per!r}")
 
-    _atomic_write(paths["openai"], _jsonl(to_openai_jsonl_record(s) for s in ordered))
-    _atomic_write(paths["trl_prompt_completion"], _jsonl(to_trl_prompt_completion_record(s) for s in ordered))
-    _atomic_write(paths["sharegpt"], _jsonl(to_sharegpt_record(s) for s in sharegpt_samples))
-    _atomic_write(paths["bfcl_prompting"], _jsonl(to_bfcl_prompting_record(s) for s in ordered))
+    with_prov = any("role_models" in s for s in ordered)
+    _atomic_write(paths["openai"], _jsonl(_prov(to_openai_jsonl_record(s), s) for s in ordered))
+    _atomic_write(paths["trl_prompt_completion"],
+                  _jsonl(_prov(to_trl_prompt_completion_record(s), s) for s in ordered))
+    _atomic_write(paths["sharegpt"], _jsonl(_prov(to_sharegpt_record(s), s) for s in sharegpt_samples))
+    _atomic_write(paths["bfcl_prompting"], _jsonl(_prov(to_bfcl_prompting_record(s), s) for s in ordered))
 
-    frame = pl.DataFrame(
-        {
-            "sample_id": [str(s["sample_id"]) for s in ordered],
-            "dialogue_id": [str(s["dialogue_id"]) for s in ordered],
-            "turn_index": [int(s["turn_index"]) for s in ordered],
-            "messages": [_dumps(s["messages"]) for s in ordered],
-            "tools": [_dumps(s["tools"]) for s in ordered],
-            "train_from": [int(s["train_from"]) for s in ordered],
-        },
-        schema={
-            "sample_id": pl.String,
-            "dialogue_id": pl.String,
-            "turn_index": pl.Int64,
-            "messages": pl.String,
-            "tools": pl.String,
-            "train_from": pl.Int64,
-        },
-    )
+    columns: dict[str, list[Any]] = {
+        "sample_id": [str(s["sample_id"]) for s in ordered],
+        "dialogue_id": [str(s["dialogue_id"]) for s in ordered],
+        "turn_index": [int(s["turn_index"]) for s in ordered],
+        "messages": [_dumps(s["messages"]) for s in ordered],
+        "tools": [_dumps(s["tools"]) for s in ordered],
+        "train_from": [int(s["train_from"]) for s in ordered],
+    }
+    schema = {"sample_id": pl.String, "dialogue_id": pl.String, "turn_index": pl.Int64, "messages": pl.String,
+              "tools": pl.String, "train_from": pl.Int64}
+    if with_prov:  # which model wrote each role of the row, and whether any of it is offline
+        columns["role_models"] = [_dumps(_prov({}, s).get("role_models")) for s in ordered]
+        columns["provenance"] = [_prov({}, s).get("provenance") for s in ordered]
+        schema |= {"role_models": pl.String, "provenance": pl.String}
+    frame = pl.DataFrame(columns, schema=schema)
     tmp = paths["parquet"].with_name(f".{PARQUET_FILE}.tmp")
     frame.write_parquet(tmp, compression="zstd", statistics=True)
     os.replace(tmp, paths["parquet"])

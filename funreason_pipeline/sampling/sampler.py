@@ -19,7 +19,7 @@ from funreason_pipeline.graph.build import response_fields
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
 from funreason_pipeline.sampling.arguments import NEW_STATE, ArgumentProvider
 from funreason_pipeline.sampling.values import GENERIC, Value, harvest, tokens, tool_nouns
-from funreason_pipeline.verify.replay import replay_trajectory
+from funreason_pipeline.verify.replay import seal_trajectory
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ class DirectedSampler:
             return SampleResult(None, rejections, [])
         traj = Trajectory(trajectory_id=trajectory_id, toolset=self.toolset.name, seed=seed,
                           scenario=scenario, turns=turns)
-        problems, end_world = replay_trajectory(traj, self.toolset, self.tool_list)
+        traj, problems, end_world = seal_trajectory(traj, self.toolset, self.tool_list)
         try:
             end_world.snapshot()
         except CyclicStateError as exc:

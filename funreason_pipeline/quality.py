@@ -1,0 +1,178 @@
+"""Quality statistics, computed in one place for the assets' metadata, the dataset cards and
+`cli summary`: yield per stage, rejections by stage and reason, user turns and calls per dialogue,
+dependent turns (targets.md Q4), tool and edge coverage (Q3), near-duplicate rate (Q5), provenance.
+
+`quality_stats` is pure over a `QualityInput`; `from_database` fills one from the stage tables
+(optionally one day and one toolset), so a partition, a day and the whole database are measured
+the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import duckdb
+
+from funreason_pipeline import provenance
+from funreason_pipeline.filtering.filters import near_duplicate_rate
+from funreason_pipeline.models import dependent_turn_counts, edge_usage, toolset_tool_of
+
+STAGE_TABLES = ("trajectories", "queries", "cot_traces", "dialogues", "sft_samples")
+
+
+@dataclass
+class QualityInput:
+    trajectories: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (toolset, turns)
+    tools: dict[str, set[str]] = field(default_factory=dict)  # toolset -> tool names
+    edges: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # toolset -> (src, dst)
+    unusable: dict[str, set[str]] = field(default_factory=dict)  # toolset -> tools declared unusable
+    dialogues: list[tuple[int, int, bool]] = field(default_factory=list)  # (user turns, calls, injected error)
+    rows_per_stage: dict[str, int] = field(default_factory=dict)
+    cot_passed: int = 0
+    rejections: list[tuple[str, str]] = field(default_factory=list)  # (stage, reason)
+    sample_role_models: list[dict[str, str]] = field(default_factory=list)
+    sample_queries: list[str] | None = None  # for the near-duplicate rate (None: not measured)
+    llm_tokens: tuple[int, int] | None = None
+
+    def with_samples(self, samples: list[Mapping[str, Any]], queries: list[str] | None = None) -> QualityInput:
+        """The same input with the stage's own samples (before they reach the database)."""
+        return replace(self, sample_role_models=[dict(s.get("role_models") or {}) for s in samples],
+                       sample_queries=queries, rows_per_stage={**self.rows_per_stage, "sft_samples": len(samples)})
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 3) if whole else 0.0
+
+
+def quality_stats(q: QualityInput) -> dict[str, Any]:
+    turns = [t for _, ts in q.trajectories for t in ts]
+    dependent, data_dependent = dependent_turn_counts(turns)
+    n_samples = q.rows_per_stage.get("sft_samples", len(q.sample_role_models))
+    toolsets = sorted({ts for ts, _ in q.trajectories})
+    targets = {(ts, t["target_tool"]) for ts, turns_ in q.trajectories for t in turns_}
+    all_tools = {(ts, name) for ts in toolsets for name in q.tools.get(ts, set())}
+    never = sorted(f"{ts}/{name}" for ts, name in all_tools - targets)
+    declared = sorted(f"{ts}/{name}" for ts, name in all_tools - targets if name in q.unusable.get(ts, set()))
+    per_toolset_tools = {ts: _share(len({t for s, t in targets if s == ts} & q.tools.get(ts, set())),
+                                    len(q.tools.get(ts, set()))) for ts in toolsets if q.tools.get(ts)}
+    edge_counts = {}
+    for ts in toolsets:
+        used, countable = edge_usage(q.edges.get(ts, set()), [t for s, t in q.trajectories if s == ts],
+                                     q.unusable.get(ts, set()))
+        edge_counts[ts] = (len(used), len(countable))
+    exercised, n_edges = sum(u for u, _ in edge_counts.values()), sum(n for _, n in edge_counts.values())
+    n_dlg = len(q.dialogues)
+    stats: dict[str, Any] = {
+        "samples": n_samples,
+        "dialogues": n_dlg,
+        "turns_sampled": len(turns),
+        "yield_turns_to_samples": _share(n_samples, len(turns)),
+        "mean_user_turns": round(sum(d[0] for d in q.dialogues) / n_dlg, 2) if n_dlg else 0.0,
+        "mean_calls_per_dialogue": round(sum(d[1] for d in q.dialogues) / n_dlg, 2) if n_dlg else 0.0,
+        # Q4: a turn is dependent when a call uses an earlier result or needs an earlier call's state
+        "dependent_turn_share": _share(dependent, len(turns)),
+        "data_dependent_turn_share": _share(data_dependent, len(turns)),
+        "tool_coverage": _share(len(targets & all_tools), len(all_tools)),
+        # Q3: share of graph edges a call used (an earlier call's result or state)
+        "edge_coverage": _share(exercised, n_edges),
+        "dialogues_with_injected_error": sum(1 for d in q.dialogues if d[2]),
+    }
+    if q.sample_queries is not None:
+        stats["near_duplicate_rate"] = near_duplicate_rate(q.sample_queries)
+    stats["yield_per_stage"] = [
+        {"stage": "trajectories (turns)", "items": len(turns)},
+        {"stage": "queries", "items": q.rows_per_stage.get("queries", 0)},
+        {"stage": "cot_traces passed", "items": q.cot_passed},
+        {"stage": "dialogue turns", "items": sum(d[0] for d in q.dialogues)},
+        {"stage": "sft_samples", "items": n_samples},
+    ]
+    stats["rows_per_stage"] = {t: q.rows_per_stage.get(t, 0) for t in STAGE_TABLES}
+    stats["rejections_by_stage_and_reason"] = [
+        {"stage": s, "reason": r, "count": n}
+        for (s, r), n in sorted(Counter(q.rejections).items(), key=lambda x: (x[0][0], -x[1], x[0][1]))]
+    stats["tool_coverage_per_toolset"] = per_toolset_tools
+    stats["edge_coverage_per_toolset"] = {ts: _share(u, n) for ts, (u, n) in edge_counts.items() if n}
+    stats["tools"] = {"targeted": len(targets & all_tools), "total": len(all_tools), "never_targeted": never,
+                      "declared_unusable": declared}
+    stats["edges"] = {"exercised": exercised, "total": n_edges}
+    stats["samples_by_provenance"] = provenance.summary(q.sample_role_models)["samples_by_provenance"]
+    if q.llm_tokens is not None:
+        stats["llm_tokens"] = {"input": q.llm_tokens[0], "output": q.llm_tokens[1]}
+    return stats
+
+
+def summary_lines(stats: Mapping[str, Any]) -> list[str]:
+    """Q3/Q4 of targets.md as the lines `cli summary` prints."""
+    tools, edges = stats["tools"], stats["edges"]
+    never = ", ".join(tools["never_targeted"]) or "none"
+    unusable = len(tools["declared_unusable"])
+    dialogues = (f"  dialogues {stats['dialogues']}, mean user turns {stats['mean_user_turns']:.2f}, "
+                 f"mean calls {stats['mean_calls_per_dialogue']:.2f}")
+    dependent = (f"  turns with a dependent call {stats['dependent_turn_share']:.3f} "
+                 f"(data only: {stats['data_dependent_turn_share']:.3f}) of {stats['turns_sampled']}")
+    targeted = f"  tools targeted {tools['targeted']} of {tools['total']}; never: {never}"
+    exercised = f"  graph edges exercised {edges['exercised']} of {edges['total']}"
+    samples = (f"  samples {stats['samples']} (yield {stats['yield_turns_to_samples']:.3f} of sampled turns); "
+               + ", ".join(f"{k} {v}" for k, v in stats["samples_by_provenance"].items()))
+    return [
+        "quality (targets.md Q3/Q4):",
+        dialogues,
+        dependent,
+        targeted + (f" ({unusable} declared unusable)" if unusable else ""),
+        exercised + (f" ({stats['edge_coverage']:.3f})" if edges["total"] else ""),
+        samples,
+    ]
+
+
+def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolset: str | None = None,
+                  ) -> QualityInput:
+    """Everything `quality_stats` needs from the stage tables, for one day / toolset or all of them."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    conds, params = [], []
+    if day is not None:
+        conds.append("day = ?")
+        params.append(day)
+    if toolset is not None:
+        conds.append("toolset = ?")
+        params.append(toolset)
+    where = (" WHERE " + " AND ".join(conds)) if conds else ""
+
+    def rows(table: str, cols: str, extra: str = "") -> list[tuple]:
+        if table not in present:
+            return []
+        sql = f"SELECT {cols} FROM {table}{where}" + ((" AND " if conds else " WHERE ") + extra if extra else "")
+        return con.execute(sql, params).fetchall()
+
+    q = QualityInput()
+    q.trajectories = [(ts, json.loads(turns)) for ts, turns in rows("trajectories", "toolset, turns")]
+    toolsets = {ts for ts, _ in q.trajectories}
+    if "tool_catalog" in present:
+        for ts, name in con.execute("SELECT toolset, tool_name FROM tool_catalog").fetchall():
+            if ts in toolsets:
+                q.tools.setdefault(ts, set()).add(name)
+    if "api_graph" in present:
+        for ts, src, dst in con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall():
+            if ts in toolsets:
+                q.edges.setdefault(ts, set()).add((src, dst))
+    for (item,) in rows("rejections", "DISTINCT item_id", "reason = 'target_unusable'"):
+        ts, tool = toolset_tool_of(item)
+        q.unusable.setdefault(ts, set()).add(tool)
+    q.dialogues = [(n, c, bool(e)) for n, c, e in rows("dialogues", "n_turns, n_calls, error_tool_response")]
+    q.rows_per_stage = {t: rows(t, "count(*)")[0][0] if t in present else 0 for t in STAGE_TABLES}
+    q.cot_passed = rows("cot_traces", "count(*)", "passed")[0][0] if "cot_traces" in present else 0
+    q.rejections = [(s, r) for s, r in rows("rejections", "stage, reason")]
+    if "sft_samples" in present:
+        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'sft_samples'").fetchall()}
+        if "role_models" in cols:
+            q.sample_role_models = [json.loads(rm) if rm else {} for (rm,) in rows("sft_samples", "role_models")]
+        else:  # written before provenance was recorded per sample
+            q.sample_role_models = [{} for _ in range(q.rows_per_stage["sft_samples"])]
+    if "llm_calls" in present:
+        q.llm_tokens = tuple(int(x) for x in con.execute(
+            "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) FROM llm_calls").fetchone())
+    return q
