@@ -45,7 +45,7 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dg dev
 
 lint: install
-	$(BIN)/ruff check funreason_pipeline tests bench
+	$(BIN)/ruff check funreason_pipeline tests bench scripts testing
 
 clean:
 	rm -rf data/dagster_home data/*.duckdb data/*.wal data/exports test-artifacts

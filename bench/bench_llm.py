@@ -40,8 +40,8 @@ import openai
 import funreason_pipeline.llm.client as client_mod
 from funreason_pipeline.llm import LLMClient, LLMRequest, LLMSettings
 from funreason_pipeline.llm.limiter import AdaptiveLimiter
-from funreason_pipeline.llm.testserver import R1_FAULTS as R1
-from funreason_pipeline.llm.testserver import ServerConfig, fetch_stats, run_subprocess_server
+from testing.llm_server import R1_FAULTS as R1
+from testing.llm_server import ServerConfig, fetch_stats, run_subprocess_server
 
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## LLM layer (P1-P3)"
@@ -421,7 +421,7 @@ def main() -> None:
         (
             f"Date {date.today().isoformat()}; machine: {machine()}. Command: `{cmd.strip()}`. "
             f"Each figure is the median of {args.runs} run(s); the test server "
-            "(`funreason_pipeline.llm.testserver`, asyncio, uvloop if installed) runs as a separate "
+            "(`testing.llm_server`, asyncio, uvloop if installed) runs as a separate "
             "process on the same 2 cores."
         ),
         "",

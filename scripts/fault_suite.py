@@ -5,7 +5,7 @@
 
 Every run is the real pipeline (`python -m funreason_pipeline.cli demo ...` in a subprocess, its own
 FUNREASON_DB and DAGSTER_HOME) with its LLM roles pointed at the local OpenAI-compatible test server
-(funreason_pipeline/llm/testserver.py), which runs in this process with a deterministic stand-in model
+(testing/llm_server.py), which runs in this process with a deterministic stand-in model
 (`Agents`: right answers derived from the requests; a third of the reasoner's first attempts wrong,
 so the critic loop runs).
 
@@ -67,7 +67,7 @@ import duckdb
 from funreason_pipeline.agents.advanced_tool import mentionable
 from funreason_pipeline.agents.prompts import prompt
 from funreason_pipeline.llm.structured import REPAIR_PROMPT
-from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer
+from testing.llm_server import R1_FAULTS, ServerConfig, TestServer
 
 DAY = "2026-06-01"
 PLANTED_KEY = "sk-faultsuite-PLANTED-5f2c9e0d41"

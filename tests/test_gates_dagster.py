@@ -87,10 +87,10 @@ def test_a_tampered_stored_dialogue_fails_every_sample_replays_with_its_reason(g
 
 
 def test_mixed_online_offline_run_has_an_exact_card_and_row_provenance(tmp_db, monkeypatch):
-    from funreason_pipeline.cli import run_demo
     from test_synthesis_llm import ScriptedAgents
 
-    from funreason_pipeline.llm.testserver import ServerConfig, TestServer
+    from funreason_pipeline.cli import run_demo
+    from testing.llm_server import ServerConfig, TestServer
 
     with TestServer(ServerConfig(responder=ScriptedAgents({}))) as srv:
         for role in ("TOOLING", "QUERYING"):  # reasoning and critic: no endpoint, so Phase III runs offline

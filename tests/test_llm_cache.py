@@ -13,7 +13,7 @@ import pytest
 from llm_helpers import comparable, make_client, reqs
 
 from funreason_pipeline.llm.cache import CacheRow, LLMCache
-from funreason_pipeline.llm.testserver import TestServer
+from testing.llm_server import TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

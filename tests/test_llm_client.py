@@ -8,7 +8,7 @@ from llm_helpers import free_port, make_client, reqs
 
 from funreason_pipeline.llm import EndpointUnavailableError, LLMRequest, LLMResponse, LLMSettings
 from funreason_pipeline.llm.client import LLMClient
-from funreason_pipeline.llm.testserver import TestServer
+from testing.llm_server import TestServer
 
 BACKENDS = ["aiohttp", "httpx"]
 

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from funreason_pipeline.llm import EndpointUnavailableError, LLMFailure, LLMResponse, run_structured
 from funreason_pipeline.llm.client import _Endpoint
-from funreason_pipeline.llm.testserver import R1_FAULTS as FAULTS
-from funreason_pipeline.llm.testserver import TestServer
+from testing.llm_server import R1_FAULTS as FAULTS
+from testing.llm_server import TestServer
 
 
 class Echo(BaseModel):

@@ -7,8 +7,8 @@ import time
 
 from funreason_pipeline.llm import ClientOptions
 from funreason_pipeline.llm.limiter import AdaptiveLimiter, CircuitBreaker
-from funreason_pipeline.llm.testserver import R1_FAULTS as R1
-from funreason_pipeline.llm.testserver import ServerConfig, _App
+from testing.llm_server import R1_FAULTS as R1
+from testing.llm_server import ServerConfig, _App
 
 
 def test_limiter_bounds_in_flight_and_adapts():

@@ -9,7 +9,7 @@ from llm_helpers import options, reqs
 from pydantic import BaseModel
 
 from funreason_pipeline.llm import EndpointUnavailableError, LLMClient, LLMSettings, run_structured
-from funreason_pipeline.llm.testserver import TestServer
+from testing.llm_server import TestServer
 
 
 class Echo(BaseModel):

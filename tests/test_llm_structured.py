@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from funreason_pipeline.llm import LLMRequest, LLMResponse, run_structured
 from funreason_pipeline.llm.structured import parse_response
-from funreason_pipeline.llm.testserver import TestServer
+from testing.llm_server import TestServer
 
 
 class Query(BaseModel):

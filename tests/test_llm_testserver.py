@@ -5,7 +5,7 @@ import urllib.request
 
 import openai
 
-from funreason_pipeline.llm.testserver import ServerConfig, TestServer, fetch_stats, run_subprocess_server
+from testing.llm_server import ServerConfig, TestServer, fetch_stats, run_subprocess_server
 
 
 def test_subprocess_server_speaks_openai_and_counts():

@@ -17,9 +17,9 @@ from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.build import build_edges
 from funreason_pipeline.llm import LLMClient, LLMSettings
-from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.seeds import stable_seed
+from testing.llm_server import R1_FAULTS, ServerConfig, TestServer
 
 WRONG_FIRST = "I will just look around first."
 

@@ -5,7 +5,6 @@ Public API (see docs in each module):
     LLMClient(settings, db_path=...).run(requests)      -> BatchResult(results in input order, stats)
     LLMRequest / LLMResponse / LLMFailure / BatchStats   the data contract
     run_structured(client, requests, parsers)            parse + one repair retry -> StructuredBatch
-    testserver.TestServer                                OpenAI-compatible server for tests/benchmarks
 """
 
 from funreason_pipeline.llm.cache import LLMCache, request_hash

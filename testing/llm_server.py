@@ -30,7 +30,7 @@ Run in-process (background thread, ephemeral port):
         srv.url            # "http://127.0.0.1:PORT/v1"
         srv.stats()        # {"total": .., "by_role": {..}, "by_outcome": {..}, "max_in_flight": ..}
 or as a subprocess (prints `READY <url>` on stdout once listening):
-    python -m funreason_pipeline.llm.testserver --port 0 --latency 0.5 --capacity 64
+    python -m testing.llm_server --port 0 --latency 0.5 --capacity 64
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Self
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository root
 
 __all__ = ["ServerConfig", "TestServer", "fetch_stats", "run_subprocess_server"]
 
@@ -499,7 +502,7 @@ def fetch_stats(url: str) -> dict[str, Any]:
 def run_subprocess_server(
     config: ServerConfig | None = None, **kw: Any
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the server as `python -m funreason_pipeline.llm.testserver` and yield (url, process)."""
+    """Start the server as `python -m testing.llm_server` (from the repository root) and yield (url, process)."""
     cfg = config or ServerConfig(**kw)
     if cfg.responder is not None:
         raise ValueError("a responder is a Python callable: run the server in-process (TestServer)")
@@ -508,7 +511,7 @@ def run_subprocess_server(
         [
             sys.executable,
             "-m",
-            "funreason_pipeline.llm.testserver",
+            "testing.llm_server",
             "--port",
             "0",
             "--config",
@@ -516,6 +519,7 @@ def run_subprocess_server(
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=ROOT,  # where `testing` is importable
     )
     try:
         assert proc.stdout is not None
