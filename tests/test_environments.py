@@ -126,3 +126,24 @@ def test_check_arguments_rejects_booleans_for_numbers():
     assert check_arguments(spec, {"a": True, "b": 1}) is not None
     assert check_arguments(spec, {"a": 1, "b": 2.5}) is None
     assert check_arguments(spec, "a=1") is not None
+
+
+def test_check_arguments_validates_nested_items_and_any_of():
+    from funreason_pipeline.models import ToolSpec
+
+    spec = ToolSpec(name="t", class_name="C", method="t", description="", parameters={
+        "type": "object", "required": ["updates"],
+        "properties": {
+            "updates": {"type": "object", "properties": {"priority": {"type": "integer"}}},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}},
+            "when": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        }})
+    assert check_arguments(spec, {"updates": {"priority": 2}, "tags": ["a"], "when": None}) is None
+    assert check_arguments(spec, {"updates": {"priority": "2"}}) == \
+        "argument 'updates.priority' of t must be integer, got string"
+    assert check_arguments(spec, {"updates": {"priority": True}}) == \
+        "argument 'updates.priority' of t must be integer, got boolean"
+    assert check_arguments(spec, {"updates": {}, "tags": ["a", "c"]}) == \
+        "argument 'tags[1]' of t must be one of ['a', 'b'], got 'c'"
+    assert "argument 'when' of t" in check_arguments(spec, {"updates": {}, "when": 3})
+    assert check_arguments(spec, {"tags": []}) == "missing required argument(s) for t: updates"

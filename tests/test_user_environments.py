@@ -278,7 +278,8 @@ def test_bad_arguments_and_unknown_tools_are_error_results(quirky):
     assert "unknown argument" in quirky.call("boom", {"n": 1, "m": 2}).error
     assert "unknown tool" in quirky.call("_secret", {}).error
     assert "unknown tool" in quirky.call("__init__", {}).error
-    assert "invalid argument 'to'" in quirky.call("move", {"to": {"start": "x", "days": "many"}}).error
+    # nested: the schema check (jsonschema) names the field inside the object
+    assert "argument 'to.days' of move must be integer" in quirky.call("move", {"to": {"start": "x", "days": "many"}}).error
 
 
 def test_arguments_are_copied_and_mutable_defaults_are_fresh(quirky):

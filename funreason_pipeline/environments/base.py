@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import best_match
 
 from funreason_pipeline.models import ToolSpec
 
@@ -69,21 +73,30 @@ class EnvironmentFactory(Protocol):
 
 # ---- helpers every adapter shares ---------------------------------------------------------
 
-_JSON_TYPES = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
+@lru_cache(maxsize=4096)
+def _validator(parameters_json: str) -> Draft202012Validator:
+    # one compiled validator per schema; the schema text is the key (ToolSpec's dicts are not hashable)
+    return Draft202012Validator(json.loads(parameters_json))
+
+
+def _where(error: ValidationError) -> str:
+    """`updates.priority`, `mentions[0]`: where in the arguments a validation error is."""
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_PY_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 
 def check_arguments(spec: ToolSpec, arguments: Any) -> str | None:
-    """Validate call arguments against the tool's JSON Schema (top level). Returns an error or None.
+    """Validate call arguments against the tool's JSON Schema (jsonschema, Draft 2020-12: nested
+    objects and array items, anyOf/oneOf, enums). Returns an error or None.
 
     A model (or the sampler) may pass unknown names or wrong types; such a call must become an
-    error result, never a TypeError deep inside the tool.
+    error result, never a TypeError deep inside the tool. Unknown and missing top-level arguments
+    are named first (the sampler's repairs read those messages); booleans are not numbers.
     """
     if not isinstance(arguments, dict):
         return f"arguments must be a JSON object, got {type(arguments).__name__}"
@@ -94,19 +107,16 @@ def check_arguments(spec: ToolSpec, arguments: Any) -> str | None:
     missing = [p for p in spec.required if p not in arguments]
     if missing:
         return f"missing required argument(s) for {spec.name}: {', '.join(missing)}"
-    for name, value in arguments.items():
-        expected = props[name].get("type")
-        allowed = _JSON_TYPES.get(expected) if isinstance(expected, str) else None
-        if allowed is None:
-            continue
-        if isinstance(value, bool) and expected in ("integer", "number"):
-            return f"argument {name!r} of {spec.name} must be {expected}, got boolean"
-        if not isinstance(value, allowed):
-            return f"argument {name!r} of {spec.name} must be {expected}, got {type(value).__name__}"
-        enum = props[name].get("enum")
-        if enum and value not in enum:
-            return f"argument {name!r} of {spec.name} must be one of {enum}, got {value!r}"
-    return None
+    error = best_match(_validator(json.dumps(spec.parameters, sort_keys=True)).iter_errors(arguments))
+    if error is None:
+        return None
+    where = _where(error) or "arguments"
+    if error.validator == "type" and isinstance(error.validator_value, str):
+        got = _PY_TYPES.get(type(error.instance), type(error.instance).__name__)
+        return f"argument {where!r} of {spec.name} must be {error.validator_value}, got {got}"
+    if error.validator == "enum":
+        return f"argument {where!r} of {spec.name} must be one of {error.validator_value}, got {error.instance!r}"
+    return f"argument {where!r} of {spec.name}: {error.message}"[:500]
 
 
 def invoke_tool(fn: Any, method: str, kwargs: dict[str, Any]) -> ToolResult:
