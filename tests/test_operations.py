@@ -23,8 +23,6 @@ def test_nightly_schedule_requests_yesterday_for_every_toolset():
                                     repository_def=d.get_repository_def())
     reqs = list(d.resolve_schedule_def("nightly_synthesis_schedule").evaluate_tick(ctx).run_requests)
     assert sorted(r.partition_key for r in reqs) == sorted(f"2026-02-02|{t.name}" for t in load_toolsets())
-    export = list(d.resolve_schedule_def("nightly_export_schedule").evaluate_tick(ctx).run_requests)
-    assert [r.partition_key for r in export] == ["2026-02-02"]
 
 
 def test_nightly_run_size_comes_from_the_environment(monkeypatch):

@@ -1,4 +1,4 @@
-"""Jobs and the nightly schedule."""
+"""Jobs, the nightly schedule, and the automation condition that starts the day export."""
 
 import os
 from datetime import timedelta
@@ -69,14 +69,24 @@ export_job = dg.define_asset_job(
     "combined_day_export", selection=dg.AssetSelection.assets("day_export"),
     description="The day's combined export across toolsets, dataset card and lineage view.",
 )
-EXPORT_HOUR = (NIGHTLY_HOUR + 3) % 24
 
+AC = dg.AutomationCondition
+# The day's export runs when the day's sft_samples are done: every toolset's partition of the day
+# materialized (none missing, none in progress, no blocking check failed) and one of them updated since
+# the export last ran. `eager()` with a lookback: the nightly synthesis builds *yesterday*, and
+# eager's default window is only the newest partition (today).
+DAY_EXPORT_CONDITION = (
+    AC.in_latest_time_window(lookback_delta=timedelta(days=3))
+    & (AC.newly_missing() | AC.any_deps_updated()).since_last_handled()
+    & ~AC.any_deps_missing()
+    & ~AC.any_deps_in_progress()
+    # no partition of the day whose blocking check (every_sample_replays) failed
+    & ~AC.any_deps_match(AC.any_checks_match(AC.check_failed(), blocking_only=True))
+    & ~AC.in_progress()
+).with_label("the day's sft_samples are complete")
 
-@dg.schedule(
-    job=export_job, cron_schedule=f"0 {EXPORT_HOUR} * * *", execution_timezone="UTC",
-    name="nightly_export_schedule",
-    description=f"At {EXPORT_HOUR:02d}:00 UTC: yesterday's combined export (after the synthesis runs).",
+day_export_automation = dg.AutomationConditionSensorDefinition(
+    "day_export_automation", target=dg.AssetSelection.assets("day_export"),
+    description="Evaluates day_export's automation condition: the combined export of a day starts once every "
+    "toolset's sft_samples partition of that day is materialized. Turn it on with the schedules.",
 )
-def nightly_export_schedule(context: dg.ScheduleEvaluationContext):
-    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    return dg.RunRequest(run_key=f"export|{yesterday}", partition_key=yesterday)

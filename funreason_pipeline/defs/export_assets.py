@@ -10,6 +10,7 @@ import polars as pl
 
 from funreason_pipeline import config, provenance, quality, storage
 from funreason_pipeline.defs import frames
+from funreason_pipeline.defs.automation import DAY_EXPORT_CONDITION
 from funreason_pipeline.defs.partitions import OWNERS, day_partitions
 from funreason_pipeline.defs.resources import Store, create_lineage_view
 from funreason_pipeline.export.card import dataset_card
@@ -23,6 +24,7 @@ MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256
     partitions_def=day_partitions, metadata={"partition_expr": "day"},
     ins={"sft_samples": dg.AssetIn(partition_mapping=per_day)},
     group_name="sft", owners=OWNERS, kinds={"python", "duckdb", "parquet"}, code_version="day-export-v2",
+    automation_condition=DAY_EXPORT_CONDITION,
     description="The day's SFT set across all toolsets, exported under data/exports/<day>/ (OpenAI/TRL, "
     "ShareGPT + LLaMA-Factory dataset_info, BFCL prompting, Parquet) with a dataset card; also refreshes "
     "the `sample_lineage` view.",
