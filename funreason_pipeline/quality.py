@@ -48,6 +48,19 @@ def _share(part: int, whole: int) -> float:
     return round(part / whole, 3) if whole else 0.0
 
 
+def trajectory_quality(trajectories: list[list[dict[str, Any]]], edges: set[tuple[str, str]],
+                       unusable: set[str] = frozenset()) -> dict[str, Any]:
+    """Q3/Q4 over one toolset's trajectories (stored turns): dependent turns, and the graph edges
+    some call used (exercised), of those not touching an unusable tool; Phase I's checks read this."""
+    turns = [t for ts in trajectories for t in ts]
+    dependent, data_dependent = dependent_turn_counts(turns)
+    used, countable = edge_usage(edges, trajectories, unusable)
+    return {"turns": len(turns), "dependent_turns": dependent, "data_dependent_turns": data_dependent,
+            "edges_exercised": len(used), "edges": len(countable),
+            "edge_coverage": round(len(used) / len(countable), 3) if countable else 1.0,
+            "edges_not_exercised": sorted(f"{a} -> {b}" for a, b in countable - used)}
+
+
 def quality_stats(q: QualityInput) -> dict[str, Any]:
     turns = [t for _, ts in q.trajectories for t in ts]
     dependent, data_dependent = dependent_turn_counts(turns)
@@ -61,9 +74,9 @@ def quality_stats(q: QualityInput) -> dict[str, Any]:
                                     len(q.tools.get(ts, set()))) for ts in toolsets if q.tools.get(ts)}
     edge_counts = {}
     for ts in toolsets:
-        used, countable = edge_usage(q.edges.get(ts, set()), [t for s, t in q.trajectories if s == ts],
-                                     q.unusable.get(ts, set()))
-        edge_counts[ts] = (len(used), len(countable))
+        tq = trajectory_quality([t for s, t in q.trajectories if s == ts], q.edges.get(ts, set()),
+                                q.unusable.get(ts, set()))
+        edge_counts[ts] = (tq["edges_exercised"], tq["edges"])
     exercised, n_edges = sum(u for u, _ in edge_counts.values()), sum(n for _, n in edge_counts.values())
     n_dlg = len(q.dialogues)
     stats: dict[str, Any] = {

@@ -21,7 +21,7 @@ from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import build_edges
-from funreason_pipeline.models import edge_usage
+from funreason_pipeline.quality import trajectory_quality
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.sampling.sampler import SamplerConfig
 from funreason_pipeline.seeds import short_hash, stable_seed
@@ -155,12 +155,10 @@ def trajectories(
     empty_turns = [t.trajectory_id for t in result.trajectories if any(not turn.calls for turn in t.turns)]
     n_calls = int(df["n_calls"].sum()) if df.height else 0
     reasons = Counter(r.reason for r in result.rejections)
-    used, countable = edge_usage({(e.src_tool, e.dst_tool) for e in edges},
-                                 [[t.model_dump() for t in tr.turns] for tr in result.trajectories],
-                                 set(result.unusable))
-    exercised, n_edges = len(used), len(countable)
-    missing = sorted(f"{a} -> {b}" for a, b in countable - used)
-    edge_share = round(exercised / n_edges, 3) if n_edges else 1.0
+    tq = trajectory_quality([[t.model_dump() for t in tr.turns] for tr in result.trajectories],
+                            {(e.src_tool, e.dst_tool) for e in edges}, set(result.unusable))
+    exercised, n_edges, missing, edge_share = (tq["edges_exercised"], tq["edges"], tq["edges_not_exercised"],
+                                               tq["edge_coverage"])
     return dg.MaterializeResult(
         value=df, data_version=dg.DataVersion(frames.content_version(df)),
         metadata={
@@ -168,9 +166,8 @@ def trajectories(
             "calls": n_calls,
             "mean_turns": round(float(df["n_turns"].mean()), 2) if df.height else 0.0,
             "mean_calls": round(float(df["n_calls"].mean()), 2) if df.height else 0.0,
-            "turns_with_dependent_call": sum(t.has_dependent_call for tr in result.trajectories for t in tr.turns),
-            "turns_with_data_dependent_call": sum(any(c.sources for c in t.calls)
-                                                  for tr in result.trajectories for t in tr.turns),
+            "turns_with_dependent_call": tq["dependent_turns"],
+            "turns_with_data_dependent_call": tq["data_dependent_turns"],
             "edge_coverage": edge_share,
             "calls_per_second": round(n_calls / elapsed, 1) if elapsed else 0.0,
             "rejections_by_reason": dg.MetadataValue.json(dict(reasons)),

@@ -217,6 +217,13 @@ def dataset_card(
         "environment-API graph and executed on stateful environments, queries and chain-of-thought are\n"
         f"written by {writers}, and every turn is verified by execution before it is kept.\n"
     )
+    injected = stats.get("dialogues_with_injected_error")
+    if isinstance(injected, int) and injected:
+        out.append(
+            f"{injected:,} dialogue(s) carry an injected transient tool error (`error_injection_rate`): the\n"
+            "error message never reached the environment, and the assistant's retry after it is a fixed\n"
+            "template, not model text.\n"
+        )
     out.append("## Generation\n")
     out.append(
         _table(
