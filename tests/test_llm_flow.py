@@ -17,7 +17,7 @@ from funreason_pipeline.agents.flow import FEEDBACK
 from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.llm import ClientOptions, LLMClient, LLMRequest, LLMSettings
-from funreason_pipeline.llm.testserver import ServerConfig, TestServer
+from testing.llm_server import ServerConfig, TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scripted_agents import ChainAgents
