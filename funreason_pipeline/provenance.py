@@ -1,9 +1,10 @@
 """Which model wrote what, per agent role: per turn, per dialogue, per sample, per export.
 
-A role's value is a model name, "offline" for the pipeline's templated offline agent, or several of
-them joined with ", " when the turns a row covers were written by different ones (a sample carries
-every earlier turn of its dialogue as context). A row is "partly_offline" when some role is offline
-and some other had a real model: the card and the exports say so row by row.
+A role's value is a model name, "offline" for the pipeline's templated offline agent, "unused" for a
+role no text came from (no critique was needed), or several of them joined with "+" when the turns a
+row covers were written by different ones (a sample carries every earlier turn of its dialogue as
+context; the flow joins a turn's critic models the same way). A row is "partly_offline" when some
+used role is offline and some other had a real model: the card and the exports say so row by row.
 """
 
 from __future__ import annotations
@@ -15,22 +16,28 @@ from typing import Any
 
 ROLES = ("tooling", "querying", "reasoning", "critic")
 OFFLINE = "offline"
-UNRECORDED = "unrecorded"  # a row that names no model for the role
+UNRECORDED = "unrecorded"  # a row written before role_models existed, or an answer without a model name
+UNUSED = "unused"  # the role wrote nothing for the row (no critique was needed)
+SEP = "+"
 STAGE_ROLES = {"queries": ("tooling", "querying"), "cot_traces": ("reasoning", "critic")}
 
 
 def row_role_models(row: Mapping[str, Any], stage: str) -> dict[str, str]:
     """role -> model of one `queries` / `cot_traces` row: its `role_models` column (JSON object) when
-    the table has one, else the row's `model` for each of the stage's roles (tables written before
-    `role_models` existed: Phase II runs tooling and querying on one backend, Phase III reasoning and
-    critic)."""
+    the table has one (a role it leaves out wrote nothing: the critic of a turn passed at once),
+    else the row's `model` (tables written before `role_models` existed: Phase II runs tooling and
+    querying on one backend, Phase III reasoning and critic, and the critic only spoke when a turn
+    took more than one attempt)."""
     roles = STAGE_ROLES[stage]
     raw = row.get("role_models")
     if raw:
         given = json.loads(raw) if isinstance(raw, str) else dict(raw)
-        return {r: str(given.get(r) or UNRECORDED) for r in roles}
-    model = row.get("model") or UNRECORDED
-    return dict.fromkeys(roles, str(model))
+        return {r: str(given[r]) if r in given else UNUSED for r in roles}
+    model = str(row.get("model") or UNRECORDED)
+    out = dict.fromkeys(roles, model)
+    if stage == "cot_traces" and (row.get("attempts") or 1) <= 1:
+        out["critic"] = UNUSED
+    return out
 
 
 def turn_role_models(query_rows: Iterable[Mapping[str, Any]], cot_rows: Iterable[Mapping[str, Any]],
@@ -45,16 +52,19 @@ def turn_role_models(query_rows: Iterable[Mapping[str, Any]], cot_rows: Iterable
 
 
 def models_of(value: str) -> list[str]:
-    return [m for m in value.split(", ") if m]
+    return [m for m in value.split(SEP) if m]
 
 
 def merge(per_turn: Iterable[Mapping[str, str]]) -> dict[str, str]:
-    """One row's role -> model(s) over the turns it covers (missing roles are unrecorded)."""
+    """One row's role -> model(s) over the turns it covers; a role used in some turn drops `unused`."""
     seen: dict[str, set[str]] = {r: set() for r in ROLES}
     for turn in per_turn:
         for r in ROLES:
             seen[r].update(models_of(turn.get(r) or UNRECORDED))
-    return {r: ", ".join(sorted(ms)) if ms else UNRECORDED for r, ms in seen.items()}
+    for ms in seen.values():
+        if len(ms) > 1:
+            ms.discard(UNUSED)
+    return {r: SEP.join(sorted(ms)) if ms else UNRECORDED for r, ms in seen.items()}
 
 
 def sample_role_models(dialogue_turns: list[Mapping[str, str]], turn_index: int) -> dict[str, str]:
@@ -63,23 +73,31 @@ def sample_role_models(dialogue_turns: list[Mapping[str, str]], turn_index: int)
 
 
 def is_real(value: str) -> bool:
-    """Every model named for the role is a real one (not offline, not unrecorded)."""
+    """Every model named for the role is a real one (not offline, unrecorded or unused)."""
     ms = models_of(value)
-    return bool(ms) and not {OFFLINE, UNRECORDED} & set(ms)
+    return bool(ms) and not {OFFLINE, UNRECORDED, UNUSED} & set(ms)
 
 
 def label(role_models: Mapping[str, str]) -> str:
-    """"model" (every role had a real model), "offline" (none did), "partly_offline", or "unrecorded"
-    (a row written before provenance was recorded)."""
-    if all(role_models.get(r, UNRECORDED) == UNRECORDED for r in ROLES):
+    """"model" (every role that wrote something had a real model), "offline" (none did),
+    "partly_offline", or "unrecorded" (a row written before provenance was recorded)."""
+    values = [role_models.get(r, UNRECORDED) for r in ROLES]
+    if all(v == UNRECORDED for v in values):
         return UNRECORDED
-    real = [is_real(role_models.get(r, UNRECORDED)) for r in ROLES]
+    used = [v for v in values if v != UNUSED]
+    real = [is_real(v) for v in used]
     return "model" if all(real) else "offline" if not any(real) else "partly_offline"
 
 
+def offline_roles(prov: Mapping[str, Any]) -> list[str]:
+    """Roles of a `summary` where some sample has offline or unrecorded text."""
+    return [r for r in ROLES if {OFFLINE, UNRECORDED} & set(prov["by_role"][r]["models"])]
+
+
 def summary(sample_role_models: list[Mapping[str, str]]) -> dict[str, Any]:
-    """The card's headline: per role, the share of samples that had a real model and the models seen;
-    and how many samples are model-made, partly offline and offline."""
+    """The card's headline: per role, the share of samples whose text in that role came from real
+    models only, and the models seen (samples per model, `unused` included); and how many samples are
+    model-made, partly offline and offline."""
     n = len(sample_role_models)
     by_role = {}
     for r in ROLES:

@@ -467,23 +467,37 @@ def test_dataset_card_warns_for_offline_backend():
 
 def test_dataset_card_of_a_mixed_run_is_exact():
     """Endpoints for tooling and querying only: Phase III ran offline, and the card says so per role."""
-    real, mixed = {"tooling": "gpt-x", "querying": "gpt-x"}, {"reasoning": "offline", "critic": "offline"}
-    rows = [{**real, **mixed}] * 3 + [{**real, "reasoning": "big", "critic": "gpt-x"}]
+    real, mixed = {"tooling": "gpt-x", "querying": "gpt-x"}, {"reasoning": "offline", "critic": "unused"}
+    rows = [{**real, **mixed}] * 3 + [{**real, "reasoning": "big", "critic": "gpt-x+offline"}]
     prov = provenance.summary(rows)
     assert prov["by_role"]["tooling"]["real_model_share"] == 1.0
     assert prov["by_role"]["reasoning"] == {"real_model_share": 0.25, "models": {"big": 1, "offline": 3}}
-    assert prov["samples_by_provenance"] == {"model": 1, "partly_offline": 3, "offline": 0}
+    assert prov["samples_by_provenance"] == {"model": 0, "partly_offline": 4, "offline": 0}
     card = dataset_card({}, prov, "2026-01-15", ["tickets"])
     meta, body = _front_matter(card)
     assert "partly-offline-backend" in meta["tags"] and "offline-backend-not-model-data" not in meta["tags"]
-    assert "Partly offline: 3 of 4 samples" in body and "reasoning, critic" in body
+    assert "Partly offline: 4 of 4 samples" in body and "(roles with offline text:\n> reasoning, critic)" in body
     assert "| backend | partly offline |" in body
     for line in ("| tooling | 100.0% | gpt-x (4) |", "| reasoning | 25.0% | big (1), offline (3) |",
-                 "| critic | 25.0% | gpt-x (1), offline (3) |"):
+                 "| critic | 0.0% | gpt-x (1), offline (1), unused (3) |"):
         assert line in body, line
+    # a role that wrote nothing does not make a row offline; one used role offline makes it partly offline
+    assert provenance.label({**real, "reasoning": "big", "critic": "unused"}) == "model"
+    assert provenance.label(dict.fromkeys(provenance.ROLES, "offline") | {"critic": "unused"}) == "offline"
     # a sample whose earlier turn was offline is partly offline too
-    assert provenance.label(provenance.sample_role_models([{**real, **mixed}, {**real, "reasoning": "big",
-                                                                             "critic": "big"}], 1)) == "partly_offline"
+    turns = [{**real, **mixed}, {**real, "reasoning": "big", "critic": "big"}]
+    assert provenance.sample_role_models(turns, 1) == {**real, "reasoning": "big+offline", "critic": "big"}
+    assert provenance.label(provenance.sample_role_models(turns, 1)) == "partly_offline"
+    assert provenance.label(provenance.sample_role_models(turns, 0)) == "partly_offline"
+
+
+def test_row_role_models_reads_the_column_or_falls_back_to_model():
+    assert provenance.row_role_models({"model": "m", "role_models": '{"reasoning": "m"}'}, "cot_traces") == \
+        {"reasoning": "m", "critic": "unused"}
+    assert provenance.row_role_models({"model": "m", "attempts": 2}, "cot_traces") == {"reasoning": "m", "critic": "m"}
+    assert provenance.row_role_models({"model": "offline", "attempts": 1}, "cot_traces") == \
+        {"reasoning": "offline", "critic": "unused"}
+    assert provenance.row_role_models({"model": "q"}, "queries") == {"tooling": "q", "querying": "q"}
 
 
 def test_exports_carry_each_rows_provenance(samples, tmp_path):

@@ -103,14 +103,16 @@ def test_mixed_online_offline_run_has_an_exact_card_and_row_provenance(tmp_db, m
         prov = {p for (p,) in con.execute("SELECT DISTINCT provenance FROM sft_samples").fetchall()}
         models = json.loads(con.execute("SELECT role_models FROM sft_samples LIMIT 1").fetchone()[0])
     assert n > 0 and prov == {"partly_offline"}
+    # offline Phase III makes one attempt: no critique, so the critic wrote nothing
     assert models == {"tooling": "writer-model", "querying": "writer-model", "reasoning": "offline",
-                      "critic": "offline"}
+                      "critic": "unused"}
     out = config.exports_dir(tmp_db) / "2026-03-03"
     card = (out / "README.md").read_text()
     assert "partly-offline-backend" in card and f"Partly offline: {n} of {n} samples" in card
     assert f"| tooling | 100.0% | writer-model ({n}) |" in card
     assert f"| querying | 100.0% | writer-model ({n}) |" in card
-    assert f"| reasoning | 0.0% | offline ({n}) |" in card and f"| critic | 0.0% | offline ({n}) |" in card
+    assert f"| reasoning | 0.0% | offline ({n}) |" in card and f"| critic | 0.0% | unused ({n}) |" in card
+    assert "(roles with offline text:\n> reasoning)" in card
     assert "| backend | partly offline |" in card
     for name in ("openai.jsonl", "trl_prompt_completion.jsonl", "sharegpt.jsonl", "bfcl_prompting.jsonl"):
         for line in (out / name).read_text().splitlines():

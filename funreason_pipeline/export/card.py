@@ -159,7 +159,8 @@ def _provenance_headline(prov: Mapping[str, Any]) -> str:
     counts = prov["samples_by_provenance"]
     return (
         "**Provenance** (per sample, over every turn it shows): share of samples that had a real model in\n"
-        "each agent role, and the models that wrote them (samples per model):\n\n"
+        "each agent role, and the models that wrote them (samples per model; `unused`: the role wrote\n"
+        "nothing, e.g. no critique was needed):\n\n"
         + _table(["role", "real model", "models (samples)"], rows)
         + "\n\nSamples by provenance: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts.items())
         + f" of {prov['samples']:,}. Each record of every file carries its own `role_models` and `provenance`\n"
@@ -200,12 +201,12 @@ def dataset_card(
             "> test the pipeline. Re-run with an LLM backend for real data.\n"
         )
     elif backend != "openai-compatible":
-        offline_roles = [r for r in provenance.ROLES if prov["by_role"][r]["real_model_share"] < 1]
+        offline_roles = provenance.offline_roles(prov)
         out.append(
             "> [!WARNING]\n"
             f"> **Partly offline: {prov['samples'] - prov['samples_by_provenance']['model']:,} of "
-            f"{prov['samples']:,} samples have text from the offline templates** (roles without a real model\n"
-            f"> for every sample: {', '.join(offline_roles)}). Those parts are not model-generated; each\n"
+            f"{prov['samples']:,} samples have text from the offline templates** (roles with offline text:\n"
+            f"> {', '.join(offline_roles)}). Those parts are not model-generated; each\n"
             "> record's `provenance` says which rows are affected.\n"
         )
     out.append(_provenance_headline(prov))
