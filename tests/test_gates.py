@@ -270,3 +270,14 @@ def test_injected_errors_replay_exactly_and_only_when_known():
     dropped[retry] = dict(messages[retry], tool_calls=messages[retry]["tool_calls"][1:])
     got = reasons(replay_sample(dropped, gt, TS, TOOLS, d["injected_errors"]))
     assert {"injection_not_retried", "state_mismatch", "response_mismatch"} <= got
+
+
+def test_sample_replay_reports_malformed_calls_and_messages_instead_of_crashing():
+    gt = sealed_gt()
+    messages = last_sample(dialogue_of(gt, gt))
+    call = next(c for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or [])
+    call["function"]["arguments"] = "{not json"
+    tool = next(m for m in messages if m["role"] == "tool" and m["tool_call_id"] != call["id"])
+    tool["content"] = "plain text"
+    got = reasons(replay_sample(messages, gt, TS, TOOLS))
+    assert {"unparsable_call", "orphan_tool_message", "result_mismatch"} <= got

@@ -104,6 +104,13 @@ def expected_end_states(traj: Trajectory, toolset: ToolsetConfig, tools: list[To
     return _replay(traj, toolset, tools)[2]
 
 
+def _arguments(call: Mapping[str, Any]) -> dict[str, Any]:
+    args = json.loads(call["function"].get("arguments") or "{}")
+    if not isinstance(args, dict):
+        raise TypeError(f"arguments of {call['function']['name']} are not a JSON object")
+    return args
+
+
 def replay_sample(messages: list[dict[str, Any]], traj: Trajectory, toolset: ToolsetConfig,
                   tools: list[ToolSpec] | None = None, injected: Mapping[str, Any] | None = None,
                   end_states: list[str | None] | None = None) -> list[str]:
@@ -152,8 +159,12 @@ def replay_sample(messages: list[dict[str, Any]], traj: Trajectory, toolset: Too
             turn, results, retries_owed = turn + 1, [], []
         elif role == "assistant":
             for c in m.get("tool_calls") or []:
+                try:
+                    key = (c["function"]["name"], canonical(_arguments(c)))
+                except (KeyError, TypeError, ValueError) as exc:
+                    problems.append(f"unparsable_call: turn {turn}: {exc}"[:300])
+                    continue
                 pending[c["id"]] = c
-                key = (c["function"]["name"], canonical(json.loads(c["function"]["arguments"] or "{}")))
                 if key in retries_owed and c["id"] not in injected:
                     retries_owed.remove(key)
         elif role == "tool":
@@ -161,8 +172,11 @@ def replay_sample(messages: list[dict[str, Any]], traj: Trajectory, toolset: Too
             if c is None:
                 problems.append(f"orphan_tool_message: turn {turn} {m.get('tool_call_id')!r} answers no call")
                 continue
-            name, args = c["function"]["name"], json.loads(c["function"]["arguments"] or "{}")
-            shown = json.loads(m["content"])
+            name, args = c["function"]["name"], _arguments(c)
+            try:
+                shown = json.loads(m["content"])
+            except (TypeError, ValueError):
+                shown = m.get("content")  # not JSON: it cannot equal a result, and is reported below
             if c["id"] in injected:
                 if canonical(shown) != canonical(injected.pop(c["id"])):
                     problems.append(f"injection_mismatch: turn {turn} {name}: the message is not the recorded "
