@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from funreason_pipeline.llm.testserver import R1_FAULTS, ServerConfig, TestServer, fetch_stats
+from testing.llm_server import R1_FAULTS, ServerConfig, TestServer, fetch_stats
 
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Whole run (P7, P8, P4)"

@@ -4,6 +4,7 @@ toolset (offline unless an endpoint is configured) and prints a summary."""
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import socket
