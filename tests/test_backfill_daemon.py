@@ -31,7 +31,7 @@ _spec.loader.exec_module(e2e)
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
 TOOLSETS = ["tickets", "messages"]
 PARTITIONS = [(d, t) for d in DAYS for t in TOOLSETS]
-TIMEOUT_S = 600  # a hang guard, not a speed check: a loaded machine runs the 14 runs slowly
+TIMEOUT_S = 900  # a hang guard, not a speed check: on a loaded machine its ~24 runs launch slowly
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 LAUNCH = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
