@@ -17,6 +17,7 @@ written here. Two stores, chosen by the environment, behind the same SQL:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 import random
@@ -175,6 +176,32 @@ def _retry_conflicts(attempt: Callable[[], T], timeout_s: float = 300.0) -> T:
             delay = min(delay * 2, 2.0)
 
 
+@contextlib.contextmanager
+def partition_lock(table: str, partition: str) -> Iterator[None]:
+    """Hold an exclusive lock on one partition of one table while it is replaced, across processes and
+    machines: a PostgreSQL advisory lock in the lake's catalog database (released by the server if the
+    holder dies). DuckLake catches two replacements of a partition that both delete rows (same data
+    file), but not two that both start from an empty partition: each would insert its rows and commit,
+    doubling the partition (a retried step racing a stale copy of itself). Different partitions do not
+    wait on each other. The local file needs no lock: its writers are serialized by the file lock."""
+    lake = lake_target()
+    if lake is None or not lake[0].startswith("postgres:"):
+        yield
+        return
+    import psycopg2  # ships with dagster-postgres (the `cluster` extra)
+
+    key = int.from_bytes(hashlib.blake2b(f"{table}\0{partition}".encode(), digest_size=8).digest(), "big",
+                         signed=True)
+    pg = psycopg2.connect(lake[0].removeprefix("postgres:"))
+    try:
+        pg.autocommit = True
+        with pg.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        pg.close()  # ends the session, which releases its advisory locks
+
+
 def commit_with_retry(attempt: Callable[[], T], timeout_s: float = 300.0) -> T:
     """Run `attempt` (one whole transaction: connect, write, commit) until it commits, retrying
     conflicts with jittered exponential backoff. Each attempt must redo its writes from scratch: a
@@ -225,5 +252,6 @@ def replace_rejections(
                 con.unregister("new_rejections")
             con.execute("COMMIT")
 
-    commit_with_retry(write)
+    with partition_lock("rejections", f"{stage}|{toolset}|{day}"):
+        commit_with_retry(write)
     return frame.height

@@ -92,6 +92,28 @@ def step_placement(since: float) -> list[dict]:
     return out
 
 
+TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
+          "rejections", "day_export"]
+
+
+def row_counts(day: str, toolsets: list[str]) -> dict[str, int]:
+    """Rows of the day's partitions (graph tables: the toolsets') per table, in the shared store."""
+    from funreason_pipeline import storage
+
+    out = {}
+    with storage.connect(read_only=True) as con:
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for t in TABLES:
+            if t not in present:
+                continue
+            where = "toolset IN (SELECT unnest(?::VARCHAR[]))" if t in ("tool_catalog", "api_graph") \
+                else "day = ?::DATE" + (" AND toolset IN (SELECT unnest(?::VARCHAR[]))" if t != "day_export" else "")
+            params = [toolsets] if t in ("tool_catalog", "api_graph") else \
+                ([day] if t == "day_export" else [day, toolsets])
+            out[t] = con.execute(f"SELECT count(*) FROM {t} WHERE {where}", params).fetchone()[0]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--day", default=DEFAULT_DAY)
@@ -123,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     report = {"day": args.day, "toolsets": toolsets, "trajectories": args.trajectories, "wall_s": round(wall, 1),
               "failed": failed, "export_ok": export_ok, "reaped_runs": reaped,
+              "rows": row_counts(args.day, toolsets),
               "steps": step_placement(since)}
     line = json.dumps(report)
     if args.report:
         args.report.write_text(line + "\n")
     workers = sorted({s["pid"] for s in report["steps"]})
+    print("rows: " + ", ".join(f"{t} {n}" for t, n in report["rows"].items()))
     print(f"cluster day {args.day}: {len(toolsets)} toolsets in {wall:.1f}s, {len(report['steps'])} steps on "
           f"worker pids {workers}; failed: {failed or 'none'}; export ok: {export_ok}")
     print(line)

@@ -1,5 +1,6 @@
 """Where a run's steps execute: the default multiprocess executor on one machine, or Celery workers
-on any number of machines when `FUNREASON_EXECUTOR=celery` (README "Running on several machines").
+on any number of machines when `FUNREASON_EXECUTOR=celery` (README "Running on several machines"), or
+Kubernetes Jobs with `FUNREASON_EXECUTOR=k8s` (dagster-k8s, not installed by default).
 
 With Celery each step is a task on the broker (`FUNREASON_CELERY_BROKER`, e.g. Redis); whichever
 worker subscribed to the queue takes it and runs it in its own process, so the steps of one run spread
@@ -36,7 +37,13 @@ def build_executor() -> dg.ExecutorDefinition | None:
         from dagster_celery import celery_executor  # the `cluster` extra
 
         return celery_executor.configured(celery_config(), name="celery")
-    raise RuntimeError(f"FUNREASON_EXECUTOR={kind!r}: use 'celery' or leave it unset (multiprocess)")
+    if kind == "k8s":
+        # the cluster path (a Kubernetes Job per step, configured by the Helm chart's run config);
+        # documented, not tested here: needs `pip install dagster-k8s==0.29.27` and a cluster
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    raise RuntimeError(f"FUNREASON_EXECUTOR={kind!r}: use 'celery', 'k8s' or leave it unset (multiprocess)")
 
 
 @dg.definitions

@@ -15,7 +15,8 @@ Adapted rather than stock (dagster-duckdb-polars 0.29.27):
   outside the output's partitions is an error, not silently kept. A crash mid-write leaves every
   partition either old or new, never empty;
 - a commit that loses to a concurrent writer (shared DuckLake, several workers) is retried as a whole
-  (`storage.commit_with_retry`).
+  (`storage.commit_with_retry`), and two writers of the *same* partition take turns
+  (`storage.partition_lock`), so a retried step racing a stale copy of itself cannot double it.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def partition_slices(context: dg.OutputContext, base: TableSlice,
     return out
 
 
+def _slice_name(table_slice: TableSlice) -> str:
+    return "|".join(str(d.partitions) for d in table_slice.partition_dimensions or [])
+
+
 class PartitionWiseDbIOManager(DbIOManager):
     """DbIOManager whose writes commit partition by partition, each retried on a conflicting commit."""
 
@@ -131,7 +136,10 @@ class PartitionWiseDbIOManager(DbIOManager):
             raise dg.DagsterInvariantViolationError("Unexpected 'None' output value")
         self._check_supported_type(type(obj))
         handler = self._resolve_handler(type(obj))
-        base = self._get_table_slice(context, context)
+        # not DbIOManager._get_table_slice: it needs the keys to form one range per dimension, which
+        # several toolsets of a day (or days of a toolset) written together need not
+        schema = (context.definition_metadata or {}).get("schema") or self._schema or "public"
+        base = TableSlice(table=context.asset_key.path[-1], schema=schema, database=self._database)
         metadata = {}
 
         for table_slice, rows in partition_slices(context, base, obj):
@@ -141,7 +149,8 @@ class PartitionWiseDbIOManager(DbIOManager):
                     self._db_client.delete_table_slice(context, table_slice, conn)
                     return handler.handle_output(context, table_slice, rows, conn)
 
-            metadata = storage.commit_with_retry(write) or metadata
+            with storage.partition_lock(base.table, _slice_name(table_slice)):
+                metadata = storage.commit_with_retry(write) or metadata
         context.add_output_metadata({
             **metadata,
             "row_count": obj.height,
