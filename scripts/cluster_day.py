@@ -20,12 +20,18 @@ import os
 import socket
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 DEFAULT_DAY = "2026-11-26"
 GRAPH_KEYS = ["tool_catalog", "api_graph"]
 DAILY_KEYS = ["day_export"]
+
+
+def _quiet() -> None:
+    # each execute_job registers dagster-celery's task again on one app: a harmless upstream warning
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
 
 
 class Launcher:
@@ -61,6 +67,7 @@ class Launcher:
 
 def run_toolset(day: str, ts: str, config: dict | None) -> bool:
     """In a process of its own: the toolset's graph run, then its day run."""
+    _quiet()
     launcher = Launcher()
     day_keys = [k for k in launcher.asset_keys() if k not in GRAPH_KEYS + DAILY_KEYS]
     return launcher.materialize(GRAPH_KEYS, ts) and launcher.materialize(day_keys, f"{day}|{ts}", config)
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     since = time.time() - 1
     started = time.monotonic()
+    _quiet()
     reaped = reap()
     with ProcessPoolExecutor(max_workers=args.parallel or len(toolsets), mp_context=mp.get_context("spawn")) as pool:
         ok = dict(zip(toolsets, pool.map(run_toolset, [args.day] * len(toolsets), toolsets,
