@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 
-.PHONY: install demo test test-ci faults browser ui check lint clean
+.PHONY: install demo test test-ci faults browser cluster cluster-down ui check lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,16 @@ browser:
 	./scripts/install_chromium.sh
 
 test-ci: install browser
-	FUNREASON_REQUIRE_BROWSER=1 $(BIN)/pytest -q -n 2 tests
+	./scripts/cluster_up.sh install
+	FUNREASON_REQUIRE_BROWSER=1 FUNREASON_REQUIRE_CLUSTER=1 $(BIN)/pytest -q -n 2 tests
+
+# a one-machine cluster with real services (README "Running on several machines"): apt-installs
+# PostgreSQL and Redis (as root), starts them on loopback with 2 Celery workers, runs a day of 4 toolsets
+cluster: install
+	./scripts/cluster_up.sh
+
+cluster-down:
+	./scripts/cluster_up.sh down
 
 check: install
 	$(BIN)/dg check defs
@@ -48,4 +57,5 @@ lint: install
 	$(BIN)/ruff check funreason_pipeline tests bench scripts testing
 
 clean:
-	rm -rf data/dagster_home data/*.duckdb data/*.wal data/exports test-artifacts
+	-./scripts/cluster_up.sh down >/dev/null 2>&1
+	rm -rf data/dagster_home data/*.duckdb data/*.wal data/exports data/cluster test-artifacts

@@ -1,4 +1,5 @@
-"""DuckDB storage for Polars frames, through dagster-duckdb's DbIOManager.
+"""Polars frames in the store (storage.py: local DuckDB file or shared DuckLake), through dagster-duckdb's
+DbIOManager.
 
 Adapted rather than stock (dagster-duckdb-polars 0.29.27):
 - loads use `connection.sql(...).pl()`, which works on duckdb 1.x and 2.x (the stock handler calls
@@ -7,8 +8,15 @@ Adapted rather than stock (dagster-duckdb-polars 0.29.27):
   partition return an empty frame instead of failing on a missing table;
 - connections come from `storage.connect`, which waits on the file lock with jittered backoff
   long enough for several partition runs in parallel;
-- a write (delete the partition's rows, insert the new ones) is one transaction, so a crash mid-write
-  leaves the old partition whole.
+- **one transaction per partition**: an output covering several partitions (one run materializing many
+  toolsets of a day, BackfillPolicy.single_run) is split by its partition keys, and each partition's
+  rows replace that partition alone (delete its old rows, insert the new, commit). The stock manager
+  deletes the whole key *range* of each dimension, which for toolsets {a, c} would also wipe b. A row
+  outside the output's partitions is an error, not silently kept. A crash mid-write leaves every
+  partition either old or new, never empty;
+- a commit that loses to a concurrent writer (shared DuckLake, several workers) is retried as a whole
+  (`storage.commit_with_retry`), and two writers of the *same* partition take turns
+  (`storage.partition_lock`), so a retried step racing a stale copy of itself cannot double it.
 """
 
 from __future__ import annotations
@@ -18,7 +26,14 @@ from contextlib import contextmanager
 
 import dagster as dg
 import polars as pl
-from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
+from dagster._core.errors import DagsterInvalidMetadata
+from dagster._core.storage.db_io_manager import (
+    DbIOManager,
+    DbTypeHandler,
+    TablePartitionDimension,
+    TableSlice,
+)
 from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
 
 from funreason_pipeline import storage
@@ -33,12 +48,11 @@ class PolarsDuckDBTypeHandler(DbTypeHandler[pl.DataFrame]):
         if obj.height:
             connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_frame")
         connection.unregister("incoming_frame")
-        context.add_output_metadata({
-            "row_count": obj.height,
+        return {
             "dataframe_columns": dg.MetadataValue.table_schema(
                 dg.TableSchema(columns=[dg.TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])
             ),
-        })
+        }
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
         if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
@@ -54,8 +68,8 @@ class _LockPatientClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context, _):
-        # one transaction per block: DbIOManager deletes the partition's old rows, then the handler
-        # inserts the new ones; a crash in between must not leave the slice empty (tests/test_crash_duckdb.py)
+        # one transaction per block: the partition's old rows are deleted, then the handler inserts the
+        # new ones; a crash in between must not leave the slice empty (tests/test_crash_duckdb.py)
         with storage.connect(context.resource_config["database"]) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -64,6 +78,89 @@ class _LockPatientClient(DuckDbClient):
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+
+def _dimension(partitions_def: dg.PartitionsDefinition, key: str, expr: str,
+               frame: pl.DataFrame) -> tuple[TablePartitionDimension, pl.Expr]:
+    """One partition key of one dimension: its SQL slice, and the frame rows that belong to it."""
+    if expr not in frame.columns:
+        raise ValueError(f"partition_expr {expr!r} must be a column of the output (columns: {frame.columns})")
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        window = partitions_def.time_window_for_partition_key(key)
+        start, end = (t.replace(tzinfo=None) for t in (window.start, window.end))
+        if frame.schema[expr] == pl.Date:
+            start, end = start.date(), end.date()
+        elif not isinstance(frame.schema[expr], pl.Datetime):
+            raise ValueError(f"time partition column {expr!r} must be a Date or Datetime, not {frame.schema[expr]}")
+        return TablePartitionDimension(expr, dg.TimeWindow(window.start, window.end)), \
+            (pl.col(expr) >= start) & (pl.col(expr) < end)
+    return TablePartitionDimension(expr, [key]), pl.col(expr) == key
+
+
+def partition_slices(context: dg.OutputContext, base: TableSlice,
+                     frame: pl.DataFrame) -> list[tuple[TableSlice, pl.DataFrame]]:
+    """The output split into one (slice, rows) per partition key; unpartitioned: the whole table."""
+    if not context.has_asset_partitions:
+        return [(base, frame)]
+    pdef = context.asset_partitions_def
+    expr = (context.definition_metadata or {}).get("partition_expr")
+    out, claimed = [], pl.lit(False)
+    for key in context.asset_partition_keys:
+        if isinstance(pdef, dg.MultiPartitionsDefinition):
+            mkey = key if isinstance(key, dg.MultiPartitionKey) else pdef.get_partition_key_from_str(key)
+            by_dim = mkey.keys_by_dimension
+            parts = [_dimension(d.partitions_def, by_dim[d.name], expr[d.name], frame) for d in pdef.partitions_defs]
+        else:
+            parts = [_dimension(pdef, key, expr, frame)]
+        mine = pl.lit(True)
+        for _, pred in parts:
+            mine = mine & pred
+        out.append((base._replace(partition_dimensions=[d for d, _ in parts]), frame.filter(mine)))
+        claimed = claimed | mine
+    stray = frame.filter(~claimed).height
+    if stray:
+        raise ValueError(f"{stray} row(s) of {context.asset_key.to_user_string()} fall outside the output's "
+                         f"partitions {list(context.asset_partition_keys)}: refusing to write them")
+    return out
+
+
+def _slice_name(table_slice: TableSlice) -> str:
+    return "|".join(str(d.partitions) for d in table_slice.partition_dimensions or [])
+
+
+class PartitionWiseDbIOManager(DbIOManager):
+    """DbIOManager whose writes commit partition by partition, each retried on a conflicting commit."""
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        if obj is None:
+            raise dg.DagsterInvariantViolationError("Unexpected 'None' output value")
+        self._check_supported_type(type(obj))
+        handler = self._resolve_handler(type(obj))
+        # not DbIOManager._get_table_slice: it needs the keys to form one range per dimension, which
+        # several toolsets of a day (or days of a toolset) written together need not
+        schema = (context.definition_metadata or {}).get("schema") or self._schema or "public"
+        base = TableSlice(table=context.asset_key.path[-1], schema=schema, database=self._database)
+        metadata = {}
+
+        for table_slice, rows in partition_slices(context, base, obj):
+            def write(table_slice=table_slice, rows=rows):
+                with self._db_client.connect(context, table_slice) as conn:
+                    self._db_client.ensure_schema_exists(context, table_slice, conn)
+                    self._db_client.delete_table_slice(context, table_slice, conn)
+                    return handler.handle_output(context, table_slice, rows, conn)
+
+            with storage.partition_lock(base.table, _slice_name(table_slice)):
+                metadata = storage.commit_with_retry(write) or metadata
+        context.add_output_metadata({
+            **metadata,
+            "row_count": obj.height,
+            "partitions_written": len(context.asset_partition_keys) if context.has_asset_partitions else 1,
+            "store": "ducklake" if storage.is_shared() else "duckdb",
+        })
+        try:  # unless the asset set it itself
+            context.add_output_metadata(dict(TableMetadataSet(table_name=f"{base.schema}.{base.table}")))
+        except DagsterInvalidMetadata:
+            pass
 
 
 class PolarsDuckDBIOManager(DuckDBIOManager):
@@ -78,7 +175,7 @@ class PolarsDuckDBIOManager(DuckDBIOManager):
         return pl.DataFrame
 
     def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
+        return PartitionWiseDbIOManager(
             db_client=_LockPatientClient(),
             database=self.database,
             schema=self.schema_,
@@ -86,3 +183,5 @@ class PolarsDuckDBIOManager(DuckDBIOManager):
             default_load_type=self.default_load_type(),
             io_manager_name="PolarsDuckDBIOManager",
         )
+
+
