@@ -15,6 +15,7 @@ from funreason_pipeline.defs.partitions import OWNERS, day_partitions
 from funreason_pipeline.defs.resources import Store, create_lineage_view
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
+from funreason_pipeline.export.rl import RL_FILE, write_rl_parquet
 
 per_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
@@ -22,14 +23,15 @@ MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256
 
 @dg.asset(
     partitions_def=day_partitions, metadata={"partition_expr": "day"},
-    ins={"sft_samples": dg.AssetIn(partition_mapping=per_day)},
+    ins={"sft_samples": dg.AssetIn(partition_mapping=per_day), "rl_samples": dg.AssetIn(partition_mapping=per_day)},
     group_name="sft", owners=OWNERS, kinds={"python", "duckdb", "parquet"}, code_version="day-export-v2",
     automation_condition=DAY_EXPORT_CONDITION,
     description="The day's SFT set across all toolsets, exported under data/exports/<day>/ (OpenAI/TRL, "
-    "ShareGPT + LLaMA-Factory dataset_info, BFCL prompting, Parquet) with a dataset card; also refreshes "
+    "ShareGPT + LLaMA-Factory dataset_info, BFCL prompting, Parquet, RL rows) with a dataset card; also refreshes "
     "the `sample_lineage` view.",
 )
-def day_export(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
+def day_export(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.DataFrame,
+               rl_samples: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
     day = context.partition_key
     samples = [{"sample_id": r["sample_id"], "dialogue_id": r["dialogue_id"], "turn_index": r["turn_index"],
                 "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"]),
@@ -37,6 +39,7 @@ def day_export(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.
                 "provenance": r["provenance"]} for r in sft_samples.iter_rows(named=True)]
     out_dir = config.exports_dir(store.database) / day
     paths = write_exports(samples, out_dir, dataset_name=f"funreason-{day}")
+    paths["rl"] = write_rl_parquet([json.loads(r) for r in rl_samples["row"].to_list()], out_dir / RL_FILE)
     with storage.connect(store.database) as con:
         stats = quality.quality_stats(quality.from_database(con, day).with_samples(
             samples, [s["messages"][s["train_from"] - 1]["content"] for s in samples]))

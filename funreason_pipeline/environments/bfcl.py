@@ -7,11 +7,13 @@ to JSON Schema here.
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib
 import inspect
 import json
 import re
+import textwrap
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -118,11 +120,19 @@ def _bfcl_class(class_name: str) -> type:
 
 @cache
 def _mutable_default_params(cls: type, method: str) -> tuple[tuple[str, Any], ...]:
-    sig = inspect.signature(getattr(cls, method))
-    return tuple(
-        (name, p.default) for name, p in sig.parameters.items()
-        if isinstance(p.default, (list, dict, set))
-    )
+    """(name, default) of the method's parameters whose default is a list, dict or set, as written in
+    its source: the live default object is shared by every call that leaves it out and may already
+    have been mutated in this process (BFCL's own checker does, see BfclEnvironment.call)."""
+    fn = getattr(cls, method)
+    mutable = [n for n, p in inspect.signature(fn).parameters.items() if isinstance(p.default, (list, dict, set))]
+    if not mutable:
+        return ()
+    args = next(n for n in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(fn))))
+                if isinstance(n, ast.FunctionDef)).args
+    positional = [*args.posonlyargs, *args.args]
+    written = {a.arg: d for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults)}
+    written |= {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
+    return tuple((n, ast.literal_eval(written[n])) for n in mutable)
 
 
 def _mutable_defaults(instance: Any, method: str) -> dict[str, Any]:
@@ -162,10 +172,15 @@ class BfclEnvironment:
         problem = check_arguments(spec, arguments)
         if problem:
             return ToolResult(None, problem)
-        # Copies: tools keep references to their inputs (a tweet stores its `tags` list) and some
-        # use mutable defaults (`tags=[]`) that would leak state across calls and instances.
-        kwargs = {**_mutable_defaults(self._instance, method), **copy.deepcopy(arguments)}
-        return invoke_tool(getattr(self._instance, method), method, kwargs)
+        # A parameter whose default is mutable (`post_tweet(tags=[], mentions=[])`) is written into
+        # the caller's `arguments`, so the call that gets recorded says what ran. Left out, BFCL's own
+        # checker (which eval()s the recorded call) runs it with the one default list every instance
+        # shares: `mention()` extends it, and a later tweet of another instance (the ground truth's)
+        # starts with those mentions: execution_response_mismatch on a correct dialogue.
+        for name, value in _mutable_defaults(self._instance, method).items():
+            arguments.setdefault(name, value)
+        # Copies: tools keep references to their inputs (a tweet stores its `tags` list).
+        return invoke_tool(getattr(self._instance, method), method, copy.deepcopy(arguments))
 
     def snapshot(self) -> dict[str, Any]:
         return public_state(self._instance)

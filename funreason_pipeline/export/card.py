@@ -18,6 +18,7 @@ from funreason_pipeline.export.formats import (
     SHAREGPT_FILE,
     TRL_PROMPT_COMPLETION_FILE,
 )
+from funreason_pipeline.export.rl import RL_CARD_SECTION, RL_FILE
 
 METHOD_REFERENCE = "FunReason-MT Technical Report, arXiv 2510.24645"
 
@@ -36,6 +37,7 @@ CARD_CONFIGS: tuple[tuple[str, str, str], ...] = (
     ),
     ("bfcl_prompting", BFCL_PROMPTING_FILE, "BFCL prompting style: `<think>` + `[f(a=1), g()]` call lists"),
     ("samples", PARQUET_FILE, "lineage table: ids, turn index, messages/tools as JSON text, `train_from`"),
+    ("rl", RL_FILE, "RL rows (verl layout): prompt, tools, initial state, prior calls, ground truth per turn"),
 )
 
 
@@ -245,6 +247,7 @@ def dataset_card(
         "`tool` message (a JSON list) and calls are Python-like lists; parse them with\n"
         "`funreason_pipeline.export.formats.parse_pythonic_calls`, never with `eval`.\n"
     )
+    out.append(RL_CARD_SECTION)
     out.append("## Statistics\n")
     out.append(render_stats(stats) + "\n")
     out.append("## Decontamination\n")

@@ -1,0 +1,205 @@
+"""The RL export: one row per user turn with what a rule-based reward needs to check a rollout.
+
+The layout is the one verl (and EnvTuning, which trains on BFCL with verl) reads from Parquet:
+
+* ``data_source``: ``"funreason-mt/<toolset>"`` (verl picks the reward function by it);
+* ``prompt``: the chat up to and including the turn's user message, as ``{role, content}`` messages
+  in the BFCL prompting style (system prompt listing the tools as JSON, earlier calls as
+  ``[f(a=1)]`` lists, their results as one ``tool`` message per step), as ``bfcl_prompting.jsonl``;
+* ``ability``: ``"multi_turn_function_calling"``;
+* ``reward_model``: ``{"style": "rule", "ground_truth": JSON text}``: the turn's calls with their
+  results (``calls``) and the state every class must end in (``end_state``);
+* ``extra_info``: ``split``, ``index``, ids, ``toolset`` and its ``classes``, and as JSON text:
+  ``tools`` (OpenAI tool list), ``initial_state`` (per class), ``prior_calls`` (the earlier turns'
+  calls with results, one list per turn: replayed on ``initial_state`` they give the turn's start
+  state) and ``messages`` (the same prompt in OpenAI format with ``tool_calls``, for native
+  function-calling trainers).
+
+Nested values are JSON text, as EnvTuning does, so every row has the same Arrow type whatever its
+tools' arguments look like. ``funreason_pipeline.reward`` scores a model's calls against a row.
+Rows are built by re-executing each sample's calls from its scenario; a sample whose calls do not
+reproduce its recorded results is returned as a rejection, never exported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from funreason_pipeline.environments.base import CyclicStateError, to_json_value
+from funreason_pipeline.environments.toolsets import ToolsetConfig, World
+from funreason_pipeline.export.formats import normalize_sample, to_bfcl_prompting_record
+from funreason_pipeline.models import ToolSpec
+from funreason_pipeline.verify.replay import canonical
+
+RL_FILE = "rl.parquet"
+ABILITY = "multi_turn_function_calling"
+
+RL_SCHEMA = pa.schema([
+    ("data_source", pa.string()),
+    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("ability", pa.string()),
+    ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+    ("extra_info", pa.struct([
+        ("split", pa.string()),
+        ("index", pa.int64()),
+        ("sample_id", pa.string()),
+        ("dialogue_id", pa.string()),
+        ("turn_index", pa.int64()),
+        ("toolset", pa.string()),
+        ("classes", pa.list_(pa.string())),
+        ("tools", pa.string()),
+        ("initial_state", pa.string()),
+        ("prior_calls", pa.string()),
+        ("messages", pa.string()),
+    ])),
+])
+
+
+class ReplayMismatch(ValueError):
+    """A sample's recorded tool result is not what executing its call gives."""
+
+
+def _dumps(value: Any) -> str:
+    # key order kept: environments are order-sensitive (a directory listing follows insertion order)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _replay_turn(world: World, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Execute the tool calls of one turn's messages on `world` (in place); returns them with results.
+
+    A call whose recorded result is an error the call does not give again was an injected error
+    response (Phase IV's `error_tool_response`): it never ran, so it is not replayed or returned.
+    """
+    by_id = {c["id"]: c for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []}
+    calls = []
+    for m in messages:
+        if m.get("role") != "tool":
+            continue
+        c = by_id.get(m.get("tool_call_id"))
+        if c is None:
+            raise ReplayMismatch(f"tool message without a call: {m.get('tool_call_id')!r}")
+        name, args = c["function"]["name"], json.loads(c["function"]["arguments"] or "{}")
+        recorded = json.loads(m["content"])
+        trial = world.copy()
+        res = trial.call(name, args)
+        got = res.value if res.ok else {"error": res.error}
+        if canonical(got) != canonical(recorded):
+            if isinstance(recorded, dict) and "error" in recorded:
+                continue  # injected: the world stays as it was
+            raise ReplayMismatch(f"{name}: result differs on replay")
+        world.envs = trial.envs
+        calls.append({"name": name, "arguments": args, "result": got})
+    return calls
+
+
+def _turn_slices(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    starts = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    return [messages[s: e] for s, e in zip(starts, [*starts[1:], len(messages)])]
+
+
+def rl_row(sample: Mapping[str, Any], scenario: dict[str, Any], toolset: ToolsetConfig,
+           tools: list[ToolSpec]) -> dict[str, Any]:
+    """The RL row of one SFT sample (see the module docstring); raises ReplayMismatch."""
+    s = normalize_sample(sample)
+    messages, tf = s["messages"], s["train_from"]
+    world = World.from_scenario(toolset, scenario, tools)
+    prior = [_replay_turn(world, turn) for turn in _turn_slices(messages[:tf])]
+    prior[-1:] = []  # the last slice is the current user message alone: no calls
+    calls = _replay_turn(world, messages[tf:])
+    try:
+        end_state = to_json_value(world.snapshot())
+    except CyclicStateError as exc:
+        raise ReplayMismatch(f"the turn's end state cannot be compared: {exc}") from exc
+    bfcl = to_bfcl_prompting_record(s)
+    return {
+        "data_source": f"funreason-mt/{toolset.name}",
+        "prompt": bfcl["messages"][: bfcl["train_from"]],
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": _dumps({"calls": calls, "end_state": end_state})},
+        "extra_info": {
+            "split": "train",
+            "index": 0,  # set per file by write_rl_parquet
+            "sample_id": str(s["sample_id"]),
+            "dialogue_id": str(s["dialogue_id"]),
+            "turn_index": int(s["turn_index"]),
+            "toolset": toolset.name,
+            "classes": list(toolset.classes),
+            "tools": _dumps(s["tools"]),
+            "initial_state": _dumps(scenario),
+            "prior_calls": _dumps(prior),
+            "messages": _dumps(messages[:tf]),
+        },
+    }
+
+
+def rl_rows(samples: Iterable[Mapping[str, Any]], scenarios: Mapping[str, dict[str, Any]],
+            toolset: ToolsetConfig, tools: list[ToolSpec]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """RL rows of a partition's samples (each with its `trajectory_id`, whose scenario is looked up),
+    and rejections ({item_id, reason, detail}) of the samples that could not become rows."""
+    rows, rejections = [], []
+    for sample in samples:
+        scenario = scenarios.get(sample.get("trajectory_id"))
+        if scenario is None:
+            rejections.append({"item_id": str(sample["sample_id"]), "reason": "rl_no_scenario",
+                               "detail": f"trajectory {sample.get('trajectory_id')!r} not found"})
+            continue
+        try:
+            rows.append(rl_row(sample, scenario, toolset, tools))
+        except ReplayMismatch as exc:
+            rejections.append({"item_id": str(sample["sample_id"]), "reason": "rl_replay_mismatch",
+                               "detail": str(exc)[:2000]})
+    return rows, rejections
+
+
+def write_rl_parquet(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Write rows sorted by (dialogue_id, turn_index), `extra_info.index` = position; the same rows
+    give the same bytes (fixed schema, no timestamps)."""
+    ordered = sorted(rows, key=lambda r: (r["extra_info"]["dialogue_id"], r["extra_info"]["turn_index"]))
+    records = [{**r, "extra_info": {**r["extra_info"], "index": i}} for i, r in enumerate(ordered)]
+    ids = [r["extra_info"]["sample_id"] for r in records]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate sample_id in RL export input")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(records, schema=RL_SCHEMA), tmp, compression="zstd")
+    os.replace(tmp, out)
+    return out
+
+
+RL_CARD_SECTION = """## RL export (`rl.parquet`)
+
+One row per user turn in the layout verl reads (`data_source`, `prompt`, `ability`,
+`reward_model: {style: "rule", ground_truth}`, `extra_info`). `prompt` is the chat up to and including
+the turn's user message in the BFCL prompting style. `reward_model.ground_truth` (JSON text) holds the
+turn's `calls` with their results and the `end_state` of every class. `extra_info` holds the `toolset`,
+its `classes`, and as JSON text the `tools`, the `initial_state` per class, the `prior_calls` of the
+earlier turns (replayed on the initial state they give the turn's start state), and the prompt as
+OpenAI `messages`. Score a model's calls with `funreason_pipeline.reward`: it rebuilds the start state,
+runs the calls on the toolset's allow-listed tools (model text is parsed, never evaluated) and returns
+BFCL's state and response verdict with a partial score:
+
+```python
+import json
+import pyarrow.parquet as pq
+from funreason_pipeline.export.formats import render_pythonic_calls
+from funreason_pipeline.reward import compute_score, score_calls
+
+row = pq.read_table("rl.parquet").to_pylist()[0]
+truth = json.loads(row["reward_model"]["ground_truth"])
+answer = [{"name": c["name"], "arguments": c["arguments"]} for c in truth["calls"]]
+print(score_calls(row, answer).score)           # 1.0: the ground truth passes
+print(score_calls(row, answer[:-1]).problems)   # a call missing: mismatches named, score < 1
+print(score_calls(row, [{"name": "__import__", "arguments": {}}]).score)  # refused, never run: 0.0
+# verl: custom_reward_function.path=<funreason_pipeline/reward.py>, .name=compute_score
+print(compute_score(row["data_source"], render_pythonic_calls(answer), row["reward_model"]["ground_truth"],
+                    row["extra_info"]))  # {"score": 1.0, ...}: the text is parsed, not evaluated
+```
+"""
