@@ -12,6 +12,7 @@ import yaml
 
 from funreason_pipeline import provenance
 from funreason_pipeline.export.card import CARD_CONFIGS, dataset_card
+from funreason_pipeline.export.rl import RL_FILE
 from funreason_pipeline.export.formats import (
     EXPORT_FILES,
     SHAREGPT_TAGS,
@@ -431,7 +432,7 @@ def test_dataset_card_header_and_stats():
     assert meta["task_categories"] == ["text-generation"]
     assert meta["size_categories"] == ["n<1K"]
     assert [c["data_files"][0]["path"] for c in meta["configs"]] == [p for _, p, _ in CARD_CONFIGS]
-    assert set(EXPORT_FILES.values()) - {"dataset_info.json"} == {
+    assert set(EXPORT_FILES.values()) - {"dataset_info.json"} | {RL_FILE} == {
         c["data_files"][0]["path"] for c in meta["configs"]
     }
     assert meta["configs"][0]["default"] is True
