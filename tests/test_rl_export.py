@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -221,11 +222,23 @@ def test_ground_truth_scores_one_step_by_step_too(rows):
     assert env.verdict().score == 1.0
 
 
-def _changes_something(row, calls):
-    """Whether running `calls` instead of the ground truth leaves another state or fewer results."""
-    env = TurnEnv(row)
-    env.step(calls)
-    return env.verdict().problems != ()
+def _bfcl_accepts(row, calls) -> bool:
+    """BFCL's verdict for `calls`, computed here with a World, independently of the reward module:
+    the end state equals the ground truth's, and every ground-truth result is among the results of
+    the earlier turns and of `calls` (a multiset subset)."""
+    info = row["extra_info"]
+
+    def run(calls):
+        world = World.from_scenario(toolset_by_name(info["toolset"]), json.loads(info["initial_state"]))
+        prior = [world.call(c["name"], c["arguments"]) for turn in json.loads(info["prior_calls"]) for c in turn]
+        results = [world.call(c["name"], copy.deepcopy(c["arguments"])) for c in calls]
+        return world.snapshot(), Counter(json.dumps(r.value if r.ok else {"error": r.error}, sort_keys=True)
+                                         for r in [*prior, *results])
+
+    state, have = run(calls)
+    truth_state, _ = run(_answer(row))
+    need = Counter(json.dumps(c["result"], sort_keys=True) for c in _truth(row)["calls"])
+    return state == truth_state and not need - have
 
 
 def _wrong(value):
@@ -239,6 +252,8 @@ def _wrong(value):
 
 
 def test_a_wrong_argument_or_a_missing_call_scores_below_one(rows):
+    """A changed argument or a dropped call scores below 1 exactly when BFCL's checks would reject it
+    (most do; a changed argument that changes nothing observable is still a right answer)."""
     wrong_args = missing = 0
     for r in rows:
         answer = _answer(r)
@@ -249,14 +264,15 @@ def test_a_wrong_argument_or_a_missing_call_scores_below_one(rows):
             bad = copy.deepcopy(answer)
             bad[i]["arguments"][arg] = _wrong(call["arguments"][arg])
             verdict = score_calls(r, bad)
-            assert verdict.score < 1.0 or not _changes_something(r, bad), (r["extra_info"]["sample_id"], bad[i])
+            assert (verdict.score == 1.0) == _bfcl_accepts(r, bad), (r["extra_info"]["sample_id"], bad[i])
             wrong_args += verdict.score < 1.0
             break
         verdict = score_calls(r, answer[:-1])
-        assert verdict.score < 1.0 or not _changes_something(r, answer[:-1])
-        missing += verdict.score < 1.0
         if len(answer) == 1:
             assert verdict.score == 0.0 and "empty_turn: no call was run" in verdict.problems
+        else:
+            assert (verdict.score == 1.0) == _bfcl_accepts(r, answer[:-1])
+        missing += verdict.score < 1.0
     assert wrong_args > len(rows) / 2 and missing > len(rows) / 2, (wrong_args, missing, len(rows))
 
 
