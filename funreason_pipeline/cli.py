@@ -19,7 +19,7 @@ import dagster as dg
 from funreason_pipeline import config, quality, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
 
-TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
+TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples", "rl_samples",
           "day_export", "rejections", "llm_calls"]
 
 
@@ -83,7 +83,7 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 GRAPH_KEYS = ["tool_catalog", "api_graph"]
 PHASE1_KEYS = ["trajectories"]
 LLM_KEYS = ["queries", "cot_traces"]  # one multi-asset: one concurrent flow per run
-AFTER_KEYS = ["dialogues", "sft_samples"]
+AFTER_KEYS = ["dialogues", "sft_samples", "rl_samples"]
 DAILY_KEYS = ["day_export"]
 # the console shows INFO (FUNREASON_LOG_LEVEL=DEBUG for Dagster's whole event stream); the run log keeps all
 QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("FUNREASON_LOG_LEVEL", "INFO").upper()}}}}

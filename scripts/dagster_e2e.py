@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LOCATION = "funreason_pipeline"
 GRAPH_ASSETS = ["tool_catalog", "api_graph"]
-DAY_ASSETS = ["trajectories", "queries", "cot_traces", "dialogues", "sft_samples"]
+DAY_ASSETS = ["trajectories", "queries", "cot_traces", "dialogues", "sft_samples", "rl_samples"]
 # how a row of each day x toolset table is identified (a partition is compared by count AND keys)
 ROW_KEYS = {
     "trajectories": "trajectory_id",
@@ -43,6 +43,7 @@ ROW_KEYS = {
     "cot_traces": "trajectory_id || ':' || turn_index",
     "dialogues": "dialogue_id",
     "sft_samples": "sample_id",
+    "rl_samples": "sample_id",
 }
 
 # exec the real command with SIGINT/SIGTERM at their defaults (ignored dispositions survive exec,

@@ -19,8 +19,8 @@ llm_job = dg.define_asset_job(
     description="Phases II-III of every toolset of a day in one run (one concurrent LLM flow).",
 )
 after_job = dg.define_asset_job(
-    "nightly_dialogues", selection=dg.AssetSelection.assets("dialogues", "sft_samples"),
-    description="Phase IV and the SFT set of one day x toolset, after the day's LLM run.",
+    "nightly_dialogues", selection=dg.AssetSelection.assets("dialogues", "sft_samples", "rl_samples"),
+    description="Phase IV, the SFT set and its RL rows of one day x toolset, after the day's LLM run.",
 )
 
 
