@@ -12,7 +12,6 @@ import yaml
 
 from funreason_pipeline import provenance
 from funreason_pipeline.export.card import CARD_CONFIGS, dataset_card
-from funreason_pipeline.export.rl import RL_FILE
 from funreason_pipeline.export.formats import (
     EXPORT_FILES,
     SHAREGPT_TAGS,
@@ -28,6 +27,7 @@ from funreason_pipeline.export.formats import (
     to_trl_prompt_completion_record,
     write_exports,
 )
+from funreason_pipeline.export.rl import RL_FILE
 
 
 def _tool(name, props, required=()):
