@@ -7,9 +7,10 @@ through a wrapper that arms one stop point inside the IO manager's write of one 
 child prints a marker and blocks with its connection open, and the test SIGKILLs the whole process
 group (nothing runs in the child after the marker: no `finally`, no close, no checkpoint).
 
-  1. first run, killed after `sft_samples`' rows are committed but before the connection closes:
-     the commit is only in the write-ahead log (the .wal file exists at the kill). After the kill the
-     file must open and every table must equal the reference: a committed write survives a crash.
+  1. first run, killed after `rl_samples`' rows (the partition's last table) are committed but before
+     the connection closes: the commit is only in the write-ahead log (the .wal file exists at the
+     kill). After the kill the file must open and every table must equal the reference: a committed
+     write survives a crash.
   2. rerun, killed while rewriting `dialogues` after its old rows were deleted and before the new
      ones are inserted: the old partition must still be there, whole (delete + insert are one
      transaction); a half-rewritten table would make Dagster, which still has the earlier
@@ -59,8 +60,8 @@ def test_sigkill_during_duckdb_writes_then_rerun_matches_uninterrupted_run(tmp_p
 
     reference = e2e.spawn(cp.cli_cmd(CLI), ref_env, tmp_path / "reference.log")
     try:
-        # 1. first run, killed with sft_samples committed but the connection still open
-        wal = cp.run_and_kill(CLI, env, tmp_path / "kill1.log", "sft_samples", "committed", db, TIMEOUT_S)
+        # 1. first run, killed with rl_samples (the last table) committed but the connection still open
+        wal = cp.run_and_kill(CLI, env, tmp_path / "kill1.log", "rl_samples", "committed", db, TIMEOUT_S)
         assert reference.wait(timeout=TIMEOUT_S) == 0, e2e.tail(tmp_path / "reference.log")
     finally:
         if reference.poll() is None:

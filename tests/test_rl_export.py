@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import importlib.util
 import json
 import os
 import re
@@ -23,23 +24,20 @@ import pyarrow.parquet as pq
 import pytest
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
-from funreason_pipeline.environments.bfcl import BFCL_CLASSES
-from funreason_pipeline.environments.toolsets import (
-    World,
-    generate_scenario,
-    load_toolsets,
-    toolset_by_name,
-    toolset_tools,
-)
+from funreason_pipeline.environments.toolsets import World, generate_scenario, toolset_by_name
 from funreason_pipeline.export.formats import render_pythonic_calls
 from funreason_pipeline.export.rl import RL_CARD_SECTION, RL_FILE
 from funreason_pipeline.reward import TurnEnv, compute_score, parse_completion, score_calls
 
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("bfcl_parity", ROOT / "scripts" / "bfcl_parity.py")
+parity = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(parity)
+
 DAY = "2026-12-02"  # before the fix, dialogue twitter-2026-12-02-0000 failed BFCL's checker
-BFCL_TOOLSETS = [t.name for t in load_toolsets() if all(c in BFCL_CLASSES for c in t.classes)]
+BFCL_TOOLSETS = parity.BFCL_TOOLSETS
 VERL_COLUMNS = ["data_source", "prompt", "ability", "reward_model", "extra_info"]
 CANARY = Path("/tmp/funreason_rl_canary_must_not_exist")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -93,39 +91,12 @@ def _answer(row):
 
 
 # ---- checker parity ------------------------------------------------------------------------------
-def _bfcl_calls(tools, calls):
-    return [render_pythonic_calls([{"name": tools[n].method, "arguments": a}])[1:-1] for n, a in calls]
-
-
 def test_every_dialogue_of_every_bfcl_toolset_passes_bfcl_multi_turn_checker(demo_day):
-    """BFCL's own checker: each dialogue's calls (per step) as the model's answer, the trajectory's
-    turns as ground truth, on the trajectory's scenario. Must be 100%, on every BFCL toolset."""
-    con = duckdb.connect(str(demo_day / "funreason.duckdb"), read_only=True)
-    failures, seen = [], {}
-    for name in BFCL_TOOLSETS:
-        ts = toolset_by_name(name)
-        tools = {t.name: t for t in toolset_tools(ts)}
-        dialogues = con.execute(
-            "SELECT d.dialogue_id, d.messages, t.scenario, t.turns, d.n_turns FROM dialogues d "
-            "JOIN trajectories t USING (day, trajectory_id) WHERE d.day = ? AND d.toolset = ? ORDER BY 1",
-            [DAY, name]).fetchall()
-        seen[name] = len(dialogues)
-        for dialogue_id, messages, scenario, turns, n_turns in dialogues:
-            model: list[list[list[str]]] = []
-            for m in json.loads(messages):
-                if m["role"] == "user":
-                    model.append([])
-                elif m["role"] == "assistant" and m.get("tool_calls"):
-                    model[-1].append(_bfcl_calls(tools, [(c["function"]["name"], json.loads(c["function"]["arguments"]))
-                                                         for c in m["tool_calls"]]))
-            truth = [_bfcl_calls(tools, [(c["tool"], c["arguments"]) for c in t["calls"]])
-                     for t in json.loads(turns)[:n_turns]]
-            entry = {"id": f"fr_{dialogue_id}".replace("-", "_"), "initial_config": json.loads(scenario),
-                     "involved_classes": ts.classes}
-            verdict = multi_turn_checker(model, truth, entry, "multi_turn_base", "parity")
-            if not verdict["valid"]:
-                failures.append((dialogue_id, verdict["error_type"], verdict.get("error_message")))
-    assert all(seen.values()), f"toolsets without dialogues: {[n for n, k in seen.items() if not k]}"
+    """BFCL's own checker (scripts/bfcl_parity.py): each dialogue's calls (per step) as the model's
+    answer, the trajectory's turns as ground truth, on the trajectory's scenario. Must be 100%, on
+    every BFCL toolset."""
+    seen, failures = parity.check_day(demo_day / "funreason.duckdb", DAY)
+    assert set(seen) == set(BFCL_TOOLSETS) and all(seen.values()), seen
     assert not failures, f"{len(failures)} of {sum(seen.values())} dialogues fail BFCL's checker: {failures[:3]}"
 
 
