@@ -20,7 +20,8 @@ def _export_requested(d, inst, cursor, now):
 
 def _materialized(inst, day, toolset):
     key = str(dg.MultiPartitionKey({"day": day, "toolset": toolset}))
-    inst.report_runless_asset_event(dg.AssetMaterialization(asset_key="sft_samples", partition=key))
+    for asset in ("sft_samples", "rl_samples"):  # day_export reads both
+        inst.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=key))
 
 
 def test_day_export_waits_for_every_toolset_of_the_day_then_runs_once():
