@@ -21,18 +21,25 @@ from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.models import Edge, ToolSpec
 from funreason_pipeline.sampling.arguments import ArgumentProvider
-from funreason_pipeline.sampling.values import Value, harvest
+from funreason_pipeline.sampling.values import Value, harvest, harvest_rows
 
 Call = tuple[str, dict[str, Any]]
 
 
 def probe_edges(tools: list[ToolSpec], worlds: list[World], provider: ArgumentProvider, seed: int = 0,
-                attempts: int = 4, rounds: int = 3) -> list[Edge]:
-    """Probed edges over all probe scenarios (the first finding of an edge is kept)."""
+                attempts: int = 4, rounds: int = 3, observed: dict[str, list[Any]] | None = None,
+                candidates: list[tuple[str, str, str]] = ()) -> list[Edge]:
+    """Probed edges over all probe scenarios (the first finding of an edge is kept). `observed`
+    collects the results of successful calls per tool (response schemas of untyped returns are
+    inferred from them); `candidates` (producer, consumer, parameter) are data edges some text
+    suggests, kept when a value the producer returned makes the consumer work."""
     rng = random.Random(seed)
-    found: dict[tuple[str, str], Edge] = {}
+    found: dict[tuple, Edge] = {}
+    observed = {} if observed is None else observed
     for w_index, base in enumerate(worlds):
-        WorldProbe(tools, base, w_index, provider, rng, found, attempts, rounds).run()
+        probe = WorldProbe(tools, base, w_index, provider, rng, found, attempts, rounds, observed)
+        probe.run()
+        probe.confirm(candidates)
     return list(found.values())
 
 
@@ -40,8 +47,10 @@ class WorldProbe:
     """Probing on one fresh scenario; adds what it finds to the shared `found` edges."""
 
     def __init__(self, tools: list[ToolSpec], base: World, w_index: int, provider: ArgumentProvider,
-                 rng: random.Random, found: dict[tuple[str, str], Edge], attempts: int, rounds: int):
+                 rng: random.Random, found: dict[tuple, Edge], attempts: int, rounds: int,
+                 observed: dict[str, list[Any]] | None = None):
         self.tools, self.base, self.w_index = tools, base, w_index
+        self.observed = {} if observed is None else observed
         self.provider, self.rng, self.found = provider, rng, found
         self.attempts, self.rounds = attempts, rounds
         self.by_name = {t.name: t for t in tools}
@@ -75,14 +84,17 @@ class WorldProbe:
     def _fresh_recipes(self) -> None:
         base_snapshot = self.base.snapshot()
         state = harvest(base_snapshot)
+        rows = harvest_rows(base_snapshot)
         for spec in self.tools:
             for _ in range(self.attempts * 2):
                 probe = self.base.copy()
-                args, _, _ = self.provider.propose(spec, [], state, self.rng)
+                args, _, _ = self.provider.propose(spec, [], state, self.rng, rows=rows)
                 res = probe.call(spec.name, args)
+                self.provider.learn(spec.name, res.ok)
                 if not res.ok:
                     self.fresh_errors[spec.name] = res.error or ""
                     continue
+                self._observe(spec.name, res.value)
                 try:
                     after = probe.snapshot()
                 except CyclicStateError:
@@ -119,6 +131,7 @@ class WorldProbe:
             res = world.call(name, args)
             if not res.ok:
                 return None
+            self._observe(name, res.value)
             results.extend(harvest(res.value, source=pos, producer=name))
         return world, results
 
@@ -137,14 +150,16 @@ class WorldProbe:
                 continue
             world, results = got
             try:
-                after_state = harvest(world.snapshot())
+                snap = world.snapshot()
             except CyclicStateError:
                 continue
+            after_state, rows = harvest(snap), harvest_rows(snap)
             tries = -1
             b_tries = self.attempts
             while (tries := tries + 1) < b_tries:
-                args, sources, fields = self.provider.propose(b, results, after_state, self.rng)
+                args, sources, fields = self.provider.propose(b, results, after_state, self.rng, rows=rows)
                 res = world.call(b.name, args)
+                self.provider.learn(b.name, res.ok)
                 if not res.ok:
                     if len(prefix) == 1 and _error_kind(res.error) != _error_kind(fresh_error):
                         # a new complaint: one step on (locked doors, now the brake); both A's and
@@ -152,12 +167,56 @@ class WorldProbe:
                         self.progress.setdefault(b.name, {}).setdefault(prefix[0], calls[-1][1])
                         variants, b_tries = max(variants, 8), max(b_tries, 2 * self.attempts)
                     continue
+                self._observe(b.name, res.value)
                 without = _needs_each(self.base, calls, prefix, b.name, args)
                 if without is None:
                     return None  # the same call works without one of the prefix tools: no prerequisite
                 self._record(prefix, calls, b, args, sources, fields, fresh_error, without)
                 return calls + [(b.name, args)]
         return None
+
+    def _observe(self, tool: str, value: Any) -> None:
+        seen = self.observed.setdefault(tool, [])
+        if len(seen) < 12 and value not in seen:
+            seen.append(value)
+
+    def confirm(self, candidates: list[tuple[str, str, str]], tries: int = 8) -> None:
+        """Data edges a description names ("the id returned by transfer"): kept when, after the
+        producer's recipe (and the consumer's own prerequisites), a value the producer returned
+        makes the consumer work; the field it came from is the edge's `src_field`."""
+        for a, b, param in candidates:
+            if a not in self.recipes or (a, b, param) in self.found:
+                continue
+            calls = self.recipes[b][:-1] + self.recipes[a] if b in self.recipes else list(self.recipes[a])
+            got = self._run(calls)
+            if got is None:
+                continue
+            world, results = got
+            spec = self.by_name[b]
+            mine = [v for v in results if v.source == len(calls) - 1 and _fits_param(spec, param, v)]
+            try:
+                snap = world.snapshot()
+            except CyclicStateError:
+                continue
+            state, rows = harvest(snap), harvest_rows(snap)
+            by_key: dict[str, list[Value]] = {}
+            for v in mine:
+                by_key.setdefault(v.key, []).append(v)
+            for key, vals in sorted(by_key.items()):
+                ok = False
+                for attempt in range(tries):  # the other arguments matter too (a second account)
+                    v = vals[attempt % len(vals)]
+                    args, _, _ = self.provider.propose(spec, results, state, self.rng, rows=rows)
+                    args[param] = v.value
+                    if world.copy().call(b, args).ok:
+                        ok = True
+                        break
+                if ok:
+                    self.found[(a, b, param)] = Edge(
+                        src_tool=a, dst_tool=b, kind="data", param=param, src_field=key,
+                        evidence=json.dumps({"method": "description", "scenario": self.w_index, "field": key,
+                                             "b_args": args}, default=str))
+                    break
 
     def _prefix_calls(self, prefix: tuple[str, ...], fixed: dict[str, dict[str, Any]],
                       fresh_args: bool) -> list[Call] | None:
@@ -174,10 +233,11 @@ class WorldProbe:
                 if got is None:
                     return None
                 try:
-                    now = harvest(got[0].snapshot())
+                    snap = got[0].snapshot()
                 except CyclicStateError:
                     return None
-                a_args, _, _ = self.provider.propose(self.by_name[a], got[1], now, self.rng)
+                a_args, _, _ = self.provider.propose(self.by_name[a], got[1], harvest(snap), self.rng,
+                                                     rows=harvest_rows(snap))
             calls.append((a, a_args))
         return calls
 
@@ -202,6 +262,11 @@ class WorldProbe:
                                      "field": fields.get(fed[0]) if fed else None, "a_args": a_args,
                                      "b_args": args, "fresh_error": fresh_error[:200]}, default=str),
             ))
+
+
+def _fits_param(spec: ToolSpec, param: str, v: Value) -> bool:
+    want = spec.properties.get(param, {}).get("type")
+    return want is None or want == v.jtype or (want == "number" and v.jtype == "integer")
 
 
 def _error_kind(error: str | None) -> str:

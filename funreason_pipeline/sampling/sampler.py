@@ -18,7 +18,7 @@ from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
 from funreason_pipeline.sampling.arguments import NEW_STATE, ArgumentProvider
-from funreason_pipeline.sampling.values import GENERIC, Value, harvest, tokens, tool_nouns
+from funreason_pipeline.sampling.values import GENERIC, Row, Value, harvest, harvest_rows, tokens, tool_nouns
 from funreason_pipeline.verify.replay import seal_trajectory
 
 
@@ -157,6 +157,8 @@ class DirectedSampler:
         state: list[Value] | None = None
         initial: set[tuple[str, object]] | None = None  # (key, value) pairs of the initial state
         parts: dict[str, list[Value]] = {}  # harvested state values per environment class
+        row_parts: dict[str, list[Row]] = {}  # values of the state that belong together, per class
+        rows: list[Row] = []
         dirty: set[str] = set(self.toolset.classes)  # classes whose state must be read again
         last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
@@ -193,7 +195,9 @@ class DirectedSampler:
                     # only the class of the last call can have changed: re-read just that part
                     try:
                         for cls in sorted(dirty):
-                            part = harvest({cls: world.envs[cls].snapshot()})
+                            snap = world.envs[cls].snapshot()
+                            row_parts[cls] = harvest_rows(snap, cls)
+                            part = harvest({cls: snap})
                             if initial is not None:  # tag what earlier calls created: acted on next
                                 part = [v if (v.key, v.value) in initial
                                         else Value(v.key, v.value, None, NEW_STATE, v.jtype) for v in part]
@@ -206,6 +210,7 @@ class DirectedSampler:
                         return SampleResult(None, rejections, [])
                     dirty.clear()
                     state = [v for cls in self.toolset.classes for v in parts[cls]]
+                    rows = [r for cls in self.toolset.classes for r in row_parts[cls]]
                     if initial is None:
                         initial = {(v.key, v.value) for v in state}
                 enabling = self.graph.enabling_for(tool, goal) if not reached and tool != goal else None
@@ -220,7 +225,7 @@ class DirectedSampler:
                     else:
                         args, sources, _ = self.provider.propose(
                             self.tools[tool], results, state, rng,
-                            prefer=target if reached else via if tool == target else None)
+                            prefer=target if reached else via if tool == target else None, rows=rows)
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
                     self.provider.learn(tool, res.ok)

@@ -146,3 +146,62 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
             return out
         out.append(Value(key, obj, source, producer, json_type(obj)))
     return out
+
+
+# ---- rows: values that belong together -----------------------------------------------------------
+
+KEY, VALUE = "@key", "@value"  # the two sides of a mapping entry (`{username: pin}`), which have no names
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """Values that belong together in the state: the key and value of one entry of a scalar mapping
+    (a username and its PIN), or one record's scalar fields with the key it is filed under. A login
+    needs a username *with its* PIN: drawn one by one, matching pairs are rare."""
+
+    where: str  # the key the mapping, collection or record list sat under
+    fields: tuple[tuple[str, Any], ...]
+
+    @property
+    def shape(self) -> tuple[str, tuple[str, ...]]:
+        return self.where, tuple(f for f, _ in self.fields)
+
+
+def _scalar(v: Any) -> bool:
+    return isinstance(v, (str, int, float)) and not isinstance(v, bool) and not (isinstance(v, str) and (
+        not v or len(v) > 400))
+
+
+def harvest_rows(obj: Any, key: str = "", depth: int = 0, out: list[Row] | None = None,
+                 limit: int = 2000) -> list[Row]:
+    """Rows of a state snapshot: entries of scalar mappings (`{"ana": "4821", ...}`: key and value
+    paired), entries of collections (`{"AC-1": {...}}`: the key with the record's scalar fields), and
+    records with two or more scalar fields."""
+    if out is None:
+        out = []
+    if len(out) >= limit or depth > 8:
+        return out
+    if isinstance(obj, dict) and obj:
+        values = list(obj.values())
+        if all(isinstance(v, dict) for v in values):  # a collection: keys are ids or names
+            for k, v in obj.items():
+                scalars = tuple((f, x) for f, x in v.items() if _scalar(x))
+                out.append(Row(key, ((KEY, k), *scalars)))
+                for f, x in v.items():
+                    if isinstance(x, (dict, list)):
+                        harvest_rows(x, f, depth + 1, out, limit)
+            return out
+        types = {json_type(v) for v in values}
+        if key and len(obj) >= 2 and len(types) == 1 and all(_scalar(v) for v in values):
+            # a scalar mapping (or a record of one type: both readings are offered, learning decides)
+            out.extend(Row(key, ((KEY, k), (VALUE, v))) for k, v in obj.items())
+        scalars = tuple((f, x) for f, x in obj.items() if _scalar(x))
+        if len(scalars) >= 2:
+            out.append(Row(key, scalars))
+        for f, x in obj.items():
+            if isinstance(x, (dict, list)):
+                harvest_rows(x, f, depth + 1, out, limit)
+    elif isinstance(obj, list):
+        for item in obj[:50]:
+            harvest_rows(item, key, depth + 1, out, limit)
+    return out
