@@ -133,7 +133,8 @@ def described_producers(tools: list[ToolSpec]) -> list[tuple[str, str, str]]:
     return out
 
 
-def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], seed: int = 0) -> list[Edge]:
+def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], seed: int = 0,
+                report: dict[str, Any] | None = None) -> list[Edge]:
     """All edges of a toolset: schema data edges plus probed edges on the given scenarios.
 
     Tools typed `-> dict` get the schema of what probing saw them return before schema edges are
@@ -145,8 +146,12 @@ def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], see
     provider = ArgumentProvider(explore=True, examples=toolset_argument_examples(toolset, tools))
     worlds = [World.from_scenario(toolset, sc, tools) for sc in probe_scenarios]
     observed: dict[str, list[Any]] = {}
+    errors: dict[str, str] = {}
     probed = probe_edges(tools, worlds, provider, seed=seed, observed=observed,
-                         candidates=described_producers(tools))
+                         candidates=described_producers(tools), errors=errors)
+    if report is not None:  # what probing saw, for the warning on a graph without edges
+        report.update({"worked": sorted(observed), "errors": dict(sorted(errors.items())),
+                       "scenarios": len(worlds)})
     seen = with_observed_responses(tools, observed)
     schema_edges = data_edges_from_schemas(seen)
     known = {(e.src_tool, e.dst_tool) for e in schema_edges}
@@ -155,3 +160,21 @@ def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], see
         (e.src_tool, e.dst_tool) not in known if '"description"' not in e.evidence
         else (e.src_tool, e.dst_tool, e.param) not in known_params)]
 
+
+
+def edgeless_hint(tools: list[ToolSpec], report: dict[str, Any]) -> str:
+    """Why a toolset's graph has no edges, as far as probing shows, and what to change."""
+    from funreason_pipeline.sampling.yield_check import NO_EDGE_TIPS
+
+    worked, errors = report.get("worked", []), report.get("errors", {})
+    if not worked:
+        sample = "; ".join(f"{t}: {e[:80]!r}" for t, e in list(errors.items())[:3])
+        return (f"no graph edges: no call of any of the {len(tools)} tools succeeded on "
+                f"{report.get('scenarios', 0)} fresh scenarios ({sample}). Check that a generated scenario "
+                "holds values the tools accept (credentials, ids) where the sampler can find them: in the "
+                "state, as values or as a {key: value} mapping, or in ARGUMENT_EXAMPLES.")
+    if not any(response_fields(t.response) for t in tools):
+        return (f"no graph edges: {len(worked)} of {len(tools)} tools work, but none returns named fields "
+                "(results are not dicts): " + NO_EDGE_TIPS)
+    return (f"no graph edges: {len(worked)} of {len(tools)} tools work, but no result field matches a parameter "
+            "and no call needed another's state: " + NO_EDGE_TIPS)

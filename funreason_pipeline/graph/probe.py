@@ -14,32 +14,36 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from typing import Any
 
 from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.models import Edge, ToolSpec
 from funreason_pipeline.sampling.arguments import ArgumentProvider
-from funreason_pipeline.sampling.values import Value, harvest, harvest_rows
+from funreason_pipeline.sampling.values import Value, error_kind, harvest, harvest_rows
 
 Call = tuple[str, dict[str, Any]]
 
 
 def probe_edges(tools: list[ToolSpec], worlds: list[World], provider: ArgumentProvider, seed: int = 0,
                 attempts: int = 4, rounds: int = 3, observed: dict[str, list[Any]] | None = None,
-                candidates: list[tuple[str, str, str]] = ()) -> list[Edge]:
+                candidates: list[tuple[str, str, str]] = (), errors: dict[str, str] | None = None) -> list[Edge]:
     """Probed edges over all probe scenarios (the first finding of an edge is kept). `observed`
     collects the results of successful calls per tool (response schemas of untyped returns are
     inferred from them); `candidates` (producer, consumer, parameter) are data edges some text
-    suggests, kept when a value the producer returned makes the consumer work."""
+    suggests, kept when a value the producer returned makes the consumer work. `errors` collects
+    the fresh error of each tool that never worked."""
+    errors = {} if errors is None else errors
     rng = random.Random(seed)
     found: dict[tuple, Edge] = {}
     observed = {} if observed is None else observed
     for w_index, base in enumerate(worlds):
         probe = WorldProbe(tools, base, w_index, provider, rng, found, attempts, rounds, observed)
         probe.run()
-        probe.confirm(candidates)
+        probe.confirm(candidates, random.Random(seed * 7919 + w_index))  # own draws: probing stays as it was
+        for name, err in probe.fresh_errors.items():
+            if name not in observed:  # tools that never worked: their error, for the edgeless warning
+                errors.setdefault(name, err)
     return list(found.values())
 
 
@@ -90,7 +94,7 @@ class WorldProbe:
                 probe = self.base.copy()
                 args, _, _ = self.provider.propose(spec, [], state, self.rng, rows=rows)
                 res = probe.call(spec.name, args)
-                self.provider.learn(spec.name, res.ok)
+                self.provider.learn(spec.name, res.ok, joint_only=True)
                 if not res.ok:
                     self.fresh_errors[spec.name] = res.error or ""
                     continue
@@ -159,9 +163,9 @@ class WorldProbe:
             while (tries := tries + 1) < b_tries:
                 args, sources, fields = self.provider.propose(b, results, after_state, self.rng, rows=rows)
                 res = world.call(b.name, args)
-                self.provider.learn(b.name, res.ok)
+                self.provider.learn(b.name, res.ok, joint_only=True)
                 if not res.ok:
-                    if len(prefix) == 1 and _error_kind(res.error) != _error_kind(fresh_error):
+                    if len(prefix) == 1 and error_kind(res.error) != error_kind(fresh_error):
                         # a new complaint: one step on (locked doors, now the brake); both A's and
                         # B's arguments matter now, so try more of each
                         self.progress.setdefault(b.name, {}).setdefault(prefix[0], calls[-1][1])
@@ -180,20 +184,23 @@ class WorldProbe:
         if len(seen) < 12 and value not in seen:
             seen.append(value)
 
-    def confirm(self, candidates: list[tuple[str, str, str]], tries: int = 8) -> None:
+    def confirm(self, candidates: list[tuple[str, str, str]], rng: random.Random, tries: int = 8) -> None:
         """Data edges a description names ("the id returned by transfer"): kept when, after the
         producer's recipe (and the consumer's own prerequisites), a value the producer returned
         makes the consumer work; the field it came from is the edge's `src_field`."""
         for a, b, param in candidates:
             if a not in self.recipes or (a, b, param) in self.found:
                 continue
-            calls = self.recipes[b][:-1] + self.recipes[a] if b in self.recipes else list(self.recipes[a])
+            before = self.recipes[b][:-1] if b in self.recipes else []
+            # B's own prerequisites, then A's recipe (unless B's recipe already calls A: ship -> track)
+            calls = before if any(n == a for n, _ in before) else before + self.recipes[a]
             got = self._run(calls)
             if got is None:
                 continue
             world, results = got
             spec = self.by_name[b]
-            mine = [v for v in results if v.source == len(calls) - 1 and _fits_param(spec, param, v)]
+            a_at = max(i for i, (n, _) in enumerate(calls) if n == a)
+            mine = [v for v in results if v.source == a_at and _fits_param(spec, param, v)]
             try:
                 snap = world.snapshot()
             except CyclicStateError:
@@ -206,7 +213,7 @@ class WorldProbe:
                 ok = False
                 for attempt in range(tries):  # the other arguments matter too (a second account)
                     v = vals[attempt % len(vals)]
-                    args, _, _ = self.provider.propose(spec, results, state, self.rng, rows=rows)
+                    args, _, _ = self.provider.propose(spec, results, state, rng, rows=rows)
                     args[param] = v.value
                     if world.copy().call(b, args).ok:
                         ok = True
@@ -252,7 +259,7 @@ class WorldProbe:
             fed = [p for p, src in sources.items() if src == idx]
             # Without A, B fails as it did fresh with any arguments ("No user is currently logged
             # in"): A's effect is on the state, even when one argument happened to come from A.
-            if _error_kind(without.get(a)) == _error_kind(fresh_error):
+            if error_kind(without.get(a)) == error_kind(fresh_error):
                 fed = []
             kind = "data" if fed else "state"
             self.found.setdefault((a, b.name), Edge(
@@ -267,11 +274,6 @@ class WorldProbe:
 def _fits_param(spec: ToolSpec, param: str, v: Value) -> bool:
     want = spec.properties.get(param, {}).get("type")
     return want is None or want == v.jtype or (want == "number" and v.jtype == "integer")
-
-
-def _error_kind(error: str | None) -> str:
-    """An error message without its quoted or numeric particulars ('No such file: a.txt' ~ '...: b.txt')."""
-    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
 
 
 def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str,

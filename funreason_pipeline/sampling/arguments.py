@@ -78,6 +78,7 @@ class ArgumentProvider:
     # (tool, param) -> source label -> (successful calls, failed calls) with arguments from it
     _outcomes: dict[tuple[str, str], dict[tuple, tuple[int, int]]] = field(default_factory=dict, repr=False)
     _labels: dict[str, tuple] = field(default_factory=dict, repr=False)  # param -> source, last proposal
+    _failures: dict[str, int] = field(default_factory=dict, repr=False)  # tool -> failed calls so far
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
@@ -176,7 +177,7 @@ class ArgumentProvider:
         parameters a row's fields go to is learned: assignments that worked are drawn more often,
         and a tool whose joint proposals keep failing gets them rarely (learned per tool)."""
         options = self._row_options(spec, rows)
-        if not options:
+        if not options or self._failures.get(spec.name, 0) < 2:  # only where single values keep failing
             return {}
         learned = self._outcomes.get((spec.name, "@row"), {})
         good = sum(g for g, _ in learned.values())
@@ -211,14 +212,16 @@ class ArgumentProvider:
             shapes.setdefault(r.shape, []).append(r)
         options: list[tuple[float, tuple, list[Row]]] = []
         for (where, names), group in shapes.items():
-            stem = tokens(where)[-1:] if where else ()
+            if not where:  # the environment object's own fields: copying them changes nothing
+                continue
+            stem = tokens(where)[-1:]
             assignments: list[tuple[float, tuple[tuple[str, str], ...]]] = []
             if names == (KEY, VALUE):
                 for p in params:
                     for q in params:
-                        if p != q:
-                            near = bool(stem) and stem[0] in p.lower()
-                            assignments.append((4.0 if near else 1.0, ((p, KEY), (q, VALUE))))
+                        # named like the mapping on one side (`users` -> username, `pins` -> pin)
+                        if p != q and stem and (stem[0] in p.lower() or stem[0] in q.lower()):
+                            assignments.append((4.0 if stem[0] in p.lower() else 1.0, ((p, KEY), (q, VALUE))))
             else:
                 pairs = []
                 for p in params:
@@ -238,10 +241,15 @@ class ArgumentProvider:
         cache[sig] = [rows, options]
         return options
 
-    def learn(self, tool: str, ok: bool) -> None:
+    def learn(self, tool: str, ok: bool, joint_only: bool = False) -> None:
         """Credit (or blame) the sources of the arguments just proposed for `tool`: arguments drawn
-        from sources that worked before are drawn more often, cutting failed attempts."""
+        from sources that worked before are drawn more often, cutting failed attempts. `joint_only`
+        (probing) learns only which rows fill which parameters; single sources stay exploratory."""
+        if not ok:
+            self._failures[tool] = self._failures.get(tool, 0) + 1
         for name, label in self._labels.items():
+            if joint_only and name != "@row":
+                continue
             good, bad = self._outcomes.setdefault((tool, name), {}).get(label, (0, 0))
             self._outcomes[(tool, name)][label] = (good + 1, bad) if ok else (good, bad + 1)
 

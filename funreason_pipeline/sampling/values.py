@@ -205,3 +205,27 @@ def harvest_rows(obj: Any, key: str = "", depth: int = 0, out: list[Row] | None 
         for item in obj[:50]:
             harvest_rows(item, key, depth + 1, out, limit)
     return out
+
+
+def error_kind(error: str | None) -> str:
+    """An error message without its quoted or numeric particulars ('No such file: a.txt' ~ '...: b.txt')."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
+
+
+def error_words(error: str | None) -> set[str]:
+    """The specific words of an error message ("not logged in" -> {"logged"})."""
+    return {w for w in tokens(error or "") if w not in GENERIC and len(w) > 3}
+
+
+def changed_keys(before: Any, after: Any, key: str = "", out: set[str] | None = None) -> set[str]:
+    """Names of the state fields a call changed (`session`, `frozen`), to match against errors that
+    name a state ("not logged in", "card frozen") when no tool is named."""
+    out = set() if out is None else out
+    if before == after:
+        return out
+    if isinstance(before, dict) and isinstance(after, dict):
+        for k in set(before) | set(after):
+            changed_keys(before.get(k), after.get(k), str(k), out)
+    elif key:
+        out.add(key)
+    return out
