@@ -589,13 +589,13 @@ def _docs_files() -> dict[str, str]:
 
 def test_docs_page_example_has_the_promised_edges_and_reaches_every_tool(tmp_path, monkeypatch):
     files = _docs_files()
-    assert set(files) == {"my_envs/library.py", "toolsets.yaml"}
+    assert set(files) == {"my_envs/library.py", "my_envs/toolsets.yaml"}
     for name, body in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(body)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        [ts] = parse_toolsets(files["toolsets.yaml"], base_dir=tmp_path)
+        [ts] = parse_toolsets(files["my_envs/toolsets.yaml"], base_dir=tmp_path / "my_envs")
         tools = toolset_tools(ts)
         edges = build_edges(ts, tools, [generate_scenario(ts, s) for s in range(4)])
         kinds = {(e.kind, e.src_tool, e.dst_tool) for e in edges}

@@ -18,8 +18,7 @@ class Depot:
         self.staff: list[dict] = []
         self.parcels: dict[str, dict] = {}
         self.shipments: dict[str, dict] = {}
-        self.on_duty: str | None = None
-        self.actions_left = 0
+        self.session: dict | None = None  # the badge on duty and the actions it has left
         self.registered = 0
         self.shipped = 0
 
@@ -28,11 +27,11 @@ class Depot:
         self.parcels = {p["id"]: dict(p) for p in scenario["parcels"]}
 
     def _act(self) -> None:
-        if self.on_duty is None:
+        if self.session is None:
             raise PermissionError("no shift started")
-        if self.actions_left <= 0:
+        if self.session["actions_left"] <= 0:
             raise PermissionError("session expired")
-        self.actions_left -= 1
+        self.session["actions_left"] -= 1
 
     def start_shift(self, badge: str, code: str) -> dict:
         """Start a shift.
@@ -43,14 +42,14 @@ class Depot:
         """
         if not any(s["badge"] == badge and s["code"] == code for s in self.staff):
             raise PermissionError("badge and code do not match")
-        self.on_duty, self.actions_left = badge, ACTIONS_PER_SHIFT
+        self.session = {"badge": badge, "actions_left": ACTIONS_PER_SHIFT}
         return {"on_duty": badge, "actions": ACTIONS_PER_SHIFT}
 
     def end_shift(self) -> dict:
         """End the current shift."""
-        if self.on_duty is None:
+        if self.session is None:
             raise PermissionError("no shift started")
-        self.on_duty, self.actions_left = None, 0
+        self.session = None
         return {"ended": True}
 
     def list_parcels(self) -> dict:
