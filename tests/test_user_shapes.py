@@ -34,10 +34,10 @@ from funreason_pipeline.graph.build import (
     edgeless_hint,
     observed_response_schema,
 )
+from funreason_pipeline.matching.arguments import ArgumentProvider
+from funreason_pipeline.matching.values import KEY, VALUE, harvest, harvest_rows
 from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
-from funreason_pipeline.sampling.arguments import ArgumentProvider
 from funreason_pipeline.sampling.sampler import DirectedSampler, TargetPlanner
-from funreason_pipeline.sampling.values import KEY, VALUE, harvest, harvest_rows
 from funreason_pipeline.sampling.yield_check import phase1_yield
 from funreason_pipeline.seeds import stable_seed
 from funreason_pipeline.verify.replay import replay_trajectory

@@ -9,8 +9,8 @@ from functools import cached_property
 
 import networkx as nx
 
+from funreason_pipeline.matching.names import error_words
 from funreason_pipeline.models import Edge, ToolSpec
-from funreason_pipeline.sampling.values import error_words
 
 
 class ApiGraph:

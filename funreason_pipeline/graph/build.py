@@ -17,9 +17,9 @@ from genson import SchemaBuilder
 
 from funreason_pipeline.environments.toolsets import World, toolset_argument_examples
 from funreason_pipeline.graph.probe import probe_edges
+from funreason_pipeline.matching.arguments import ArgumentProvider, is_text_sink
+from funreason_pipeline.matching.names import GENERIC, affinity, tokens
 from funreason_pipeline.models import Edge, ToolSpec
-from funreason_pipeline.sampling.arguments import ArgumentProvider, is_text_sink
-from funreason_pipeline.sampling.values import GENERIC, affinity, tokens
 
 _NUMERIC = {"integer", "number"}
 # numeric parameters that set how to compute, not what to compute on: no result chains into them
@@ -161,11 +161,13 @@ def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], see
         else (e.src_tool, e.dst_tool, e.param) not in known_params)]
 
 
+NO_EDGE_TIPS = ("return dicts with descriptive keys (`account_id`, not `id`) or a TypedDict, name the "
+                "producing tool in parameter descriptions (\"the id returned by open_account\"), and make sure "
+                "calls can succeed on a fresh scenario (probing finds state edges only from working calls)")
+
 
 def edgeless_hint(tools: list[ToolSpec], report: dict[str, Any]) -> str:
     """Why a toolset's graph has no edges, as far as probing shows, and what to change."""
-    from funreason_pipeline.sampling.yield_check import NO_EDGE_TIPS
-
     worked, errors = report.get("worked", []), report.get("errors", {})
     if not worked:
         sample = "; ".join(f"{t}: {e[:80]!r}" for t, e in list(errors.items())[:3])

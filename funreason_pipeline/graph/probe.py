@@ -18,9 +18,10 @@ from typing import Any
 
 from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.matching.arguments import ArgumentProvider
+from funreason_pipeline.matching.names import error_kind
+from funreason_pipeline.matching.values import Value, harvest, harvest_rows
 from funreason_pipeline.models import Edge, ToolSpec
-from funreason_pipeline.sampling.arguments import ArgumentProvider
-from funreason_pipeline.sampling.values import Value, error_kind, harvest, harvest_rows
 
 Call = tuple[str, dict[str, Any]]
 

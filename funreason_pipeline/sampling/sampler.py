@@ -16,19 +16,10 @@ from funreason_pipeline.environments.base import CyclicStateError, ToolResult
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
+from funreason_pipeline.matching.arguments import NEW_STATE, ArgumentProvider
+from funreason_pipeline.matching.names import GENERIC, error_words, tokens, tool_nouns
+from funreason_pipeline.matching.values import Row, Value, changed_keys, harvest, harvest_rows
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
-from funreason_pipeline.sampling.arguments import NEW_STATE, ArgumentProvider
-from funreason_pipeline.sampling.values import (
-    GENERIC,
-    Row,
-    Value,
-    changed_keys,
-    error_words,
-    harvest,
-    harvest_rows,
-    tokens,
-    tool_nouns,
-)
 from funreason_pipeline.verify.replay import seal_trajectory
 
 

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
+from funreason_pipeline.graph.build import NO_EDGE_TIPS
 from funreason_pipeline.models import Rejection
 
 REASON = "yield_below_minimum"  # the rejection that carries the verdict's message
@@ -80,11 +81,6 @@ def _advice(n_edges: int, rejections: list[Rejection], targeted: int) -> list[st
                     "valid combinations in ARGUMENT_EXAMPLES")
     tips.append("more candidates per partition may help: `cli demo --trajectories N` (4 x N are tried)")
     return ["  try: " + tips[0], *("       " + t for t in tips[1:])]
-
-
-NO_EDGE_TIPS = ("return dicts with descriptive keys (`account_id`, not `id`) or a TypedDict, name the "
-                "producing tool in parameter descriptions (\"the id returned by open_account\"), and make sure "
-                "calls can succeed on a fresh scenario (probing finds state edges only from working calls)")
 
 
 def yield_rejection(toolset: str, day: str, verdict: YieldVerdict) -> Rejection:

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from funreason_pipeline.matching.names import affinity, tokens
+from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
 from funreason_pipeline.models import ToolSpec
-from funreason_pipeline.sampling.values import KEY, VALUE, Row, Value, affinity, json_type, tokens
 
 _WORDS = ["report", "budget", "alpha", "meeting", "notes", "draft", "summary", "travel", "project", "final", "review", "data", "archive", "backup", "weekly", "plan", "ideas", "release", "budget", "invoice", "schedule", "update", "research", "launch", "photo", "music", "team"]
 _QUOTED = re.compile(r"['\"]([^'\"]{1,40})['\"]")
