@@ -185,14 +185,14 @@ class WorldProbe:
         if len(seen) < 12 and value not in seen:
             seen.append(value)
 
-    def confirm(self, candidates: list[tuple[str, str, str]], rng: random.Random, tries: int = 8) -> None:
+    def confirm(self, candidates: list[tuple[str, str, str]], rng: random.Random, tries: int = 12) -> None:
         """Data edges a description names ("the id returned by transfer"): kept when, after the
         producer's recipe (and the consumer's own prerequisites), a value the producer returned
         makes the consumer work; the field it came from is the edge's `src_field`."""
         for a, b, param in candidates:
-            if a not in self.recipes or (a, b, param) in self.found:
+            if (a, b, param) in self.found or self._recipe_for(a, rng) is None:
                 continue
-            before = self.recipes[b][:-1] if b in self.recipes else []
+            before = self.recipes[b][:-1] if self._recipe_for(b, rng) else []
             # B's own prerequisites, then A's recipe (unless B's recipe already calls A: ship -> track)
             calls = before if any(n == a for n, _ in before) else before + self.recipes[a]
             got = self._run(calls)
@@ -225,6 +225,30 @@ class WorldProbe:
                         evidence=json.dumps({"method": "description", "scenario": self.w_index, "field": key,
                                              "b_args": args}, default=str))
                     break
+
+    def _recipe_for(self, tool: str, rng: random.Random) -> list[Call] | None:
+        """The tool's recipe on this scenario; one made from an edge found on an earlier scenario
+        (login -> list_accounts: this scenario's login, then list_accounts) when it has none yet."""
+        if tool in self.recipes:
+            return self.recipes[tool]
+        for e in sorted(self.found.values(), key=lambda e: e.src_tool):
+            if e.kind != "state" or e.dst_tool != tool or e.src_tool not in self.recipes:
+                continue
+            got = self._run(self.recipes[e.src_tool])
+            if got is None:
+                continue
+            world, results = got
+            try:
+                snap = world.snapshot()
+            except CyclicStateError:
+                continue
+            for _ in range(self.attempts):
+                args, _, _ = self.provider.propose(self.by_name[tool], results, harvest(snap), rng,
+                                                   rows=harvest_rows(snap))
+                if world.copy().call(tool, args).ok:
+                    self.recipes[tool] = self.recipes[e.src_tool] + [(tool, args)]
+                    return self.recipes[tool]
+        return None
 
     def _prefix_calls(self, prefix: tuple[str, ...], fixed: dict[str, dict[str, Any]],
                       fresh_args: bool) -> list[Call] | None:

@@ -206,8 +206,11 @@ class ArgumentProvider:
             return hit[1]
         if len(cache) > 256:
             cache.clear()
+        # parameters an earlier call can feed (graph data edges) are left to it: that dependent call
+        # is what the method wants; rows serve what only the state holds (credentials)
         params = [p for p, s in spec.properties.items()
-                  if s.get("type") in ("string", "integer", "number") and "enum" not in s]
+                  if s.get("type") in ("string", "integer", "number") and "enum" not in s
+                  and not self.data_fields.get((spec.name, p))]
         shapes: dict[tuple, list[Row]] = {}
         for r in rows:
             shapes.setdefault(r.shape, []).append(r)
@@ -223,7 +226,7 @@ class ArgumentProvider:
                         # named like the mapping on one side (`users` -> username, `pins` -> pin)
                         if p != q and stem and (stem[0] in p.lower() or stem[0] in q.lower()):
                             assignments.append((4.0 if stem[0] in p.lower() else 1.0, ((p, KEY), (q, VALUE))))
-            else:
+            elif not self.explore:  # probing varies arguments to find effects: no copied records
                 pairs = []
                 for p in params:
                     desc = spec.properties[p].get("description", "")
