@@ -254,9 +254,8 @@ class DirectedSampler:
                     if same_error >= cfg.same_error_stop:
                         break  # new arguments do not change the answer ("Start the engine"): repair instead
                 if call is None:
-                    # a state prerequisite already called may have worn off ("session expired")
-                    redo = self.graph.state_prereqs.get(tool, set()) & (satisfied - banned) \
-                        if tool in (target, via) or tool in pending_for else set()
+                    redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned) \
+                        if tool == target else set()
                     # a fixer that is not legal yet fails and is repaired in turn (engine -> doors)
                     fixers = self._named_by(res.error, exclude={tool} | banned | repaired_with)
                     if repairs_left > 0 and (redo or fixers) and (tool in (target, via) or tool in pending_for):
