@@ -28,6 +28,7 @@ from funreason_pipeline.environments.toolsets import (
     toolset_tools,
 )
 from funreason_pipeline.environments.user import (
+    DocEntry,
     EnvironmentOptions,
     UserFactory,
     derive_tools,
@@ -205,6 +206,29 @@ def test_docstring_parser_reads_return_fields_and_ignores_other_sections():
     assert set(doc.params) == {"username", "password"}
     assert doc.params["username"].type_text == "str"
     assert doc.returns.startswith("The session, with")
+
+
+def test_docstring_parser_reads_rest_style_and_named_google_return_fields():
+    doc = parse_docstring("""Find a patient
+    by name.
+
+    :param name: Part of the patient's name.
+    :type name: str
+    :returns: the matches.
+    """)
+    assert doc.summary == "Find a patient by name."
+    assert doc.params["name"].description == "Part of the patient's name."
+    assert doc.returns == "the matches."
+    doc = parse_docstring("""Log in.
+
+    Returns:
+        username (str): The logged-in
+            staff username.
+        role (str): Their role.
+    """)
+    assert doc.return_fields == {"username": DocEntry("str", "The logged-in staff username."),
+                                 "role": DocEntry("str", "Their role.")}
+    assert doc.returns == ""
 
 
 def test_hint_schema_enum_and_unusable_types():

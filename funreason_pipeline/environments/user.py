@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from funreason_pipeline.environments.base import (
@@ -122,19 +123,9 @@ class EnvironmentOptions(BaseModel):
 
 # ---- docstrings -------------------------------------------------------------------------------
 
-_SECTIONS = {
-    "args": "params", "arguments": "params", "parameters": "params", "params": "params",
-    "keyword args": "params", "keyword arguments": "params", "other parameters": "params",
-    "returns": "returns", "return": "returns",
-    **{k: "other" for k in ("yields", "yield", "raises", "raise", "examples", "example", "note", "notes",
-                            "warning", "warnings", "see also", "references", "attributes", "todo")},
-}
-_GOOGLE_HEADER = re.compile(r"([A-Za-z][A-Za-z ]*):\s*")
-_NUMPY_RULE = re.compile(r"\s*-{3,}\s*")
-# Google entry: "name (type, optional): description" or "name: description"
-_GOOGLE_ENTRY = re.compile(r"\*{0,2}(?P<name>\w+)\s*(?:\((?P<type>[^:]*)\))?\s*:(?:\s+(?P<desc>.*))?")
-# NumPy entry: "name : type" or "name" (descriptions on the indented lines below)
-_NUMPY_ENTRY = re.compile(r"(?P<names>\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::\s*(?P<type>.*))?")
+# Google "Returns:" entries that name result fields ("patient_id (str): ..."); docstring-parser
+# reads a Google Returns section as one `type: description`, so the named form is read here
+_NAMED_RETURN = re.compile(r"\*{0,2}(?P<name>\w+)\s*\((?P<type>[^)]*)\)\s*:\s*(?P<desc>.*)")
 
 
 @dataclass(frozen=True)
@@ -151,104 +142,61 @@ class ParsedDocstring:
     return_fields: dict[str, DocEntry] = field(default_factory=dict)  # named fields of the result
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _entries(body: list[str]) -> list[tuple[str, list[str]]]:
-    """Entries sit at the body's smallest indentation; deeper lines continue the entry above."""
-    lines = [line for line in body if line.strip()]
-    if not lines:
-        return []
-    base = min(_indent(line) for line in lines)
-    out: list[tuple[str, list[str]]] = []
-    for line in lines:
-        if _indent(line) <= base or not out:
-            out.append((line.strip().removeprefix("- ").removeprefix("* "), []))
-        else:
-            out[-1][1].append(line.strip())
-    return out
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 def parse_docstring(doc: str | None) -> ParsedDocstring:
-    """Summary, parameter descriptions and Returns of a Google- or NumPy-style docstring."""
+    """Summary (the first paragraph), parameter descriptions and Returns of a Google-, NumPy- or
+    reST-style docstring, read with docstring-parser."""
     parsed = ParsedDocstring()
     if not doc:
         return parsed
-    lines = inspect.cleandoc(doc).splitlines()
-    preamble: list[str] = []
-    sections: list[tuple[str, str, list[str]]] = []  # (kind, style, body)
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line and not line[0].isspace():
-            title = line.strip().lower()
-            if i + 1 < len(lines) and _NUMPY_RULE.fullmatch(lines[i + 1]) and title in _SECTIONS:
-                sections.append((_SECTIONS[title], "numpy", []))
-                i += 2
-                continue
-            m = _GOOGLE_HEADER.fullmatch(line)
-            if m and m.group(1).lower() in _SECTIONS:
-                sections.append((_SECTIONS[m.group(1).lower()], "google", []))
-                i += 1
-                continue
-        (sections[-1][2] if sections else preamble).append(line)
-        i += 1
-
-    first_paragraph = []
-    for line in preamble:
-        if not line.strip():
-            if first_paragraph:
-                break
+    try:
+        ds = docstring_parser.parse(inspect.cleandoc(doc))
+    except docstring_parser.ParseError:
+        ds = docstring_parser.Docstring()
+        ds.short_description = inspect.cleandoc(doc)
+    description = "\n".join(p for p in (ds.short_description, ds.long_description) if p)
+    if ds.blank_after_short_description or not ds.long_description:
+        parsed.summary = _one_line(ds.short_description)
+    else:  # a summary wrapped over several lines
+        parsed.summary = _one_line(description.split("\n\n")[0])
+    for p in ds.params:
+        if p.args and p.args[0] not in ("param", "keyword", "other_param"):
             continue
-        first_paragraph.append(line.strip())
-    parsed.summary = " ".join(first_paragraph)
-
-    for kind, style, body in sections:
-        if kind == "params":
-            for head, more in _entries(body):
-                for name, entry in _param_entries(head, more, style):
-                    parsed.params[name] = entry
-        elif kind == "returns":
-            texts = []
-            for head, more in _entries(body):
-                name, entry = _return_entry(head, more, style)
-                if name:
-                    parsed.return_fields[name] = entry
-                elif entry.description:
-                    texts.append(entry.description)
-            parsed.returns = " ".join(texts)
+        for name in (n.strip().lstrip("*") for n in p.arg_name.split(",")):
+            parsed.params[name] = DocEntry(_one_line(p.type_name), _one_line(p.description))
+    texts = []
+    for r in ds.many_returns:
+        if r.return_name:  # NumPy: "due : str" then its description
+            parsed.return_fields[r.return_name] = DocEntry(_one_line(r.type_name), _one_line(r.description))
+            continue
+        named = _named_returns(r.description or "") if not r.type_name else {}
+        if named:
+            parsed.return_fields.update(named)
+        elif r.description:
+            texts.append(_one_line(r.description))
+    parsed.returns = " ".join(texts)
     return parsed
 
 
-def _param_entries(head: str, more: list[str], style: str) -> list[tuple[str, DocEntry]]:
-    if style == "google":
-        m = _GOOGLE_ENTRY.fullmatch(head)
-        if not m:
-            return []
-        desc = " ".join([m.group("desc") or "", *more]).strip()
-        return [(m.group("name"), DocEntry((m.group("type") or "").strip(), desc))]
-    m = _NUMPY_ENTRY.fullmatch(head)
-    if not m:
-        return []
-    names = [n.strip().lstrip("*") for n in m.group("names").split(",")]
-    entry = DocEntry((m.group("type") or "").strip(), " ".join(more).strip())
-    return [(n, entry) for n in names]
-
-
-def _return_entry(head: str, more: list[str], style: str) -> tuple[str | None, DocEntry]:
-    """A named field of the result ("patient_id (str): ..." / "patient_id : str"), or free text."""
-    if style == "google":
-        m = _GOOGLE_ENTRY.fullmatch(head)
-        if m and m.group("type") is not None:
-            return m.group("name"), DocEntry(m.group("type").strip(), " ".join([m.group("desc") or "", *more]).strip())
-        if m:  # "dict: A mapping of ..." is the Google form of "type: description"
-            return None, DocEntry(m.group("name"), " ".join([m.group("desc") or "", *more]).strip())
-        return None, DocEntry("", " ".join([head, *more]).strip())
-    m = _NUMPY_ENTRY.fullmatch(head)
-    if m and m.group("type"):
-        return m.group("names"), DocEntry(m.group("type").strip(), " ".join(more).strip())
-    return None, DocEntry(head, " ".join(more).strip())  # a bare type line, described below it
+def _named_returns(text: str) -> dict[str, DocEntry]:
+    """Google Returns entries naming fields, one per line (deeper lines continue the entry)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not _NAMED_RETURN.fullmatch(lines[0].strip()):
+        return {}
+    out: dict[str, list[str]] = {}
+    types: dict[str, str] = {}
+    last = ""
+    for line in lines:
+        m = _NAMED_RETURN.fullmatch(line.strip())
+        if m and not line.startswith((" ", "\t")):
+            last = m.group("name")
+            types[last], out[last] = m.group("type").strip(), [m.group("desc")]
+        else:
+            out[last].append(line.strip())
+    return {n: DocEntry(types[n], _one_line(" ".join(d))) for n, d in out.items()}
 
 
 _DOC_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
