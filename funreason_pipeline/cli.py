@@ -18,6 +18,7 @@ import dagster as dg
 
 from funreason_pipeline import config, quality, storage
 from funreason_pipeline.environments.toolsets import load_toolsets
+from funreason_pipeline.sampling.yield_check import demo_failures
 
 TABLES = ["tool_catalog", "api_graph", "trajectories", "queries", "cot_traces", "dialogues", "sft_samples", "rl_samples",
           "day_export", "rejections", "llm_calls"]
@@ -257,10 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.edge_target is not None and not 0 < args.edge_target <= 1:
         parser.error("--edge-target must be in (0, 1]")
     cfg = run_config_for(args.trajectories, args.k_max, args.seed, args.min_turns, args.max_turns, args.edge_target)
+    config.ensure_dagster_home()
     ok = run_demo(args.day, chosen, workers=args.workers, run_config=cfg)
     print(summary())
     print("\nOpen the Dagster UI with `make ui` (dg dev, DAGSTER_HOME under data/).")
-    return 0 if ok else 1
+    problems = demo_failures(args.day, chosen)  # no silent success: the Phase I yield verdicts
+    for p in problems:
+        print(f"\nFAILED {p}", file=sys.stderr)
+    return 0 if ok and not problems else 1
 
 
 if __name__ == "__main__":

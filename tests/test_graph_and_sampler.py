@@ -157,9 +157,10 @@ def test_probing_follows_chains_and_pairs_and_keeps_the_enabling_arguments():
 
 def test_argument_sources_ranges_caps_maps_listings_and_examples():
     from funreason_pipeline.environments.toolsets import toolset_argument_examples
+    from funreason_pipeline.matching.arguments import ArgumentProvider
+    from funreason_pipeline.matching.names import affinity
+    from funreason_pipeline.matching.values import harvest
     from funreason_pipeline.models import ToolSpec
-    from funreason_pipeline.sampling.arguments import ArgumentProvider
-    from funreason_pipeline.sampling.values import affinity, harvest
 
     rng = random.Random(0)
     p = ArgumentProvider()
@@ -220,9 +221,9 @@ def test_the_stored_graph_samples_like_the_built_one(name):
 
 
 def test_argument_sources_that_failed_are_drawn_less_often():
+    from funreason_pipeline.matching.arguments import ArgumentProvider
+    from funreason_pipeline.matching.values import Value
     from funreason_pipeline.models import ToolSpec
-    from funreason_pipeline.sampling.arguments import ArgumentProvider
-    from funreason_pipeline.sampling.values import Value
 
     spec = ToolSpec(name="cat", class_name="C", method="cat", description="",
                     parameters={"type": "object", "required": ["file_name"],
@@ -309,7 +310,7 @@ def test_an_edge_target_samples_extra_trajectories_until_edges_are_exercised():
 
 
 def test_same_head_noun_of_a_different_kind_is_no_match():
-    from funreason_pipeline.sampling.values import affinity
+    from funreason_pipeline.matching.names import affinity
 
     # a car's speed is not a fan speed; a card number not a passport number; a travel date not an expiry
     assert affinity("fanSpeed", "The fan speed to set.", "currentSpeed", "get_current_speed") == 0
@@ -329,7 +330,7 @@ def test_numeric_results_chain_into_operands_not_into_settings():
 
 
 def test_status_is_a_word_and_a_report_not_a_thing():
-    from funreason_pipeline.sampling.values import affinity, tokens
+    from funreason_pipeline.matching.names import affinity, tokens
 
     assert tokens("mention_status") == ("mention", "status") and tokens("messages") == ("message",)
     # a mention's status is not a mention; a login status is no message content

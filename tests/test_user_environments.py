@@ -28,6 +28,7 @@ from funreason_pipeline.environments.toolsets import (
     toolset_tools,
 )
 from funreason_pipeline.environments.user import (
+    DocEntry,
     EnvironmentOptions,
     UserFactory,
     derive_tools,
@@ -205,6 +206,29 @@ def test_docstring_parser_reads_return_fields_and_ignores_other_sections():
     assert set(doc.params) == {"username", "password"}
     assert doc.params["username"].type_text == "str"
     assert doc.returns.startswith("The session, with")
+
+
+def test_docstring_parser_reads_rest_style_and_named_google_return_fields():
+    doc = parse_docstring("""Find a patient
+    by name.
+
+    :param name: Part of the patient's name.
+    :type name: str
+    :returns: the matches.
+    """)
+    assert doc.summary == "Find a patient by name."
+    assert doc.params["name"].description == "Part of the patient's name."
+    assert doc.returns == "the matches."
+    doc = parse_docstring("""Log in.
+
+    Returns:
+        username (str): The logged-in
+            staff username.
+        role (str): Their role.
+    """)
+    assert doc.return_fields == {"username": DocEntry("str", "The logged-in staff username."),
+                                 "role": DocEntry("str", "Their role.")}
+    assert doc.returns == ""
 
 
 def test_hint_schema_enum_and_unusable_types():
@@ -589,13 +613,13 @@ def _docs_files() -> dict[str, str]:
 
 def test_docs_page_example_has_the_promised_edges_and_reaches_every_tool(tmp_path, monkeypatch):
     files = _docs_files()
-    assert set(files) == {"my_envs/library.py", "toolsets.yaml"}
+    assert set(files) == {"my_envs/library.py", "my_envs/toolsets.yaml"}
     for name, body in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(body)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        [ts] = parse_toolsets(files["toolsets.yaml"], base_dir=tmp_path)
+        [ts] = parse_toolsets(files["my_envs/toolsets.yaml"], base_dir=tmp_path / "my_envs")
         tools = toolset_tools(ts)
         edges = build_edges(ts, tools, [generate_scenario(ts, s) for s in range(4)])
         kinds = {(e.kind, e.src_tool, e.dst_tool) for e in edges}

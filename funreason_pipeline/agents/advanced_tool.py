@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from funreason_pipeline.matching.values import harvest
 from funreason_pipeline.models import ToolCall, ToolSpec, Trajectory
-from funreason_pipeline.sampling.values import harvest
 
 
 class AdvancedInput(BaseModel):

@@ -11,8 +11,8 @@ import random
 from typing import Any
 
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, mentionable
+from funreason_pipeline.matching.names import tokens
 from funreason_pipeline.models import ToolCall, ToolSpec
-from funreason_pipeline.sampling.values import tokens
 
 OFFLINE = "offline"
 

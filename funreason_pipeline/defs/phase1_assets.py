@@ -20,10 +20,11 @@ from funreason_pipeline.defs.partitions import (
 from funreason_pipeline.defs.resources import Store
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
-from funreason_pipeline.graph.build import build_edges
+from funreason_pipeline.graph.build import build_edges, edgeless_hint
 from funreason_pipeline.quality import trajectory_quality
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.sampling.sampler import SamplerConfig
+from funreason_pipeline.sampling.yield_check import phase1_yield, yield_rejection
 from funreason_pipeline.seeds import short_hash, stable_seed
 from funreason_pipeline.verify.replay import replay_trajectory
 
@@ -59,23 +60,33 @@ value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
     group_name=GROUP_GRAPH, owners=OWNERS,
     kinds={"networkx", "duckdb", "polars"},
     code_version="graph-v1",
+    check_specs=[dg.AssetCheckSpec("graph_has_edges", asset="api_graph",
+                                   description="The graph has edges (warning); without, the failure names the "
+                                   "likely cause (no call succeeded in probing, results without named fields).")],
     description="Prerequisite edges between tools: data edges (a response field feeds a parameter) from "
     "schemas and probing, state edges (a call leaves state another needs) confirmed by execution probing.",
 )
-def api_graph(context: dg.AssetExecutionContext, tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
+def api_graph(context: dg.AssetExecutionContext, tool_catalog: pl.DataFrame):  # no return annotation: check_specs
     ts = toolset_by_name(context.partition_key)
     tools = frames.tools_from_frame(tool_catalog)
     scenarios = [generate_scenario(ts, stable_seed("probe", ts.name, i)) for i in range(PROBE_SCENARIOS)]
     t0 = time.perf_counter()
-    edges = build_edges(ts, tools, scenarios, seed=stable_seed("probe-args", ts.name))
+    report: dict = {}
+    edges = build_edges(ts, tools, scenarios, seed=stable_seed("probe-args", ts.name), report=report)
     elapsed = time.perf_counter() - t0
     version = short_hash(frames.dumps(sorted(e.model_dump_json() for e in edges)))
     graph = ApiGraph(tools, edges)
     counts = graph.edge_counts()
     cross = sum(1 for e in edges if graph.tools[e.src_tool].class_name != graph.tools[e.dst_tool].class_name)
     df = frames.graph_frame(ts.name, edges, version)
+    hint = edgeless_hint(tools, report) if not edges else ""
+    if hint:
+        context.log.warning(f"toolset {ts.name!r}: {hint}")
     return dg.MaterializeResult(
-value=df, data_version=dg.DataVersion(frames.content_version(df)), metadata={
+value=df, data_version=dg.DataVersion(frames.content_version(df)), check_results=[
+        dg.AssetCheckResult(check_name="graph_has_edges", passed=bool(edges), severity=dg.AssetCheckSeverity.WARN,
+                            description=hint or f"{len(edges)} edges", metadata={"edges": len(edges)}),
+    ], metadata={
         "nodes": len(tools),
         "data_edges": counts["data"],
         "state_edges": counts["state"],
@@ -98,6 +109,9 @@ class TrajectoryConfig(dg.Config):
     # sample extra trajectories until this share of the graph's edges is exercised (Q3: 0.9); None: off
     edge_coverage_target: float | None = None
     seed: int = 0
+    # no silent success: the blocking `phase1_yield` check fails below these (a share of what was asked)
+    min_yield: float = 1.0  # accepted trajectories / trajectories_per_partition
+    min_tool_coverage: float = 0.75  # usable tools reached as a target / usable tools
 
 
 @dg.asset(
@@ -114,6 +128,10 @@ class TrajectoryConfig(dg.Config):
         dg.AssetCheckSpec("every_trajectory_replays", asset="trajectories", blocking=True,
                           description="Fresh environments + recorded scenario + recorded calls reproduce every result."),
         dg.AssetCheckSpec("no_empty_turn", asset="trajectories", blocking=True),
+        dg.AssetCheckSpec("phase1_yield", asset="trajectories", blocking=True,
+                          description="No silent success: at least `min_yield` of the asked trajectories were "
+                          "accepted and `min_tool_coverage` of the usable tools reached as targets; the failure "
+                          "says what went wrong and what to try (also a `yield_below_minimum` rejection)."),
         dg.AssetCheckSpec("every_tool_targeted", asset="trajectories",
                           description="Every tool of the toolset is a reached target at least once (warning); "
                           "tools their environment declares unusable are listed, not counted."),
@@ -145,6 +163,12 @@ def trajectories(
                               edge_target=config.edge_coverage_target)
     elapsed = time.perf_counter() - t0
     the_day = date.fromisoformat(day)
+    verdict = phase1_yield(toolset, day, config.trajectories_per_partition, len(result.trajectories),
+                           [t.name for t in tools if t.name not in result.unusable], set(result.targets_reached),
+                           len(edges), result.rejections, config.min_yield, config.min_tool_coverage)
+    if not verdict.passed:
+        context.log.error(verdict.message)
+        result.rejections.append(yield_rejection(toolset, day, verdict))
     store.replace_rejections("trajectories", the_day, toolset, result.rejections)
     df = frames.trajectories_frame(the_day, result.trajectories, version)
 
@@ -180,6 +204,10 @@ def trajectories(
                                 metadata={"mismatches": len(failures), "first": "; ".join(failures[:3])}),
             dg.AssetCheckResult(check_name="no_empty_turn", passed=not empty_turns,
                                 metadata={"trajectories_with_empty_turns": len(empty_turns)}),
+            dg.AssetCheckResult(check_name="phase1_yield", passed=verdict.passed, description=verdict.message,
+                                metadata={"accepted": verdict.accepted, "asked": verdict.asked,
+                                          "tools_targeted": verdict.targeted, "usable_tools": verdict.usable,
+                                          "message": dg.MetadataValue.md(f"```\n{verdict.message}\n```")}),
             dg.AssetCheckResult(check_name="every_tool_targeted", passed=not result.uncovered,
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"uncovered": dg.MetadataValue.json(result.uncovered),

@@ -114,10 +114,20 @@ def _load_toolsets_cached(path: str, mtime: float) -> tuple[ToolsetConfig, ...]:
 
 
 def load_toolsets(path: str | Path | None = None) -> list[ToolsetConfig]:
-    p = Path(path or config.toolsets_path())
-    if not p.exists():
-        raise EnvironmentConfigError(f"toolset config not found: {p}")
-    return list(_load_toolsets_cached(str(p), p.stat().st_mtime))
+    """The toolsets of `path`, or of the configured file plus the files `FUNREASON_TOOLSETS_EXTRA`
+    adds to it (a name defined twice is an error naming both files)."""
+    files = [Path(path)] if path else [config.toolsets_path(), *config.extra_toolsets_paths()]
+    out: list[ToolsetConfig] = []
+    where: dict[str, Path] = {}
+    for p in files:
+        if not p.exists():
+            raise EnvironmentConfigError(f"toolset config not found: {p}")
+        for ts in _load_toolsets_cached(str(p), p.stat().st_mtime):
+            if ts.name in where:
+                raise EnvironmentConfigError(f"toolset {ts.name!r} is defined in both {where[ts.name]} and {p}")
+            where[ts.name] = p
+            out.append(ts)
+    return out
 
 
 def toolset_by_name(name: str, path: str | Path | None = None) -> ToolsetConfig:

@@ -1,32 +1,21 @@
 """User adapter: any stateful Python class, referenced as `package.module:ClassName`, as an Environment.
 
-Tools are the class's public methods. Their JSON Schemas come from type hints plus Google or NumPy
-docstrings, or from an OpenAI-format schema file when the user prefers to write them. Scenarios come
-from a seeded generator function or a JSON/JSONL file of examples. Like the BFCL adapter, methods are
-called only from the allow-list of derived tools, with checked and copied arguments, and every
-failure of a call becomes an error result.
+Tools are the class's public methods (user_tools.py): JSON Schemas from type hints (user_schemas.py)
+plus Google, NumPy or reST docstrings (user_docstrings.py), or from an OpenAI-format schema file.
+Scenarios come from a seeded generator function or a JSON/JSONL file of examples (user_scenarios.py).
+Like the BFCL adapter, methods are called only from the allow-list of derived tools, with checked and
+copied arguments, and every failure of a call becomes an error result.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import datetime as dt
-import enum
-import importlib
-import inspect
-import json
-import logging
-import re
-import types
-import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from funreason_pipeline.environments.base import (
     EnvironmentConfigError,
@@ -36,39 +25,29 @@ from funreason_pipeline.environments.base import (
     public_state,
     to_json_value,
 )
-from funreason_pipeline.environments.bfcl import gorilla_to_json_schema
 from funreason_pipeline.environments.deadline import CallTimeout, deadline
+from funreason_pipeline.environments.user_docstrings import DocEntry, ParsedDocstring, parse_docstring
+from funreason_pipeline.environments.user_scenarios import (
+    SCENARIO_FILE_SUFFIXES,
+    ScenarioSource,
+    import_object,
+    is_import_path,
+)
+from funreason_pipeline.environments.user_schemas import UnusableType, hint_schema
+from funreason_pipeline.environments.user_tools import (
+    FunctionSchema,
+    UserTool,
+    derive_tools,
+    load_schema_file,
+)
 from funreason_pipeline.models import ToolSpec
 
-logger = logging.getLogger(__name__)
-_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+# the names other modules and tests import from here
+__all__ = ["DocEntry", "EnvironmentOptions", "FunctionSchema", "ParsedDocstring", "ScenarioSource", "UnusableType",
+           "UserEnvironment", "UserFactory", "UserTool", "derive_tools", "hint_schema", "import_object",
+           "is_import_path", "load_schema_file", "parse_docstring", "user_factory"]
+
 SCENARIO_LOADERS = ("load_scenario", "_load_scenario")  # `_load_scenario` is BFCL's name
-_BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-_NOT_TOOLS = frozenset({"load_scenario", "snapshot"})
-_SCENARIO_FILE_SUFFIXES = (".json", ".jsonl")
-_FOREIGN_MODULES = frozenset({"builtins", "typing", "pydantic", "abc", "collections"})
-
-
-def is_import_path(ref: str) -> bool:
-    """`package.module:Name`, the form the toolset config uses for user classes and generators."""
-    return bool(_IMPORT_PATH.match(ref))
-
-
-def import_object(ref: str, what: str) -> Any:
-    """Import `package.module:Name`; any failure is a config error saying what was looked for."""
-    if not is_import_path(ref):
-        raise EnvironmentConfigError(f"{what} {ref!r} is not an import path of the form package.module:Name")
-    module_name, attr = ref.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, but also whatever the module raises while importing
-        raise EnvironmentConfigError(
-            f"{what} {ref!r}: module {module_name!r} does not import: {type(exc).__name__}: {exc}"
-        ) from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise EnvironmentConfigError(f"{what} {ref!r}: module {module_name!r} has no {attr!r}") from None
 
 
 # ---- config options ---------------------------------------------------------------------------
@@ -94,7 +73,7 @@ class EnvironmentOptions(BaseModel):
     @field_validator("scenarios")
     @classmethod
     def _scenario_source(cls, v: str | None) -> str | None:
-        if v is not None and not (is_import_path(v) or v.endswith(_SCENARIO_FILE_SUFFIXES)):
+        if v is not None and not (is_import_path(v) or v.endswith(SCENARIO_FILE_SUFFIXES)):
             raise ValueError(
                 f"scenarios {v!r} must be a generator import path package.module:function "
                 "or a path to a .json/.jsonl file of scenarios"
@@ -118,534 +97,6 @@ class EnvironmentOptions(BaseModel):
 
         return self.model_copy(update={"scenarios": absolute(self.scenarios),
                                        "schema_file": absolute(self.schema_file)})
-
-
-# ---- docstrings -------------------------------------------------------------------------------
-
-_SECTIONS = {
-    "args": "params", "arguments": "params", "parameters": "params", "params": "params",
-    "keyword args": "params", "keyword arguments": "params", "other parameters": "params",
-    "returns": "returns", "return": "returns",
-    **{k: "other" for k in ("yields", "yield", "raises", "raise", "examples", "example", "note", "notes",
-                            "warning", "warnings", "see also", "references", "attributes", "todo")},
-}
-_GOOGLE_HEADER = re.compile(r"([A-Za-z][A-Za-z ]*):\s*")
-_NUMPY_RULE = re.compile(r"\s*-{3,}\s*")
-# Google entry: "name (type, optional): description" or "name: description"
-_GOOGLE_ENTRY = re.compile(r"\*{0,2}(?P<name>\w+)\s*(?:\((?P<type>[^:]*)\))?\s*:(?:\s+(?P<desc>.*))?")
-# NumPy entry: "name : type" or "name" (descriptions on the indented lines below)
-_NUMPY_ENTRY = re.compile(r"(?P<names>\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::\s*(?P<type>.*))?")
-
-
-@dataclass(frozen=True)
-class DocEntry:
-    type_text: str
-    description: str
-
-
-@dataclass
-class ParsedDocstring:
-    summary: str = ""
-    params: dict[str, DocEntry] = field(default_factory=dict)
-    returns: str = ""  # free text of the Returns section
-    return_fields: dict[str, DocEntry] = field(default_factory=dict)  # named fields of the result
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _entries(body: list[str]) -> list[tuple[str, list[str]]]:
-    """Entries sit at the body's smallest indentation; deeper lines continue the entry above."""
-    lines = [line for line in body if line.strip()]
-    if not lines:
-        return []
-    base = min(_indent(line) for line in lines)
-    out: list[tuple[str, list[str]]] = []
-    for line in lines:
-        if _indent(line) <= base or not out:
-            out.append((line.strip().removeprefix("- ").removeprefix("* "), []))
-        else:
-            out[-1][1].append(line.strip())
-    return out
-
-
-def parse_docstring(doc: str | None) -> ParsedDocstring:
-    """Summary, parameter descriptions and Returns of a Google- or NumPy-style docstring."""
-    parsed = ParsedDocstring()
-    if not doc:
-        return parsed
-    lines = inspect.cleandoc(doc).splitlines()
-    preamble: list[str] = []
-    sections: list[tuple[str, str, list[str]]] = []  # (kind, style, body)
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line and not line[0].isspace():
-            title = line.strip().lower()
-            if i + 1 < len(lines) and _NUMPY_RULE.fullmatch(lines[i + 1]) and title in _SECTIONS:
-                sections.append((_SECTIONS[title], "numpy", []))
-                i += 2
-                continue
-            m = _GOOGLE_HEADER.fullmatch(line)
-            if m and m.group(1).lower() in _SECTIONS:
-                sections.append((_SECTIONS[m.group(1).lower()], "google", []))
-                i += 1
-                continue
-        (sections[-1][2] if sections else preamble).append(line)
-        i += 1
-
-    first_paragraph = []
-    for line in preamble:
-        if not line.strip():
-            if first_paragraph:
-                break
-            continue
-        first_paragraph.append(line.strip())
-    parsed.summary = " ".join(first_paragraph)
-
-    for kind, style, body in sections:
-        if kind == "params":
-            for head, more in _entries(body):
-                for name, entry in _param_entries(head, more, style):
-                    parsed.params[name] = entry
-        elif kind == "returns":
-            texts = []
-            for head, more in _entries(body):
-                name, entry = _return_entry(head, more, style)
-                if name:
-                    parsed.return_fields[name] = entry
-                elif entry.description:
-                    texts.append(entry.description)
-            parsed.returns = " ".join(texts)
-    return parsed
-
-
-def _param_entries(head: str, more: list[str], style: str) -> list[tuple[str, DocEntry]]:
-    if style == "google":
-        m = _GOOGLE_ENTRY.fullmatch(head)
-        if not m:
-            return []
-        desc = " ".join([m.group("desc") or "", *more]).strip()
-        return [(m.group("name"), DocEntry((m.group("type") or "").strip(), desc))]
-    m = _NUMPY_ENTRY.fullmatch(head)
-    if not m:
-        return []
-    names = [n.strip().lstrip("*") for n in m.group("names").split(",")]
-    entry = DocEntry((m.group("type") or "").strip(), " ".join(more).strip())
-    return [(n, entry) for n in names]
-
-
-def _return_entry(head: str, more: list[str], style: str) -> tuple[str | None, DocEntry]:
-    """A named field of the result ("patient_id (str): ..." / "patient_id : str"), or free text."""
-    if style == "google":
-        m = _GOOGLE_ENTRY.fullmatch(head)
-        if m and m.group("type") is not None:
-            return m.group("name"), DocEntry(m.group("type").strip(), " ".join([m.group("desc") or "", *more]).strip())
-        if m:  # "dict: A mapping of ..." is the Google form of "type: description"
-            return None, DocEntry(m.group("name"), " ".join([m.group("desc") or "", *more]).strip())
-        return None, DocEntry("", " ".join([head, *more]).strip())
-    m = _NUMPY_ENTRY.fullmatch(head)
-    if m and m.group("type"):
-        return m.group("names"), DocEntry(m.group("type").strip(), " ".join(more).strip())
-    return None, DocEntry(head, " ".join(more).strip())  # a bare type line, described below it
-
-
-_DOC_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
-              "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "tuple": "array",
-              "set": "array", "sequence": "array", "array": "array", "dict": "object", "mapping": "object",
-              "object": "object"}
-
-
-def _doc_type_schema(type_text: str) -> dict[str, Any]:
-    """A docstring's type words ("list[str]", "int, optional") as a JSON Schema, as far as they go."""
-    words = re.findall(r"[A-Za-z]+", type_text.lower())
-    words = [w for w in words if w not in ("optional", "typing")]
-    if not words or words[0] not in _DOC_TYPES:
-        return {}
-    schema: dict[str, Any] = {"type": _DOC_TYPES[words[0]]}
-    if schema["type"] == "array" and len(words) > 1 and words[1] in _DOC_TYPES:
-        schema["items"] = {"type": _DOC_TYPES[words[1]]}
-    return schema
-
-
-# ---- type hints -> JSON Schema -----------------------------------------------------------------
-
-
-class UnusableType(TypeError):
-    """A type hint with no JSON Schema (or too vague to generate arguments for)."""
-
-
-_SIMPLE = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_DATES = {dt.date: "date", dt.datetime: "date-time", dt.time: "time"}
-
-
-def hint_schema(hint: Any, _seen: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """JSON Schema of a type hint: scalars, Optional/unions, Literal/Enum, lists, dicts, TypedDict,
-    dataclasses and pydantic models (nested properties). Raises UnusableType for anything else."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is Annotated:
-        schema = hint_schema(args[0], _seen)
-        desc = next((m if isinstance(m, str) else m.description for m in args[1:]
-                     if isinstance(m, str) or isinstance(getattr(m, "description", None), str)), None)
-        return {**schema, "description": desc} if desc else schema
-    if hint is Any:
-        return {}
-    if hint is None or hint is type(None):
-        return {"type": "null"}
-    if hint in _SIMPLE:
-        return {"type": _SIMPLE[hint]}
-    if hint in _DATES:
-        return {"type": "string", "format": _DATES[hint]}
-    if origin is Literal:
-        return _enum_schema(list(args))
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _enum_schema([m.value for m in hint])
-    if origin in (Union, types.UnionType):
-        options = [hint_schema(a, _seen) for a in args if a is not type(None)]
-        # Optional[X] is X: an absent optional argument is how a caller says "none"
-        return options[0] if len(options) == 1 else {"anyOf": options}
-    if hint in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset) or \
-            (origin is not None and isinstance(origin, type) and issubclass(origin, Sequence)
-             and origin is not str):
-        schema = {"type": "array"}
-        items = [a for a in args if a is not Ellipsis]
-        if items and (len(set(items)) == 1):
-            item_schema = hint_schema(items[0], _seen)
-            if item_schema:
-                schema["items"] = item_schema
-        return schema
-    if hint is dict or origin is dict or (isinstance(origin, type) and issubclass(origin, Mapping)):
-        schema = {"type": "object"}
-        if len(args) == 2 and args[1] is not Any:
-            schema["additionalProperties"] = hint_schema(args[1], _seen)
-        return schema
-    if hint in _seen:  # a recursive structure: say it is an object and stop
-        return {"type": "object"}
-    if typing.is_typeddict(hint):
-        hints = typing.get_type_hints(hint, include_extras=True)
-        return _object_schema({k: hint_schema(v, (*_seen, hint)) for k, v in hints.items()},
-                              [k for k in hints if k in hint.__required_keys__])
-    if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return _inline_refs(hint.model_json_schema())
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        hints = typing.get_type_hints(hint, include_extras=True)
-        fields = [f for f in dataclasses.fields(hint) if f.init]
-        return _object_schema({f.name: hint_schema(hints[f.name], (*_seen, hint)) for f in fields},
-                              [f.name for f in fields if f.default is dataclasses.MISSING
-                               and f.default_factory is dataclasses.MISSING])
-    raise UnusableType(f"type {getattr(hint, '__name__', hint)!r} has no JSON Schema")
-
-
-def _enum_schema(values: list[Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = {"enum": values}
-    kinds = {_SIMPLE.get(type(v)) for v in values}
-    if len(kinds) == 1 and None not in kinds:
-        schema["type"] = kinds.pop()
-    return schema
-
-
-def _object_schema(props: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": props, "required": required}
-
-
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """Pydantic writes nested models as $refs into $defs; tool schemas are read standalone."""
-    defs = schema.get("$defs", {})
-
-    def walk(node: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [walk(n, stack) for n in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            name = ref.split("/")[-1]
-            if name in stack:
-                return {"type": "object"}
-            return walk({**defs.get(name, {}), **{k: v for k, v in node.items() if k != "$ref"}}, (*stack, name))
-        out = {}
-        for k, v in node.items():
-            if k in ("$defs", "title"):
-                continue
-            out[k] = {p: walk(s, stack) for p, s in v.items()} if k == "properties" else walk(v, stack)
-        return out
-
-    return walk(schema, ())
-
-
-# ---- tools ----------------------------------------------------------------------------------
-
-
-class FunctionSchema(BaseModel):
-    """One function of a schema file (OpenAI tools format; `response` is our extension, as BFCL's)."""
-
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-    response: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class UserTool:
-    spec: ToolSpec
-    # pydantic adapters turn JSON arguments into what the hints promise (a model, a date, an Enum)
-    adapters: dict[str, TypeAdapter] = field(default_factory=dict)
-    mutable_defaults: dict[str, Any] = field(default_factory=dict)
-
-
-def load_schema_file(path: str, class_ref: str) -> dict[str, FunctionSchema]:
-    p = Path(path)
-    where = f"{class_ref}: schema file {path}"
-    if not p.is_file():
-        raise EnvironmentConfigError(f"{where}: file not found")
-    try:
-        raw = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EnvironmentConfigError(f"{where}: not valid JSON: {exc}") from exc
-    if isinstance(raw, dict) and "tools" in raw:
-        raw = raw["tools"]
-    if not isinstance(raw, list):
-        raise EnvironmentConfigError(f"{where}: expected a JSON list of tools")
-    out: dict[str, FunctionSchema] = {}
-    for i, item in enumerate(raw):
-        # {"type": "function", "function": {...}, "response": ...} or the bare function object
-        fn = item.get("function", item) if isinstance(item, dict) else item
-        if isinstance(item, dict) and isinstance(fn, dict) and "response" in item and "response" not in fn:
-            fn = {**fn, "response": item["response"]}
-        try:
-            spec = FunctionSchema.model_validate(fn)
-        except ValidationError as exc:
-            raise EnvironmentConfigError(f"{where}: tool #{i} is not a function schema: {exc}") from exc
-        params = gorilla_to_json_schema(spec.parameters)  # accept BFCL's dialect ("dict", "float") too
-        params.setdefault("properties", {})
-        if params.get("type") != "object":
-            raise EnvironmentConfigError(f"{where}: parameters of {spec.name!r} must be a JSON Schema object")
-        out[spec.name] = spec.model_copy(update={
-            "parameters": params, "response": gorilla_to_json_schema(spec.response)})
-    return out
-
-
-def _public_methods(cls: type) -> dict[str, tuple[Callable[..., Any], bool]]:
-    """name -> (function, takes self/cls): the class's public callables, base classes first."""
-    names: dict[str, None] = {}
-    for klass in reversed(cls.__mro__[:-1]):
-        if klass.__module__.split(".")[0] in _FOREIGN_MODULES:
-            continue  # a class built on a pydantic model does not offer model_dump as a tool
-        names.update(dict.fromkeys(n for n in vars(klass) if not n.startswith("_") and n not in _NOT_TOOLS))
-    out = {}
-    for name in names:
-        attr = inspect.getattr_static(cls, name)
-        if isinstance(attr, staticmethod):
-            out[name] = (attr.__func__, False)
-        elif isinstance(attr, classmethod):
-            out[name] = (attr.__func__, True)
-        elif inspect.isfunction(attr):
-            out[name] = (attr, True)
-    return out
-
-
-def _json_default(value: Any) -> tuple[bool, Any]:
-    try:
-        return True, to_json_value(value)
-    except (TypeError, ValueError):
-        return False, None
-
-
-def derive_tools(cls: type, class_ref: str, schema_entries: Mapping[str, FunctionSchema]) -> list[UserTool]:
-    """The tools of a class: schema-file entries where given, else derived from hints + docstrings."""
-    methods = _public_methods(cls)
-    stray = sorted(set(schema_entries) - set(methods))
-    if stray:
-        raise EnvironmentConfigError(
-            f"{class_ref}: the schema file describes {stray}, which are not public methods of the class"
-        )
-    if not methods:
-        raise EnvironmentConfigError(f"{class_ref}: the class has no public methods to use as tools")
-    tools = []
-    for name, (func, bound) in methods.items():
-        where = f"{class_ref}: method {name!r}"
-        sig = inspect.signature(func)
-        params = list(sig.parameters.values())[1 if bound else 0:]
-        try:
-            hints = typing.get_type_hints(func, include_extras=True)
-        except Exception as exc:  # NameError from a forward reference the module cannot resolve
-            raise EnvironmentConfigError(f"{where}: type hints do not resolve: {type(exc).__name__}: {exc}") from exc
-        doc = parse_docstring(inspect.getdoc(func))
-        mutable = {p.name: p.default for p in params if isinstance(p.default, (list, dict, set))}
-        adapters = {p.name: a for p in params if p.name in hints and p.kind in _BY_KEYWORD
-                    and (a := _adapter(hints[p.name])) is not None}
-        entry = schema_entries.get(name)
-        if entry is not None:
-            _check_entry_matches(where, entry, params)
-            spec = ToolSpec(name=name, class_name=class_ref, method=name,
-                            description=entry.description or doc.summary or _humanize(name),
-                            parameters=entry.parameters, response=entry.response)
-        else:
-            spec = ToolSpec(name=name, class_name=class_ref, method=name,
-                            description=doc.summary or _humanize(name),
-                            parameters=_parameters_schema(where, params, hints, doc),
-                            response=_response_schema(hints.get("return", inspect.Signature.empty), doc))
-        tools.append(UserTool(spec, adapters, mutable))
-    return tools
-
-
-def _adapter(hint: Any) -> TypeAdapter | None:
-    try:
-        return TypeAdapter(hint)
-    except Exception as exc:  # noqa: BLE001
-        # e.g. typing.TypedDict on Python 3.11: such arguments are passed on as plain JSON
-        logger.debug("no pydantic adapter for %r: %s", hint, exc)
-        return None
-
-
-def _humanize(name: str) -> str:
-    return name.replace("_", " ").capitalize() + "."
-
-
-def _parameters_schema(where: str, params: list[inspect.Parameter], hints: dict[str, Any],
-                       doc: ParsedDocstring) -> dict[str, Any]:
-    props: dict[str, dict[str, Any]] = {}
-    required = []
-    for p in params:
-        if p.kind is p.POSITIONAL_ONLY or p.kind is p.VAR_POSITIONAL or p.kind is p.VAR_KEYWORD:
-            raise EnvironmentConfigError(
-                f"{where}: parameter {p.name!r} cannot be passed by keyword (tools are called with a JSON "
-                "object of named arguments); make it a normal parameter or describe the method in a schema file"
-            )
-        if p.name not in hints:
-            raise EnvironmentConfigError(
-                f"{where}: parameter {p.name!r} has no type annotation; annotate it (e.g. `{p.name}: str`) "
-                "or describe the method in a schema file"
-            )
-        hint = hints[p.name]
-        if hint is Any:
-            raise EnvironmentConfigError(
-                f"{where}: parameter {p.name!r} is typed Any; give it a concrete type or describe the method "
-                "in a schema file"
-            )
-        try:
-            schema = hint_schema(hint)
-        except UnusableType as exc:
-            raise EnvironmentConfigError(
-                f"{where}: parameter {p.name!r}: {exc}; use str/int/float/bool, list, dict, Literal, "
-                "TypedDict, a dataclass or a pydantic model, or describe the method in a schema file"
-            ) from exc
-        entry = doc.params.get(p.name)
-        if entry and entry.description:
-            schema["description"] = entry.description
-        if p.default is inspect.Parameter.empty:
-            required.append(p.name)
-        elif p.default is not None:
-            ok, value = _json_default(p.default)
-            if ok:
-                schema["default"] = value
-        props[p.name] = schema
-    return {"type": "object", "properties": props, "required": required}
-
-
-def _response_schema(hint: Any, doc: ParsedDocstring) -> dict[str, Any] | None:
-    """From the return annotation; named fields of the Returns section fill in what it leaves open."""
-    schema: dict[str, Any] = {}
-    if hint is not inspect.Signature.empty and hint is not None and hint is not type(None):
-        try:
-            schema = hint_schema(hint)
-        except UnusableType:
-            schema = {}  # a response schema is optional: calls still run, graph edges come from probing
-    if doc.return_fields and schema.get("type", "object") == "object":
-        props = dict(schema.get("properties") or {})
-        for name, entry in doc.return_fields.items():
-            props[name] = {**_doc_type_schema(entry.type_text), **props.get(name, {})}
-            if entry.description:
-                props[name]["description"] = entry.description
-        schema = {**schema, "type": "object", "properties": props}
-    if doc.returns:
-        schema["description"] = doc.returns
-    return schema or None
-
-
-def _check_entry_matches(where: str, entry: FunctionSchema, params: list[inspect.Parameter]) -> None:
-    """A hand-written schema must fit the signature, or every call would be a TypeError."""
-    by_name = {p.name: p for p in params}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
-    unknown = sorted(set(entry.parameters["properties"]) - set(by_name))
-    if unknown and not takes_any:
-        raise EnvironmentConfigError(f"{where}: schema file names parameters {unknown} the method does not have")
-    needed = [p.name for p in params if p.default is inspect.Parameter.empty
-              and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    missing = [n for n in needed if n not in entry.parameters.get("required", [])]
-    if missing:
-        raise EnvironmentConfigError(f"{where}: schema file must list {missing} as required (they have no default)")
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
-    if positional:
-        raise EnvironmentConfigError(f"{where}: parameters {positional} cannot be passed by keyword")
-
-
-# ---- scenarios --------------------------------------------------------------------------------
-
-
-class ScenarioSource:
-    """Where a class's initial states come from: deterministic in the seed."""
-
-    def __init__(self, class_ref: str, ref: str | None) -> None:
-        self.class_ref = class_ref
-        self.ref = ref
-        self._generator: Callable[[int], Any] | None = None
-        self._examples: list[dict[str, Any]] = []
-        if ref is None:
-            return
-        if is_import_path(ref):
-            fn = import_object(ref, f"{class_ref}: scenario generator")
-            if not callable(fn):
-                raise EnvironmentConfigError(f"{class_ref}: scenario generator {ref!r} is not callable")
-            self._generator = fn
-        else:
-            self._examples = _read_scenarios(class_ref, Path(ref))
-
-    @property
-    def examples(self) -> list[dict[str, Any]]:
-        return self._examples
-
-    def generate(self, seed: int) -> dict[str, Any]:
-        if self._generator is not None:
-            try:
-                raw = self._generator(seed)
-            except Exception as exc:
-                raise EnvironmentConfigError(
-                    f"{self.class_ref}: scenario generator {self.ref} failed for seed {seed}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            return _as_scenario(self.class_ref, raw, f"generator {self.ref} (seed {seed})")
-        if self._examples:
-            return copy.deepcopy(self._examples[seed % len(self._examples)])
-        return {}  # no source: the class starts from what its constructor sets up
-
-
-def _as_scenario(class_ref: str, raw: Any, what: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise EnvironmentConfigError(f"{class_ref}: {what} gave a {type(raw).__name__}, not a dict")
-    try:
-        return to_json_value(raw)  # scenarios are stored as JSON and replayed from it
-    except (TypeError, ValueError) as exc:
-        raise EnvironmentConfigError(f"{class_ref}: {what} is not JSON-serialisable: {exc}") from exc
-
-
-def _read_scenarios(class_ref: str, path: Path) -> list[dict[str, Any]]:
-    where = f"scenarios file {path}"
-    if not path.is_file():
-        raise EnvironmentConfigError(f"{class_ref}: {where}: file not found")
-    try:
-        text = path.read_text()
-        if path.suffix == ".jsonl":
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            items = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EnvironmentConfigError(f"{class_ref}: {where}: not valid JSON: {exc}") from exc
-    if not isinstance(items, list) or not items:
-        raise EnvironmentConfigError(f"{class_ref}: {where}: expected a non-empty list of scenarios")
-    return [_as_scenario(class_ref, item, f"{where} entry #{i}") for i, item in enumerate(items)]
 
 
 # ---- the adapter ------------------------------------------------------------------------------

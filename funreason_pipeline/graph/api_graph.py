@@ -9,6 +9,7 @@ from functools import cached_property
 
 import networkx as nx
 
+from funreason_pipeline.matching.names import error_words
 from funreason_pipeline.models import Edge, ToolSpec
 
 
@@ -35,6 +36,16 @@ class ApiGraph:
         for e in self.edges:
             if e.kind == "state":
                 out[e.dst_tool].add(e.src_tool)
+        return out
+
+    @cached_property
+    def fixer_words(self) -> dict[str, set[str]]:
+        """Tool -> the specific words of the errors its call cured in probing (state edges' fresh
+        errors: login cured "not logged in"), so an error naming a state finds the tool that changes it."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for e in self.edges:
+            if e.kind == "state" and '"fresh_error"' in e.evidence:
+                out[e.src_tool] |= error_words(json.loads(e.evidence).get("fresh_error"))
         return out
 
     @cached_property

@@ -9,14 +9,17 @@ succeeds after A and fails without it. Probing may also discover data edges the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
+from genson import SchemaBuilder
+
 from funreason_pipeline.environments.toolsets import World, toolset_argument_examples
 from funreason_pipeline.graph.probe import probe_edges
+from funreason_pipeline.matching.arguments import ArgumentProvider, is_text_sink
+from funreason_pipeline.matching.names import GENERIC, affinity, tokens
 from funreason_pipeline.models import Edge, ToolSpec
-from funreason_pipeline.sampling.arguments import ArgumentProvider, is_text_sink
-from funreason_pipeline.sampling.values import GENERIC, affinity, tokens
 
 _NUMERIC = {"integer", "number"}
 # numeric parameters that set how to compute, not what to compute on: no result chains into them
@@ -81,21 +84,99 @@ def data_edges_from_schemas(tools: Iterable[ToolSpec]) -> list[Edge]:
                     edges[(a.name, b.name, p)] = Edge(
                         src_tool=a.name, dst_tool=b.name, kind="data", param=p, src_field=best[1],
                         evidence=json.dumps({"method": "schema", "rule": best[2], "field": best[1],
-                                             "score": round(best[0], 2)}),
+                                             "score": round(best[0], 2),
+                                             **({"response": "observed"} if (a.response or {}).get("observed")
+                                                else {})}),
                     )
     return list(edges.values())
 
 
-def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], seed: int = 0) -> list[Edge]:
+def observed_response_schema(results: list[Any]) -> dict[str, Any] | None:
+    """A response schema inferred from results a tool really returned (genson), for tools typed
+    `-> dict` whose declared schema names no fields: data edges then follow what tools return."""
+    objects = [r for r in results if isinstance(r, dict)]
+    if not objects:
+        return None
+    builder = SchemaBuilder()
+    for r in objects:
+        builder.add_object(r)
+    schema = builder.to_schema()
+    schema.pop("$schema", None)
+    return schema if schema.get("properties") else None
+
+
+def with_observed_responses(tools: list[ToolSpec], observed: dict[str, list[Any]]) -> list[ToolSpec]:
+    """The tools, those without declared response fields given the schema of what they returned."""
+    out = []
+    for t in tools:
+        inferred = None if response_fields(t.response) else observed_response_schema(observed.get(t.name, []))
+        if inferred:
+            desc = (t.response or {}).get("description")
+            t = t.model_copy(update={"response": {**inferred, "observed": True,
+                                                  **({"description": desc} if desc else {})}})
+        out.append(t)
+    return out
+
+
+def described_producers(tools: list[ToolSpec]) -> list[tuple[str, str, str]]:
+    """(producer, consumer, parameter) where a parameter's description names another tool of the
+    toolset ("the account id as listed by list_accounts", "the id returned by transfer")."""
+    names = {t.name for t in tools} | {t.method for t in tools}
+    by_method = {t.method: t.name for t in tools} | {t.name: t.name for t in tools}
+    out = []
+    for b in tools:
+        for p, ps in b.properties.items():
+            for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", ps.get("description", "")):
+                a = by_method.get(word) if word in names else None
+                if a and a != b.name and (a, b.name, p) not in out:
+                    out.append((a, b.name, p))
+    return out
+
+
+def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], seed: int = 0,
+                report: dict[str, Any] | None = None) -> list[Edge]:
     """All edges of a toolset: schema data edges plus probed edges on the given scenarios.
 
-    A probed edge that duplicates a schema data edge's (src, dst) is kept only if it is a state edge:
-    the schema already explains the data dependency.
+    Tools typed `-> dict` get the schema of what probing saw them return before schema edges are
+    matched; parameters whose description names a producer tool get a data edge when probing
+    confirms it. A probed edge that duplicates a schema data edge's (src, dst) is kept only if it is
+    a state edge: the schema already explains the data dependency.
     """
     tools = sorted(tools, key=lambda t: t.name)  # the graph must not depend on the catalog's row order
-    schema_edges = data_edges_from_schemas(tools)
     provider = ArgumentProvider(explore=True, examples=toolset_argument_examples(toolset, tools))
     worlds = [World.from_scenario(toolset, sc, tools) for sc in probe_scenarios]
-    probed = probe_edges(tools, worlds, provider, seed=seed)
+    observed: dict[str, list[Any]] = {}
+    errors: dict[str, str] = {}
+    probed = probe_edges(tools, worlds, provider, seed=seed, observed=observed,
+                         candidates=described_producers(tools), errors=errors)
+    if report is not None:  # what probing saw, for the warning on a graph without edges
+        report.update({"worked": sorted(observed), "errors": dict(sorted(errors.items())),
+                       "scenarios": len(worlds)})
+    seen = with_observed_responses(tools, observed)
+    schema_edges = data_edges_from_schemas(seen)
     known = {(e.src_tool, e.dst_tool) for e in schema_edges}
-    return schema_edges + [e for e in probed if e.kind == "state" or (e.src_tool, e.dst_tool) not in known]
+    known_params = {(e.src_tool, e.dst_tool, e.param) for e in schema_edges}
+    return schema_edges + [e for e in probed if e.kind == "state" or (
+        (e.src_tool, e.dst_tool) not in known if '"description"' not in e.evidence
+        else (e.src_tool, e.dst_tool, e.param) not in known_params)]
+
+
+NO_EDGE_TIPS = ("return dicts with descriptive keys (`account_id`, not `id`) or a TypedDict, name the "
+                "producing tool in parameter descriptions (\"the id returned by open_account\"), and make sure "
+                "calls can succeed on a fresh scenario (probing finds state edges only from working calls)")
+
+
+def edgeless_hint(tools: list[ToolSpec], report: dict[str, Any]) -> str:
+    """Why a toolset's graph has no edges, as far as probing shows, and what to change."""
+    worked, errors = report.get("worked", []), report.get("errors", {})
+    if not worked:
+        sample = "; ".join(f"{t}: {e[:80]!r}" for t, e in list(errors.items())[:3])
+        return (f"no graph edges: no call of any of the {len(tools)} tools succeeded on "
+                f"{report.get('scenarios', 0)} fresh scenarios ({sample}). Check that a generated scenario "
+                "holds values the tools accept (credentials, ids) where the sampler can find them: in the "
+                "state, as values or as a {key: value} mapping, or in ARGUMENT_EXAMPLES.")
+    if not any(response_fields(t.response) for t in tools):
+        return (f"no graph edges: {len(worked)} of {len(tools)} tools work, but none returns named fields "
+                "(results are not dicts): " + NO_EDGE_TIPS)
+    return (f"no graph edges: {len(worked)} of {len(tools)} tools work, but no result field matches a parameter "
+            "and no call needed another's state: " + NO_EDGE_TIPS)

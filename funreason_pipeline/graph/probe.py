@@ -14,25 +14,37 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from typing import Any
 
 from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.matching.arguments import ArgumentProvider
+from funreason_pipeline.matching.names import error_kind
+from funreason_pipeline.matching.values import Value, harvest, harvest_rows
 from funreason_pipeline.models import Edge, ToolSpec
-from funreason_pipeline.sampling.arguments import ArgumentProvider
-from funreason_pipeline.sampling.values import Value, harvest
 
 Call = tuple[str, dict[str, Any]]
 
 
 def probe_edges(tools: list[ToolSpec], worlds: list[World], provider: ArgumentProvider, seed: int = 0,
-                attempts: int = 4, rounds: int = 3) -> list[Edge]:
-    """Probed edges over all probe scenarios (the first finding of an edge is kept)."""
+                attempts: int = 4, rounds: int = 3, observed: dict[str, list[Any]] | None = None,
+                candidates: list[tuple[str, str, str]] = (), errors: dict[str, str] | None = None) -> list[Edge]:
+    """Probed edges over all probe scenarios (the first finding of an edge is kept). `observed`
+    collects the results of successful calls per tool (response schemas of untyped returns are
+    inferred from them); `candidates` (producer, consumer, parameter) are data edges some text
+    suggests, kept when a value the producer returned makes the consumer work. `errors` collects
+    the fresh error of each tool that never worked."""
+    errors = {} if errors is None else errors
     rng = random.Random(seed)
-    found: dict[tuple[str, str], Edge] = {}
+    found: dict[tuple, Edge] = {}
+    observed = {} if observed is None else observed
     for w_index, base in enumerate(worlds):
-        WorldProbe(tools, base, w_index, provider, rng, found, attempts, rounds).run()
+        probe = WorldProbe(tools, base, w_index, provider, rng, found, attempts, rounds, observed)
+        probe.run()
+        probe.confirm(candidates, random.Random(seed * 7919 + w_index))  # own draws: probing stays as it was
+        for name, err in probe.fresh_errors.items():
+            if name not in observed:  # tools that never worked: their error, for the edgeless warning
+                errors.setdefault(name, err)
     return list(found.values())
 
 
@@ -40,8 +52,10 @@ class WorldProbe:
     """Probing on one fresh scenario; adds what it finds to the shared `found` edges."""
 
     def __init__(self, tools: list[ToolSpec], base: World, w_index: int, provider: ArgumentProvider,
-                 rng: random.Random, found: dict[tuple[str, str], Edge], attempts: int, rounds: int):
+                 rng: random.Random, found: dict[tuple, Edge], attempts: int, rounds: int,
+                 observed: dict[str, list[Any]] | None = None):
         self.tools, self.base, self.w_index = tools, base, w_index
+        self.observed = {} if observed is None else observed
         self.provider, self.rng, self.found = provider, rng, found
         self.attempts, self.rounds = attempts, rounds
         self.by_name = {t.name: t for t in tools}
@@ -75,14 +89,17 @@ class WorldProbe:
     def _fresh_recipes(self) -> None:
         base_snapshot = self.base.snapshot()
         state = harvest(base_snapshot)
+        rows = harvest_rows(base_snapshot)
         for spec in self.tools:
             for _ in range(self.attempts * 2):
                 probe = self.base.copy()
-                args, _, _ = self.provider.propose(spec, [], state, self.rng)
+                args, _, _ = self.provider.propose(spec, [], state, self.rng, rows=rows)
                 res = probe.call(spec.name, args)
+                self.provider.learn(spec.name, res.ok, joint_only=True)
                 if not res.ok:
                     self.fresh_errors[spec.name] = res.error or ""
                     continue
+                self._observe(spec.name, res.value)
                 try:
                     after = probe.snapshot()
                 except CyclicStateError:
@@ -119,6 +136,7 @@ class WorldProbe:
             res = world.call(name, args)
             if not res.ok:
                 return None
+            self._observe(name, res.value)
             results.extend(harvest(res.value, source=pos, producer=name))
         return world, results
 
@@ -137,26 +155,99 @@ class WorldProbe:
                 continue
             world, results = got
             try:
-                after_state = harvest(world.snapshot())
+                snap = world.snapshot()
             except CyclicStateError:
                 continue
+            after_state, rows = harvest(snap), harvest_rows(snap)
             tries = -1
             b_tries = self.attempts
             while (tries := tries + 1) < b_tries:
-                args, sources, fields = self.provider.propose(b, results, after_state, self.rng)
+                args, sources, fields = self.provider.propose(b, results, after_state, self.rng, rows=rows)
                 res = world.call(b.name, args)
+                self.provider.learn(b.name, res.ok, joint_only=True)
                 if not res.ok:
-                    if len(prefix) == 1 and _error_kind(res.error) != _error_kind(fresh_error):
+                    if len(prefix) == 1 and error_kind(res.error) != error_kind(fresh_error):
                         # a new complaint: one step on (locked doors, now the brake); both A's and
                         # B's arguments matter now, so try more of each
                         self.progress.setdefault(b.name, {}).setdefault(prefix[0], calls[-1][1])
                         variants, b_tries = max(variants, 8), max(b_tries, 2 * self.attempts)
                     continue
+                self._observe(b.name, res.value)
                 without = _needs_each(self.base, calls, prefix, b.name, args)
                 if without is None:
                     return None  # the same call works without one of the prefix tools: no prerequisite
                 self._record(prefix, calls, b, args, sources, fields, fresh_error, without)
                 return calls + [(b.name, args)]
+        return None
+
+    def _observe(self, tool: str, value: Any) -> None:
+        seen = self.observed.setdefault(tool, [])
+        if len(seen) < 12 and value not in seen:
+            seen.append(value)
+
+    def confirm(self, candidates: list[tuple[str, str, str]], rng: random.Random, tries: int = 12) -> None:
+        """Data edges a description names ("the id returned by transfer"): kept when, after the
+        producer's recipe (and the consumer's own prerequisites), a value the producer returned
+        makes the consumer work; the field it came from is the edge's `src_field`."""
+        for a, b, param in candidates:
+            if (a, b, param) in self.found or self._recipe_for(a, rng) is None:
+                continue
+            before = self.recipes[b][:-1] if self._recipe_for(b, rng) else []
+            # B's own prerequisites, then A's recipe (unless B's recipe already calls A: ship -> track)
+            calls = before if any(n == a for n, _ in before) else before + self.recipes[a]
+            got = self._run(calls)
+            if got is None:
+                continue
+            world, results = got
+            spec = self.by_name[b]
+            a_at = max(i for i, (n, _) in enumerate(calls) if n == a)
+            mine = [v for v in results if v.source == a_at and _fits_param(spec, param, v)]
+            try:
+                snap = world.snapshot()
+            except CyclicStateError:
+                continue
+            state, rows = harvest(snap), harvest_rows(snap)
+            by_key: dict[str, list[Value]] = {}
+            for v in mine:
+                by_key.setdefault(v.key, []).append(v)
+            for key, vals in sorted(by_key.items()):
+                ok = False
+                for attempt in range(tries):  # the other arguments matter too (a second account)
+                    v = vals[attempt % len(vals)]
+                    args, _, _ = self.provider.propose(spec, results, state, rng, rows=rows)
+                    args[param] = v.value
+                    if world.copy().call(b, args).ok:
+                        ok = True
+                        break
+                if ok:
+                    self.found[(a, b, param)] = Edge(
+                        src_tool=a, dst_tool=b, kind="data", param=param, src_field=key,
+                        evidence=json.dumps({"method": "description", "scenario": self.w_index, "field": key,
+                                             "b_args": args}, default=str))
+                    break
+
+    def _recipe_for(self, tool: str, rng: random.Random) -> list[Call] | None:
+        """The tool's recipe on this scenario; one made from an edge found on an earlier scenario
+        (login -> list_accounts: this scenario's login, then list_accounts) when it has none yet."""
+        if tool in self.recipes:
+            return self.recipes[tool]
+        for e in sorted(self.found.values(), key=lambda e: e.src_tool):
+            if e.kind != "state" or e.dst_tool != tool or e.src_tool not in self.recipes:
+                continue
+            got = self._run(self.recipes[e.src_tool])
+            if got is None:
+                continue
+            world, results = got
+            try:
+                snap = world.snapshot()
+            except CyclicStateError:
+                continue
+            for _ in range(self.attempts):
+                args, _, _ = self.provider.propose(self.by_name[tool], results, harvest(snap), rng,
+                                                   rows=harvest_rows(snap))
+                if world.copy().call(tool, args).ok:
+                    self.recipes[tool] = self.recipes[e.src_tool] + [(tool, args)]
+                    return self.recipes[tool]
         return None
 
     def _prefix_calls(self, prefix: tuple[str, ...], fixed: dict[str, dict[str, Any]],
@@ -174,10 +265,11 @@ class WorldProbe:
                 if got is None:
                     return None
                 try:
-                    now = harvest(got[0].snapshot())
+                    snap = got[0].snapshot()
                 except CyclicStateError:
                     return None
-                a_args, _, _ = self.provider.propose(self.by_name[a], got[1], now, self.rng)
+                a_args, _, _ = self.provider.propose(self.by_name[a], got[1], harvest(snap), self.rng,
+                                                     rows=harvest_rows(snap))
             calls.append((a, a_args))
         return calls
 
@@ -192,7 +284,7 @@ class WorldProbe:
             fed = [p for p, src in sources.items() if src == idx]
             # Without A, B fails as it did fresh with any arguments ("No user is currently logged
             # in"): A's effect is on the state, even when one argument happened to come from A.
-            if _error_kind(without.get(a)) == _error_kind(fresh_error):
+            if error_kind(without.get(a)) == error_kind(fresh_error):
                 fed = []
             kind = "data" if fed else "state"
             self.found.setdefault((a, b.name), Edge(
@@ -204,9 +296,9 @@ class WorldProbe:
             ))
 
 
-def _error_kind(error: str | None) -> str:
-    """An error message without its quoted or numeric particulars ('No such file: a.txt' ~ '...: b.txt')."""
-    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
+def _fits_param(spec: ToolSpec, param: str, v: Value) -> bool:
+    want = spec.properties.get(param, {}).get("type")
+    return want is None or want == v.jtype or (want == "number" and v.jtype == "integer")
 
 
 def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str,

@@ -16,9 +16,10 @@ from funreason_pipeline.environments.base import CyclicStateError, ToolResult
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
+from funreason_pipeline.matching.arguments import NEW_STATE, ArgumentProvider
+from funreason_pipeline.matching.names import GENERIC, error_words, tokens, tool_nouns
+from funreason_pipeline.matching.values import Row, Value, changed_keys, harvest, harvest_rows
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
-from funreason_pipeline.sampling.arguments import NEW_STATE, ArgumentProvider
-from funreason_pipeline.sampling.values import GENERIC, Value, harvest, tokens, tool_nouns
 from funreason_pipeline.verify.replay import seal_trajectory
 
 
@@ -141,6 +142,9 @@ class DirectedSampler:
         # per tool, the specific words of its name and response fields (matched against error messages)
         self._vocab = {t.name: {w for f, _ in response_fields(t.response) for w in tokens(f)} - GENERIC
                        for t in tools}
+        # per tool, the words of the state fields its calls changed (login -> session): an error
+        # naming a state ("session expired") finds the tool that changes it
+        self._changes: dict[str, set[str]] = {}
         self.provider = ArgumentProvider(data_fields=dict(graph.data_fields),
                                          examples=toolset_argument_examples(toolset, tools))
 
@@ -157,6 +161,9 @@ class DirectedSampler:
         state: list[Value] | None = None
         initial: set[tuple[str, object]] | None = None  # (key, value) pairs of the initial state
         parts: dict[str, list[Value]] = {}  # harvested state values per environment class
+        row_parts: dict[str, list[Row]] = {}  # values of the state that belong together, per class
+        rows: list[Row] = []
+        snaps: dict[str, dict] = {}  # the last snapshot per class
         dirty: set[str] = set(self.toolset.classes)  # classes whose state must be read again
         last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
@@ -193,7 +200,12 @@ class DirectedSampler:
                     # only the class of the last call can have changed: re-read just that part
                     try:
                         for cls in sorted(dirty):
-                            part = harvest({cls: world.envs[cls].snapshot()})
+                            snap = world.envs[cls].snapshot()
+                            if flat and cls in snaps:
+                                self._learn_changes(flat[-1], snaps[cls], snap)
+                            snaps[cls] = snap
+                            row_parts[cls] = harvest_rows({cls: snap})
+                            part = harvest({cls: snap})
                             if initial is not None:  # tag what earlier calls created: acted on next
                                 part = [v if (v.key, v.value) in initial
                                         else Value(v.key, v.value, None, NEW_STATE, v.jtype) for v in part]
@@ -206,6 +218,7 @@ class DirectedSampler:
                         return SampleResult(None, rejections, [])
                     dirty.clear()
                     state = [v for cls in self.toolset.classes for v in parts[cls]]
+                    rows = [r for cls in self.toolset.classes for r in row_parts[cls]]
                     if initial is None:
                         initial = {(v.key, v.value) for v in state}
                 enabling = self.graph.enabling_for(tool, goal) if not reached and tool != goal else None
@@ -220,7 +233,7 @@ class DirectedSampler:
                     else:
                         args, sources, _ = self.provider.propose(
                             self.tools[tool], results, state, rng,
-                            prefer=target if reached else via if tool == target else None)
+                            prefer=target if reached else via if tool == target else None, rows=rows)
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
                     self.provider.learn(tool, res.ok)
@@ -306,13 +319,26 @@ class DirectedSampler:
             return SampleResult(None, rejections, [])
         return SampleResult(traj, rejections, reached_targets)
 
+    def _learn_changes(self, call: ToolCall, before: dict, after: dict) -> None:
+        """Remember which state fields a call changed; a tool's result keys name what it hands out."""
+        if isinstance(call.result, dict):  # an untyped `-> dict` tool: its real result names it
+            self._vocab[call.tool] = self._vocab.get(call.tool, set()) | (
+                {w for k in call.result for w in tokens(str(k))} - GENERIC)
+        words = {w for k in changed_keys(before, after) for w in tokens(k)} - GENERIC
+        if words:
+            self._changes.setdefault(call.tool, set()).update(words)
+
     def _named_by(self, error: str | None, exclude: set[str]) -> dict[str, float]:
         """Tools weighted by how well they match what an error message complains about: a word of
         the tool's name counts, and so does naming it among its response fields (a producer: "Booking
         not found" -> book_flight returns a booking_id), but only once ("Start the engine" ->
-        startEngine far more often than displayCarStatus with its engineState field)."""
-        words = {w for w in tokens(error or "") if w not in GENERIC and len(w) > 3}
+        startEngine far more often than displayCarStatus with its engineState field). An error that
+        names a state ("not logged in", "session expired", "card frozen") also finds the tools whose
+        calls cured it in probing (the graph's state edges) or changed the state field it names."""
+        words = error_words(error)
+        fixers, changes = self.graph.fixer_words, self._changes
         scores = {t: 2 * len(set(tool_nouns(t)) & words) + 2 * min(1, len(vocab & words))
+                  + 3 * min(1, len(fixers.get(t, set()) & words)) + 2 * min(1, len(changes.get(t, set()) & words))
                   for t, vocab in self._vocab.items() if t not in exclude} if words else {}
         return {t: float(sc * sc) for t, sc in sorted(scores.items()) if sc}
 

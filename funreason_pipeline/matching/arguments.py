@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from funreason_pipeline.matching.names import affinity, tokens
+from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
 from funreason_pipeline.models import ToolSpec
-from funreason_pipeline.sampling.values import Value, affinity, json_type, tokens
 
 _WORDS = ["report", "budget", "alpha", "meeting", "notes", "draft", "summary", "travel", "project", "final", "review", "data", "archive", "backup", "weekly", "plan", "ideas", "release", "budget", "invoice", "schedule", "update", "research", "launch", "photo", "music", "team"]
 _QUOTED = re.compile(r"['\"]([^'\"]{1,40})['\"]")
@@ -78,13 +79,15 @@ class ArgumentProvider:
     # (tool, param) -> source label -> (successful calls, failed calls) with arguments from it
     _outcomes: dict[tuple[str, str], dict[tuple, tuple[int, int]]] = field(default_factory=dict, repr=False)
     _labels: dict[str, tuple] = field(default_factory=dict, repr=False)  # param -> source, last proposal
+    _failures: dict[str, int] = field(default_factory=dict, repr=False)  # tool -> failed calls so far
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
-        prefer: str | None = None,
+        prefer: str | None = None, rows: list[Row] | None = None,
     ) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
         """Arguments, plus for values taken from earlier calls: param -> call index, param -> field.
-        `prefer`: a producer tool whose results should feed the arguments (an edge to exercise)."""
+        `prefer`: a producer tool whose results should feed the arguments (an edge to exercise).
+        `rows`: values of the state that belong together (a username and its PIN), offered jointly."""
         args: dict[str, Any] = {}
         sources: dict[str, int] = {}
         fields: dict[str, str] = {}
@@ -97,6 +100,8 @@ class ArgumentProvider:
             # from the example (the unit pair of a conversion)
             args.update({k: v for k, v in example.items() if k in spec.properties and not (
                 prefer and any(p == prefer for p, _ in self.data_fields.get((spec.name, k), ())))})
+        if rows and len(args) < 2:
+            args.update(self._joint(spec, rows, rng))
         made = {producer for _, producer in self._groups(results)} if results else set()
         for name, schema in spec.properties.items():
             # an optional parameter an earlier call can feed (retrieve_invoice's booking_id after
@@ -168,10 +173,87 @@ class ArgumentProvider:
                 return Choice(pick, None, w)
         raise AssertionError("unreachable: the last bucket always returns")
 
-    def learn(self, tool: str, ok: bool) -> None:
+    def _joint(self, spec: ToolSpec, rows: list[Row], rng: random.Random) -> dict[str, Any]:
+        """Two or more parameters from one row of the state (a username with its PIN). Which
+        parameters a row's fields go to is learned: assignments that worked are drawn more often,
+        and a tool whose joint proposals keep failing gets them rarely (learned per tool)."""
+        options = self._row_options(spec, rows)
+        if not options or self._failures.get(spec.name, 0) < 2:  # only where single values keep failing
+            return {}
+        learned = self._outcomes.get((spec.name, "@row"), {})
+        good = sum(g for g, _ in learned.values())
+        bad = sum(b for _, b in learned.values())
+        if rng.random() >= min(0.9, max(0.1, (1 + 2 * good) / (2 + 2 * good + bad))):
+            return {}
+        weights = []
+        for base, label, _ in options:
+            g, b = learned.get(label, (0, 0))
+            weights.append(base * (1 + 3 * g) / (1 + b))
+        _, label, fitting = rng.choices(options, weights=weights)[0]
+        row = rng.choice(fitting)
+        values = dict(row.fields)
+        self._labels["@row"] = label
+        return {param: _coerce(spec.properties[param], values[f]) for param, f in label[2]}
+
+    def _row_options(self, spec: ToolSpec, rows: list[Row]) -> list[tuple[float, tuple, list[Row]]]:
+        """(weight, label, rows that fit) per way of filling two or more parameters from rows of one
+        shape: named fields by name (a card_number with its pin), a mapping's key and value in either
+        order (weighted to the parameter named like the mapping: `users` -> `username`)."""
+        cache = self.__dict__.setdefault("_row_cache", {})
+        sig = (id(rows), spec.name)
+        hit = cache.get(sig)
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+        if len(cache) > 256:
+            cache.clear()
+        # parameters an earlier call can feed (graph data edges) are left to it: that dependent call
+        # is what the method wants; rows serve what only the state holds (credentials)
+        params = [p for p, s in spec.properties.items()
+                  if s.get("type") in ("string", "integer", "number") and "enum" not in s
+                  and not self.data_fields.get((spec.name, p))]
+        shapes: dict[tuple, list[Row]] = {}
+        for r in rows:
+            shapes.setdefault(r.shape, []).append(r)
+        options: list[tuple[float, tuple, list[Row]]] = []
+        for (where, names), group in shapes.items():
+            if not where:  # the environment object's own fields: copying them changes nothing
+                continue
+            stem = tokens(where)[-1:]
+            assignments: list[tuple[float, tuple[tuple[str, str], ...]]] = []
+            if names == (KEY, VALUE):
+                for p in params:
+                    for q in params:
+                        # named like the mapping on one side (`users` -> username, `pins` -> pin)
+                        if p != q and stem and (stem[0] in p.lower() or stem[0] in q.lower()):
+                            assignments.append((4.0 if stem[0] in p.lower() else 1.0, ((p, KEY), (q, VALUE))))
+            elif not self.explore:  # probing varies arguments to find effects: no copied records
+                pairs = []
+                for p in params:
+                    desc = spec.properties[p].get("description", "")
+                    scored = [(affinity(p, desc, f), f) for f in names if f not in (KEY, VALUE)]
+                    best = max(scored, default=(0.0, ""))
+                    if best[0] >= 0.6:
+                        pairs.append((p, best[1]))
+                    elif KEY in names and stem and stem[0] in p.lower():
+                        pairs.append((p, KEY))
+                if len(pairs) >= 2:
+                    assignments.append((2.0, tuple(pairs)))
+            for weight, pairs in assignments:
+                fitting = [r for r in group if all(_fits(spec.properties[p], dict(r.fields)[f]) for p, f in pairs)]
+                if fitting:
+                    options.append((weight, ("row", where, pairs), fitting))
+        cache[sig] = [rows, options]
+        return options
+
+    def learn(self, tool: str, ok: bool, joint_only: bool = False) -> None:
         """Credit (or blame) the sources of the arguments just proposed for `tool`: arguments drawn
-        from sources that worked before are drawn more often, cutting failed attempts."""
+        from sources that worked before are drawn more often, cutting failed attempts. `joint_only`
+        (probing) learns only which rows fill which parameters; single sources stay exploratory."""
+        if not ok:
+            self._failures[tool] = self._failures.get(tool, 0) + 1
         for name, label in self._labels.items():
+            if joint_only and name != "@row":
+                continue
             good, bad = self._outcomes.setdefault((tool, name), {}).get(label, (0, 0))
             self._outcomes[(tool, name)][label] = (good + 1, bad) if ok else (good, bad + 1)
 

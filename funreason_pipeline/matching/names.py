@@ -1,18 +1,15 @@
-"""Values the world offers: harvested from call results and environment state, matched to parameters.
+"""Names: how a parameter, a response field and an error message relate, by their words.
 
 Matching is by name tokens ("receiver_id" ~ "user id"), qualified by the producing tool's noun
-(`post_tweet` returns `id` -> a "tweet id"), and by type. The same affinity drives the graph's
-schema-derived data edges and the sampler's argument choice, so the two agree.
+(`post_tweet` returns `id` -> a "tweet id"). The same affinity drives the graph's schema-derived
+data edges and the sampler's argument choice, so the two agree.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
-# tokens too common to identify an entity on their own
 GENERIC = frozenset(
     {"id", "name", "status", "type", "result", "value", "list", "data", "info", "current", "new", "message",
      "success", "login", "count", "all", "by", "of", "to", "from", "the"}
@@ -87,62 +84,11 @@ _NAMED = frozenset({"name", "folder", "dir", "directory", "file", "path", "sourc
 _CONTAINERS = frozenset({"directory", "dir", "folder"})
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
-    key: str  # nearest field name the value sat under
-    value: Any
-    source: int | None = None  # index of the call that produced it; None = from the state
-    producer: str = ""  # tool name that produced it
-    jtype: str = ""  # JSON type, computed once at harvest (matching runs per parameter per step)
+def error_kind(error: str | None) -> str:
+    """An error message without its quoted or numeric particulars ('No such file: a.txt' ~ '...: b.txt')."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?|:\s.*$", "", error or "").strip().lower()
 
 
-def json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
-def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = "", depth: int = 0,
-            out: list[Value] | None = None, limit: int = 4000) -> list[Value]:
-    """Flatten scalars out of nested JSON, each tagged with the nearest key name.
-
-    Keys of "collection" dicts (whose values are dicts, e.g. a directory's `contents` or a user
-    table) are themselves values: file names, user names.
-    """
-    if out is None:
-        out = []
-    if len(out) >= limit or depth > 8:
-        return out
-    if isinstance(obj, dict):
-        collection = len(obj) > 0 and all(isinstance(v, dict) for v in obj.values())
-        if key and tokens(key)[-1:] == ("map",) and not collection:
-            # a lookup table (`user_map`: name -> id): its keys are names, its values ids of the stem
-            stem = key[: -len("map")].rstrip("_") or key
-            for k, v in obj.items():
-                out.append(Value(f"{stem}_name", k, source, producer, "string"))
-                harvest(v, stem, source, producer, depth + 1, out, limit)
-            return out
-        for k, v in obj.items():
-            if collection:
-                out.append(Value(key, k, source, producer, "string"))
-                harvest(v, key, source, producer, depth + 1, out, limit)
-            else:
-                harvest(v, k, source, producer, depth + 1, out, limit)
-    elif isinstance(obj, list):
-        for item in obj[:50]:
-            harvest(item, key, source, producer, depth + 1, out, limit)
-    elif obj is not None and not isinstance(obj, bool) and key:
-        if isinstance(obj, str) and (not obj or len(obj) > 400):
-            return out
-        out.append(Value(key, obj, source, producer, json_type(obj)))
-    return out
+def error_words(error: str | None) -> set[str]:
+    """The specific words of an error message ("not logged in" -> {"logged"})."""
+    return {w for w in tokens(error or "") if w not in GENERIC and len(w) > 3}

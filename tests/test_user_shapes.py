@@ -1,0 +1,293 @@
+"""Issue 12: the environments people actually write, and no silent success.
+
+Two example environments of different shapes (tests/envs/): `bank` keeps per-seed credentials in a
+`{username: pin}` mapping and returns plain dicts; `depot` returns bare `id`s whose meaning is said
+only in parameter descriptions, and its session expires mid-trajectory. A deliberately broken one
+(`broken`: no tool ever succeeds) must make `cli demo` exit non-zero with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from funreason_pipeline import config
+from funreason_pipeline.environments.toolsets import (
+    generate_scenario,
+    load_toolsets,
+    parse_toolsets,
+    toolset_tools,
+)
+from funreason_pipeline.graph.api_graph import ApiGraph
+from funreason_pipeline.graph.build import (
+    build_edges,
+    described_producers,
+    edgeless_hint,
+    observed_response_schema,
+)
+from funreason_pipeline.matching.arguments import ArgumentProvider
+from funreason_pipeline.matching.values import KEY, VALUE, harvest, harvest_rows
+from funreason_pipeline.models import Edge, Rejection, ToolSpec, Trajectory
+from funreason_pipeline.sampling.sampler import DirectedSampler, TargetPlanner
+from funreason_pipeline.sampling.yield_check import phase1_yield
+from funreason_pipeline.seeds import stable_seed
+from funreason_pipeline.verify.replay import replay_trajectory
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVS = ROOT / "tests" / "envs" / "toolsets.yaml"
+DAY = "2026-11-26"
+
+# the dependencies each example really has: (kind, producer, consumer[, parameter])
+EXPECTED = {
+    "bank": {
+        ("state", "login", "list_accounts"), ("state", "login", "get_account"), ("state", "login", "open_account"),
+        ("state", "login", "rename_account"), ("state", "login", "deposit"), ("state", "login", "transfer"),
+        ("state", "login", "logout"),
+        ("data", "list_accounts", "get_account", "account_id"), ("data", "list_accounts", "transfer", "from_account"),
+        ("data", "list_accounts", "transfer", "to_account"), ("data", "open_account", "rename_account", "account_id"),
+        ("data", "list_accounts", "deposit", "account_id"), ("data", "transfer", "get_transfer", "transfer_id"),
+    },
+    "depot": {
+        ("state", "start_shift", "list_parcels"), ("state", "start_shift", "register"),
+        ("state", "start_shift", "ship"), ("state", "start_shift", "end_shift"),
+        ("data", "list_parcels", "inspect", "parcel"), ("data", "register", "inspect", "parcel"),
+        ("data", "list_parcels", "ship", "parcel"), ("data", "ship", "track", "shipment"),
+        ("data", "ship", "recall", "shipment"),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def envs():
+    sys.path.insert(0, str(ROOT))  # `tests.envs.bank` imports from the project root, as in the docs
+    return {ts.name: ts for ts in parse_toolsets(ENVS.read_text(), source=str(ENVS), base_dir=ENVS.parent)}
+
+
+def _edges(ts):
+    tools = toolset_tools(ts)
+    scenarios = [generate_scenario(ts, stable_seed("probe", ts.name, i)) for i in range(4)]
+    report: dict = {}
+    edges = build_edges(ts, tools, scenarios, seed=stable_seed("probe-args", ts.name), report=report)
+    return tools, edges, report
+
+
+def _found(edges: list[Edge]) -> set[tuple]:
+    return {(e.kind, e.src_tool, e.dst_tool) for e in edges} | \
+        {(e.kind, e.src_tool, e.dst_tool, e.param) for e in edges if e.kind == "data"}
+
+
+@pytest.mark.parametrize("name", ["bank", "depot"])
+def test_examples_have_the_expected_edges(envs, name):
+    _, edges, _ = _edges(envs[name])
+    missing = EXPECTED[name] - _found(edges)
+    assert not missing, f"{name}: edges not found: {sorted(missing)}"
+
+
+def test_depot_edges_come_from_descriptions_confirmed_by_execution(envs):
+    """`ship` returns `{"id": ...}`; only "The id returned by ship" links it to track's `shipment`."""
+    tools, edges, _ = _edges(envs["depot"])
+    by = {(e.src_tool, e.dst_tool, e.param): e for e in edges if e.kind == "data"}
+    evidence = json.loads(by[("ship", "track", "shipment")].evidence)
+    assert evidence["method"] == "description" and by[("ship", "track", "shipment")].src_field == "id"
+    # a description naming a tool is only a candidate: end_shift's result never feeds a parcel
+    candidates = described_producers(tools)
+    assert ("ship", "track", "shipment") in candidates
+    assert not any(e.src_tool == "end_shift" for e in edges if e.kind == "data")
+
+
+def test_a_named_producer_whose_values_do_not_work_is_not_an_edge(envs):
+    """A wrong description ("as listed by list_parcels" on track) is rejected by execution."""
+    tools, _, _ = _edges(envs["depot"])
+    spec = {t.name: t for t in tools}["track"]
+    props = {"shipment": {"type": "string", "description": "A parcel id as listed by list_parcels."}}
+    lying = spec.model_copy(update={"parameters": {**spec.parameters, "properties": props}})
+    tools = [lying if t.name == "track" else t for t in tools]
+    assert ("list_parcels", "track", "shipment") in described_producers(tools)
+    ts = envs["depot"]
+    scenarios = [generate_scenario(ts, stable_seed("probe", ts.name, i)) for i in range(2)]
+    edges = build_edges(ts, tools, scenarios)
+    assert not [e for e in edges if (e.src_tool, e.dst_tool, e.param) == ("list_parcels", "track", "shipment")]
+
+
+@pytest.mark.parametrize("name", ["bank", "depot"])
+def test_examples_reach_every_tool_replay_and_have_long_dialogues(envs, name):
+    from funreason_pipeline.sampling.phase1 import sample_partition
+
+    ts = envs[name]
+    tools, edges, _ = _edges(ts)
+    result = sample_partition(ts, tools, edges, DAY, 6)
+    assert len(result.trajectories) == 6
+    assert not result.uncovered, f"never targeted: {result.uncovered}"
+    called = {c.tool for t in result.trajectories for c in t.flat_calls()}
+    assert called == {t.name for t in tools}
+    for traj in result.trajectories:  # on fresh instances, from the stored JSON
+        problems, _ = replay_trajectory(Trajectory.model_validate_json(traj.model_dump_json()), ts, tools)
+        assert not problems, problems
+    assert sum(len(t.turns) for t in result.trajectories) / 6 >= 4
+    # the calls really are dependent: logins before account calls, ids from earlier results
+    assert any(c.after for t in result.trajectories for c in t.flat_calls())
+    assert any(c.sources for t in result.trajectories for c in t.flat_calls())
+
+
+def test_a_username_and_its_pin_are_proposed_together_and_learned():
+    """Per-seed credentials in a `{username: pin}` mapping: drawn one by one they rarely match."""
+    login = ToolSpec(name="login", class_name="X", method="login", description="Log in.", parameters={
+        "type": "object", "required": ["username", "pin"],
+        "properties": {"username": {"type": "string"}, "pin": {"type": "string"}}})
+    users = {f"user{i}": f"{1000 + i}" for i in range(6)}
+    state = {"users": users, "session": None}
+    rows = harvest_rows({"X": state})
+    assert sum(1 for r in rows if r.where == "users" and [f for f, _ in r.fields] == [KEY, VALUE]) == 6
+
+    def successes(with_rows: bool) -> int:
+        provider, rng, ok = ArgumentProvider(), random.Random(3), 0
+        for _ in range(60):
+            args, _, _ = provider.propose(login, [], harvest({"X": state}), rng, rows=rows if with_rows else None)
+            good = users.get(args.get("username")) == args.get("pin")
+            provider.learn("login", good)
+            ok += good
+        return ok
+
+    assert successes(with_rows=False) <= 3
+    assert successes(with_rows=True) >= 30
+
+
+def test_response_schema_of_a_plain_dict_is_inferred_from_results():
+    schema = observed_response_schema([{"accounts": [{"account_id": "A1", "balance": 3.0}]}, {"accounts": []}])
+    assert schema["properties"]["accounts"]["items"]["properties"]["account_id"] == {"type": "string"}
+    assert observed_response_schema(["a string", 3]) is None
+
+
+def test_an_error_naming_a_state_finds_the_tool_that_cures_it(envs):
+    """"not logged in" names no tool ("login" is too generic a word to match): the state edges'
+    probe evidence does, and so do the state fields a call changed ("session expired")."""
+    ts = envs["bank"]
+    tools, edges, _ = _edges(ts)
+    sampler = DirectedSampler(ts, tools, ApiGraph(tools, edges))
+    assert max(sampler._named_by("not logged in", exclude=set()).items(), key=lambda kv: kv[1])[0] == "login"
+    bare = [e for e in edges if e.kind == "data"]  # without the state edges, nothing points at login
+    assert "login" not in DirectedSampler(ts, tools, ApiGraph(tools, bare))._named_by("not logged in", set())
+
+    ts = envs["depot"]
+    tools, edges, _ = _edges(ts)
+    sampler = DirectedSampler(ts, tools, ApiGraph(tools, edges))
+    assert "start_shift" not in sampler._named_by("session expired", set())
+    rng = random.Random(0)
+    sampler.sample("t", 1, generate_scenario(ts, 1), TargetPlanner(sampler.graph, rng))
+    assert "start_shift" in sampler._named_by("session expired", set())
+
+
+# ---- no silent success -----------------------------------------------------------------------------
+
+def _verdict(accepted=6, targeted=("a", "b", "c", "d"), edges=5, rejections=()):
+    return phase1_yield("ts", DAY, 6, accepted, ["a", "b", "c", "d"], set(targeted), edges, list(rejections))
+
+
+def test_yield_gate_passes_a_full_partition_and_rejects_each_shortfall():
+    assert _verdict().passed
+    low = _verdict(accepted=5)
+    assert not low.passed and "5 of 6 trajectories accepted" in low.message
+    narrow = _verdict(targeted=("a", "b"))
+    assert not narrow.passed and "2 of 4 tools reached" in narrow.message
+    err = Rejection(item_id="x", reason="tool_error", detail=json.dumps({"tool": "login", "error": "invalid credentials"}))
+    empty = _verdict(accepted=0, targeted=(), edges=0, rejections=[err] * 3)
+    assert not empty.passed
+    assert "login: 'invalid credentials' x3" in empty.message and "no edges" in empty.message
+    assert "try:" in empty.message
+
+
+def test_edgeless_hint_names_the_likely_cause():
+    tool = ToolSpec(name="t", class_name="X", method="t", description="", parameters={"type": "object"})
+    assert "no call of any" in edgeless_hint([tool], {"worked": [], "errors": {"t": "not logged in"}, "scenarios": 4})
+    assert "none returns named fields" in edgeless_hint([tool], {"worked": ["t"], "errors": {}})
+
+
+def test_toolsets_extra_adds_to_the_built_in_ones_and_names_clashes(monkeypatch, tmp_path, envs):
+    built_in = {t.name for t in load_toolsets()}
+    monkeypatch.setenv("FUNREASON_TOOLSETS_EXTRA", str(ENVS))
+    names = {t.name for t in load_toolsets()}
+    assert names == built_in | {"bank", "depot", "broken"}
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("toolsets:\n  - {name: vehicle, classes: [VehicleControlAPI]}\n")
+    monkeypatch.setenv("FUNREASON_TOOLSETS_EXTRA", f"{ENVS}{os.pathsep}{clash}")
+    with pytest.raises(Exception, match="'vehicle' is defined in both"):
+        load_toolsets()
+
+
+def test_cli_sets_a_default_dagster_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setattr(config, "DATA_DIR", tmp_path / "data")
+    home = config.ensure_dagster_home()
+    assert home == tmp_path / "data" / "dagster_home" and os.environ["DAGSTER_HOME"] == str(home)
+    assert (home / "dagster.yaml").read_text() == (ROOT / "dagster.yaml").read_text()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "mine"))
+    assert config.ensure_dagster_home() == tmp_path / "mine"
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNREASON_", "DAGSTER_"))}
+    return {**env, **extra}
+
+
+def test_cli_demo_on_the_examples_and_a_broken_environment(tmp_path):
+    """Through the real CLI and Dagster: the examples pass their blocking checks with >= 4 user turns
+    per dialogue; the broken toolset makes `cli demo` exit 1 with a message naming it and its error."""
+    db = tmp_path / "db.duckdb"
+    env = _clean_env(FUNREASON_TOOLSETS_EXTRA=str(ENVS), FUNREASON_DB=str(db), DAGSTER_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "funreason_pipeline.cli", "demo", "--day", DAY,
+                           "--toolsets", "bank,depot,broken", "--workers", "2"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "'broken'" in failed[0] and "0 of 6 trajectories accepted" in failed[0]
+    assert "the vault is jammed" in proc.stderr and "try:" in proc.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    stats = {ts: (n, turns) for ts, n, turns in con.execute(
+        "SELECT toolset, count(*), avg(n_turns) FROM dialogues GROUP BY toolset").fetchall()}
+    for name in ("bank", "depot"):
+        n, turns = stats[name]
+        assert n == 6 and turns >= 4, (name, n, turns)
+    assert "broken" not in stats
+    assert con.execute("SELECT count(*) FROM rejections WHERE reason = 'yield_below_minimum'").fetchone()[0] == 1
+
+
+# ---- the docs page, verbatim --------------------------------------------------------------------------
+
+DOCS = ROOT / "docs" / "user_environments.md"
+
+
+def test_docs_commands_run_verbatim_in_a_fresh_copy(tmp_path):
+    """Every `<!-- run -->` block of docs/user_environments.md, as written, in a copy of the tracked
+    files (a fresh clone plus this checkout's .venv), with no FUNREASON_* or DAGSTER_HOME set."""
+    clone = tmp_path / "clone"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for rel in tracked.splitlines():
+        if (ROOT / rel).is_file() and not rel.startswith(("tests/", "bench/")):
+            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, clone / rel)
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    text = DOCS.read_text()
+    for path, body in re.findall(r"<!-- file: (\S+) -->\n```\w+\n(.*?)```", text, re.DOTALL):
+        (clone / path).parent.mkdir(parents=True, exist_ok=True)
+        (clone / path).write_text(body)  # steps 1-3: the user writes these files
+    blocks = re.findall(r"<!-- run -->\n```bash\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) >= 5
+    outputs = []
+    for block in blocks:
+        proc = subprocess.run(["bash", "-e", "-c", block], cwd=clone, env=_clean_env(), capture_output=True,
+                              text=True, timeout=600, check=False)
+        assert proc.returncode == 0, f"{block}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        outputs.append(proc.stdout)
+    assert "data search_books -> borrow book_id" in outputs[0] and "state sign_in -> borrow" in outputs[0]
+    assert "graph edges exercised" in outputs[1]
+    assert (clone / "data" / "dagster_home" / "dagster.yaml").exists()  # the default DAGSTER_HOME
+    assert "openai.jsonl" in outputs[-1]
