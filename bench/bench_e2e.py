@@ -113,8 +113,9 @@ def demo(url: str, trajectories: int, concurrency: int, env_extra: dict | None =
         samples = con.execute("SELECT count(*) FROM sft_samples").fetchone()[0] if "sft_samples" in tables else 0
         # each turn once: a sample, or a rejection of a later stage (trajectories' own are about calls)
         rejected = con.execute(
-            "SELECT count(DISTINCT item_id) FROM rejections WHERE stage IN "
-            "('queries', 'cot_traces', 'dialogues', 'sft_samples') AND regexp_matches(item_id, '/[0-9]+$')"
+            "SELECT count(DISTINCT regexp_replace(replace(item_id, 'dlg-', ''), ':([0-9]+)$', '/\\1')) "
+            "FROM rejections WHERE stage IN "
+            "('queries', 'cot_traces', 'dialogues', 'sft_samples') AND regexp_matches(item_id, '[/:][0-9]+$')"
         ).fetchone()[0]
         by_reason = dict(con.execute("SELECT stage || ':' || reason, count(*) FROM rejections WHERE stage IN "
                                      "('queries', 'cot_traces') GROUP BY ALL ORDER BY 2 DESC").fetchall())

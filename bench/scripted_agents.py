@@ -33,7 +33,8 @@ class ChainAgents:
         if self.mode == "garbage":
             return {"content": "Sorry, I cannot help with that."}
         msgs = body["messages"]
-        user = [m for m in msgs if m["role"] == "user"][-1]["content"]
+        # the first user message is the request; a repair request appends the error as a later one
+        user = next(m for m in msgs if m["role"] == "user")["content"]
         if role == "tooling":
             calls = json.loads(user)["calls"]
             name = "do_" + hashlib.sha1(json.dumps(calls, sort_keys=True).encode()).hexdigest()[:12]
