@@ -218,6 +218,7 @@ def main() -> None:
         print(json.dumps(results["alone"]), flush=True)
     if "e1" in only:
         results["e1"] = scenario("E1 accepted answers", "accept", None, args)
+        (ROOT / "data" / "bench").mkdir(parents=True, exist_ok=True)
     if "e2" in only:
         results["e2"] = scenario("E2 unusable answers", "garbage", None, args)
     if "e3" in only:
@@ -225,7 +226,10 @@ def main() -> None:
         results["e3"] = scenario("E3 R1 faults + 5% never answer", "accept", faults, args)
     out = ROOT / "data" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "e2e.json").write_text(json.dumps(results, indent=1))
+    saved = out / "e2e.json"  # a partial rerun (--only) keeps the other scenarios' last figures
+    if saved.exists():
+        results = {**json.loads(saved.read_text()), **results}
+    saved.write_text(json.dumps(results, indent=1))
     if not args.no_write:
         write(results, args)
 

@@ -608,7 +608,9 @@ class LLMSession:
         this copy waited for its slot (the caller looks again). `sent` gets the send time."""
         sent.append(0.0)  # started: from here on, this coroutine releases the slot itself
         try:
-            epoch = held if held is not None else await ep.limiter.acquire()
+            # a hedge goes first in the queue: behind hundreds of waiting requests it would come too late,
+            # and its stalled copy keeps a slot until one of them answers
+            epoch = held if held is not None else await ep.limiter.acquire(first=True)
         except BaseException:
             if held is not None:
                 ep.limiter.release()

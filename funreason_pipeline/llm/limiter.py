@@ -101,13 +101,17 @@ class AdaptiveLimiter:
         self._hold_until = 0.0
         self._streak = 0  # decreases since the last success: a quick series means "far above capacity"
 
-    async def acquire(self) -> int:
-        """Wait for a slot; return the epoch to pass to `on_overload` if this request gets a 429."""
+    async def acquire(self, first: bool = False) -> int:
+        """Wait for a slot; return the epoch to pass to `on_overload` if this request gets a 429.
+        `first`: go to the head of the queue (a hedge: its stalled copy holds a slot until it wins)."""
         if self.in_flight < self._cap and not self._waiters:
             self.in_flight += 1
             return self.epoch
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        if first:
+            self._waiters.appendleft(fut)
+        else:
+            self._waiters.append(fut)
         try:
             return await fut  # release() counted us in, and gave the epoch of that moment
         except asyncio.CancelledError:
