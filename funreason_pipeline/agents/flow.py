@@ -151,6 +151,21 @@ def _label(res) -> str:
     return res.response.model if res.response is not None else ""
 
 
+async def _ask_phase2(ctx: _Ctx, role: str, item: str, request: dict, what: str, parser):
+    """One Phase II agent call: its JSON request within the role's budget, the parsed answer, or the
+    turn's rejection (`prompt_too_long`, `<role>_failed`)."""
+    try:
+        user = payload(request, ctx.budget(role), what)
+        res = await ctx.ask(role, item, [{"role": "system", "content": prompt(role)}, {"role": "user", "content": user}],
+                            prompt_version(role), parser, ctx.out.queries.requests)
+    except PromptTooLong as exc:
+        return Rejection(item_id=item, reason="prompt_too_long", detail=f"{role}: {exc}")
+    if not res.ok:
+        return Rejection(item_id=item, reason=f"{role}_failed",
+                         detail=f"{res.reason}: {res.error} | raw: {(res.raw_text or '')[:800]}")
+    return res
+
+
 # --- Phase II: one turn ----------------------------------------------------------------------------
 async def _query_turn(ctx: _Ctx, t: Trajectory, level: int, earlier: list[str]) -> QueryRow | Rejection:
     item = f"{t.trajectory_id}/{level}"
@@ -161,33 +176,19 @@ async def _query_turn(ctx: _Ctx, t: Trajectory, level: int, earlier: list[str]) 
         query = offline.write_query(adv, ctx.specs, stable_seed("query", t.trajectory_id, level))
         models = {"tooling": offline.OFFLINE, "querying": offline.OFFLINE}
     else:
-        n = ctx.out.queries.requests
         chain = [{"tool": c.tool, "arguments": c.arguments, "result": c.result} for c in t.turns[level].calls]
-        try:
-            user = payload({"calls": chain, "user_inputs": [i.model_dump() for i in adv.inputs]},
-                           ctx.budget("tooling"), "the turn's calls")
-            a = await ctx.ask("tooling", item, [{"role": "system", "content": prompt("tooling")},
-                                                {"role": "user", "content": user}],
-                              prompt_version("tooling"), ToolingAnswer, n)
-        except PromptTooLong as exc:
-            return Rejection(item_id=item, reason="prompt_too_long", detail=f"tooling: {exc}")
-        if not a.ok:
-            return Rejection(item_id=item, reason="tooling_failed",
-                             detail=f"{a.reason}: {a.error} | raw: {(a.raw_text or '')[:800]}")
+        a = await _ask_phase2(ctx, "tooling", item, {"calls": chain, "user_inputs": [i.model_dump() for i in adv.inputs]},
+                              "the turn's calls", ToolingAnswer)
+        if isinstance(a, Rejection):
+            return a
         adv.name, adv.description = a.value.name[:48], a.value.description
-        try:
-            user = payload({"advanced_tool": {"name": adv.name, "description": adv.description},
-                            "user_supplied_values": {i.name: i.value for i in adv.inputs},
-                            "intermediate_values_never_mention": inter,
-                            "earlier_user_messages": earlier}, ctx.budget("querying"), "the query request")
-            b = await ctx.ask("querying", item, [{"role": "system", "content": prompt("querying")},
-                                                 {"role": "user", "content": user}],
-                              prompt_version("querying"), QueryAnswer, n)
-        except PromptTooLong as exc:
-            return Rejection(item_id=item, reason="prompt_too_long", detail=f"querying: {exc}")
-        if not b.ok:
-            return Rejection(item_id=item, reason="querying_failed",
-                             detail=f"{b.reason}: {b.error} | raw: {(b.raw_text or '')[:800]}")
+        b = await _ask_phase2(ctx, "querying", item, {
+            "advanced_tool": {"name": adv.name, "description": adv.description},
+            "user_supplied_values": {i.name: i.value for i in adv.inputs},
+            "intermediate_values_never_mention": inter, "earlier_user_messages": earlier},
+            "the query request", QueryAnswer)
+        if isinstance(b, Rejection):
+            return b
         query = b.value.query
         models = {"tooling": _label(a), "querying": _label(b)}
     problems = check_query(query, adv, inter)

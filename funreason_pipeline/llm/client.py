@@ -108,7 +108,6 @@ class _Job:
     req: LLMRequest
     settings: RoleSettings
     hash: str
-    indices: list[int]
     body: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -499,7 +498,7 @@ class LLMSession:
             return self._relabel(await asyncio.shield(fut), req)
         fut = asyncio.get_running_loop().create_future()
         self._inflight[h] = fut
-        job = _Job(req, s, h, [0])
+        job = _Job(req, s, h)
         try:
             out = await self._resolve(job)
         except BaseException as exc:
