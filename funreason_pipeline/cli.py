@@ -106,11 +106,42 @@ def _materialize(selection: list[str], instance: dg.DagsterInstance | None, run_
 
 
 def _phase1_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None,
-                    run_config: dict | None = None) -> bool:
-    """Graph assets for the toolset, then its Phase I trajectories (two runs: two partitionings)."""
+                    run_config: dict | None = None, build_graph: bool = True) -> bool:
+    """Graph assets for the toolset (unless a current graph is reused), then its Phase I trajectories
+    (two runs: two partitionings)."""
     key = str(dg.MultiPartitionKey({"day": day, "toolset": ts}))
-    return _materialize(GRAPH_KEYS, instance, partition_key=ts) and \
+    return (not build_graph or _materialize(GRAPH_KEYS, instance, partition_key=ts)) and \
         _materialize(PHASE1_KEYS, instance, _ops(run_config, "trajectories"), partition_key=key)
+
+
+def stale_graphs(instance: dg.DagsterInstance, toolsets: list[str]) -> list[str]:
+    """The toolsets whose catalog and graph must be (re)built: never built, built from other inputs
+    (environment code, toolset config, our graph code: `graph_fingerprint`), or not in the database
+    as the run that built them recorded (another FUNREASON_DB, a deleted file). The graph is per
+    toolset, not per day: probing costs several times a day's Phase I, so a current graph is reused."""
+    from funreason_pipeline.environments.fingerprint import graph_fingerprint
+    from funreason_pipeline.environments.toolsets import toolset_by_name
+
+    stored: dict[tuple[str, str], int] = {}
+    if config.db_path().exists() or storage.lake_target() is not None:
+        with storage.connect(read_only=True) as con:
+            present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            for table in ("tool_catalog", "api_graph"):
+                if table in present:
+                    for ts, n in con.execute(f"SELECT toolset, count(*) FROM {table} GROUP BY toolset").fetchall():
+                        stored[(table, ts)] = n
+    out = []
+    for ts in toolsets:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("api_graph"), asset_partitions=[ts]), limit=1).records
+        md = records[0].asset_materialization.metadata if records else {}
+        value = {k: getattr(v, "value", None) for k, v in md.items()}
+        current = (value.get("graph_fingerprint") == graph_fingerprint(toolset_by_name(ts))
+                   and stored.get(("tool_catalog", ts)) == value.get("nodes")
+                   and stored.get(("api_graph", ts), 0) == (value.get("data_edges") or 0) + (value.get("state_edges") or 0))
+        if not current:
+            out.append(ts)
+    return out
 
 
 def _after_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None) -> bool:
@@ -155,37 +186,46 @@ def run_config_for(trajectories: int | None = None, k_max: int | None = None, se
 
 
 def _pool_map(fn, toolsets: list[str], args: tuple, workers: int, instance, label: str, started: float,
-              failed: list[str]) -> None:
+              failed: list[str], per_toolset: dict[str, tuple] | None = None) -> None:
+    """fn(day, toolset, instance, *rest, *per_toolset[toolset]) for each toolset, in `workers` processes."""
+    extra = per_toolset or {}
     if workers > 1 and instance is None and len(toolsets) > 1:
         # spawn, not fork: this process has run polars/DuckDB threads by now (the LLM run), and a
         # forked child can deadlock on a lock one of those threads held at the fork
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(fn, *args[:1], ts, None, *args[1:]): ts for ts in toolsets}
+            futures = {pool.submit(fn, *args[:1], ts, None, *args[1:], *extra.get(ts, ())): ts for ts in toolsets}
             for i, fut in enumerate(as_completed(futures), 1):
                 if not fut.result():
                     failed.append(f"{label} {futures[fut]}")
                 _progress(i, len(toolsets), f"{label} {futures[fut]}", started)
     else:
         for i, ts in enumerate(toolsets, 1):
-            if not fn(args[0], ts, instance, *args[1:]):
+            if not fn(args[0], ts, instance, *args[1:], *extra.get(ts, ())):
                 failed.append(f"{label} {ts}")
             _progress(i, len(toolsets), f"{label} {ts}", started)
 
 
 def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, workers: int = 1,
-             run_config: dict | None = None) -> bool:
-    """Materialize `day` for every toolset: Phase I per toolset (in `workers` processes), then ONE run
-    for the LLM stages of all of them (one concurrent flow), then Phase IV and the SFT set per
-    toolset, then the day's combined export."""
+             run_config: dict | None = None, rebuild_graph: bool = False) -> bool:
+    """Materialize `day` for every toolset: the graph assets where none is current (or all, with
+    `rebuild_graph`) and Phase I per toolset (in `workers` processes), then ONE run for the LLM stages
+    of all of them (one concurrent flow), then Phase IV and the SFT set per toolset, then the day's
+    combined export."""
     started = time.monotonic()
     failed: list[str] = []
     # also creates the instance's tables once, before workers race to do it
     reaped = reap_dead_runs(instance or dg.DagsterInstance.get())
     if reaped:
         print(f"marked {len(reaped)} run(s) of killed processes failed and freed their pool slots")
-    _pool_map(_phase1_toolset, toolsets, (day, run_config), workers, instance, "phase I", started, failed)
+    to_build = set(toolsets) if rebuild_graph else set(stale_graphs(instance or dg.DagsterInstance.get(), toolsets))
+    reused = [ts for ts in toolsets if ts not in to_build]
+    if reused:
+        print(f"reusing the current tool catalog and API graph of {len(reused)} toolset(s) "
+              f"({', '.join(reused)}); --rebuild-graph builds them anew")
+    _pool_map(_phase1_toolset, toolsets, (day, run_config), workers, instance, "phase I", started, failed,
+              {ts: (ts in to_build,) for ts in toolsets})
     t_llm = time.monotonic()
-    timings = {"phase1_s": round(t_llm - started, 2)}
+    timings = {"phase1_s": round(t_llm - started, 2), "graphs_built": len(to_build)}
     ok_ts = [ts for ts in toolsets if f"phase I {ts}" not in failed]
     for start, end in partition_ranges(day, ok_ts):
         print(f"LLM stages for {start} .. {end} (one run, one flow)")
@@ -245,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--max-turns", type=int)
     demo.add_argument("--edge-target", type=float,
                       help="sample extra trajectories until this share of graph edges is exercised (Q3: 0.9)")
+    demo.add_argument("--rebuild-graph", action="store_true",
+                      help="build every tool catalog and API graph anew (default: reuse those built from the same "
+                      "environment code, toolset config and graph code)")
     sub.add_parser("summary", help="rows per table and where things are")
     args = parser.parse_args(argv)
     if args.cmd == "summary":
@@ -259,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--edge-target must be in (0, 1]")
     cfg = run_config_for(args.trajectories, args.k_max, args.seed, args.min_turns, args.max_turns, args.edge_target)
     config.ensure_dagster_home()
-    ok = run_demo(args.day, chosen, workers=args.workers, run_config=cfg)
+    ok = run_demo(args.day, chosen, workers=args.workers, run_config=cfg, rebuild_graph=args.rebuild_graph)
     print(summary())
     print("\nOpen the Dagster UI with `make ui` (dg dev, DAGSTER_HOME under data/).")
     problems = demo_failures(args.day, chosen)  # no silent success: the Phase I yield verdicts

@@ -34,11 +34,12 @@ def extra_toolsets_paths() -> list[Path]:
 
 def ensure_dagster_home() -> Path:
     """`DAGSTER_HOME`, set to data/dagster_home (with the project's dagster.yaml, as `make` does) when
-    the environment names none: `python -m funreason_pipeline.cli ...` then works outside `make`."""
+    the environment names none: `python -m funreason_pipeline.cli ...` then works outside `make`. A
+    home that is named but does not exist yet is made (with the project's dagster.yaml), as make does."""
     home = os.environ.get("DAGSTER_HOME")
-    if home:
-        return Path(home)
-    path = DATA_DIR / "dagster_home"
+    path = Path(home) if home else DATA_DIR / "dagster_home"
+    if home and path.is_dir():
+        return path
     path.mkdir(parents=True, exist_ok=True)
     if not (path / "dagster.yaml").exists() and (PROJECT_ROOT / "dagster.yaml").exists():
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", path / "dagster.yaml")

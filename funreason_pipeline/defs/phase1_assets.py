@@ -18,6 +18,7 @@ from funreason_pipeline.defs.partitions import (
     toolset_partitions,
 )
 from funreason_pipeline.defs.resources import Store
+from funreason_pipeline.environments.fingerprint import graph_fingerprint
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import build_edges, edgeless_hint
@@ -92,6 +93,8 @@ value=df, data_version=dg.DataVersion(frames.content_version(df)), check_results
         "state_edges": counts["state"],
         "cross_class_edges": cross,
         "graph_version": version,
+        # what the graph was built from: `cli demo` reuses a graph whose inputs are unchanged
+        "graph_fingerprint": graph_fingerprint(ts),
         "probe_seconds": round(elapsed, 3),
         "graph": dg.MetadataValue.md(f"```mermaid\n{graph.to_mermaid()}\n```"),
     })

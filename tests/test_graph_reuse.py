@@ -1,0 +1,73 @@
+"""`cli demo` reuses a toolset's catalog and graph built from the same inputs, and rebuilds them when
+an input changes: the environment's source, or the database no longer holding what was built."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from funreason_pipeline.cli import stale_graphs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _graph_builds(home: Path) -> int:
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        return len(inst.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("api_graph"), asset_partitions=["reuse_depot"]),
+            limit=100).records)
+
+
+def test_graph_is_reused_until_its_inputs_change(tmp_path, monkeypatch):
+    pkg = tmp_path / "reuse_envs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    shutil.copy(ROOT / "tests" / "envs" / "depot.py", pkg / "depot.py")
+    cfg = tmp_path / "toolsets.yaml"
+    cfg.write_text("toolsets:\n  - name: reuse_depot\n    classes: [reuse_envs.depot:Depot]\n    environments:\n"
+                   "      reuse_envs.depot:Depot: {scenarios: reuse_envs.depot:generate_scenario}\n")
+    db, home = tmp_path / "db.duckdb", tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNREASON_", "DAGSTER_"))}
+    env.update(FUNREASON_TOOLSETS_EXTRA=str(cfg), FUNREASON_DB=str(db), DAGSTER_HOME=str(home),
+               PYTHONPATH=f"{tmp_path}{os.pathsep}{env.get('PYTHONPATH', '')}")
+
+    def demo(day: str, *extra: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "funreason_pipeline.cli", "demo", "--day", day, "--toolsets",
+                               "reuse_depot", "--workers", "1", "--trajectories", "2", *extra],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout
+
+    first = demo("2026-11-20")
+    assert "reusing" not in first and _graph_builds(home) == 1
+    # a second day: same environment, same code -> the graph is reused, the day is still made
+    second = demo("2026-11-21")
+    assert "reusing the current tool catalog and API graph of 1 toolset(s) (reuse_depot)" in second
+    assert _graph_builds(home) == 1
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(DISTINCT day) FROM dialogues WHERE toolset = 'reuse_depot'").fetchone()[0] == 2
+    con.close()
+    # what makes a graph stale, asked directly (the next demo would rebuild it): the environment's source
+    monkeypatch.setenv("FUNREASON_TOOLSETS_EXTRA", str(cfg))
+    monkeypatch.setenv("FUNREASON_DB", str(db))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        assert stale_graphs(inst, ["reuse_depot"]) == []
+        source = (pkg / "depot.py").read_text()
+        (pkg / "depot.py").write_text(source + "\n# a change to the environment\n")
+        assert stale_graphs(inst, ["reuse_depot"]) == ["reuse_depot"]
+        (pkg / "depot.py").write_text(source)
+        assert stale_graphs(inst, ["reuse_depot"]) == []
+        # the database lost the graph's rows (the run history says it was built)
+        con = duckdb.connect(str(db))
+        con.execute("DELETE FROM api_graph WHERE toolset = 'reuse_depot' AND kind = 'state'")
+        con.close()
+        assert stale_graphs(inst, ["reuse_depot"]) == ["reuse_depot"]
+    # asked for: rebuilt although the next run would have rebuilt it anyway; then current again
+    assert "reusing" not in demo("2026-11-22", "--rebuild-graph") and _graph_builds(home) == 2
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        assert stale_graphs(inst, ["reuse_depot"]) == []
