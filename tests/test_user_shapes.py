@@ -8,6 +8,8 @@ only in parameter descriptions, and its session expires mid-trajectory. A delibe
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import os
 import random
@@ -15,18 +17,24 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated, Literal, NotRequired, Optional, TypedDict
 
 import duckdb
 import pytest
+from pydantic import BaseModel, Field
 
 from funreason_pipeline import config
+from funreason_pipeline.environments.base import EnvironmentConfigError
 from funreason_pipeline.environments.toolsets import (
     generate_scenario,
     load_toolsets,
     parse_toolsets,
     toolset_tools,
 )
+from funreason_pipeline.environments.user import UnusableType, UserFactory, derive_tools, hint_schema
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import (
     build_edges,
@@ -291,3 +299,143 @@ def test_docs_commands_run_verbatim_in_a_fresh_copy(tmp_path):
     assert "graph edges exercised" in outputs[1]
     assert (clone / "data" / "dagster_home" / "dagster.yaml").exists()  # the default DAGSTER_HOME
     assert "openai.jsonl" in outputs[-1]
+
+
+# ---- type hints to JSON Schema (pydantic's TypeAdapter, fitted to the tool dialect) ---------------------
+# Module level: this file's annotations are strings (`from __future__ import annotations`), resolved here.
+
+
+@dataclasses.dataclass
+class Leg:
+    stop: str
+    minutes: int = 5
+    tags: list[str] = dataclasses.field(default_factory=list)
+    seen: bool = dataclasses.field(default=False, init=False)  # not an argument: never in the schema
+
+
+@dataclasses.dataclass
+class Route:
+    legs: list[Leg]
+    name: Annotated[str, "What the driver calls it."]
+    via: Optional[Leg] = None  # noqa: UP045 - Optional[X] is X
+
+
+class Parcel(TypedDict):
+    parcel_id: str
+    weight: NotRequired[int]  # a string annotation here: typing's __required_keys__ alone gets it wrong
+    notes: NotRequired[list[Annotated[str, "One remark."]]]
+
+
+class Filters(TypedDict, total=False):
+    city: str
+
+
+class Folder(TypedDict):
+    name: str
+    children: list[Folder]
+
+
+class Pin(BaseModel):
+    lat: float
+    lon: float = Field(description="Degrees east.")
+
+
+class Stop(BaseModel):
+    label: str | None = None  # a model keeps pydantic's own schema: nullable, with its default
+    pins: list[Pin]
+
+
+class Speed(enum.Enum):
+    SLOW = "slow"
+    FAST = "fast"
+
+
+def test_a_dataclass_in_a_list_is_its_init_fields_required_when_without_default():
+    leg = {"type": "object", "properties": {"stop": {"type": "string"}, "minutes": {"type": "integer"},
+                                            "tags": {"type": "array", "items": {"type": "string"}}},
+           "required": ["stop"]}
+    assert hint_schema(list[Leg]) == {"type": "array", "items": leg}
+    assert hint_schema(Route) == {"type": "object", "properties": {
+        "legs": {"type": "array", "items": leg},
+        "name": {"type": "string", "description": "What the driver calls it."},
+        "via": leg}, "required": ["legs", "name"]}
+
+
+def test_typeddict_not_required_keys_and_nested_descriptions():
+    assert hint_schema(Parcel) == {"type": "object", "properties": {
+        "parcel_id": {"type": "string"}, "weight": {"type": "integer"},
+        "notes": {"type": "array", "items": {"type": "string", "description": "One remark."}}},
+        "required": ["parcel_id"]}
+    assert hint_schema(Filters) == {"type": "object", "properties": {"city": {"type": "string"}}, "required": []}
+    # a recursive structure is an object at the point where it repeats
+    assert hint_schema(Folder)["properties"]["children"] == {"type": "array", "items": {"type": "object"}}
+
+
+def test_a_pydantic_model_with_a_nested_model_is_inlined_without_titles():
+    schema = hint_schema(dict[str, Stop])
+    assert "$ref" not in json.dumps(schema) and '"title"' not in json.dumps(schema)
+    stop = schema["additionalProperties"]
+    assert stop["required"] == ["pins"]
+    assert stop["properties"]["label"] == {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}
+    assert stop["properties"]["pins"]["items"] == {"properties": {
+        "lat": {"type": "number"}, "lon": {"description": "Degrees east.", "type": "number"}},
+        "required": ["lat", "lon"], "type": "object"}
+
+
+def test_dialect_optional_enum_tuple_set_and_library_types():
+    assert hint_schema(Speed | None) == {"enum": ["slow", "fast"], "type": "string"}
+    assert hint_schema(Literal[1, "a"]) == {"enum": [1, "a"]}  # mixed: no single type
+    assert hint_schema(int | str | None) == {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+    assert hint_schema(tuple[int, int]) == {"type": "array", "items": {"type": "integer"}}
+    assert hint_schema(tuple[int, str]) == {"type": "array"}
+    assert hint_schema(frozenset[str]) == {"type": "array", "items": {"type": "string"}}
+    assert hint_schema(dict[int, list]) == {"type": "object", "additionalProperties": {"type": "array"}}
+    assert hint_schema(Annotated[int, Field(ge=1, le=3)]) == {"type": "integer", "maximum": 3, "minimum": 1}
+    assert hint_schema(uuid.UUID) == {"type": "string", "format": "uuid"}  # pydantic knows it: usable now
+
+
+class Dispatcher:
+    def route(self, plan: Route, parcels: list[Parcel], ref: uuid.UUID) -> Parcel:
+        """Plan a route.
+
+        Args:
+            plan: The route to drive.
+            parcels: What to carry.
+            ref: The booking reference.
+        """
+        return {"parcel_id": str(ref), "weight": len(plan.legs) + len(parcels)}
+
+
+def test_hints_give_a_tool_spec_and_arguments_are_converted_by_the_same_types():
+    [tool] = derive_tools(Dispatcher, "tests:Dispatcher", {})
+    props = tool.spec.parameters["properties"]
+    assert props["plan"]["properties"]["legs"]["items"]["required"] == ["stop"]
+    assert props["parcels"]["items"]["required"] == ["parcel_id"]
+    assert props["ref"] == {"type": "string", "format": "uuid", "description": "The booking reference."}
+    assert tool.spec.response["required"] == ["parcel_id"]
+    env = UserFactory(f"{__name__}:Dispatcher").create()
+    ref = "12345678-1234-5678-1234-567812345678"
+    res = env.call("route", {"plan": {"legs": [{"stop": "A"}, {"stop": "B", "minutes": 2}], "name": "loop"},
+                             "parcels": [{"parcel_id": "P1"}], "ref": ref})
+    assert res.ok and res.value == {"parcel_id": ref, "weight": 3}
+    assert not env.call("route", {"plan": {"legs": [{"minutes": 2}], "name": "x"}, "parcels": [], "ref": ref}).ok
+
+
+class Callback:
+    pass
+
+
+def test_hints_without_a_json_schema_are_unusable_with_a_clear_message():
+    with pytest.raises(UnusableType, match=r"type 'object' has no JSON Schema"):
+        hint_schema(list[object])  # pydantic would read it as Any: too vague to make arguments for
+    with pytest.raises(UnusableType, match=r"'Callback' has no JSON Schema \(Unable to generate pydantic-core schema"):
+        hint_schema(Callback)
+    with pytest.raises(UnusableType, match=r"Callable.* has no JSON Schema \(Cannot generate a JsonSchema"):
+        hint_schema(dict[str, Callable[[int], int]])
+
+    class Hooks:
+        def on(self, handler: Callable[[int], int]) -> dict:
+            return {}
+
+    with pytest.raises(EnvironmentConfigError, match=r"parameter 'handler'.*has no JSON Schema"):
+        derive_tools(Hooks, "tests:Hooks", {})

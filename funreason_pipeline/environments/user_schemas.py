@@ -1,98 +1,128 @@
-"""Type hints of user environment methods as JSON Schema (parameters and responses)."""
+"""Type hints of user environment methods as JSON Schema (parameters and responses).
+
+pydantic decides the schema (`TypeAdapter(hint).json_schema()`); this module only fits it to what a
+tool schema needs: standalone (no `$ref`s), no titles, `Optional[X]` is `X`, tuples and sets are plain
+arrays. pydantic models keep pydantic's own schema of them (their defaults and nullable fields).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import enum
 import types
 import typing
-from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel
+import typing_extensions as te
+from pydantic import Field, PydanticUserError, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
 
 
 class UnusableType(TypeError):
     """A type hint with no JSON Schema (or too vague to generate arguments for)."""
 
 
-_SIMPLE = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_DATES = {dt.date: "date", dt.datetime: "date-time", dt.time: "time"}
+def hint_schema(hint: Any) -> dict[str, Any]:
+    """JSON Schema of a type hint (scalars, unions, Literal/Enum, containers, TypedDicts, dataclasses,
+    pydantic models, whatever else pydantic validates); UnusableType when it has none."""
+    try:
+        schema = TypeAdapter(_normalise(hint, ())).json_schema(schema_generator=_ToolSchema)
+    except PydanticUserError as exc:  # no core schema for the type, or none in JSON Schema
+        name = hint.__name__ if isinstance(hint, type) else str(hint)
+        raise UnusableType(f"type {name!r} has no JSON Schema ({exc.message.split('. ')[0]})") from exc
+    return _inline_refs(schema)
 
 
-def hint_schema(hint: Any, _seen: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """JSON Schema of a type hint: scalars, Optional/unions, Literal/Enum, lists, dicts, TypedDict,
-    dataclasses and pydantic models (nested properties). Raises UnusableType for anything else."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+def _normalise(hint: Any, stack: tuple[type, ...]) -> Any:
+    """The hint as pydantic should read it: TypedDicts and dataclasses rebuilt as typing_extensions
+    TypedDicts (pydantic rejects typing.TypedDict before Python 3.12; a dataclass argument is its init
+    fields), plain-string Annotated metadata made a description."""
+    if hint is object:  # pydantic reads it as Any: nothing to generate arguments from
+        raise UnusableType("type 'object' has no JSON Schema")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Annotated:
-        schema = hint_schema(args[0], _seen)
-        desc = next((m if isinstance(m, str) else m.description for m in args[1:]
-                     if isinstance(m, str) or isinstance(getattr(m, "description", None), str)), None)
-        return {**schema, "description": desc} if desc else schema
-    if hint is Any:
-        return {}
-    if hint is None or hint is type(None):
-        return {"type": "null"}
-    if hint in _SIMPLE:
-        return {"type": _SIMPLE[hint]}
-    if hint in _DATES:
-        return {"type": "string", "format": _DATES[hint]}
-    if origin is Literal:
-        return _enum_schema(list(args))
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _enum_schema([m.value for m in hint])
-    if origin in (Union, types.UnionType):
-        options = [hint_schema(a, _seen) for a in args if a is not type(None)]
+        meta = (Field(description=m) if isinstance(m, str) else m for m in args[1:])
+        return Annotated[(_normalise(args[0], stack), *meta)]
+    if origin in (te.Required, te.NotRequired):  # said again when the TypedDict is rebuilt
+        return _normalise(args[0], stack)
+    if origin is not None and origin is not Literal and args:
+        new = tuple(_normalise(a, stack) for a in args)
+        return Union[new] if origin in (Union, types.UnionType) else origin[new]  # noqa: UP007
+    is_dataclass = isinstance(hint, type) and dataclasses.is_dataclass(hint)
+    if not (is_dataclass or te.is_typeddict(hint)):
+        return hint
+    if hint in stack:  # a recursive structure: say it is an object and stop
+        return dict
+    hints = typing.get_type_hints(hint, include_extras=True)
+    if is_dataclass:
+        required = {f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                    for f in dataclasses.fields(hint) if f.init}
+    else:  # an explicit (Not)Required wins: from string annotations, __required_keys__ misses it
+        required = {k: k in hint.__required_keys__ for k in hints}
+        required |= {k: typing.get_origin(h) is te.Required for k, h in hints.items()
+                     if typing.get_origin(h) in (te.Required, te.NotRequired)}
+    fields = {k: (te.Required if req else te.NotRequired)[_normalise(hints[k], (*stack, hint))]
+              for k, req in required.items()}
+    return te.TypedDict(hint.__name__, fields)
+
+
+class _ToolSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema in the tool dialect, keys in the order pydantic writes them."""
+
+    def sort(self, value: Any, parent_key: str | None = None) -> Any:
+        return value
+
+    def nullable_schema(self, schema: Any) -> dict[str, Any]:
         # Optional[X] is X: an absent optional argument is how a caller says "none"
-        return options[0] if len(options) == 1 else {"anyOf": options}
-    if hint in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset) or \
-            (origin is not None and isinstance(origin, type) and issubclass(origin, Sequence)
-             and origin is not str):
-        schema = {"type": "array"}
-        items = [a for a in args if a is not Ellipsis]
-        if items and (len(set(items)) == 1):
-            item_schema = hint_schema(items[0], _seen)
-            if item_schema:
-                schema["items"] = item_schema
-        return schema
-    if hint is dict or origin is dict or (isinstance(origin, type) and issubclass(origin, Mapping)):
-        schema = {"type": "object"}
-        if len(args) == 2 and args[1] is not Any:
-            schema["additionalProperties"] = hint_schema(args[1], _seen)
-        return schema
-    if hint in _seen:  # a recursive structure: say it is an object and stop
-        return {"type": "object"}
-    if typing.is_typeddict(hint):
-        hints = typing.get_type_hints(hint, include_extras=True)
-        return _object_schema({k: hint_schema(v, (*_seen, hint)) for k, v in hints.items()},
-                              [k for k in hints if k in hint.__required_keys__])
-    if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return _inline_refs(hint.model_json_schema())
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        hints = typing.get_type_hints(hint, include_extras=True)
-        fields = [f for f in dataclasses.fields(hint) if f.init]
-        return _object_schema({f.name: hint_schema(hints[f.name], (*_seen, hint)) for f in fields},
-                              [f.name for f in fields if f.default is dataclasses.MISSING
-                               and f.default_factory is dataclasses.MISSING])
-    raise UnusableType(f"type {getattr(hint, '__name__', hint)!r} has no JSON Schema")
+        return self.generate_inner(schema["schema"])
+
+    def model_schema(self, schema: Any) -> dict[str, Any]:
+        return _inline_refs(schema["cls"].model_json_schema())  # pydantic's own, as the model defines it
+
+    def list_schema(self, schema: Any) -> dict[str, Any]:
+        return _no_empty(super().list_schema(schema), "items", {})
+
+    def dict_schema(self, schema: Any) -> dict[str, Any]:
+        out = super().dict_schema(schema)
+        out.pop("propertyNames", None)  # JSON object keys are strings; the adapter converts them
+        return _no_empty(out, "additionalProperties", True)
+
+    def set_schema(self, schema: Any) -> dict[str, Any]:
+        # a JSON array whose duplicates the adapter drops
+        out = {k: v for k, v in super().set_schema(schema).items() if k != "uniqueItems"}
+        return _no_empty(out, "items", {})
+
+    frozenset_schema = set_schema
+
+    def tuple_schema(self, schema: Any) -> dict[str, Any]:
+        return _plain_array(super().tuple_schema(schema))
+
+    def named_tuple_schema(self, schema: Any) -> dict[str, Any]:
+        return _plain_array(super().named_tuple_schema(schema))
+
+    def typed_dict_schema(self, schema: Any) -> dict[str, Any]:
+        out = super().typed_dict_schema(schema)
+        out.setdefault("required", [])  # said even when empty, as for every object we describe
+        return out
 
 
-def _enum_schema(values: list[Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = {"enum": values}
-    kinds = {_SIMPLE.get(type(v)) for v in values}
-    if len(kinds) == 1 and None not in kinds:
-        schema["type"] = kinds.pop()
-    return schema
+def _plain_array(schema: dict[str, Any]) -> dict[str, Any]:
+    """A fixed-length array: items only when all positions agree, and no length."""
+    out = _no_empty(schema, "items", {})
+    prefix = out.pop("prefixItems", [])
+    if "items" not in out:
+        out.pop("minItems", None)
+        out.pop("maxItems", None)
+        if prefix and all(p == prefix[0] for p in prefix):
+            out["items"] = prefix[0]
+    return out
 
 
-def _object_schema(props: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": props, "required": required}
+def _no_empty(schema: dict[str, Any], key: str, empty: Any) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if not (k == key and v == empty)}
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """Pydantic writes nested models as $refs into $defs; tool schemas are read standalone."""
+    """pydantic writes nested models as $refs into $defs; tool schemas are read standalone."""
     defs = schema.get("$defs", {})
 
     def walk(node: Any, stack: tuple[str, ...]) -> Any:
