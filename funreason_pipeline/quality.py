@@ -43,6 +43,11 @@ class QualityInput:
         return replace(self, sample_role_models=[dict(s.get("role_models") or {}) for s in samples],
                        sample_queries=queries, rows_per_stage={**self.rows_per_stage, "sft_samples": len(samples)})
 
+    def with_rejections(self, stage: str, reasons: list[str]) -> QualityInput:
+        """The same input with `stage`'s rejections replaced by the stage's own (before they reach the
+        database; the input then holds this partition's, whichever order the two are written in)."""
+        return replace(self, rejections=[x for x in self.rejections if x[0] != stage] + [(stage, r) for r in reasons])
+
 
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 3) if whole else 0.0

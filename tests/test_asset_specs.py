@@ -1,6 +1,8 @@
 """A snapshot of every asset's spec: key, partitions, upstream keys with their partition mappings,
-group, kinds, owners, pool, checks (with `blocking`) and automation condition. A change to the asset
-graph shows up here as a diff to review, not by surprise in a run.
+group, kinds, owners, pool, checks (with `blocking`), automation condition and code version. A change
+to the asset graph shows up here as a diff to review, not by surprise in a run. Code versions read no
+environment (the LLM stages' hash their prompt files only; the model is recorded at run time), so a
+prompt edit shows up here too.
 
 After an intended change: FUNREASON_UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_asset_specs.py,
 then review and commit tests/snapshots/asset_specs.json.
@@ -50,6 +52,7 @@ def asset_specs() -> dict:
             "pools": sorted(node.pools or []),
             "checks": sorted(checks.get(name, []), key=lambda c: c["name"]),
             "automation_condition": node.automation_condition.get_label() if node.automation_condition else None,
+            "code_version": node.code_version,
         }
     return out
 
@@ -62,3 +65,20 @@ def test_every_asset_spec_matches_the_snapshot():
     changed = sorted(k for k in set(specs) | set(expected) if specs.get(k) != expected.get(k))
     assert not changed, f"asset specs changed: {changed}; if intended, update the snapshot (see the module doc)\n" + \
         "\n".join(f"{k}:\n  was {expected.get(k)}\n  now {specs.get(k)}" for k in changed)
+
+
+def test_code_versions_do_not_depend_on_the_llm_environment():
+    """A fresh interpreter with every LLM role on an endpoint sees the same code versions as this one
+    (which may have none): the model is recorded at run time, not in the code version."""
+    import subprocess
+    import sys
+
+    probe = ("import json; from funreason_pipeline.definitions import defs; g = defs().resolve_asset_graph(); "
+             "print(json.dumps({k.to_user_string(): g.get(k).code_version for k in g.get_all_asset_keys()}))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNREASON_LLM_")}
+    env.update(FUNREASON_LLM_BASE_URL="http://127.0.0.1:9/v1", FUNREASON_LLM_MODEL="some-other-model",
+               FUNREASON_LLM_TEMPERATURE="0.9")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    online = json.loads(out.stdout.strip().splitlines()[-1])
+    assert online == {k: v["code_version"] for k, v in asset_specs().items()}
+    assert online["queries"].startswith("queries-") and online["cot_traces"].startswith("cot-")

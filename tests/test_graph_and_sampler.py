@@ -210,7 +210,7 @@ def test_every_reachable_tool_becomes_a_target(name):
 def test_the_stored_graph_samples_like_the_built_one(name):
     """The trajectories asset reads the graph back from DuckDB: nothing the sampler uses may be lost
     on the way (a data edge's response field once was, and math lost every dependent call)."""
-    from funreason_pipeline.defs import frames
+    from funreason_pipeline import frames
 
     ts, tools, edges = graph_for(name)
     stored = frames.edges_from_frame(frames.graph_frame(ts.name, edges, "v"))

@@ -230,3 +230,34 @@ def test_an_unexpected_error_in_one_trajectory_is_a_recorded_rejection_not_a_cra
     assert reasons == {"flow_error"}
     assert len(out.traces.rejections) == sum(len(t.turns) for t in trajs)  # every turn accounted for
     assert "AttributeError" in out.traces.rejections[0].detail
+
+
+def test_a_changed_model_sends_its_requests_again_and_is_recorded_at_run_time(phase1_db, tmp_path):
+    """The LLM assets' code versions hash the prompts only; the model is recorded when the run happens
+    (rows, `llm_fingerprints`), and the cache key holds the model, so a new model is asked again."""
+    from funreason_pipeline.defs.resources import LLMResource
+
+    db = tmp_path / "models.duckdb"
+    shutil.copy(phase1_db, db)
+    key = str(dg.MultiPartitionKey({"day": DAY, "toolset": TOOLSETS[0]}))
+    with TestServer(ServerConfig(responder=ChainAgents())) as srv, dg.instance_for_test() as inst:
+        def run(model: str) -> tuple[int, dict]:
+            before = srv.stats()["total"]
+            r = _llm_run(db, inst, LLMResource(base_url=srv.url, model=model), partition_key=key)
+            md = {m.asset_key.to_user_string(): m.materialization.metadata
+                  for m in r.get_asset_materialization_events()}
+            return srv.stats()["total"] - before, {k: v["llm_fingerprints"].value for k, v in md.items()}
+
+        sent_a, fp_a = run("model-a")
+        again, fp_again = run("model-a")
+        sent_b, fp_b = run("model-b")
+        with duckdb.connect(str(db), read_only=True) as con:
+            models = {m for (m,) in con.execute("SELECT DISTINCT model FROM cot_traces").fetchall()}
+            cached = dict(con.execute("SELECT model, count(*) FROM llm_calls GROUP BY model").fetchall())
+    assert sent_a > 0 and again == 0 and fp_again == fp_a  # same model: every answer from the cache
+    assert sent_b == sent_a  # a new model misses the cache for every request
+    assert models == {"model-b"} and cached == {"model-a": sent_a, "model-b": sent_b}
+    assert set(fp_a) == {"queries", "cot_traces"}
+    for stage, roles in (("queries", {"tooling", "querying"}), ("cot_traces", {"reasoning", "critic"})):
+        assert set(fp_a[stage]) == roles and all(fp_a[stage][r] != fp_b[stage][r] for r in roles)
+        assert "offline" not in fp_a[stage].values()

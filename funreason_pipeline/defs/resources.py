@@ -63,26 +63,3 @@ def build_resources(database: str | None = None, llm: LLMResource | None = None)
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(resources=build_resources())
-
-
-LINEAGE_VIEW = """
-CREATE OR REPLACE VIEW sample_lineage AS
-SELECT s.sample_id, s.day, s.toolset, s.turn_index, s.dialogue_id, d.trajectory_id,
-       t.seed AS trajectory_seed, t.scenario, t.graph_version,
-       q.query, q.prompt_version AS query_prompt_version, q.model AS query_model,
-       c.attempts, c.prompt_version AS cot_prompt_version, c.model AS cot_model,
-       d.models AS dialogue_models, d.prompt_versions AS dialogue_prompt_versions
-FROM sft_samples s
-JOIN dialogues d ON d.day = s.day AND d.toolset = s.toolset AND d.dialogue_id = s.dialogue_id
-JOIN trajectories t ON t.day = s.day AND t.toolset = s.toolset AND t.trajectory_id = d.trajectory_id
-LEFT JOIN queries q ON q.day = s.day AND q.toolset = s.toolset AND q.trajectory_id = d.trajectory_id
-     AND q.turn_index = s.turn_index
-LEFT JOIN cot_traces c ON c.day = s.day AND c.toolset = s.toolset AND c.trajectory_id = d.trajectory_id
-     AND c.turn_index = s.turn_index
-"""
-
-
-def create_lineage_view(database: str) -> None:
-    """One sample's whole lineage: `SELECT * FROM sample_lineage WHERE sample_id = '...'`."""
-    with storage.connect(database) as con:
-        con.execute(LINEAGE_VIEW)

@@ -20,7 +20,7 @@ from funreason_pipeline.environments.user_scenarios import import_object, is_imp
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 # the core code whose output is the catalog and the graph
-_GRAPH_CODE = ("environments", "graph", "matching", "models.py", "seeds.py", "frames.py", "defs/frames.py",
+_GRAPH_CODE = ("environments", "graph", "matching", "models.py", "seeds.py", "frames.py", "stages/graph.py",
                "defs/phase1_assets.py")
 
 

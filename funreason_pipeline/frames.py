@@ -1,7 +1,9 @@
-"""Row <-> model conversions for the data contract (JSON columns hold JSON text)."""
+"""The data contract's tables: their schemas, row <-> model conversions (JSON columns hold JSON
+text) and content hashing. Pure: the stages (stages/) build these frames, the assets store them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 
@@ -22,6 +24,23 @@ TRAJECTORIES_SCHEMA = {
     "scenario": pl.String, "turns": pl.String, "n_turns": pl.Int64, "n_calls": pl.Int64,
     "targets": pl.String, "graph_version": pl.String,
 }
+QUERIES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "turn_index": pl.Int64,
+                  "advanced_tool": pl.String, "query": pl.String, "prompt_version": pl.String, "model": pl.String,
+                  "role_models": pl.String}
+COT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "turn_index": pl.Int64,
+              "attempts": pl.Int64, "passed": pl.Boolean, "reasoning": pl.String, "calls": pl.String,
+              "critiques": pl.String, "reply": pl.String, "prompt_version": pl.String, "model": pl.String,
+              "role_models": pl.String}
+DIALOGUES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "dialogue_id": pl.String, "trajectory_id": pl.String,
+                    "messages": pl.String, "tools": pl.String, "n_turns": pl.Int64, "n_calls": pl.Int64,
+                    "error_tool_response": pl.Boolean, "models": pl.String, "prompt_versions": pl.String,
+                    "role_models": pl.String, "injected_errors": pl.String}
+SFT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "sample_id": pl.String, "dialogue_id": pl.String,
+              "trajectory_id": pl.String, "turn_index": pl.Int64, "messages": pl.String, "tools": pl.String,
+              "train_from": pl.Int64, "role_models": pl.String, "provenance": pl.String}
+RL_SCHEMA = {"day": pl.Date, "toolset": pl.String, "sample_id": pl.String, "dialogue_id": pl.String,
+             "turn_index": pl.Int64, "row": pl.String}
+MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
 
 
 def dumps(value) -> str:
@@ -104,8 +123,6 @@ def content_version(df: pl.DataFrame) -> str:
     output should not re-run everything below it. The lineage itself stays exact in each stage's
     own rows (see the `sample_lineage` view).
     """
-    import hashlib
-
     body = df.drop([c for c in LINEAGE_COLUMNS if c in df.columns])
     return hashlib.sha256(body.write_ndjson().encode()).hexdigest()[:16]
 

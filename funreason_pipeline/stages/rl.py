@@ -1,0 +1,49 @@
+"""The rl_samples stage: per SFT sample a row in verl's layout (export/rl.py), written to the
+partition's rl.parquet, each row's ground truth scored by the reward module (reward.py)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from funreason_pipeline import config, frames
+from funreason_pipeline.export.rl import RL_FILE, rl_rows, write_rl_parquet
+from funreason_pipeline.models import Rejection
+from funreason_pipeline.reward import score_calls
+from funreason_pipeline.stages.inputs import partition_inputs
+from funreason_pipeline.stages.output import Check, StageOutput
+
+
+def ground_truth_failures(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows whose own ground-truth calls do not score 1.0 with the reward module (must be none)."""
+    failures = []
+    for r in rows:
+        truth = json.loads(r["reward_model"]["ground_truth"])
+        verdict = score_calls(r, [{"name": c["name"], "arguments": c["arguments"]} for c in truth["calls"]])
+        if verdict.score != 1.0:
+            failures.append(f"{r['extra_info']['sample_id']}: {'; '.join(verdict.problems)}")
+    return failures
+
+
+def rl_stage(day: str, toolset: str, sft_samples: pl.DataFrame, trajectories: pl.DataFrame,
+             tool_catalog: pl.DataFrame, database: str) -> StageOutput:
+    inp = partition_inputs(toolset, tool_catalog, trajectories)
+    scenarios = {tid: t.scenario for tid, t in inp.trajectories.items()}
+    samples = [{**r, "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"])}
+               for r in sft_samples.iter_rows(named=True)]
+    rows, rejections = rl_rows(samples, scenarios, inp.toolset, inp.tools)
+    out = write_rl_parquet(rows, config.exports_dir(database) / day / toolset / RL_FILE)
+    failures = ground_truth_failures(rows)
+    the_day = date.fromisoformat(day)
+    df = pl.DataFrame([{"day": the_day, "toolset": toolset, "sample_id": r["extra_info"]["sample_id"],
+                        "dialogue_id": r["extra_info"]["dialogue_id"], "turn_index": r["extra_info"]["turn_index"],
+                        "row": json.dumps(r, ensure_ascii=False)} for r in rows], schema=frames.RL_SCHEMA)
+    return StageOutput(
+        df, {(day, toolset): [Rejection(**r) for r in rejections]},
+        {"rows": df.height, "rejections_by_reason": dict(Counter(r["reason"] for r in rejections)), "export": out},
+        [Check("ground_truth_scores_one", not failures, {"failures": len(failures), "first": "; ".join(failures[:3])})],
+    )

@@ -1,0 +1,68 @@
+"""The sft_samples stage: dialogues -> filtered, replayed SFT samples (filtering/samples.py), their
+exports and dataset card under the partition's export directory, and their quality statistics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import polars as pl
+
+from funreason_pipeline import config, frames, provenance, quality, storage
+from funreason_pipeline.export.card import dataset_card
+from funreason_pipeline.export.formats import write_exports
+from funreason_pipeline.filtering.samples import build_samples
+from funreason_pipeline.stages.inputs import partition_inputs
+from funreason_pipeline.stages.output import Check, Markdown, StageOutput
+
+
+def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.DataFrame,
+              tool_catalog: pl.DataFrame, database: str) -> StageOutput:
+    """`database`: where the upstream stages' rows and rejections are (the statistics read them)
+    and beside which the exports go (config.exports_dir)."""
+    inp = partition_inputs(toolset, tool_catalog, trajectories)
+    result = build_samples(list(dialogues.iter_rows(named=True)), inp.trajectories, inp.toolset, inp.tools)
+    samples = result.samples
+    the_day = date.fromisoformat(day)
+    df = pl.DataFrame([{"day": the_day, "toolset": toolset, "sample_id": s["sample_id"],
+                        "dialogue_id": s["dialogue_id"], "trajectory_id": s["trajectory_id"],
+                        "turn_index": s["turn_index"], "messages": frames.dumps(s["messages"]),
+                        "tools": frames.dumps(s["tools"]), "train_from": s["train_from"],
+                        "role_models": frames.dumps(s["role_models"]), "provenance": s["provenance"]}
+                       for s in samples], schema=frames.SFT_SCHEMA)
+    with storage.connect(database) as con:  # upstream stages and rejections of this partition
+        q = quality.from_database(con, day, toolset)
+    stats = quality.quality_stats(q.with_samples(samples, result.current_queries())
+                                  .with_rejections("sft_samples", [r.reason for r in result.rejections]))
+    prov = provenance.summary([s["role_models"] for s in samples])
+    out_dir = config.exports_dir(database) / day / toolset
+    write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}")
+    (out_dir / "README.md").write_text(dataset_card(stats, prov, day, [toolset]))
+    failures = result.replay_failures
+    turns_in = stats["turns_sampled"]
+    metrics = {
+        "samples": df.height,
+        "dialogues": stats["dialogues"],
+        "yield_turns_to_samples": stats["yield_turns_to_samples"],
+        "mean_user_turns": stats["mean_user_turns"],
+        "mean_calls": stats["mean_calls_per_dialogue"],
+        "dependent_turn_share": stats["dependent_turn_share"],
+        "data_dependent_turn_share": stats["data_dependent_turn_share"],
+        "tool_coverage": stats["tool_coverage"],
+        "edge_coverage": stats["edge_coverage"],
+        "near_duplicate_rate": stats["near_duplicate_rate"],
+        "samples_by_provenance": stats["samples_by_provenance"],
+        "real_model_share_by_role": {r: v["real_model_share"] for r, v in prov["by_role"].items()},
+        "rejections_by_reason": dict(Counter(r.reason for r in result.rejections)),
+        "yield_per_stage": Markdown(frames.markdown_table(pl.DataFrame(stats["yield_per_stage"]))),
+        "exports": out_dir,
+        "preview": Markdown(frames.markdown_table(df.select("sample_id", "turn_index", "messages"), max_chars=200)),
+    }
+    checks = [
+        Check("every_sample_replays", not failures, {
+            "failures": len(failures), "first": "; ".join(failures[:3]),
+            "by_reason": dict(Counter(f.split(": ", 2)[1] for f in failures))}),
+        Check("yield_above_floor", turns_in == 0 or df.height / turns_in >= 0.5,
+              {"yield": stats["yield_turns_to_samples"]}, warn=True),
+    ]
+    return StageOutput(df, {(day, toolset): result.rejections}, metrics, checks)

@@ -1,0 +1,201 @@
+"""Every stage function of funreason_pipeline.stages, called without Dagster: one tickets partition
+from the tool catalog to the day export, offline, over a real DuckDB file (the stages that measure
+quality read it). Each stage is also fed an input it must report: a yield below the minimum, an
+unverified turn, a duplicate dialogue, a tampered tool result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import polars as pl
+import pytest
+
+from funreason_pipeline import config, storage
+from funreason_pipeline.stages.day_export import day_export_stage
+from funreason_pipeline.stages.dialogues import dialogues_stage
+from funreason_pipeline.stages.graph import catalog_stage, graph_stage
+from funreason_pipeline.stages.llm import llm_stages
+from funreason_pipeline.stages.output import Markdown, StageOutput
+from funreason_pipeline.stages.phase1 import trajectories_stage
+from funreason_pipeline.stages.rl import rl_stage
+from funreason_pipeline.stages.sft import sft_stage
+
+DAY, TS = "2026-05-01", "tickets"
+PHASE1 = {"trajectories_per_partition": 3, "candidate_budget": None, "min_turns": 3, "max_turns": 6,
+          "max_calls_per_turn": 6, "edge_goals": True, "edge_coverage_target": None, "seed": 0, "min_yield": 1.0,
+          "min_tool_coverage": 0.0}
+
+
+def _store(db, name: str, out: StageOutput) -> None:
+    """What the IO manager and the Store do after an asset: the table and its rejections."""
+    with duckdb.connect(str(db)) as con:
+        con.register("frame", out.frame.to_arrow())
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
+    for (day, toolset), rejections in out.rejections.items():
+        storage.replace_rejections(name, day, toolset, [r.model_dump() for r in rejections], path=db)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """The stages in order, each stored as its asset would be."""
+    root = tmp_path_factory.mktemp("stages")
+    db = root / "funreason.duckdb"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FUNREASON_EXPORTS", str(root / "exports"))
+    out = {"db": db, "catalog": catalog_stage(TS)}
+    out["graph"] = graph_stage(TS, out["catalog"].frame)
+    out["trajectories"] = trajectories_stage(DAY, TS, out["catalog"].frame, out["graph"].frame, **PHASE1)
+    out.update(llm_stages([(DAY, TS)], out["trajectories"].frame, out["catalog"].frame))
+    out["dialogues"] = dialogues_stage(DAY, TS, out["trajectories"].frame, out["queries"].frame,
+                                       out["cot_traces"].frame, out["catalog"].frame)
+    for name in ("trajectories", "queries", "cot_traces", "dialogues"):
+        _store(db, name, out[name])
+    _store(db, "tool_catalog", out["catalog"])
+    _store(db, "api_graph", out["graph"])
+    out["sft"] = sft_stage(DAY, TS, out["dialogues"].frame, out["trajectories"].frame, out["catalog"].frame, str(db))
+    _store(db, "sft_samples", out["sft"])
+    out["rl"] = rl_stage(DAY, TS, out["sft"].frame, out["trajectories"].frame, out["catalog"].frame, str(db))
+    _store(db, "rl_samples", out["rl"])
+    out["day"] = day_export_stage(DAY, out["sft"].frame, out["rl"].frame, str(db))
+    yield out
+    mp.undo()
+
+
+def _checks(out: StageOutput) -> dict:
+    return {c.name: c for c in out.checks}
+
+
+def test_catalog_and_graph(chain):
+    cat, graph = chain["catalog"], chain["graph"]
+    assert cat.frame.height == cat.metrics["tools"] == sum(cat.metrics["tools_per_class"].values()) > 0
+    assert isinstance(cat.metrics["preview"], Markdown) and not cat.rejections and not cat.checks
+    check = _checks(graph)["graph_has_edges"]
+    assert check.passed and check.warn and check.metadata["edges"] == graph.frame.height > 0
+    assert graph.metrics["data_edges"] + graph.metrics["state_edges"] == graph.frame.height
+    assert set(graph.frame["graph_version"].to_list()) == {graph.metrics["graph_version"]}
+
+
+def test_trajectories_stage_checks_what_it_stored(chain):
+    t = chain["trajectories"]
+    assert t.frame.height == t.metrics["trajectories"] == 3
+    assert t.metrics["calls"] == t.frame["n_calls"].sum()
+    checks = _checks(t)
+    assert all(checks[n].passed for n in ("every_trajectory_replays", "no_empty_turn", "phase1_yield"))
+    assert not any(checks[n].warn for n in ("every_trajectory_replays", "no_empty_turn", "phase1_yield"))
+    assert set(t.rejections) == {(DAY, TS)} and t.log == []
+
+
+def test_trajectories_stage_reports_a_yield_below_the_minimum(chain):
+    t = trajectories_stage(DAY, TS, chain["catalog"].frame, chain["graph"].frame,
+                           **{**PHASE1, "trajectories_per_partition": 50, "candidate_budget": 2})
+    check = _checks(t)["phase1_yield"]
+    assert not check.passed and check.description and check.metadata["asked"] == 50
+    assert "yield_below_minimum" in {r.reason for r in t.rejections[(DAY, TS)]}
+    assert t.log and t.log[0][0] == "error"
+
+
+def test_llm_stages_account_for_every_turn_offline(chain):
+    turns = int(chain["trajectories"].frame["n_turns"].sum())
+    q, c = chain["queries"], chain["cot_traces"]
+    assert q.frame.height + len(q.all_rejections()) == turns
+    assert c.frame.height + len(c.all_rejections()) == q.frame.height
+    assert set(q.frame["model"].to_list()) == {"offline"}
+    assert q.metrics["llm_fingerprints"] == {"tooling": "offline", "querying": "offline"}
+    assert c.metrics["llm_fingerprints"] == {"reasoning": "offline", "critic": "offline"}
+    assert c.metrics["passed"] == c.frame["passed"].sum() and c.metrics["per_partition"][f"{DAY}|{TS}"]["rows"] == \
+        c.frame.height
+    assert isinstance(q.metrics["preview"], Markdown)
+
+
+def test_dialogues_stage_rows(chain):
+    d = chain["dialogues"]
+    assert d.frame.height == 3 and not d.all_rejections()
+    for row in d.frame.iter_rows(named=True):
+        msgs = json.loads(row["messages"])
+        assert row["n_calls"] == sum(len(m.get("tool_calls", [])) for m in msgs if m["role"] == "assistant") > 0
+        assert json.loads(row["models"]) == ["offline"] and len(json.loads(row["role_models"])) == row["n_turns"]
+        assert not row["error_tool_response"] and json.loads(row["injected_errors"]) == {}
+    assert d.metrics["mean_calls"] == round(float(d.frame["n_calls"].mean()), 2)
+
+
+def test_dialogues_stage_truncates_at_an_unverified_turn_and_says_so(chain):
+    cot = chain["cot_traces"].frame
+    first = cot["trajectory_id"][0]
+    failed = cot.with_columns(pl.when((pl.col("trajectory_id") == first) & (pl.col("turn_index") == 1))
+                              .then(False).otherwise(pl.col("passed")).alias("passed"))
+    d = dialogues_stage(DAY, TS, chain["trajectories"].frame, chain["queries"].frame, failed, chain["catalog"].frame,
+                        error_injection_rate=1.0)
+    row = d.frame.filter(pl.col("trajectory_id") == first).row(0, named=True)
+    assert row["n_turns"] == 1 and row["error_tool_response"] and json.loads(row["injected_errors"])
+    reasons = {r.item_id: r.reason for r in d.all_rejections()}
+    assert reasons[f"{first}/1"] == "turn_not_verified" and d.metrics["rejections_by_reason"]["turn_not_verified"] >= 1
+
+
+def test_sft_stage_samples_exports_and_checks(chain):
+    s = chain["sft"]
+    turns = int(chain["dialogues"].frame["n_turns"].sum())
+    assert s.frame.height == s.metrics["samples"] == turns
+    assert all(c.passed for c in s.checks) and _checks(s)["yield_above_floor"].warn
+    out = config.exports_dir(chain["db"]) / DAY / TS
+    assert s.metrics["exports"] == out and (out / "openai.jsonl").read_text().count("\n") == turns
+    assert set(s.frame["provenance"].to_list()) == {"offline"}
+
+
+def test_sft_stage_counts_its_own_rejections_before_they_are_stored(chain, tmp_path, monkeypatch):
+    """A duplicated dialogue's samples are rejected; the card already counts them although the stage
+    wrote nothing (the asset stores them after the stage)."""
+    monkeypatch.setenv("FUNREASON_EXPORTS", str(tmp_path / "exports"))
+    dlg = chain["dialogues"].frame
+    twin = dlg.head(1).with_columns(pl.lit("dlg-twin").alias("dialogue_id"))
+    s = sft_stage(DAY, TS, pl.concat([dlg, twin]), chain["trajectories"].frame, chain["catalog"].frame,
+                  str(chain["db"]))
+    reasons = s.metrics["rejections_by_reason"]
+    assert reasons and s.frame.height == chain["sft"].frame.height
+    card = (tmp_path / "exports" / DAY / TS / "README.md").read_text()
+    for reason, n in reasons.items():
+        assert any("sft_samples" in line and reason in line and str(n) in line for line in card.splitlines()), reason
+
+
+def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNREASON_EXPORTS", str(tmp_path / "exports"))
+    dlg = chain["dialogues"].frame
+    messages = json.loads(dlg["messages"][0])
+    next(m for m in messages if m["role"] == "tool")["content"] = json.dumps({"tampered": True})
+    tampered = dlg.with_columns(pl.when(pl.col("dialogue_id") == dlg["dialogue_id"][0]).then(pl.lit(json.dumps(
+        messages))).otherwise(pl.col("messages")).alias("messages"))
+    s = sft_stage(DAY, TS, tampered, chain["trajectories"].frame, chain["catalog"].frame, str(chain["db"]))
+    check = _checks(s)["every_sample_replays"]
+    assert not check.passed and not check.warn and "result_mismatch" in check.metadata["by_reason"]
+
+
+def test_rl_stage_rows_score_one(chain):
+    rl = chain["rl"]
+    assert rl.frame.height == rl.metrics["rows"] == chain["sft"].frame.height
+    assert _checks(rl)["ground_truth_scores_one"].passed and rl.metrics["export"].exists()
+    assert not rl.all_rejections()
+
+
+def test_rl_check_fails_on_a_ground_truth_that_does_not_reach_its_end_state(chain):
+    from funreason_pipeline.stages.rl import ground_truth_failures
+
+    row = json.loads(chain["rl"].frame["row"][0])
+    truth = json.loads(row["reward_model"]["ground_truth"])
+    assert truth["calls"]
+    row["reward_model"]["ground_truth"] = json.dumps({**truth, "calls": truth["calls"][:-1]})  # a call missing
+    failures = ground_truth_failures([row])
+    assert len(failures) == 1 and failures[0].startswith(row["extra_info"]["sample_id"] + ": ")
+
+
+def test_day_export_manifest_matches_the_files(chain):
+    d = chain["day"]
+    out = config.exports_dir(chain["db"]) / DAY
+    assert d.metrics["samples"] == chain["sft"].frame.height and d.metrics["toolsets"] == 1
+    assert "README.md" in d.frame["file"].to_list() and "rl.parquet" in d.frame["file"].to_list()
+    for row in d.frame.iter_rows(named=True):
+        data = (out / row["file"]).read_bytes()
+        assert row["bytes"] == len(data) and row["sha256"] == hashlib.sha256(data).hexdigest()
+    with duckdb.connect(str(chain["db"]), read_only=True) as con:  # the lineage view was created
+        n = con.execute("SELECT count(*) FROM sample_lineage").fetchone()[0]
+    assert n == chain["sft"].frame.height
