@@ -100,6 +100,23 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def step_names(tables: Iterable[str]) -> dict[str, str]:
+    """The Dagster step that writes each table (its op: `queries` and `cot_traces` are both written by
+    the multi-asset `llm_stages`), read from the definitions so a renamed step cannot go unnoticed."""
+    import dagster as dg
+
+    from funreason_pipeline.definitions import defs
+
+    d = defs()
+    return {t: d.resolve_assets_def(dg.AssetKey(t)).node_def.name for t in tables}
+
+
+def step_start(step: str) -> str:
+    """The log line that marks a step's start; Dagster logs it at DEBUG, so the run needs
+    FUNREASON_LOG_LEVEL=DEBUG for it to appear."""
+    return f" - {step} - STEP_START - "
+
+
 def cli_cmd(cli_args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "funreason_pipeline.cli", *cli_args]
 
