@@ -228,8 +228,9 @@ def conform_table(con: duckdb.DuckDBPyConnection, table: str, relation: str,
     table, column and both types, instead of a cast failing (or silently converting) inside the INSERT.
     `untyped` columns are all-null (a Polars `Null` column scans as INTEGER) and fit any type.
 
-    Call it before the transaction changes any row of `table`: DuckDB (and DuckLake) refuse to commit
-    an ALTER of a table that the same transaction has already deleted from."""
+    Call it before the transaction changes any row of `table`: DuckDB refuses to commit an ALTER of a
+    table that the same transaction has already deleted from (an ALTER first, then DELETE and INSERT,
+    commits as one transaction, on a DuckDB file and on DuckLake)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {relation} LIMIT 0")
     have = {name: typ for name, typ, *_ in con.execute(f"DESCRIBE {table}").fetchall()}
     added = []
