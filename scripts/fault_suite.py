@@ -37,7 +37,8 @@ R2  crash during DuckDB writes. On copies of that finished database: for every t
     (a committed write survives, an interrupted one leaves the old rows whole); after a final rerun
     too. No LLM request may be sent again (everything comes from the cache).
 
-Exits 1 on any violation. About 9 minutes on 2 cores with the defaults (figures in docs/benchmarks.md).
+Exits 1 on any violation. 9-22 minutes on 2 cores with the defaults, depending on the machine's load
+(figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
