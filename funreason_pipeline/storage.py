@@ -209,6 +209,44 @@ def commit_with_retry(attempt: Callable[[], T], timeout_s: float = 300.0) -> T:
     return _retry_conflicts(attempt, timeout_s)
 
 
+class SchemaMismatchError(ValueError):
+    """New rows whose column type differs from the stored table's (not retried: a rerun cannot fix it)."""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def conform_table(con: duckdb.DuckDBPyConnection, table: str, relation: str,
+                  untyped: Sequence[str] = ()) -> list[str]:
+    """Make `table` ready to take the rows of `relation` (a registered frame) by column name: create it
+    with the relation's columns, or add the columns it lacks (nullable, so older rows read NULL: a
+    database written by an earlier version takes new columns). Returns the added columns' names.
+
+    A column the table has with another type is fine if DuckDB casts the new type to it implicitly
+    (lossless widening: INTEGER into BIGINT, DATE into TIMESTAMP); otherwise SchemaMismatchError names
+    table, column and both types, instead of a cast failing (or silently converting) inside the INSERT.
+    `untyped` columns are all-null (a Polars `Null` column scans as INTEGER) and fit any type.
+
+    Call it before the transaction changes any row of `table`: DuckDB refuses to commit an ALTER of a
+    table that the same transaction has already deleted from (an ALTER first, then DELETE and INSERT,
+    commits as one transaction, on a DuckDB file and on DuckLake)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {relation} LIMIT 0")
+    have = {name: typ for name, typ, *_ in con.execute(f"DESCRIBE {table}").fetchall()}
+    added = []
+    for name, typ, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
+        if name not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {_ident(name)} {typ}")
+            added.append(name)
+        elif have[name] != typ and name not in untyped and not con.execute(
+                f"SELECT can_cast_implicitly(NULL::{typ}, NULL::{have[name]})").fetchone()[0]:
+            raise SchemaMismatchError(
+                f"table {table}: column {name!r} is {have[name]} in the store but {typ} in the new rows; "
+                f"a column's type is not changed in place: convert it (ALTER TABLE {table} ALTER COLUMN "
+                f"{_ident(name)} TYPE {typ}) or write to a new database")
+    return added
+
+
 REJECTIONS_SCHEMA = {
     "day": pl.Date,
     "toolset": pl.String,

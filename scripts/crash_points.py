@@ -18,7 +18,8 @@ by the pipeline.
   SIGKILL the group the first moment a .wal file exists (a commit or its checkpoint in flight): an
   instant the code under test does not choose.
 - `snapshot(db, tables)`: per table, the sorted (row key, sha256 of the whole row) of every row; opens
-  the file read-only, so a corrupt file fails here. `diff` says which tables differ and how.
+  the file read-only, so a corrupt file fails here (`snapshot_of(con, tables)`: the same on an open
+  connection). `diff` says which tables differ and how.
 """
 
 from __future__ import annotations
@@ -98,6 +99,23 @@ storage.connect = connect
 from funreason_pipeline.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def step_names(tables: Iterable[str]) -> dict[str, str]:
+    """The Dagster step that writes each table (its op: `queries` and `cot_traces` are both written by
+    the multi-asset `llm_stages`), read from the definitions so a renamed step cannot go unnoticed."""
+    import dagster as dg
+
+    from funreason_pipeline.definitions import defs
+
+    d = defs()
+    return {t: d.resolve_assets_def(dg.AssetKey(t)).node_def.name for t in tables}
+
+
+def step_start(step: str) -> str:
+    """The log line that marks a step's start; Dagster logs it at DEBUG, so the run needs
+    FUNREASON_LOG_LEVEL=DEBUG for it to appear."""
+    return f" - {step} - STEP_START - "
 
 
 def cli_cmd(cli_args: Sequence[str]) -> list[str]:
@@ -184,20 +202,25 @@ def snapshot(db: Path, tables: Iterable[str] = STAGE_TABLES) -> dict[str, list[t
     fails here. A table that does not exist yet is empty."""
     import duckdb
 
-    out: dict[str, list[tuple[str, str]]] = {}
     with duckdb.connect(str(db), read_only=True) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        for table in tables:
-            if table not in present:
-                out[table] = []
-                continue
-            cur = con.execute(f"SELECT {KEYS[table]} AS _key, * FROM {table}")
-            cols = [d[0] for d in cur.description]
-            rows = []
-            for row in cur.fetchall():
-                body = json.dumps(dict(zip(cols[1:], row[1:], strict=True)), sort_keys=True, default=str)
-                rows.append((row[0], hashlib.sha256(body.encode()).hexdigest()))
-            out[table] = sorted(rows)
+        return snapshot_of(con, tables)
+
+
+def snapshot_of(con, tables: Iterable[str] = STAGE_TABLES) -> dict[str, list[tuple[str, str]]]:
+    """`snapshot` on an open connection (a DuckDB file, or the shared DuckLake: tests/test_cluster.py)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    for table in tables:
+        if table not in present:
+            out[table] = []
+            continue
+        cur = con.execute(f"SELECT {KEYS[table]} AS _key, * FROM {table}")
+        cols = [d[0] for d in cur.description]
+        rows = []
+        for row in cur.fetchall():
+            body = json.dumps(dict(zip(cols[1:], row[1:], strict=True)), sort_keys=True, default=str)
+            rows.append((row[0], hashlib.sha256(body.encode()).hexdigest()))
+        out[table] = sorted(rows)
     return out
 
 

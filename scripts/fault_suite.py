@@ -21,6 +21,7 @@ R1  faults. The server injects 20% HTTP 500, 10% 429 (Retry-After), 5% timeouts 
       dialogues    trajectories                   -> dialogues | rejections(dialogues, no_verified_turn)
       dialogue turns  turns of the trajectories   -> turns in a dialogue | rejections(turn_not_verified)
       sft_samples  user turns of the dialogues    -> samples | rejections(sft_samples)
+      rl_samples   SFT samples                    -> RL rows | rejections(rl_samples)
     and the dialogue turns are exactly the verified turns; the planted API key is nowhere in the
     database, the exports or the log (R6). Prints the per-stage figures and the transport counters.
 R2  crash mid LLM stage. No faults, a slower server: an uninterrupted reference run into a fresh
@@ -30,12 +31,14 @@ R2  crash mid LLM stage. No faults, a slower server: an uninterrupted reference 
     the few in flight at the kill) and the two runs together sent exactly the reference's requests.
 R2  crash during DuckDB writes. On copies of that finished database: for every table the IO manager
     writes x every stop point (after_delete, after_insert, committed: scripts/crash_points.py), a
-    rerun is SIGKILLed there; plus, per stage, a kill at the first moment a .wal file exists after
-    the stage starts. After each kill the file must open and every table must equal the reference
+    rerun is SIGKILLed there; plus, per Dagster step that writes one of them (`queries` and
+    `cot_traces` are one step, `llm_stages`), a kill at the first moment a .wal file exists after the
+    step starts (those runs log at DEBUG, where Dagster's STEP_START lines are). After each kill the file must open and every table must equal the reference
     (a committed write survives, an interrupted one leaves the old rows whole); after a final rerun
     too. No LLM request may be sent again (everything comes from the cache).
 
-Exits 1 on any violation. About 9 minutes on 2 cores with the defaults (figures in docs/benchmarks.md).
+Exits 1 on any violation. 9-22 minutes on 2 cores with the defaults, depending on the machine's load
+(figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -247,6 +250,10 @@ def account(db: Path, rep: Report) -> dict:
             by_dialogue = {d["dialogue_id"]: {f"{d['dialogue_id']}:{k}" for k in range(d["n_turns"])} for d in dlg}
             rejected5 = set().union(*[by_dialogue.get(r["item_id"], {r["item_id"]}) for r in r5]) if r5 else set()
             add("sft_samples", part, samples_in, kept, rejected5, Counter(r["reason"] for r in r5))
+            # RL: one row per SFT sample that replays to its recorded results
+            rl = {r["sample_id"] for r in rows(con, f"SELECT sample_id FROM rl_samples {w}", [day, ts])}
+            r6 = rej("rl_samples")
+            add("rl_samples", part, kept, rl, {r["item_id"] for r in r6}, Counter(r["reason"] for r in r6))
     return stages
 
 
@@ -339,7 +346,7 @@ def part_r1(args, work: Path, rep: Report) -> None:
         rep.check(outcomes.get(o, 0) > 0, f"R1: no '{o}' outcome happened at the server: {outcomes}")
     refused = client.get("failures_by_kind", {}).get("circuit_open", 0)
     rep.check(not refused, f"R1: the circuit breaker refused {refused} requests to a flaky but live endpoint")
-    for name in ("queries", "cot_traces", "sft_samples"):
+    for name in ("queries", "cot_traces", "sft_samples", "rl_samples"):
         rep.check(stages.get(name, {}).get("accepted", 0) > 0, f"R1: nothing accepted at {name}")
     leaks = key_leaks([db, work / "r1" / "exports", log])
     rep.check(not leaks, f"R6: the planted API key is in {leaks}")
@@ -438,9 +445,9 @@ def _kill_chain(name: str, plan: list[tuple], cli: list[str], base_db: Path, wor
             if kind == "point":
                 wal = cp.run_and_kill(cli, env, log, a, b, db)
                 note = "wal left" if wal else "no wal"
-            else:
-                note = "killed with a .wal present" if cp.run_and_kill_on_wal(cli, env, log, f"{a} - STEP_START", db) \
-                    else "run ended first"
+            else:  # Dagster logs STEP_START at DEBUG
+                hit = cp.run_and_kill_on_wal(cli, {**env, "FUNREASON_LOG_LEVEL": "DEBUG"}, log, cp.step_start(a), db)
+                note = "killed with a .wal present" if hit else "run ended first"
             got = cp.snapshot(db, cp.ALL_TABLES)
             ok = got == want
             out.append((label, ok, note if ok else note + "; " + cp.diff(got, want)))
@@ -466,7 +473,8 @@ def _kill_chain(name: str, plan: list[tuple], cli: list[str], base_db: Path, wor
 def part_duckdb_crash(args, work: Path, rep: Report, agents: Agents, url: str, base_db: Path, want: dict) -> None:
     points = [p for p in args.points.split(",") if p]
     plan = [("point", t, p) for t in WRITTEN_TABLES for p in points]
-    plan += [("wal", t, "") for t in WRITTEN_TABLES] if args.wal_kills else []
+    steps = dict.fromkeys(cp.step_names(WRITTEN_TABLES).values())  # queries, cot_traces: one step
+    plan += [("wal", s, "") for s in steps] if args.wal_kills else []
     print(f"\n== R2: SIGKILL during DuckDB writes ({len(plan)} kills on {args.parallel} database copies) ==", flush=True)
     cli = demo_args(args.crash_toolsets, args.crash_trajectories, 1)
     agents.label = "duckdb"
@@ -486,6 +494,8 @@ def part_duckdb_crash(args, work: Path, rep: Report, agents: Agents, url: str, b
                                 "passed": sum(ok for _, ok, _ in results), "wall_s": round(wall, 1),
                                 "wal_left_at_committed": sum(1 for lb, _, n in results
                                                              if lb.endswith(":committed") and n.startswith("wal left")),
+                                "wal_kills_landed": sum(1 for lb, _, n in results
+                                                        if lb.startswith("wal after") and n.startswith("killed")),
                                 "llm_requests_resent": resent}
 
 

@@ -19,7 +19,6 @@ Partition-wise commits under concurrent writers have their own test (test_lake_c
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -110,29 +109,11 @@ def lake_env(env: dict[str, str]):
                 os.environ[k] = v
 
 
-def snapshot(con, tables=cp.STAGE_TABLES) -> dict[str, list[tuple[str, str]]]:
-    """Per table: sorted (row key, sha256 of the row) as scripts/crash_points.snapshot, on any connection."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    out = {}
-    for table in tables:
-        if table not in present:
-            out[table] = []
-            continue
-        cur = con.execute(f"SELECT {cp.KEYS[table]} AS _key, * FROM {table}")
-        cols = [d[0] for d in cur.description]
-        rows = []
-        for row in cur.fetchall():
-            body = json.dumps(dict(zip(cols[1:], row[1:], strict=True)), sort_keys=True, default=str)
-            rows.append((row[0], hashlib.sha256(body.encode()).hexdigest()))
-        out[table] = sorted(rows)
-    return out
-
-
 def lake_snapshot(env: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
     from funreason_pipeline import storage
 
     with lake_env(env), storage.connect(read_only=True) as con:
-        return snapshot(con)
+        return cp.snapshot_of(con)
 
 
 def run_day(env: dict[str, str], log: Path, report: Path) -> subprocess.Popen:
@@ -213,10 +194,7 @@ def test_cluster_day_on_two_workers_matches_local_run_and_survives_a_killed_work
     killed_run.wait(timeout=30)
 
     assert reference.wait(timeout=600) == 0, f"reference run failed:\n{e2e.tail(tmp_path / 'reference.log')}"
-    import duckdb
-
-    with duckdb.connect(str(tmp_path / "reference.duckdb"), read_only=True) as con:
-        ref = snapshot(con)
+    ref = cp.snapshot(tmp_path / "reference.duckdb")
     per_partition = {}
     for key, _ in ref["trajectories"]:
         per_partition[key.split("/", 1)[0]] = per_partition.get(key.split("/", 1)[0], 0) + 1

@@ -6,6 +6,9 @@ Adapted rather than stock (dagster-duckdb-polars 0.29.27):
   `.arrow()` on a connection, gone in duckdb 2.0);
 - an empty frame still creates its table with the right columns, so downstream loads of an empty
   partition return an empty frame instead of failing on a missing table;
+- a table written by an earlier version gets the frame's new columns (nullable: old rows read NULL)
+  in the same transaction, before the partition's rows are replaced; a column whose type changed is
+  an error naming table and column (`storage.conform_table`);
 - connections come from `storage.connect`, which waits on the file lock with jittered backoff
   long enough for several partition runs in parallel;
 - **one transaction per partition**: an output covering several partitions (one run materializing many
@@ -39,15 +42,28 @@ from dagster_duckdb.io_manager import DuckDbClient, DuckDBIOManager
 from funreason_pipeline import storage
 
 
-class PolarsDuckDBTypeHandler(DbTypeHandler[pl.DataFrame]):
-    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
-        arrow = obj.to_arrow()
-        connection.register("incoming_frame", arrow)
-        target = f"{table_slice.schema}.{table_slice.table}"
-        connection.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM incoming_frame LIMIT 0")
-        if obj.height:
-            connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_frame")
+@contextmanager
+def _registered(connection, obj: pl.DataFrame):
+    connection.register("incoming_frame", obj.to_arrow())
+    try:
+        yield "incoming_frame"
+    finally:
         connection.unregister("incoming_frame")
+
+
+class PolarsDuckDBTypeHandler(DbTypeHandler[pl.DataFrame]):
+    def prepare_table(self, table_slice: TableSlice, obj: pl.DataFrame, connection) -> list[str]:
+        """Create the table, or add the columns it lacks (a database from an earlier version), before
+        the partition's old rows are deleted: an ALTER after that DELETE would fail the commit."""
+        with _registered(connection, obj) as frame:
+            return storage.conform_table(connection, f"{table_slice.schema}.{table_slice.table}", frame,
+                                         untyped=[n for n, t in obj.schema.items() if t == pl.Null])
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
+        if obj.height:
+            with _registered(connection, obj) as frame:
+                connection.execute(f"INSERT INTO {table_slice.schema}.{table_slice.table} BY NAME "
+                                   f"SELECT * FROM {frame}")
         return {
             "dataframe_columns": dg.MetadataValue.table_schema(
                 dg.TableSchema(columns=[dg.TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])
@@ -140,17 +156,22 @@ class PartitionWiseDbIOManager(DbIOManager):
         # several toolsets of a day (or days of a toolset) written together need not
         schema = (context.definition_metadata or {}).get("schema") or self._schema or "public"
         base = TableSlice(table=context.asset_key.path[-1], schema=schema, database=self._database)
-        metadata = {}
+        metadata, added = {}, []
 
         for table_slice, rows in partition_slices(context, base, obj):
             def write(table_slice=table_slice, rows=rows):
                 with self._db_client.connect(context, table_slice) as conn:
                     self._db_client.ensure_schema_exists(context, table_slice, conn)
+                    new_columns = handler.prepare_table(table_slice, rows, conn)
                     self._db_client.delete_table_slice(context, table_slice, conn)
-                    return handler.handle_output(context, table_slice, rows, conn)
+                    return handler.handle_output(context, table_slice, rows, conn), new_columns
 
             with storage.partition_lock(base.table, _slice_name(table_slice)):
-                metadata = storage.commit_with_retry(write) or metadata
+                md, new_columns = storage.commit_with_retry(write)
+            metadata, added = md or metadata, added + new_columns
+        if added:
+            context.log.warning(f"{base.schema}.{base.table}: added column(s) {', '.join(added)}, which the "
+                                "table written by an earlier version lacked; its older rows read NULL there")
         context.add_output_metadata({
             **metadata,
             "row_count": obj.height,
