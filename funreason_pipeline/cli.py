@@ -115,33 +115,12 @@ def _phase1_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = Non
 
 
 def stale_graphs(instance: dg.DagsterInstance, toolsets: list[str]) -> list[str]:
-    """The toolsets whose catalog and graph must be (re)built: never built, built from other inputs
-    (environment code, toolset config, our graph code: `graph_fingerprint`), or not in the database
-    as the run that built them recorded (another FUNREASON_DB, a deleted file). The graph is per
-    toolset, not per day: probing costs several times a day's Phase I, so a current graph is reused."""
-    from funreason_pipeline.environments.fingerprint import graph_fingerprint
-    from funreason_pipeline.environments.toolsets import toolset_by_name
+    """The toolsets whose catalog and graph must be (re)built (defs/graph_freshness.py says when), the
+    database's own rows included. The graph is per toolset, not per day: probing costs several times
+    a day's Phase I, so a current graph is reused."""
+    from funreason_pipeline.defs.graph_freshness import outdated_graphs
 
-    stored: dict[tuple[str, str], int] = {}
-    if config.db_path().exists() or storage.lake_target() is not None:
-        with storage.connect(read_only=True) as con:
-            present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            for table in ("tool_catalog", "api_graph"):
-                if table in present:
-                    for ts, n in con.execute(f"SELECT toolset, count(*) FROM {table} GROUP BY toolset").fetchall():
-                        stored[(table, ts)] = n
-    out = []
-    for ts in toolsets:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("api_graph"), asset_partitions=[ts]), limit=1).records
-        md = records[0].asset_materialization.metadata if records else {}
-        value = {k: getattr(v, "value", None) for k, v in md.items()}
-        current = (value.get("graph_fingerprint") == graph_fingerprint(toolset_by_name(ts))
-                   and stored.get(("tool_catalog", ts)) == value.get("nodes")
-                   and stored.get(("api_graph", ts), 0) == (value.get("data_edges") or 0) + (value.get("state_edges") or 0))
-        if not current:
-            out.append(ts)
-    return out
+    return list(outdated_graphs(instance, toolsets, storage.rows_per_toolset(("tool_catalog", "api_graph"))))
 
 
 def _after_toolset(day: str, ts: str, instance: dg.DagsterInstance | None = None) -> bool:

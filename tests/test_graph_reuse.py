@@ -71,3 +71,28 @@ def test_graph_is_reused_until_its_inputs_change(tmp_path, monkeypatch):
     assert "reusing" not in demo("2026-11-22", "--rebuild-graph") and _graph_builds(home) == 2
     with dg.DagsterInstance.from_config(str(home)) as inst:
         assert stale_graphs(inst, ["reuse_depot"]) == []
+
+
+def test_graph_sensor_requests_exactly_the_outdated_graphs(tmp_db):
+    """The nightly side: the sensor asks for the graphs never built (all, on a new instance), not for
+    one built from the current inputs, and again for it once its recorded fingerprint differs."""
+    from funreason_pipeline.definitions import defs
+    from funreason_pipeline.defs.resources import build_resources
+    from funreason_pipeline.environments.toolsets import load_toolsets
+
+    d = defs()
+    sensor = d.resolve_sensor_def("environment_graph_sensor")
+    names = sorted(t.name for t in load_toolsets())
+    with dg.instance_for_test() as inst:
+        def requested() -> list[str]:
+            return sorted(r.partition_key for r in sensor.evaluate_tick(
+                dg.build_sensor_context(instance=inst, repository_def=d.get_repository_def())).run_requests)
+
+        assert requested() == names
+        assert dg.materialize(list(d.assets), selection=["tool_catalog", "api_graph"], partition_key="math",
+                              resources=build_resources(str(tmp_db)), instance=inst).success
+        assert requested() == [n for n in names if n != "math"]
+        # a graph recorded with another fingerprint (as after an environment change) is outdated again
+        inst.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key="api_graph", partition="math", metadata={"graph_fingerprint": "0000000000000000"}))
+        assert requested() == names

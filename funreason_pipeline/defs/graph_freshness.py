@@ -1,0 +1,56 @@
+"""Which toolsets' catalog and graph are out of date, and a sensor that rebuilds them.
+
+The graph assets are per toolset, not per day: the nightly run reuses them. They are out of date
+when never built, or built from other inputs (`graph_fingerprint`: the environment classes' source,
+the files their options name, the toolset entry, BFCL's version, our graph code), or, when the
+caller knows the stored row counts, when the database no longer holds what the run recorded.
+"""
+
+import dagster as dg
+
+from funreason_pipeline.defs.automation import graph_job
+from funreason_pipeline.defs.partitions import toolset_partitions
+from funreason_pipeline.environments.fingerprint import graph_fingerprint
+from funreason_pipeline.environments.toolsets import toolset_by_name
+
+
+def _built_from(instance: dg.DagsterInstance, toolset: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("api_graph"), asset_partitions=[toolset]), limit=1).records
+    md = records[0].asset_materialization.metadata if records else {}
+    return {k: getattr(v, "value", None) for k, v in md.items()}
+
+
+def outdated_graphs(instance: dg.DagsterInstance, toolsets: list[str],
+                    stored: dict[tuple[str, str], int] | None = None) -> dict[str, str]:
+    """{toolset: why its graph must be (re)built} for the toolsets of `toolsets` that need it.
+    `stored`: rows per (table, toolset) in the database, to catch a graph the database lost."""
+    out = {}
+    for ts in toolsets:
+        built = _built_from(instance, ts)
+        fingerprint = graph_fingerprint(toolset_by_name(ts))
+        if not built:
+            out[ts] = "never built"
+        elif built.get("graph_fingerprint") != fingerprint:
+            out[ts] = f"inputs changed (fingerprint {built.get('graph_fingerprint')} -> {fingerprint})"
+        elif stored is not None and (
+                stored.get(("tool_catalog", ts)) != built.get("nodes")
+                or stored.get(("api_graph", ts), 0) != (built.get("data_edges") or 0) + (built.get("state_edges") or 0)):
+            out[ts] = "the database does not hold the graph its last run built"
+    return out
+
+
+@dg.sensor(job=graph_job, minimum_interval_seconds=600, name="environment_graph_sensor",
+           description="Rebuilds a toolset's tool catalog and API graph when it was never built or its inputs "
+           "changed (environment source, option files, toolset entry, graph code), so the nightly Phase I "
+           "samples on a current graph. Once per toolset and fingerprint.")
+def environment_graph_sensor(context: dg.SensorEvaluationContext):
+    toolsets = toolset_partitions.get_partition_keys()
+    outdated = outdated_graphs(context.instance, toolsets)
+    if not outdated:
+        yield dg.SkipReason(f"the graphs of all {len(toolsets)} toolsets are current")
+        return
+    for ts, why in outdated.items():
+        context.log.info(f"{ts}: {why}")
+        fingerprint = graph_fingerprint(toolset_by_name(ts))
+        yield dg.RunRequest(run_key=f"graph|{ts}|{fingerprint}", partition_key=ts)
