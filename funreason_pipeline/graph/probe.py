@@ -99,7 +99,7 @@ class WorldProbe:
                 args, _, _ = self.provider.propose(spec, [], state, self.rng, rows=rows)
                 label = self.provider.row_label()
                 res = probe.call(spec.name, args)
-                self.provider.learn(spec.name, res.ok, joint_only=True, error=res.error)
+                self.provider.learn(spec.name, res.ok, joint_only=True, error=res.error, value=res.value)
                 if not res.ok:
                     self.fresh_errors[spec.name] = res.error or ""
                     continue
@@ -170,7 +170,7 @@ class WorldProbe:
             while (tries := tries + 1) < b_tries:
                 args, sources, fields = self.provider.propose(b, results, after_state, self.rng, rows=rows)
                 res = world.call(b.name, args)
-                self.provider.learn(b.name, res.ok, joint_only=True, error=res.error)
+                self.provider.learn(b.name, res.ok, joint_only=True, error=res.error, value=res.value)
                 if not res.ok:
                     if len(prefix) == 1 and error_kind(res.error) != error_kind(fresh_error):
                         # a new complaint: one step on (locked doors, now the brake); both A's and

@@ -23,6 +23,7 @@ _RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)(?:\s*\([^)]*\))?\s+(?
 _UP_TO = re.compile(r"\b(?:up to|at most|maximum of|no more than)\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 NEW_STATE = "(new state)"  # producer tag of state values that were not in the scenario's initial state
 _TEXT_SINKS = {"content", "message", "comment", "description", "text", "resolution", "title"}
+_SHORT_TEXT = re.compile(r"[^\W\d_][\w'-]*(?: [\w'-]+){0,2}")  # a name or title: one to three words
 _TAKEN = frozenset({"already", "exist", "duplicate", "taken"})  # errors that want a new value, not a known one
 # an error asking for a single word ("tags are single words", "no spaces allowed")
 _ONE_WORD = re.compile(r"\b(?:single|one)[ -]word|\bno (?:white)?spaces?\b|without (?:white)?spaces?|"
@@ -94,6 +95,9 @@ class ArgumentProvider:
     # tool, arguments and the parameters whose values were made up (generated), last proposal
     _last: tuple[str, dict[str, Any], set[str]] = field(default=("", {}, set()), repr=False)
     _one_word: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (tool, param): an error asked for one
+    # (tool, param) whose made-up text found nothing (a search for "alpha report" -> []): the
+    # state's names and titles are tried instead, and learned from what finds something
+    _found_nothing: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
@@ -179,6 +183,11 @@ class ArgumentProvider:
                 fitting = self._fitting(vals, schema) if set(tokens(key)) & hint else None
                 if fitting:
                     add(4.0, fitting, True, ("hinted", key, producer))
+        if (spec.name, name) in self._found_nothing:
+            for (key, producer), vals in self._groups(state).items():
+                names = self._fitting(vals, schema, text_only=True)
+                if names and _SHORT_TEXT.fullmatch(str(names[0].value)):
+                    add(2.0, names, True, ("lookup", key, producer))
         plain = list(schema.get("enum", []))
         if plain:
             add(3.0, plain, False, ("enum",))
@@ -325,11 +334,16 @@ class ArgumentProvider:
         """The row assignment the last proposal used, if it came from a row of the state."""
         return self._labels.get("@row")
 
-    def learn(self, tool: str, ok: bool, joint_only: bool = False, error: str | None = None) -> None:
+    def learn(self, tool: str, ok: bool, joint_only: bool = False, error: str | None = None,
+              value: Any = None) -> None:
         """Credit (or blame) the sources of the arguments just proposed for `tool`: arguments drawn
         from sources that worked before are drawn more often, cutting failed attempts. `joint_only`
         (probing) learns only which rows fill which parameters; single sources stay exploratory.
-        An `error` that quotes a proposed value says what kind of value that parameter wants."""
+        An `error` that quotes a proposed value says what kind of value that parameter wants; an
+        empty list (`value`) after made-up text says a lookup wants a name the state holds."""
+        nothing = ok and value == []
+        if nothing and self._last[0] == tool:
+            self._found_nothing.update((tool, p) for p in self._last[2] if isinstance(self._last[1].get(p), str))
         if not ok:
             self._failures[tool] = self._failures.get(tool, 0) + 1
             if error and self._last[0] == tool:
@@ -337,8 +351,9 @@ class ArgumentProvider:
         for name, label in self._labels.items():
             if joint_only and name != "@row":
                 continue
+            worked = ok and not (nothing and label[0] == "lookup")  # a name that finds nothing did not work
             good, bad = self._outcomes.setdefault((tool, name), {}).get(label, (0, 0))
-            self._outcomes[(tool, name)][label] = (good + 1, bad) if ok else (good, bad + 1)
+            self._outcomes[(tool, name)][label] = (good + 1, bad) if worked else (good, bad + 1)
 
     def _note_error(self, tool: str, args: dict[str, Any], made_up: set[str], error: str) -> None:
         """Words of an error that quotes one argument's value, a made-up one, less the words of

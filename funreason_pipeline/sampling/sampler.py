@@ -237,7 +237,7 @@ class DirectedSampler:
                             prefer=target if reached else via if tool == target else None, rows=rows)
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
-                    self.provider.learn(tool, res.ok, error=res.error)
+                    self.provider.learn(tool, res.ok, error=res.error, value=res.value)
                     if res.ok and backup is not None:
                         try:
                             world.snapshot()
