@@ -219,14 +219,14 @@ class ArgumentProvider:
         """Two or more parameters from one row of the state (a username with its PIN). Which
         parameters a row's fields go to is learned: assignments that worked are drawn more often,
         and a tool whose joint proposals keep failing gets them rarely (learned per tool). An
-        assignment that worked while probing counts as two successes from the start."""
+        assignment that worked while probing counts as successes from the start."""
         options = self._row_options(spec, rows, state or [])
         proven = self.proven_rows.get(spec.name, set())
         known = any(label in proven for _, label, _ in options)
         if not options or (self._failures.get(spec.name, 0) < 2 and not known):
             return {}  # only where single values keep failing, or probing showed a row works
         learned = self._outcomes.get((spec.name, "@row"), {})
-        good = sum(g for g, _ in learned.values()) + (2 if known else 0)
+        good = sum(g for g, _ in learned.values()) + (4 if known else 0)
         bad = sum(b for _, b in learned.values())
         if rng.random() >= min(0.9, max(0.1, (1 + 2 * good) / (2 + 2 * good + bad))):
             return {}
