@@ -4,7 +4,8 @@ Tools are the class's public methods (user_tools.py): JSON Schemas from type hin
 plus Google, NumPy or reST docstrings (user_docstrings.py), or from an OpenAI-format schema file.
 Scenarios come from a seeded generator function or a JSON/JSONL file of examples (user_scenarios.py).
 Like the BFCL adapter, methods are called only from the allow-list of derived tools, with checked and
-copied arguments, and every failure of a call becomes an error result.
+copied arguments, and every failure of a call becomes an error result, including failures a method
+reports in its return value (user_results.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from funreason_pipeline.environments.base import (
 )
 from funreason_pipeline.environments.deadline import CallTimeout, deadline
 from funreason_pipeline.environments.user_docstrings import DocEntry, ParsedDocstring, parse_docstring
+from funreason_pipeline.environments.user_results import plain_result, returned_error
 from funreason_pipeline.environments.user_scenarios import (
     SCENARIO_FILE_SUFFIXES,
     ScenarioSource,
@@ -149,11 +151,15 @@ class UserEnvironment:
             except ValidationError as exc:
                 detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors()[:3])
                 return ToolResult(None, f"invalid argument {name!r} for {method}: {detail}")
+        fn = getattr(self._instance, method)
         try:
             with deadline(self.call_timeout_s, f"{self.class_name}.{method}"):
-                return invoke_tool(getattr(self._instance, method), method, kwargs)
+                # app types (dataclasses, Enums, dates) become JSON before the JSON check
+                result = invoke_tool(lambda **kw: plain_result(fn(**kw)), method, kwargs)
         except CallTimeout as exc:
             return ToolResult(None, f"{method} timed out: {exc}")
+        reported = returned_error(result.value) if result.ok else None
+        return ToolResult(result.value, reported) if reported else result
 
     def snapshot(self) -> dict[str, Any]:
         own = getattr(self._instance, "snapshot", None)

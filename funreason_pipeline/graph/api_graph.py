@@ -60,6 +60,17 @@ class ApiGraph:
                     out[(e.src_tool, e.dst_tool)] = a_args
         return out
 
+    @cached_property
+    def proven_rows(self) -> dict[str, set[tuple]]:
+        """Tool -> the row assignments of the state ("row", where, ((param, field), ...)) whose
+        arguments made it work in probing (an email with its password out of `accounts`)."""
+        out: dict[str, set[tuple]] = defaultdict(set)
+        for e in self.edges:
+            if '"a_rows"' in e.evidence:
+                for tool, (where, pairs) in json.loads(e.evidence)["a_rows"].items():
+                    out[tool].add(("row", where, tuple(tuple(p) for p in pairs)))
+        return dict(out)
+
     def enabling_for(self, tool: str, target: str) -> dict | None:
         """Probe-proven arguments of `tool` for the target or for one of the target's (transitive)
         state prerequisites: locking all doors serves startEngine, and so setCruiseControl."""

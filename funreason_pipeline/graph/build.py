@@ -18,7 +18,7 @@ from genson import SchemaBuilder
 from funreason_pipeline.environments.toolsets import World, toolset_argument_examples
 from funreason_pipeline.graph.probe import probe_edges
 from funreason_pipeline.matching.arguments import ArgumentProvider, is_text_sink
-from funreason_pipeline.matching.names import GENERIC, affinity, tokens
+from funreason_pipeline.matching.names import GENERIC, affinity, result_key, tokens
 from funreason_pipeline.models import Edge, ToolSpec
 
 _NUMERIC = {"integer", "number"}
@@ -26,24 +26,48 @@ _NUMERIC = {"integer", "number"}
 _SETTINGS = {"precision", "decimal", "place", "digit"}
 
 
+def _json_type(schema: dict[str, Any]) -> str:
+    """A schema's type; of a list of types (`["integer", "null"]`, as inferred for a field that was
+    sometimes null) the first that is not null."""
+    t = schema.get("type", "string")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    return t if isinstance(t, str) else "string"
+
+
 def response_fields(schema: dict[str, Any] | None, prefix: str = "") -> list[tuple[str, str]]:
-    """(field name, JSON type) of a response schema, descending into objects and array items."""
+    """(field name, JSON type) of a response schema, descending into objects and array items (a
+    result that is a list of records names the records' fields)."""
     out: list[tuple[str, str]] = []
     if not isinstance(schema, dict):
         return out
+    if _json_type(schema) == "array" and not schema.get("properties"):
+        items = schema.get("items")
+        return response_fields(items) if isinstance(items, dict) else out
     for name, sub in (schema.get("properties") or {}).items():
         if not isinstance(sub, dict):
             continue
-        t = sub.get("type", "string")
+        t = _json_type(sub)
         if t == "array":
             items = sub.get("items") or {}
-            out.append((name, items.get("type", "string") if isinstance(items, dict) else "string"))
+            out.append((name, _json_type(items) if isinstance(items, dict) else "string"))
             out.extend(response_fields(items if isinstance(items, dict) else None))
         elif t == "object" and sub.get("properties"):
             out.extend(response_fields(sub))
         else:
             out.append((name, t))
     return out
+
+
+def bare_result_type(schema: dict[str, Any] | None) -> str | None:
+    """The JSON type of a response that is a bare scalar (`-> int`, `-> str`) or a list of them,
+    else None: such a value is known by `result_key(tool)`."""
+    if not isinstance(schema, dict) or schema.get("properties"):
+        return None
+    t = _json_type(schema)
+    if t == "array" and isinstance(schema.get("items"), dict):
+        t = _json_type(schema["items"])
+    return t if t in ("string", "integer", "number") else None
 
 
 def _types_fit(param_schema: dict[str, Any], field_type: str) -> bool:
@@ -93,8 +117,12 @@ def data_edges_from_schemas(tools: Iterable[ToolSpec]) -> list[Edge]:
 
 def observed_response_schema(results: list[Any]) -> dict[str, Any] | None:
     """A response schema inferred from results a tool really returned (genson), for tools typed
-    `-> dict` whose declared schema names no fields: data edges then follow what tools return."""
+    `-> dict` or `-> list` whose declared schema names no fields: data edges then follow what
+    tools return (a list of records: the records' fields)."""
     objects = [r for r in results if isinstance(r, dict)]
+    listed = not objects
+    if listed:  # a list of records (`search -> list[dict]`)
+        objects = [x for r in results if isinstance(r, list) for x in r if isinstance(x, dict)]
     if not objects:
         return None
     builder = SchemaBuilder()
@@ -102,7 +130,9 @@ def observed_response_schema(results: list[Any]) -> dict[str, Any] | None:
         builder.add_object(r)
     schema = builder.to_schema()
     schema.pop("$schema", None)
-    return schema if schema.get("properties") else None
+    if not schema.get("properties"):
+        return None
+    return {"type": "array", "items": schema} if listed else schema
 
 
 def with_observed_responses(tools: list[ToolSpec], observed: dict[str, list[Any]]) -> list[ToolSpec]:
@@ -133,6 +163,26 @@ def described_producers(tools: list[ToolSpec]) -> list[tuple[str, str, str]]:
     return out
 
 
+def bare_result_candidates(tools: list[ToolSpec]) -> list[tuple[str, str, str, str]]:
+    """(producer, consumer, parameter, "result") where a producer's bare result (`add_note -> int`,
+    known as "note") fits a parameter by name (`note_id`). Only candidates: a status string
+    (`cancel_order -> "cancelled"`, known as "order") fits `order_id` as well by name, so probing
+    must see the value make the consumer work."""
+    out = []
+    for a in tools:
+        t = bare_result_type(a.response)
+        if t is None:
+            continue
+        key = result_key(a.name)
+        for b in tools:
+            if b.name == a.name:
+                continue
+            for p, ps in b.properties.items():
+                if "enum" not in ps and _types_fit(ps, t) and affinity(p, ps.get("description", ""), key, a.name) >= 0.6:
+                    out.append((a.name, b.name, p, "result"))
+    return out
+
+
 def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], seed: int = 0,
                 report: dict[str, Any] | None = None) -> list[Edge]:
     """All edges of a toolset: schema data edges plus probed edges on the given scenarios.
@@ -148,7 +198,7 @@ def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], see
     observed: dict[str, list[Any]] = {}
     errors: dict[str, str] = {}
     probed = probe_edges(tools, worlds, provider, seed=seed, observed=observed,
-                         candidates=described_producers(tools), errors=errors)
+                         candidates=described_producers(tools) + bare_result_candidates(tools), errors=errors)
     if report is not None:  # what probing saw, for the warning on a graph without edges
         report.update({"worked": sorted(observed), "errors": dict(sorted(errors.items())),
                        "scenarios": len(worlds)})
@@ -157,7 +207,8 @@ def build_edges(toolset, tools: list[ToolSpec], probe_scenarios: list[dict], see
     known = {(e.src_tool, e.dst_tool) for e in schema_edges}
     known_params = {(e.src_tool, e.dst_tool, e.param) for e in schema_edges}
     return schema_edges + [e for e in probed if e.kind == "state" or (
-        (e.src_tool, e.dst_tool) not in known if '"description"' not in e.evidence
+        (e.src_tool, e.dst_tool) not in known
+        if '"description"' not in e.evidence and json.loads(e.evidence).get("method") == "probe"
         else (e.src_tool, e.dst_tool, e.param) not in known_params)]
 
 

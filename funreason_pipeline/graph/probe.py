@@ -28,7 +28,7 @@ Call = tuple[str, dict[str, Any]]
 
 def probe_edges(tools: list[ToolSpec], worlds: list[World], provider: ArgumentProvider, seed: int = 0,
                 attempts: int = 4, rounds: int = 3, observed: dict[str, list[Any]] | None = None,
-                candidates: list[tuple[str, str, str]] = (), errors: dict[str, str] | None = None) -> list[Edge]:
+                candidates: list[tuple[str, ...]] = (), errors: dict[str, str] | None = None) -> list[Edge]:
     """Probed edges over all probe scenarios (the first finding of an edge is kept). `observed`
     collects the results of successful calls per tool (response schemas of untyped returns are
     inferred from them); `candidates` (producer, consumer, parameter) are data edges some text
@@ -60,6 +60,9 @@ class WorldProbe:
         self.attempts, self.rounds = attempts, rounds
         self.by_name = {t.name: t for t in tools}
         self.recipes: dict[str, list[Call]] = {}  # tool -> calls from the fresh scenario ending with its own
+        # (tool, arguments) -> the row assignment they came from, for calls that worked and changed
+        # the state (a login with an email and its password): the sampler starts from these
+        self.row_args: dict[tuple[str, str], tuple] = {}
         self.changes_state: set[str] = set()
         self.fresh_errors: dict[str, str] = {}
         # B -> {A: A's arguments after which B failed with a different complaint than fresh}
@@ -94,8 +97,9 @@ class WorldProbe:
             for _ in range(self.attempts * 2):
                 probe = self.base.copy()
                 args, _, _ = self.provider.propose(spec, [], state, self.rng, rows=rows)
+                label = self.provider.row_label()
                 res = probe.call(spec.name, args)
-                self.provider.learn(spec.name, res.ok, joint_only=True)
+                self.provider.learn(spec.name, res.ok, joint_only=True, error=res.error, value=res.value)
                 if not res.ok:
                     self.fresh_errors[spec.name] = res.error or ""
                     continue
@@ -109,6 +113,8 @@ class WorldProbe:
                     # prefer arguments with an effect: a login with a wrong password "succeeds" too
                     self.recipes[spec.name] = [(spec.name, args)]
                     self.changes_state.add(spec.name)
+                    if label is not None:
+                        self.row_args[(spec.name, _args_key(args))] = label
                     break
 
     def _learn_in_rounds(self, prefixes: list[str]) -> None:
@@ -164,7 +170,7 @@ class WorldProbe:
             while (tries := tries + 1) < b_tries:
                 args, sources, fields = self.provider.propose(b, results, after_state, self.rng, rows=rows)
                 res = world.call(b.name, args)
-                self.provider.learn(b.name, res.ok, joint_only=True)
+                self.provider.learn(b.name, res.ok, joint_only=True, error=res.error, value=res.value)
                 if not res.ok:
                     if len(prefix) == 1 and error_kind(res.error) != error_kind(fresh_error):
                         # a new complaint: one step on (locked doors, now the brake); both A's and
@@ -185,11 +191,12 @@ class WorldProbe:
         if len(seen) < 12 and value not in seen:
             seen.append(value)
 
-    def confirm(self, candidates: list[tuple[str, str, str]], rng: random.Random, tries: int = 12) -> None:
-        """Data edges a description names ("the id returned by transfer"): kept when, after the
-        producer's recipe (and the consumer's own prerequisites), a value the producer returned
-        makes the consumer work; the field it came from is the edge's `src_field`."""
-        for a, b, param in candidates:
+    def confirm(self, candidates: list[tuple[str, ...]], rng: random.Random, tries: int = 12) -> None:
+        """Data edges a description names ("the id returned by transfer") or a bare result's name
+        suggests (`add_note -> int` for `note_id`; a 4th element names the method): kept when,
+        after the producer's recipe (and the consumer's own prerequisites), a value the producer
+        returned makes the consumer work; the field it came from is the edge's `src_field`."""
+        for a, b, param, *how in candidates:
             if (a, b, param) in self.found or self._recipe_for(a, rng) is None:
                 continue
             before = self.recipes[b][:-1] if self._recipe_for(b, rng) else []
@@ -222,7 +229,8 @@ class WorldProbe:
                 if ok:
                     self.found[(a, b, param)] = Edge(
                         src_tool=a, dst_tool=b, kind="data", param=param, src_field=key,
-                        evidence=json.dumps({"method": "description", "scenario": self.w_index, "field": key,
+                        evidence=json.dumps({"method": how[0] if how else "description", "scenario": self.w_index,
+                                             "field": key,
                                              "b_args": args}, default=str))
                     break
 
@@ -280,6 +288,8 @@ class WorldProbe:
             if name in prefix:
                 finals[name] = i
         a_args = {name: calls[i][1] for name, i in finals.items()}
+        a_rows = {name: [label[1], [list(pair) for pair in label[2]]] for name, args in a_args.items()
+                  if (label := self.row_args.get((name, _args_key(args))))}
         for a, idx in finals.items():
             fed = [p for p, src in sources.items() if src == idx]
             # Without A, B fails as it did fresh with any arguments ("No user is currently logged
@@ -292,8 +302,13 @@ class WorldProbe:
                 src_field=fields.get(fed[0]) if fed else None,
                 evidence=json.dumps({"method": "probe", "scenario": self.w_index, "after": list(prefix),
                                      "field": fields.get(fed[0]) if fed else None, "a_args": a_args,
-                                     "b_args": args, "fresh_error": fresh_error[:200]}, default=str),
+                                     "b_args": args, "fresh_error": fresh_error[:200],
+                                     **({"a_rows": a_rows} if a_rows else {})}, default=str),
             ))
+
+
+def _args_key(args: dict[str, Any]) -> str:
+    return json.dumps(args, sort_keys=True, default=str)
 
 
 def _fits_param(spec: ToolSpec, param: str, v: Value) -> bool:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from funreason_pipeline.matching.names import affinity, tokens
+from funreason_pipeline.matching.names import BARE, affinity, error_words, is_secret, tokens
 from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
 from funreason_pipeline.models import ToolSpec
 
@@ -23,6 +23,12 @@ _RANGE = re.compile(r"(?:between|from)\s+(-?\d+(?:\.\d+)?)(?:\s*\([^)]*\))?\s+(?
 _UP_TO = re.compile(r"\b(?:up to|at most|maximum of|no more than)\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 NEW_STATE = "(new state)"  # producer tag of state values that were not in the scenario's initial state
 _TEXT_SINKS = {"content", "message", "comment", "description", "text", "resolution", "title"}
+_SHORT_TEXT = re.compile(r"[^\W\d_][\w'-]*(?: [\w'-]+){0,2}")  # a name or title: one to three words
+_TAKEN = frozenset({"already", "exist", "duplicate", "taken"})  # errors that want a new value, not a known one
+# an error asking for a single word ("tags are single words", "no spaces allowed")
+_ONE_WORD = re.compile(r"\b(?:single|one)[ -]word|\bno (?:white)?spaces?\b|without (?:white)?spaces?|"
+                       r"contains? (?:white)?spaces?", re.IGNORECASE)
+_RAISED = re.compile(r"^\S+ raised \w+: ")  # the adapters' prefix of an exception's message
 
 
 def is_text_sink(name: str, schema: dict[str, Any]) -> bool:
@@ -76,10 +82,22 @@ class ArgumentProvider:
     # tool -> joint argument examples its environment documents (unit pairs, known zipcodes)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     example_rate: float = 0.5
+    # tool -> row assignments ("row", where, ((param, field), ...)) that worked while probing: the
+    # sampler offers them from the first call, and only these of the unnamed pairings below
+    proven_rows: dict[str, set[tuple]] = field(default_factory=dict)
     # (tool, param) -> source label -> (successful calls, failed calls) with arguments from it
     _outcomes: dict[tuple[str, str], dict[tuple, tuple[int, int]]] = field(default_factory=dict, repr=False)
     _labels: dict[str, tuple] = field(default_factory=dict, repr=False)  # param -> source, last proposal
     _failures: dict[str, int] = field(default_factory=dict, repr=False)  # tool -> failed calls so far
+    # (tool, param) -> words of an error that quoted the value proposed for it ("unknown column
+    # x" -> {"unknown", "column"}): state values filed under such a word are what it wants
+    _hints: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
+    # tool, arguments and the parameters whose values were made up (generated), last proposal
+    _last: tuple[str, dict[str, Any], set[str]] = field(default=("", {}, set()), repr=False)
+    _one_word: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (tool, param): an error asked for one
+    # (tool, param) whose made-up text found nothing (a search for "alpha report" -> []): the
+    # state's names and titles are tried instead, and learned from what finds something
+    _found_nothing: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
@@ -92,6 +110,8 @@ class ArgumentProvider:
         sources: dict[str, int] = {}
         fields: dict[str, str] = {}
         self._labels = {}
+        made_up: set[str] = set()
+        self._last = (spec.name, {}, made_up)
         required = set(spec.required)
         examples = self.examples.get(spec.name)
         if examples and rng.random() < self.example_rate:
@@ -101,7 +121,7 @@ class ArgumentProvider:
             args.update({k: v for k, v in example.items() if k in spec.properties and not (
                 prefer and any(p == prefer for p, _ in self.data_fields.get((spec.name, k), ())))})
         if rows and len(args) < 2:
-            args.update(self._joint(spec, rows, rng))
+            args.update(self._joint(spec, rows, rng, state))
         made = {producer for _, producer in self._groups(results)} if results else set()
         for name, schema in spec.properties.items():
             # an optional parameter an earlier call can feed (retrieve_invoice's booking_id after
@@ -114,13 +134,23 @@ class ArgumentProvider:
             choice = self._choose(spec, name, schema, results, state, rng, prefer)
             if choice is None:
                 if name in required:
-                    args[name] = self.generate(name, schema, rng, spec.description)
+                    args[name] = self._generate_learned(spec, name, schema, rng)
                 continue
             args[name] = _coerce(schema, choice.value)
             if choice.source is not None:
                 sources[name] = choice.source
                 fields[name] = choice.key
+        self._last = (spec.name, args, made_up)
         return args, sources, fields
+
+    def _generate_learned(self, spec: ToolSpec, name: str, schema: dict[str, Any], rng: random.Random) -> Any:
+        """A generated value for a parameter nothing else can fill (noted as made up); one word
+        where an error asked for a single word ("tags are single words")."""
+        value = self.generate(name, schema, rng, spec.description)
+        self._last[2].add(name)
+        if isinstance(value, str) and (spec.name, name) in self._one_word:
+            return value.split()[0] if value.split() else value
+        return value
 
     def _choose(self, spec: ToolSpec, name: str, schema: dict[str, Any], results: list[Value],
                 state: list[Value], rng: random.Random, prefer: str | None = None) -> Choice | None:
@@ -147,6 +177,17 @@ class ArgumentProvider:
             fitting = self._fitting(vals, schema)
             if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
                 add(weight, fitting, True, ("state", vals[0].key, vals[0].producer))
+        hint = self._hints.get((spec.name, name))
+        if hint:  # an error named what kind of value it wants: the state's values of that kind
+            for (key, producer), vals in self._groups(state).items():
+                fitting = self._fitting(vals, schema) if set(tokens(key)) & hint else None
+                if fitting:
+                    add(4.0, fitting, True, ("hinted", key, producer))
+        if (spec.name, name) in self._found_nothing:
+            for (key, producer), vals in self._groups(state).items():
+                names = self._fitting(vals, schema, text_only=True)
+                if names and _SHORT_TEXT.fullmatch(str(names[0].value)):
+                    add(2.0, names, True, ("lookup", key, producer))
         plain = list(schema.get("enum", []))
         if plain:
             add(3.0, plain, False, ("enum",))
@@ -166,28 +207,33 @@ class ArgumentProvider:
             if r <= 0 or label == buckets[-1][3]:
                 self._labels[name] = label
                 if label == ("generated",):
-                    return Choice(self.generate(name, schema, rng, spec.description), None, w)
+                    return Choice(self._generate_learned(spec, name, schema, rng), None, w)
                 pick = rng.choice(items)
                 if is_value:
                     return Choice(pick.value, pick.source, w, pick.key)
                 return Choice(pick, None, w)
         raise AssertionError("unreachable: the last bucket always returns")
 
-    def _joint(self, spec: ToolSpec, rows: list[Row], rng: random.Random) -> dict[str, Any]:
+    def _joint(self, spec: ToolSpec, rows: list[Row], rng: random.Random,
+               state: list[Value] | None = None) -> dict[str, Any]:
         """Two or more parameters from one row of the state (a username with its PIN). Which
         parameters a row's fields go to is learned: assignments that worked are drawn more often,
-        and a tool whose joint proposals keep failing gets them rarely (learned per tool)."""
-        options = self._row_options(spec, rows)
-        if not options or self._failures.get(spec.name, 0) < 2:  # only where single values keep failing
-            return {}
+        and a tool whose joint proposals keep failing gets them rarely (learned per tool). An
+        assignment that worked while probing counts as successes from the start."""
+        options = self._row_options(spec, rows, state or [])
+        proven = self.proven_rows.get(spec.name, set())
+        known = any(label in proven for _, label, _ in options)
+        if not options or (self._failures.get(spec.name, 0) < 2 and not known):
+            return {}  # only where single values keep failing, or probing showed a row works
         learned = self._outcomes.get((spec.name, "@row"), {})
-        good = sum(g for g, _ in learned.values())
+        good = sum(g for g, _ in learned.values()) + (4 if known else 0)
         bad = sum(b for _, b in learned.values())
         if rng.random() >= min(0.9, max(0.1, (1 + 2 * good) / (2 + 2 * good + bad))):
             return {}
         weights = []
         for base, label, _ in options:
             g, b = learned.get(label, (0, 0))
+            g += 2 if label in proven else 0
             weights.append(base * (1 + 3 * g) / (1 + b))
         _, label, fitting = rng.choices(options, weights=weights)[0]
         row = rng.choice(fitting)
@@ -195,14 +241,23 @@ class ArgumentProvider:
         self._labels["@row"] = label
         return {param: _coerce(spec.properties[param], values[f]) for param, f in label[2]}
 
-    def _row_options(self, spec: ToolSpec, rows: list[Row]) -> list[tuple[float, tuple, list[Row]]]:
+    def _row_options(self, spec: ToolSpec, rows: list[Row],
+                     state: list[Value] = ()) -> list[tuple[float, tuple, list[Row]]]:
         """(weight, label, rows that fit) per way of filling two or more parameters from rows of one
         shape: named fields by name (a card_number with its pin), a mapping's key and value in either
-        order (weighted to the parameter named like the mapping: `users` -> `username`)."""
+        order (weighted to the parameter named like the mapping: `users` -> `username`).
+
+        Where names say nothing, credentials are paired: for a tool whose two required string
+        parameters are an identity and a secret (login(email, password), login(name, token)), a
+        str -> str mapping's key and value (`accounts: {email: password}`) when no state value
+        matches either by name, or the key a record is filed under for the identity when a field
+        names the secret (`team: {name: {"token": ...}}`). Probing tries them; the sampler offers
+        only those that worked there (`proven_rows`).
+        """
         cache = self.__dict__.setdefault("_row_cache", {})
-        sig = (id(rows), spec.name)
+        sig = (id(rows), id(state), spec.name)
         hit = cache.get(sig)
-        if hit is not None and hit[0] is rows:
+        if hit is not None and hit[0] is rows and hit[2] is state:
             return hit[1]
         if len(cache) > 256:
             cache.clear()
@@ -214,19 +269,24 @@ class ArgumentProvider:
         shapes: dict[tuple, list[Row]] = {}
         for r in rows:
             shapes.setdefault(r.shape, []).append(r)
+        creds = self._credentials(spec, state)
+        proven = self.proven_rows.get(spec.name, set())
         options: list[tuple[float, tuple, list[Row]]] = []
         for (where, names), group in shapes.items():
             if not where:  # the environment object's own fields: copying them changes nothing
                 continue
             stem = tokens(where)[-1:]
             assignments: list[tuple[float, tuple[tuple[str, str], ...]]] = []
+            guesses: list[tuple[tuple[str, str], ...]] = []  # unnamed pairings (docstring above)
             if names == (KEY, VALUE):
                 for p in params:
                     for q in params:
                         # named like the mapping on one side (`users` -> username, `pins` -> pin)
                         if p != q and stem and (stem[0] in p.lower() or stem[0] in q.lower()):
                             assignments.append((4.0 if stem[0] in p.lower() else 1.0, ((p, KEY), (q, VALUE))))
-            elif not self.explore:  # probing varies arguments to find effects: no copied records
+                if not assignments and creds and creds[2] and creds[3]:
+                    guesses.append(((creds[0], KEY), (creds[1], VALUE)))
+            else:
                 pairs = []
                 for p in params:
                     desc = spec.properties[p].get("description", "")
@@ -236,26 +296,87 @@ class ArgumentProvider:
                         pairs.append((p, best[1]))
                     elif KEY in names and stem and stem[0] in p.lower():
                         pairs.append((p, KEY))
-                if len(pairs) >= 2:
+                if len(pairs) >= 2 and not self.explore:  # probing varies arguments: no copied records
                     assignments.append((2.0, tuple(pairs)))
+                elif len(pairs) == 1 and creds and creds[2] and KEY in names and pairs[0][0] == creds[1]:
+                    # a member's token in a record filed under the member's name
+                    guesses.append((pairs[0], (creds[0], KEY)))
+            for pairs in guesses:
+                if self.explore or ("row", where, pairs) in proven:
+                    assignments.append((2.0, pairs))
             for weight, pairs in assignments:
                 fitting = [r for r in group if all(_fits(spec.properties[p], dict(r.fields)[f]) for p, f in pairs)]
                 if fitting:
                     options.append((weight, ("row", where, pairs), fitting))
-        cache[sig] = [rows, options]
+        cache[sig] = [rows, options, state]
         return options
 
-    def learn(self, tool: str, ok: bool, joint_only: bool = False) -> None:
+    def _credentials(self, spec: ToolSpec, state: list[Value]) -> tuple[str, str, bool, bool] | None:
+        """(identity, secret, identity unmatched, secret unmatched) when the tool's two required
+        parameters are strings (no enum, no graph producer) and exactly one names a secret;
+        "unmatched": no value of the state matches it by name."""
+        req = [p for p in spec.required if p in spec.properties]
+        if len(req) != 2:
+            return None
+        for p in req:
+            s = spec.properties[p]
+            if s.get("type") != "string" or "enum" in s or self.data_fields.get((spec.name, p)):
+                return None
+        secret = [p for p in req if is_secret(p)]
+        if len(secret) != 1:
+            return None
+        ident = req[0] if secret[0] == req[1] else req[1]
+        unmatched = [not (state and self._matches(spec, p, spec.properties[p], state, from_results=False))
+                     for p in (ident, secret[0])]
+        return ident, secret[0], unmatched[0], unmatched[1]
+
+    def row_label(self) -> tuple | None:
+        """The row assignment the last proposal used, if it came from a row of the state."""
+        return self._labels.get("@row")
+
+    def learn(self, tool: str, ok: bool, joint_only: bool = False, error: str | None = None,
+              value: Any = None) -> None:
         """Credit (or blame) the sources of the arguments just proposed for `tool`: arguments drawn
         from sources that worked before are drawn more often, cutting failed attempts. `joint_only`
-        (probing) learns only which rows fill which parameters; single sources stay exploratory."""
+        (probing) learns only which rows fill which parameters; single sources stay exploratory.
+        An `error` that quotes a proposed value says what kind of value that parameter wants; an
+        empty list (`value`) after made-up text says a lookup wants a name the state holds."""
+        nothing = ok and value == []
+        if nothing and self._last[0] == tool:
+            self._found_nothing.update((tool, p) for p in self._last[2] if isinstance(self._last[1].get(p), str))
         if not ok:
             self._failures[tool] = self._failures.get(tool, 0) + 1
+            if error and self._last[0] == tool:
+                self._note_error(tool, self._last[1], self._last[2], error)
         for name, label in self._labels.items():
             if joint_only and name != "@row":
                 continue
+            worked = ok and not (nothing and label[0] == "lookup")  # a name that finds nothing did not work
             good, bad = self._outcomes.setdefault((tool, name), {}).get(label, (0, 0))
-            self._outcomes[(tool, name)][label] = (good + 1, bad) if ok else (good, bad + 1)
+            self._outcomes[(tool, name)][label] = (good + 1, bad) if worked else (good, bad + 1)
+
+    def _note_error(self, tool: str, args: dict[str, Any], made_up: set[str], error: str) -> None:
+        """Words of an error that quotes one argument's value, a made-up one, less the words of
+        every argument and of the tool: what it says that value should have been ("unknown
+        column", "not on the team"). The latest such error counts. (About a value taken from the
+        world, an error complains about its condition, "appointment A-1 is cancelled", not its kind.)"""
+        low = _RAISED.sub("", error).lower()  # "move raised KeyError: ..." -> what the tool said
+        if _ONE_WORD.search(low):  # "tags are single words": the made-up phrases were the problem
+            self._one_word.update((tool, name) for name in made_up
+                                  if isinstance(args.get(name), str) and " " in args[name].strip())
+        quoted = [(name, str(value).lower()) for name, value in args.items()
+                  if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip()
+                  and re.search(r"(?<!\w)" + re.escape(str(value).lower()) + r"(?!\w)", low)]
+        if len(quoted) != 1:  # none, or several arguments quoted: not clear which one was wrong
+            return
+        name, text = quoted[0]
+        if name not in made_up:
+            return
+        said = error_words(low.replace(text, " ")) - set(tokens(tool))
+        for value in args.values():
+            said -= set(tokens(str(value)))
+        if said and not said & _TAKEN:
+            self._hints[(tool, name)] = said
 
     def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
                       rng: random.Random) -> Choice | None:
@@ -324,6 +445,8 @@ class ArgumentProvider:
                     hit[2].append((10.0 * a, vals, False))
                 elif (producer, key) in fed_by:
                     hit[2].append((6.0, vals, False))
+                elif key.endswith(BARE):
+                    continue  # a bare result ("Welcome back", "cancelled") feeds only what its name fits
                 elif self.explore:
                     hit[2].append((2.0, vals, False))
                 elif sink:

@@ -38,6 +38,29 @@ def tool_nouns(tool_name: str) -> tuple[str, ...]:
     return tuple(t for t in tokens(tool_name.split(".")[-1]) if t not in _VERBS and t not in GENERIC)
 
 
+# words that name what proves who someone is (a parameter `password`, `pin`, `access_token`)
+_SECRETS = frozenset({"password", "passwd", "pwd", "passcode", "passphrase", "pin", "token", "secret", "otp"})
+
+
+def is_secret(param: str) -> bool:
+    return bool(set(tokens(param)) & _SECRETS)
+
+
+BARE = "()"  # ends the key of a bare result: "project()" is what create_project returned
+
+
+@lru_cache(maxsize=1024)
+def result_key(tool_name: str) -> str:
+    """The name a bare result (`-> int`, `-> str`, a list of strings) is known by: the tool's name
+    without its leading verbs, marked as a return value (`create_project` -> "project()",
+    `order_status` -> "order_status()"); the marker does not change its words."""
+    words = tokens(tool_name.split(".")[-1])
+    i = 0
+    while i < len(words) - 1 and words[i] in _VERBS:
+        i += 1
+    return ("_".join(words[i:]) or tool_name) + BARE
+
+
 @lru_cache(maxsize=65536)
 def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float:
     """How strongly a value found under `key` (produced by tool `producer`) fits parameter `param`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from funreason_pipeline.matching.names import tokens
+from funreason_pipeline.matching.names import result_key, tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,13 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
     """Flatten scalars out of nested JSON, each tagged with the nearest key name.
 
     Keys of "collection" dicts (whose values are dicts, e.g. a directory's `contents` or a user
-    table) are themselves values: file names, user names.
+    table) are themselves values: file names, user names. A bare result of a tool (a scalar, or a
+    list of them: `-> int`, `-> list[str]`) is known by `result_key(producer)`.
     """
     if out is None:
         out = []
+        if not key and producer and not isinstance(obj, dict):
+            key = result_key(producer)
     if len(out) >= limit or depth > 8:
         return out
     if isinstance(obj, dict):

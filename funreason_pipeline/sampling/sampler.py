@@ -146,7 +146,8 @@ class DirectedSampler:
         # naming a state ("session expired") finds the tool that changes it
         self._changes: dict[str, set[str]] = {}
         self.provider = ArgumentProvider(data_fields=dict(graph.data_fields),
-                                         examples=toolset_argument_examples(toolset, tools))
+                                         examples=toolset_argument_examples(toolset, tools),
+                                         proven_rows=graph.proven_rows)
 
     def sample(self, trajectory_id: str, seed: int, scenario: dict, planner: TargetPlanner) -> SampleResult:
         cfg = self.config
@@ -236,7 +237,7 @@ class DirectedSampler:
                             prefer=target if reached else via if tool == target else None, rows=rows)
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
-                    self.provider.learn(tool, res.ok)
+                    self.provider.learn(tool, res.ok, error=res.error, value=res.value)
                     if res.ok and backup is not None:
                         try:
                             world.snapshot()
