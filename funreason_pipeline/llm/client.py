@@ -93,6 +93,9 @@ class ClientOptions(BaseModel):
     # and how often an unanswered request looks again while the p95 is not known yet
     hedge_min_samples: int = Field(20, ge=1)
     hedge_poll_s: float = Field(0.5, gt=0)
+    # hedge copies on the wire at once, as a share of the concurrency (they hold no limiter slot):
+    # bounds the extra load if a server stalls everything; 0 = no hedging
+    hedge_budget: float = Field(0.5, ge=0)
 
 
 class EndpointUnavailableError(RuntimeError):
@@ -118,6 +121,8 @@ class _Endpoint:
         "backend",
         "breaker",
         "clients",
+        "extra",
+        "extra_max",
         "key",
         "limiter",
         "models",
@@ -152,6 +157,8 @@ class _Endpoint:
         ]
         self._rr = 0
         self.rtt = 0.0  # moving average of successful request latency
+        self.extra = 0  # hedge copies on the wire now (copies beyond each attempt's first)
+        self.extra_max = math.ceil(opts.hedge_budget * concurrency)
         self.limiter = AdaptiveLimiter(concurrency, decrease=opts.aimd_decrease, increase=opts.aimd_increase)
         self.breaker = CircuitBreaker(
             opts.breaker_failures, opts.breaker_connect_failures, opts.breaker_cooldown_s
@@ -600,23 +607,10 @@ class LLMSession:
         delay = max(s.hedge_min_s, s.hedge_factor * p95)
         return delay if delay < s.timeout_s else None
 
-    async def _post_once(self, ep: _Endpoint, job: _Job, admitted: int, sent: list[float],
-                         held: int | None = None) -> tuple | None:
-        """One HTTP try, holding one limiter slot (`held`: its epoch, if the caller already took it):
-        (kind, raw, status, headers, message, latency, epoch), or None if the breaker opened while
-        this copy waited for its slot (the caller looks again). `sent` gets the send time."""
-        sent.append(0.0)  # started: from here on, this coroutine releases the slot itself
-        try:
-            # a hedge goes first in the queue: behind hundreds of waiting requests it would come too late,
-            # and its stalled copy keeps a slot until one of them answers
-            epoch = held if held is not None else await ep.limiter.acquire(first=True)
-        except BaseException:
-            if held is not None:
-                ep.limiter.release()
-            raise
-        if ep.breaker.is_open and admitted != 2:
-            ep.limiter.release()
-            return None
+    async def _post_once(self, ep: _Endpoint, job: _Job, sent: list[float]) -> tuple:
+        """One HTTP copy of the request: (kind, raw, status, headers, message, latency). A copy holds no
+        limiter slot of its own: its attempt holds one for all its copies (`_hedged_post`). `sent` gets
+        the send time."""
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         status: int | None = None
@@ -645,65 +639,85 @@ class LLMSession:
                 kind = FailureKind.HTTP_4XX
         except openai.APIConnectionError as exc:  # includes APITimeoutError
             kind, message = _transport_kind(exc, job.settings.timeout_s)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled (a hedge lost) or interrupted: free the slot
-                self.in_flight -= 1
-                ep.limiter.release()
-                raise
+        except Exception as exc:  # noqa: BLE001 - any other error is this request's failure, with its type
             kind, message = FailureKind.CLIENT_ERROR, f"{type(exc).__name__}: {exc}"
-        self.in_flight -= 1
-        # the slot stays held: the caller frees it once breaker and limiter have seen the outcome, so
-        # a request waiting for this slot already sees an endpoint that this answer declared dead
-        return kind, raw, status, headers, message, time.perf_counter() - t0, epoch
+        finally:  # also when cancelled (a hedge lost, or made way for a newer one)
+            self.in_flight -= 1
+        return kind, raw, status, headers, message, time.perf_counter() - t0
 
     async def _hedged_post(self, ep: _Endpoint, job: _Job, admitted: int) -> tuple | None:
-        """`_post_once`, plus a copy of the request each time the newest copy has been on the wire
-        longer than the hedge delay (at most `hedge_max` copies more). The first copy to finish wins;
-        the others are cancelled, which frees their slots. A stalled request thus costs about one
-        hedge delay instead of the full timeout, and a slow but healthy generation is never thrown
-        away. The clock starts when a copy is sent, not while it waits for a slot."""
+        """One attempt: (kind, raw, status, headers, message, latency, epoch) of the first copy to
+        finish, or None if the breaker opened while this attempt waited for its slot (the caller looks
+        again). The attempt's limiter slot stays held: the caller frees it once breaker and limiter
+        have seen the outcome, so a request waiting for it already sees an endpoint this answer
+        declared dead.
+
+        Hedging: when the newest copy has been on the wire longer than the hedge delay, another copy
+        goes out; the first to finish wins, the others are cancelled. A stalled request thus costs
+        about one hedge delay instead of the role timeout, and a slow but healthy generation is never
+        thrown away. The clock starts when a copy is sent, not while the attempt waits for its slot.
+        - One slot per attempt, however many copies: a stalled copy does not shrink the requests in
+          flight (it held a slot of its own while its hedge waited for one, so 10% hangs cost ~a
+          third of the throughput). Copies beyond the first come from the endpoint's hedge budget
+          (`ClientOptions.hedge_budget` x C at once), so hedging can neither multiply the load on a
+          server that stalls everything nor go past C by more than that.
+        - Rolling: with `hedge_max` hedges out and none answered, each further hedge delay cancels
+          the oldest hedge and sends a fresh copy. A request whose copies all stall keeps trying at
+          the hedge delay's pace instead of waiting out the role timeout (E3: 120 s / 300 s tails).
+          The first copy is never cancelled this way: a genuinely long generation still finishes,
+          and its HTTP timeout (the role's) bounds the attempt."""
         s = job.settings
-        held = await ep.limiter.acquire()  # the first copy's slot: its clock starts once it has one
+        epoch = await ep.limiter.acquire()
+        if ep.breaker.is_open and admitted != 2:
+            ep.limiter.release()
+            return None
+        hedging = s.hedge_factor > 0 and s.hedge_max > 0 and ep.extra_max > 0
         sends: list[list[float]] = [[]]
-        copies = [asyncio.ensure_future(self._post_once(ep, job, admitted, sends[0], held))]
-        winner: asyncio.Future | None = None
+        copies = [asyncio.ensure_future(self._post_once(ep, job, sends[0]))]
+        dropped: list[asyncio.Future] = []  # hedges cancelled to make way for newer ones
+        extra = 0  # this attempt's copies beyond the first (counted in ep.extra)
         try:
             while True:
-                more = len(copies) <= s.hedge_max and s.hedge_factor > 0
-                delay = self.hedge_delay(ep, s) if more else None
-                newest = sends[-1][-1] if len(sends[-1]) > 1 else None
-                if not more:
+                delay = self.hedge_delay(ep, s) if hedging else None
+                newest = sends[-1][0] if sends[-1] else None
+                if not hedging:
                     timeout = None
                 elif delay is None or newest is None:  # not known yet / not sent yet: look again soon
                     timeout = self.options.hedge_poll_s
                 else:
                     timeout = max(0.0, newest + delay - time.perf_counter())
+                    if timeout == 0.0 and len(copies) <= s.hedge_max and ep.extra >= ep.extra_max:
+                        timeout = self.options.hedge_poll_s  # budget spent: look again soon
                 done, _ = await asyncio.wait(copies, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for d in done:
-                    if d.result() is not None:
-                        winner = d
-                        return d.result()
-                    copies.remove(d)  # refused by the breaker before it was sent
-                if not copies:
-                    return None
-                if not done and delay is not None and newest is not None \
-                        and time.perf_counter() >= newest + delay:
-                    sends.append([])
-                    copies.append(asyncio.ensure_future(self._post_once(ep, job, 1, sends[-1])))
-                    self.counters["hedges"] += 1
+                if done:  # an answer (a success if several came at once), or the attempt's failure
+                    best = min(done, key=lambda d: d.result()[0] is not None)
+                    return (*best.result(), epoch)
+                if delay is None or newest is None or time.perf_counter() < newest + delay:
+                    continue
+                if len(copies) > s.hedge_max:  # all hedges out: the oldest makes way (not the first copy)
+                    old = copies.pop(1)
+                    sends.pop(1)
+                    old.cancel()
+                    dropped.append(old)
+                    self.counters["hedge_rotations"] += 1
+                elif ep.extra < ep.extra_max:
+                    extra += 1
+                    ep.extra += 1
+                else:
+                    continue
+                sends.append([])
+                copies.append(asyncio.ensure_future(self._post_once(ep, job, sends[-1])))
+                self.counters["hedges"] += 1
+        except BaseException:
+            ep.limiter.release()
+            raise
         finally:
+            ep.extra -= extra
             for c in copies:
-                if not c.done():
-                    c.cancel()
-            for c in copies:
+                c.cancel()  # no-op for the finished ones
+            for c in copies + dropped:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await c
-                # a copy that finished besides the winner still holds its slot
-                if c is not winner and c.done() and not c.cancelled() and c.exception() is None \
-                        and c.result() is not None:
-                    ep.limiter.release()
-            if not sends[0]:  # the first copy was cancelled before it ran: its slot is still ours
-                ep.limiter.release()
 
     async def _execute(self, ep: _Endpoint, job: _Job) -> LLMResponse | LLMFailure:
         counters = self.counters
