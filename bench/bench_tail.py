@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import BaseModel
 
-from funreason_pipeline.llm import LLMClient, LLMRequest, LLMSettings
+from funreason_pipeline.llm import ClientOptions, LLMClient, LLMRequest, LLMSettings
 from funreason_pipeline.llm.structured import acall_structured
 from testing.llm_server import R1_FAULTS, ServerConfig, fetch_stats, run_subprocess_server
 
@@ -35,8 +35,10 @@ class Echo(BaseModel):
     echo: str
 
 
-async def chains(url: str, n: int, k: int, concurrency: int, trace_path: str | None = None) -> dict:
-    client = LLMClient(LLMSettings.for_endpoint(url, concurrency=concurrency), cache=False)
+async def chains(url: str, n: int, k: int, concurrency: int, trace_path: str | None = None,
+                 settings: dict | None = None, options: dict | None = None) -> dict:
+    client = LLMClient(LLMSettings.for_endpoint(url, concurrency=concurrency, **(settings or {})), cache=False,
+                       options=ClientOptions(**(options or {})))
     failed: Counter[str] = Counter()
     done = [0]
     ends: list[float] = []
@@ -78,7 +80,8 @@ async def chains(url: str, n: int, k: int, concurrency: int, trace_path: str | N
     return {"wall_s": round(time.perf_counter() - t0, 1), "calls_ok": done[0], "chains_failed": dict(failed),
             "p50_chain_end_s": round(ends[len(ends) // 2], 1), "p99_chain_end_s": round(ends[int(0.99 * len(ends))], 1),
             "attempts": st.http_attempts, "hedges": st.hedges, "sent": st.sent,
-            "max_in_flight": st.max_in_flight, "cpu_s": round(time.process_time() - c0, 1),
+            "max_in_flight": st.max_in_flight, "hedges_replaced": st.hedges_replaced,
+            "decreases": sum(ep.limiter.decreases for ep in session.endpoints.values()), "cpu_s": round(time.process_time() - c0, 1),
             "hedge_delays": {r: round(d, 2) if d else d for r, d in delays.items()}}
 
 
@@ -97,7 +100,9 @@ def run(faults: dict, args) -> dict:
 
         th = threading.Thread(target=poll, daemon=True)
         th.start()
-        out = asyncio.run(chains(url, args.chains, args.calls, args.concurrency, args.trace and f"{args.trace}.{'faults' if faults else 'clean'}"))
+        out = asyncio.run(chains(url, args.chains, args.calls, args.concurrency,
+                                 args.trace and f"{args.trace}.{'faults' if faults else 'clean'}",
+                                 json.loads(args.settings), json.loads(args.options)))
         stop.set()
         th.join()
         st = fetch_stats(url)
@@ -115,6 +120,8 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--only", default="clean,faults")
+    p.add_argument("--settings", default="{}", help="RoleSettings overrides as JSON (hedge_factor, ...)")
+    p.add_argument("--options", default="{}", help="ClientOptions overrides as JSON (max_attempts, ...)")
     p.add_argument("--trace", default=None, help="write the limiter's state each second to TRACE.clean / .faults")
     args = p.parse_args()
     res = {}
