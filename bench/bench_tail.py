@@ -42,6 +42,7 @@ async def chains(url: str, n: int, k: int, concurrency: int, trace_path: str | N
     failed: Counter[str] = Counter()
     done = [0]
     ends: list[float] = []
+    durations: list[tuple] = []  # (seconds, chain, call, started at)
     t0, c0 = time.perf_counter(), time.process_time()
 
     async def chain(i: int) -> None:
@@ -49,7 +50,9 @@ async def chains(url: str, n: int, k: int, concurrency: int, trace_path: str | N
             role = ROLES[j % len(ROLES)]
             req = LLMRequest(role=role, item_id=f"c{i}/{j}",
                              messages=[{"role": "user", "content": f"chain {i} call {j} {t0}"}])
+            c0 = time.perf_counter()
             res = await acall_structured(session, req, Echo)
+            durations.append((round(time.perf_counter() - c0, 1), i, j, round(c0 - t0, 1)))
             if not res.ok:
                 failed[res.reason or "?"] += 1
                 break
@@ -82,7 +85,8 @@ async def chains(url: str, n: int, k: int, concurrency: int, trace_path: str | N
             "attempts": st.http_attempts, "hedges": st.hedges, "sent": st.sent,
             "max_in_flight": st.max_in_flight, "hedges_replaced": st.hedges_replaced,
             "decreases": sum(ep.limiter.decreases for ep in session.endpoints.values()), "cpu_s": round(time.process_time() - c0, 1),
-            "hedge_delays": {r: round(d, 2) if d else d for r, d in delays.items()}}
+            "hedge_delays": {r: round(d, 2) if d else d for r, d in delays.items()},
+            "slowest_calls": sorted(durations, reverse=True)[:8]}
 
 
 def run(faults: dict, args) -> dict:

@@ -120,3 +120,15 @@ def test_the_default_retry_budget_outlasts_a_run_of_transient_failures():
     assert all(isinstance(r, LLMResponse) for r in res)
     assert st.http_attempts == WARM + 2 * 8 and st.retries == 2 * 7
     assert with_4.stats.failures_by_kind == {"http_5xx": 1} and with_4.results[0].attempts == 4
+
+
+def test_a_retry_keeps_its_place_in_the_queue():
+    # C = 1: "odd 0" fails once and is retried while 6 later requests wait for the one slot; it
+    # goes next, not behind them (a FIFO queue sent it last: chains with failures made the tail)
+    with TestServer(ServerConfig(latency=0.05, responder=_responder(error=1), record=True)) as srv:
+        client = LLMClient(LLMSettings.for_endpoint(srv.url, concurrency=1), cache=False, options=options())
+        res = client.run([_req("odd 0")] + [_req(f"later {i}") for i in range(6)])
+        log = srv.stats()["log"]
+    assert res.stats.ok == 7 and res.stats.retries == 1
+    assert [e["last_user"] for e in log][:3] == ["odd 0", "later 0", "odd 0"]
+    assert [e["outcome"] for e in log][:3] == ["error_500", "ok", "ok"]
