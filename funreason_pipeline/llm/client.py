@@ -662,14 +662,16 @@ class LLMSession:
         declared dead.
 
         Hedging: when the newest copy has been on the wire longer than the hedge delay, another copy
-        goes out; the first to finish wins, the others are cancelled. A stalled request thus costs
-        about one hedge delay instead of the role timeout, and a slow but healthy generation is never
-        thrown away. The clock starts when a copy is sent, not while the attempt waits for its slot.
+        goes out; the first copy to finish, with an answer or an error, ends the attempt and the
+        others are cancelled (an error is retried like any other, after its backoff). A stalled
+        request thus costs about one hedge delay instead of the role timeout, and a slow but healthy
+        generation is not thrown away for being slow. The clock starts when a copy is sent, not
+        while the attempt waits for its slot.
         - One slot per attempt, however many copies: a stalled copy does not shrink the requests in
-          flight (it held a slot of its own while its hedge waited for one, so 10% hangs cost ~a
-          third of the throughput). Copies beyond the first come from the endpoint's hedge budget
-          (`ClientOptions.hedge_budget` x C at once), so hedging can neither multiply the load on a
-          server that stalls everything nor go past C by more than that.
+          flight (each copy used to hold a slot, so a stalled one kept its slot while its hedge
+          waited for another). Copies beyond the first come from the endpoint's hedge budget
+          (`ClientOptions.hedge_budget` x C on the wire at once, else the hedge waits), so hedging
+          can neither multiply the load on a server that stalls everything nor go past C by more.
         - Rolling: with `hedge_max` hedges out and none answered, each further hedge delay cancels
           the oldest hedge and sends a fresh copy. A request whose copies all stall keeps trying at
           the hedge delay's pace instead of waiting out the role timeout (E3: 120 s / 300 s tails).
