@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,12 @@ class Server:
         self.proc.wait(10)
         return st
 
+    def mean_in_flight(self) -> float:
+        """Requests in flight at the server, averaged over the samples of the LLM phase."""
+        total = self.samples[-1][1] if self.samples else 0
+        during = [f for _, n, f in self.samples if 0 < n < total]
+        return round(sum(during) / len(during), 1) if during else 0.0
+
     def llm_phase(self) -> tuple[float, int]:
         """(seconds from the first request to the last, requests): from the 0.2 s samples."""
         first = next((t for t, n, _ in self.samples if n > 0), None)
@@ -119,11 +126,13 @@ def demo(url: str, trajectories: int, concurrency: int, env_extra: dict | None =
     env = {**os.environ, "DAGSTER_HOME": str(home), "FUNREASON_DB": str(home / "x.duckdb"),
            "FUNREASON_EXPORTS": str(home / "exports"), "FUNREASON_LLM_BASE_URL": url,
            "FUNREASON_LLM_MODEL": "bench-model", "FUNREASON_LLM_CONCURRENCY": str(concurrency), **(env_extra or {})}
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "funreason_pipeline.cli", "demo", "--day", DAY,
                           "--trajectories", str(trajectories), "--workers", "2"],
                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.monotonic() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)  # the demo and its workers
     timings = next((json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines()
                     if line.startswith("timings ")), {})
     import duckdb
@@ -140,7 +149,7 @@ def demo(url: str, trajectories: int, concurrency: int, env_extra: dict | None =
         ).fetchone()[0]
         by_reason = dict(con.execute("SELECT stage || ':' || reason, count(*) FROM rejections WHERE stage IN "
                                      "('queries', 'cot_traces') GROUP BY ALL ORDER BY 2 DESC").fetchall())
-    return {"rc": out.returncode, "wall_s": round(wall, 1), "timings": timings, "turns": int(turns),
+    return {"rc": out.returncode, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "timings": timings, "turns": int(turns),
             "samples": int(samples), "turn_rejections": int(rejected), "rejections": by_reason,
             "stderr_tail": out.stderr[-800:] if out.returncode else ""}
 
@@ -169,7 +178,7 @@ def scenario(name: str, mode: str, faults: dict | None, args, template: Path | N
                throughput=round(total / seconds, 1) if seconds else 0.0,
                ratio=round(total / seconds / ideal, 3) if seconds else 0.0,
                ceiling=round(total / (math.ceil(total / args.concurrency) * args.latency) / ideal, 3) if total else 0,
-               max_in_flight=st["max_in_flight"], by_outcome=st["by_outcome"])
+               max_in_flight=st["max_in_flight"], mean_in_flight=srv.mean_in_flight(), by_outcome=st["by_outcome"])
     print(json.dumps(run), flush=True)
     return run
 

@@ -15,14 +15,18 @@ Behaviour, in order, for each chat request
      Retry-After), `rate_timeout` (hang `hang_s`, longer than the client's timeout), `rate_malformed`
      (HTTP 200 with a cut-off JSON body), `rate_truncated` (a valid body whose content is cut in half and
      `finish_reason="length"`).
-  3. otherwise, after `latency` seconds, the answer.
+  3. otherwise, after `latency` seconds (or the answer's own `delay`), the answer; an answer with
+     `hang_copies: n` hangs instead for the first n copies of its request (same body) that arrive:
+     a request that stalls until the client sends it again n times (hedging tests).
 
 Which answer: the role is read from the `X-Funreason-Role` header (our client sends it); without the
 header the `model` name is used as the key. `scripts[key]` is a list of answers; the answer chosen is
 `script[min(turn, len - 1)]` where `turn` = the number of assistant messages already in the request, so
 "first answer wrong, second right" follows a conversation (a repair retry) deterministically, whatever the
 order or concurrency. An answer is a dict: `content` (str; `{last_user}` is replaced with the last user
-message, `{first_user}` with the first), optional `tool_calls` ([{"name", "arguments" (str or object)}]), optional `finish_reason`.
+message, `{first_user}` with the first), optional `tool_calls` ([{"name", "arguments" (str or object)}]), optional `finish_reason`,
+optional `delay` (seconds, instead of `latency`), `hang_copies` and `error_copies` (see 3.). With `record`, each log entry
+gets `end` once the request is over, "done" (answered) or "gone" (the client disconnected first), and `end_t`.
 Without a script the default answer is JSON text `{"echo": <last user message>}`.
 
 Run in-process (background thread, ephemeral port):
@@ -141,6 +145,7 @@ class _App:
         self.stats = _Stats()
         self.rng = random.Random(config.seed)
         self.counter = 0
+        self.copies: Counter[int] = Counter()  # arrivals per request body (`hang_copies`)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._models_body = json.dumps(
             {"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "funreason"}]}
@@ -164,14 +169,17 @@ class _App:
                     content = content.replace("{first_user}", _last_user(messages, first=True))
             tool_calls = ans.get("tool_calls")
             finish = ans.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
+            extra = {k: ans[k] for k in ("delay", "hang_copies", "error_copies") if k in ans}
         else:
             content = json.dumps({"echo": last_user})
             tool_calls = None
             finish = "stop"
-        return {"content": content, "tool_calls": tool_calls, "finish_reason": finish}
+            extra = {}
+        return {"content": content, "tool_calls": tool_calls, "finish_reason": finish, **extra}
 
-    def completion_body(self, raw: bytes, body: dict[str, Any], role: str, truncated: bool) -> bytes:
-        ans = self._answer(body, role)
+    def completion_body(self, raw: bytes, body: dict[str, Any], role: str, truncated: bool,
+                        ans: dict[str, Any] | None = None) -> bytes:
+        ans = ans or self._answer(body, role)
         content = ans["content"]
         finish = ans["finish_reason"]
         if truncated:
@@ -235,7 +243,7 @@ def _error_body(message: str, type_: str, code: Any = None) -> bytes:
 class _Conn(asyncio.Protocol):
     """One HTTP/1.1 keep-alive connection; requests are handled one at a time (no pipelining)."""
 
-    __slots__ = ("app", "buf", "busy", "closed", "timer", "transport")
+    __slots__ = ("app", "buf", "busy", "closed", "entry", "timer", "transport")
 
     def __init__(self, app: _App) -> None:
         self.app = app
@@ -244,6 +252,7 @@ class _Conn(asyncio.Protocol):
         self.busy = False
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self.entry: dict[str, Any] | None = None  # the log entry of the request in flight (`record`)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -256,6 +265,9 @@ class _Conn(asyncio.Protocol):
             st = self.app.stats
             with st.lock:
                 st.in_flight -= 1
+                if self.entry is not None:
+                    self.entry.update(end="gone", end_t=time.monotonic())
+                    self.entry = None
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -355,6 +367,7 @@ class _Conn(asyncio.Protocol):
             self._send(400, _error_body("request body is not JSON", "invalid_request_error"))
             return
         role = headers.get("x-funreason-role") or body.get("model", "")
+        ans: dict[str, Any] | None = None
         with st.lock:
             st.total += 1
             st.by_role[role] += 1
@@ -362,19 +375,29 @@ class _Conn(asyncio.Protocol):
                 outcome = "capacity_429"
             else:
                 outcome = app.pick_fault() or "ok"
+                if outcome == "ok" and (cfg.scripts or cfg.responder is not None):
+                    ans = app._answer(body, role)
+                    if "hang_copies" in ans or "error_copies" in ans:
+                        key = hash(raw)
+                        app.copies[key] += 1
+                        if app.copies[key] <= ans.get("hang_copies", 0):
+                            outcome = "stalled"
+                        elif app.copies[key] <= ans.get("error_copies", 0):
+                            outcome = "error_500"
                 if outcome != "rate_limited":
                     st.in_flight += 1
                     st.max_in_flight = max(st.max_in_flight, st.in_flight)
             st.by_outcome[outcome] += 1
             if cfg.record:
-                st.log.append(
-                    {
-                        "role": role,
-                        "last_user": _last_user(body.get("messages") or []),
-                        "outcome": outcome,
-                        "t": time.monotonic(),
-                    }
-                )
+                entry = {
+                    "role": role,
+                    "last_user": _last_user(body.get("messages") or []),
+                    "outcome": outcome,
+                    "t": time.monotonic(),
+                }
+                st.log.append(entry)
+                if outcome not in ("capacity_429", "rate_limited"):
+                    self.entry = entry
         if outcome in ("capacity_429", "rate_limited"):
             ra = cfg.retry_after
             self._send(
@@ -386,9 +409,10 @@ class _Conn(asyncio.Protocol):
         self.busy = True
         loop = app.loop
         assert loop is not None
-        if outcome == "timeout":
+        if outcome in ("timeout", "stalled"):
             self.timer = loop.call_later(cfg.hang_s, self._finish, 504, _error_body("hung", "timeout"), b"")
             return
+        latency = cfg.latency
         if outcome == "error_500":
             msg = "injected server error"
             if cfg.error_body_echo_auth:
@@ -402,10 +426,12 @@ class _Conn(asyncio.Protocol):
             full = app.completion_body(raw, body, role, truncated=False)
             status, payload, extra = 200, full[: len(full) // 2], b""
         else:
-            payload = app.completion_body(raw, body, role, truncated=outcome == "truncated")
+            payload = app.completion_body(raw, body, role, truncated=outcome == "truncated", ans=ans)
             status, extra = 200, b""
-        if cfg.latency > 0:
-            self.timer = loop.call_later(cfg.latency, self._finish, status, payload, extra)
+            if ans is not None and "delay" in ans:
+                latency = float(ans["delay"])
+        if latency > 0:
+            self.timer = loop.call_later(latency, self._finish, status, payload, extra)
         else:
             self._finish(status, payload, extra)
 
@@ -414,6 +440,9 @@ class _Conn(asyncio.Protocol):
         st = self.app.stats
         with st.lock:
             st.in_flight -= 1
+            if self.entry is not None:
+                self.entry.update(end="done", end_t=time.monotonic())
+                self.entry = None
         self.busy = False
         self._send(status, payload, extra)
         if self.buf:

@@ -48,6 +48,35 @@ def test_limiter_bounds_in_flight_and_adapts():
     asyncio.run(main())
 
 
+def test_limiter_gives_slots_oldest_first_and_skips_cancelled_waiters():
+    async def main():
+        lim = AdaptiveLimiter(1)
+        await lim.acquire()  # the one slot is taken
+        order: list[str] = []
+
+        async def waiter(name, since=None):
+            await lim.acquire(since)
+            order.append(name)
+
+        new = [asyncio.ensure_future(waiter(f"new{i}")) for i in range(3)]
+        await asyncio.sleep(0)
+        gone = asyncio.ensure_future(waiter("gone", since=0.0))
+        retry = asyncio.ensure_future(waiter("retry", since=1.0))  # queued at clock 1.0: before the new ones
+        await asyncio.sleep(0)
+        gone.cancel()  # the oldest waiter gives up: it must neither get nor keep a slot
+        await asyncio.sleep(0)
+        for _ in range(4):
+            lim.release()
+            await asyncio.sleep(0)
+        await asyncio.gather(retry, *new)
+        assert order == ["retry", "new0", "new1", "new2"]
+        assert lim.in_flight == 1 and not lim._waiters  # new2 holds the slot; the heap is clean
+        lim.release()
+        assert lim.in_flight == 0
+
+    asyncio.run(main())
+
+
 def test_limiter_never_goes_below_one_and_holds_after_retry_after():
     lim = AdaptiveLimiter(4, decrease=0.5)
     for _ in range(20):

@@ -1,12 +1,13 @@
-"""Structured outputs: parse, one repair retry, then a failure that keeps the raw text."""
+"""Structured outputs: parse, up to two repair retries, then a failure that keeps the raw text."""
 
+import asyncio
 import json
 
 from llm_helpers import make_client, reqs
 from pydantic import BaseModel
 
 from funreason_pipeline.llm import LLMRequest, LLMResponse, run_structured
-from funreason_pipeline.llm.structured import parse_response
+from funreason_pipeline.llm.structured import acall_structured, parse_response
 from testing.llm_server import TestServer
 
 
@@ -33,13 +34,13 @@ def test_bad_first_answer_is_repaired_once(tmp_path):
     assert len(repair_msgs) == 6 and "JSON" in repair_msgs[0]["last_user"]
 
 
-def test_two_bad_answers_end_as_a_failure_with_raw_text_and_error(tmp_path):
+def test_three_bad_answers_end_as_a_failure_with_raw_text_and_error(tmp_path):
     script = {"querying": [{"content": '{"query": "x"}'}, {"content": "still not json"}]}
     with TestServer(scripts=script) as srv:
         out = run_structured(make_client(srv.url, tmp_path / "s.duckdb"), reqs(3), {"querying": Query})
-        assert srv.stats()["total"] == 6
+        assert srv.stats()["total"] == 9  # two repairs each, no more
     r = out.results[1]
-    assert not r.ok and r.reason == "parse_error" and r.attempts == 2
+    assert not r.ok and r.reason == "parse_error" and r.attempts == 3 and r.repairs_sent == 2
     assert r.raw_text == "still not json"
     assert "difficulty" in r.error  # the first error (missing field) is kept too
     rej = r.rejection("queries")
@@ -47,7 +48,7 @@ def test_two_bad_answers_end_as_a_failure_with_raw_text_and_error(tmp_path):
     assert json.loads(rej["detail"])["raw_text"] == "still not json"
     assert out.rejected_by_reason == {"parse_error": 3}
     md = out.as_metadata()
-    assert md["accepted"] == 0 and md["rejected"] == 3 and md["repairs_sent"] == 3
+    assert md["accepted"] == 0 and md["rejected"] == 3 and md["repairs_sent"] == 6
 
 
 def test_truncated_output_is_a_parse_failure_and_gets_repaired(tmp_path):
@@ -57,6 +58,29 @@ def test_truncated_output_is_a_parse_failure_and_gets_repaired(tmp_path):
             make_client(srv.url, tmp_path / "s.duckdb"), reqs(2, role="critic"), {"critic": Query}
         )
     assert all(r.ok and r.repaired for r in out.results)
+
+
+def test_a_repair_cut_off_again_gets_a_second_repair(tmp_path):
+    """R1 cuts 1 answer in 11 off: with one repair, two cut-offs in a row ended the turn."""
+    cut = {"content": GOOD, "finish_reason": "length"}
+    script = {"critic": [cut, cut, {"content": GOOD}]}
+    with TestServer(scripts=script, record=True) as srv:
+        two = run_structured(make_client(srv.url, None), reqs(2, role="critic"), {"critic": Query})
+        sent_two = srv.stats()["total"]
+        srv.reset()
+        client = make_client(srv.url, None)
+
+        async def one_repair():
+            async with client.session() as s:
+                return [await acall_structured(s, r, Query, repairs=1) for r in reqs(2, role="critic", tag="o")]
+
+        one = asyncio.run(one_repair())
+        log = srv.stats()["log"]
+    assert all(r.ok and r.repaired and r.attempts == 3 and r.repairs_sent == 2 for r in two.results)
+    assert sent_two == 6 and two.repairs_sent == 4 and two.repaired_ok == 2
+    repairs = [e for e in log if e["last_user"].startswith("Your previous reply")]
+    assert len(repairs) == 2 and len(log) == 4  # the one-repair run: one repair each, then the failure
+    assert all(not r.ok and r.reason == "truncated" and r.attempts == 2 for r in one)
 
 
 def test_structured_rerun_replays_from_the_cache(tmp_path):

@@ -67,10 +67,16 @@ _PLACEHOLDER_KEY = "not-set"  # local servers (vLLM, Ollama, ...) need no key; t
 class ClientOptions(BaseModel):
     """Retry, rate-limit, breaker and cache knobs (defaults suit real endpoints; tests shorten them)."""
 
-    max_attempts: int = Field(4, ge=1)  # tries for 5xx / timeout / connection / bad body
+    # tries for 5xx / timeout / connection / bad body. A failed request can end a whole trajectory, and
+    # at R1's mix (~30% of the attempts that count fail) 4 tries lost 0.9% of requests, 8 lose 1e-4;
+    # a dead endpoint is the breaker's job (25 failures in a row), not this budget's
+    max_attempts: int = Field(8, ge=1)
     max_rate_limit_retries: int = Field(30, ge=0)  # extra tries for 429/503
     backoff_base_s: float = 0.5
-    backoff_max_s: float = 20.0
+    # the limiter bounds the load retries put on an endpoint, so backoff only spaces tries out over a
+    # short outage: 8 tries at 0.5 s doubling to 5 s span ~17 s (4 up to 20 s spanned ~2.6 s), while
+    # a 20 s cap let the unluckiest requests of a run (6-7 failures, a few per 10,000) wait 35-55 s
+    backoff_max_s: float = 5.0
     max_retry_after_s: float = 60.0
     aimd_decrease: float = Field(0.95, gt=0, lt=1)  # P3: 0.95 -> ~0.91 of capacity, 0.9 -> ~0.86
     aimd_increase: float = Field(1.0, gt=0)
@@ -93,6 +99,9 @@ class ClientOptions(BaseModel):
     # and how often an unanswered request looks again while the p95 is not known yet
     hedge_min_samples: int = Field(20, ge=1)
     hedge_poll_s: float = Field(0.5, gt=0)
+    # hedge copies on the wire at once, as a share of the concurrency (they hold no limiter slot):
+    # bounds the extra load if a server stalls everything; 0 = no hedging
+    hedge_budget: float = Field(0.5, ge=0)
 
 
 class EndpointUnavailableError(RuntimeError):
@@ -118,6 +127,8 @@ class _Endpoint:
         "backend",
         "breaker",
         "clients",
+        "extra",
+        "extra_max",
         "key",
         "limiter",
         "models",
@@ -132,20 +143,25 @@ class _Endpoint:
         self.url = url
         self.key = key
         self.backend = _pick_backend(opts.http_backend)
+        self.extra = 0  # hedge copies on the wire now (copies beyond each attempt's first)
+        self.extra_max = math.ceil(opts.hedge_budget * concurrency)
+        # hedge copies hold no limiter slot, but each needs a connection: the pool has room for them
+        # (else a hedge waits for a connection that its own stalled copy holds)
+        connections = concurrency + self.extra_max
         if self.backend == "aiohttp":
             shards = 1
             make_http = openai.DefaultAioHttpClient
         else:  # httpx2's pool scans every connection per request: shard it for large C
             shards = max(1, math.ceil(concurrency / opts.pool_shard_size))
             make_http = openai.DefaultAsyncHttpxClient
-        per = math.ceil(concurrency / shards)
+        per = math.ceil(connections / shards)
         self.clients = [
             openai.AsyncOpenAI(
                 base_url=url,
                 api_key=key or _PLACEHOLDER_KEY,
                 max_retries=0,
                 http_client=make_http(
-                    limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=per)
+                    limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=per)
                 ),
             )
             for _ in range(shards)
@@ -600,23 +616,10 @@ class LLMSession:
         delay = max(s.hedge_min_s, s.hedge_factor * p95)
         return delay if delay < s.timeout_s else None
 
-    async def _post_once(self, ep: _Endpoint, job: _Job, admitted: int, sent: list[float],
-                         held: int | None = None) -> tuple | None:
-        """One HTTP try, holding one limiter slot (`held`: its epoch, if the caller already took it):
-        (kind, raw, status, headers, message, latency, epoch), or None if the breaker opened while
-        this copy waited for its slot (the caller looks again). `sent` gets the send time."""
-        sent.append(0.0)  # started: from here on, this coroutine releases the slot itself
-        try:
-            # a hedge goes first in the queue: behind hundreds of waiting requests it would come too late,
-            # and its stalled copy keeps a slot until one of them answers
-            epoch = held if held is not None else await ep.limiter.acquire(first=True)
-        except BaseException:
-            if held is not None:
-                ep.limiter.release()
-            raise
-        if ep.breaker.is_open and admitted != 2:
-            ep.limiter.release()
-            return None
+    async def _post_once(self, ep: _Endpoint, job: _Job, sent: list[float]) -> tuple:
+        """One HTTP copy of the request: (kind, raw, status, headers, message, latency). A copy holds no
+        limiter slot of its own: its attempt holds one for all its copies (`_hedged_post`). `sent` gets
+        the send time."""
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         status: int | None = None
@@ -645,65 +648,87 @@ class LLMSession:
                 kind = FailureKind.HTTP_4XX
         except openai.APIConnectionError as exc:  # includes APITimeoutError
             kind, message = _transport_kind(exc, job.settings.timeout_s)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled (a hedge lost) or interrupted: free the slot
-                self.in_flight -= 1
-                ep.limiter.release()
-                raise
+        except Exception as exc:  # noqa: BLE001 - any other error is this request's failure, with its type
             kind, message = FailureKind.CLIENT_ERROR, f"{type(exc).__name__}: {exc}"
-        self.in_flight -= 1
-        # the slot stays held: the caller frees it once breaker and limiter have seen the outcome, so
-        # a request waiting for this slot already sees an endpoint that this answer declared dead
-        return kind, raw, status, headers, message, time.perf_counter() - t0, epoch
+        finally:  # also when cancelled (a hedge lost, or made way for a newer one)
+            self.in_flight -= 1
+        return kind, raw, status, headers, message, time.perf_counter() - t0
 
-    async def _hedged_post(self, ep: _Endpoint, job: _Job, admitted: int) -> tuple | None:
-        """`_post_once`, plus a copy of the request each time the newest copy has been on the wire
-        longer than the hedge delay (at most `hedge_max` copies more). The first copy to finish wins;
-        the others are cancelled, which frees their slots. A stalled request thus costs about one
-        hedge delay instead of the full timeout, and a slow but healthy generation is never thrown
-        away. The clock starts when a copy is sent, not while it waits for a slot."""
+    async def _hedged_post(self, ep: _Endpoint, job: _Job, admitted: int, since: float) -> tuple | None:
+        """One attempt: (kind, raw, status, headers, message, latency, epoch) of the first copy to
+        finish, or None if the breaker opened while this attempt waited for its slot (the caller looks
+        again). The attempt's limiter slot stays held: the caller frees it once breaker and limiter
+        have seen the outcome, so a request waiting for it already sees an endpoint this answer
+        declared dead.
+
+        Hedging: when the newest copy has been on the wire longer than the hedge delay, another copy
+        goes out; the first copy to finish, with an answer or an error, ends the attempt and the
+        others are cancelled (an error is retried like any other, after its backoff). A stalled
+        request thus costs about one hedge delay instead of the role timeout, and a slow but healthy
+        generation is not thrown away for being slow. The clock starts when a copy is sent, not
+        while the attempt waits for its slot.
+        - One slot per attempt, however many copies: a stalled copy does not shrink the requests in
+          flight (each copy used to hold a slot, so a stalled one kept its slot while its hedge
+          waited for another). Copies beyond the first come from the endpoint's hedge budget
+          (`ClientOptions.hedge_budget` x C on the wire at once, else the hedge waits), so hedging
+          can neither multiply the load on a server that stalls everything nor go past C by more.
+        - Rolling: with `hedge_max` hedges out and none answered, each further hedge delay cancels
+          the oldest hedge and sends a fresh copy. A request whose copies all stall keeps trying at
+          the hedge delay's pace instead of waiting out the role timeout (E3: 120 s / 300 s tails).
+          The first copy is never cancelled this way: a genuinely long generation still finishes,
+          and its HTTP timeout (the role's) bounds the attempt."""
         s = job.settings
-        held = await ep.limiter.acquire()  # the first copy's slot: its clock starts once it has one
+        epoch = await ep.limiter.acquire(since)  # a retry keeps its first try's place in the queue
+        if ep.breaker.is_open and admitted != 2:
+            ep.limiter.release()
+            return None
+        hedging = s.hedge_factor > 0 and s.hedge_max > 0 and ep.extra_max > 0
         sends: list[list[float]] = [[]]
-        copies = [asyncio.ensure_future(self._post_once(ep, job, admitted, sends[0], held))]
-        winner: asyncio.Future | None = None
+        copies = [asyncio.ensure_future(self._post_once(ep, job, sends[0]))]
+        dropped: list[asyncio.Future] = []  # hedges cancelled to make way for newer ones
+        extra = 0  # this attempt's copies beyond the first (counted in ep.extra)
         try:
             while True:
-                more = len(copies) <= s.hedge_max and s.hedge_factor > 0
-                delay = self.hedge_delay(ep, s) if more else None
-                newest = sends[-1][-1] if len(sends[-1]) > 1 else None
-                if not more:
+                delay = self.hedge_delay(ep, s) if hedging else None
+                newest = sends[-1][0] if sends[-1] else None
+                if not hedging:
                     timeout = None
                 elif delay is None or newest is None:  # not known yet / not sent yet: look again soon
                     timeout = self.options.hedge_poll_s
                 else:
                     timeout = max(0.0, newest + delay - time.perf_counter())
+                    if timeout == 0.0 and len(copies) <= s.hedge_max and ep.extra >= ep.extra_max:
+                        timeout = self.options.hedge_poll_s  # budget spent: look again soon
                 done, _ = await asyncio.wait(copies, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for d in done:
-                    if d.result() is not None:
-                        winner = d
-                        return d.result()
-                    copies.remove(d)  # refused by the breaker before it was sent
-                if not copies:
-                    return None
-                if not done and delay is not None and newest is not None \
-                        and time.perf_counter() >= newest + delay:
-                    sends.append([])
-                    copies.append(asyncio.ensure_future(self._post_once(ep, job, 1, sends[-1])))
-                    self.counters["hedges"] += 1
+                if done:  # an answer (a success if several came at once), or the attempt's failure
+                    best = min(done, key=lambda d: d.result()[0] is not None)
+                    return (*best.result(), epoch)
+                if delay is None or newest is None or time.perf_counter() < newest + delay:
+                    continue
+                if len(copies) > s.hedge_max:  # all hedges out: the oldest makes way (not the first copy)
+                    old = copies.pop(1)
+                    sends.pop(1)
+                    old.cancel()
+                    dropped.append(old)
+                    self.counters["hedges_replaced"] += 1
+                elif ep.extra < ep.extra_max:
+                    extra += 1
+                    ep.extra += 1
+                else:
+                    continue
+                sends.append([])
+                copies.append(asyncio.ensure_future(self._post_once(ep, job, sends[-1])))
+                self.counters["hedges"] += 1
+        except BaseException:
+            ep.limiter.release()
+            raise
         finally:
+            ep.extra -= extra
             for c in copies:
-                if not c.done():
-                    c.cancel()
-            for c in copies:
+                c.cancel()  # no-op for the finished ones
+            for c in copies + dropped:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await c
-                # a copy that finished besides the winner still holds its slot
-                if c is not winner and c.done() and not c.cancelled() and c.exception() is None \
-                        and c.result() is not None:
-                    ep.limiter.release()
-            if not sends[0]:  # the first copy was cancelled before it ran: its slot is still ours
-                ep.limiter.release()
 
     async def _execute(self, ep: _Endpoint, job: _Job) -> LLMResponse | LLMFailure:
         counters = self.counters
@@ -711,6 +736,7 @@ class LLMSession:
         attempts = 0
         rl = [0, 0]
         fail = self.client._fail
+        since = time.monotonic()  # the limiter's clock
         while True:
             admitted = breaker.allow()
             if not admitted:
@@ -723,7 +749,7 @@ class LLMSession:
                     f"not sent: endpoint {ep.url} declared unavailable ({ep.scrub(breaker.reason)})",
                     attempts,
                 )
-            posted = await self._hedged_post(ep, job, admitted)
+            posted = await self._hedged_post(ep, job, admitted, since)
             if posted is None:  # the breaker opened while this request waited for a slot
                 continue
             attempts += 1
@@ -820,6 +846,7 @@ class LLMSession:
         st.http_attempts = c["attempts"]
         st.retries = c["attempts"] - c["sent"]
         st.hedges = c["hedges"]
+        st.hedges_replaced = c["hedges_replaced"]
         st.rate_limited_responses = c["rate_limited"]
         st.input_tokens = c["input_tokens"]
         st.output_tokens = c["output_tokens"]

@@ -47,8 +47,9 @@ window: 1e-5 per attempt at p = 1/2), so there is no failure-rate window.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
-from collections import deque
 from collections.abc import Callable
 
 __all__ = ["AdaptiveLimiter", "CircuitBreaker"]
@@ -59,6 +60,7 @@ class AdaptiveLimiter:
         "_cap",
         "_clock",
         "_hold_until",
+        "_seq",
         "_share",
         "_streak",
         "_waiters",
@@ -97,32 +99,31 @@ class AdaptiveLimiter:
         self.in_flight = 0
         self.epoch = 0
         self.decreases = 0
-        self._waiters: deque[asyncio.Future[int]] = deque()
+        # (queued since, tie-break, future): the oldest request first; cancelled ones are skipped
+        self._waiters: list[tuple[float, int, asyncio.Future[int]]] = []
+        self._seq = itertools.count()
         self._hold_until = 0.0
         self._streak = 0  # decreases since the last success: a quick series means "far above capacity"
 
-    async def acquire(self, first: bool = False) -> int:
+    async def acquire(self, since: float | None = None) -> int:
         """Wait for a slot; return the epoch to pass to `on_overload` if this request gets a 429.
-        `first`: go to the head of the queue (a hedge: its stalled copy holds a slot until it wins)."""
+        `since`: when the request first queued (`clock` time; default now). Waiters get slots oldest
+        first, so a retry goes ahead of requests that came after its first try: behind hundreds of
+        waiting requests a retry waited seconds more each time, and the trajectories that had
+        failures made the run's tail."""
         if self.in_flight < self._cap and not self._waiters:
             self.in_flight += 1
             return self.epoch
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if first:
-            self._waiters.appendleft(fut)
-        else:
-            self._waiters.append(fut)
+        heapq.heappush(self._waiters, (self._clock() if since is None else since, next(self._seq), fut))
+        if self.in_flight < self._cap:  # only cancelled waiters were queued
+            self._wake()
         try:
             return await fut  # release() counted us in, and gave the epoch of that moment
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()
-            else:
-                try:
-                    self._waiters.remove(fut)
-                except ValueError:
-                    pass
-            raise
+            raise  # a cancelled waiter stays in the heap until _wake skips it
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -132,7 +133,7 @@ class AdaptiveLimiter:
     def _wake(self) -> None:
         waiters = self._waiters
         while waiters and self.in_flight < self._cap:
-            fut = waiters.popleft()
+            fut = heapq.heappop(waiters)[2]
             if not fut.done():
                 self.in_flight += 1
                 fut.set_result(self.epoch)

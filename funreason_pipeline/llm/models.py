@@ -116,6 +116,7 @@ class BatchStats(BaseModel):
     wall_s: float = 0.0
     cache_flushes: int = 0
     hedges: int = 0  # extra copies sent for requests slower than their role's hedge delay
+    hedges_replaced: int = 0  # of those, cancelled to make way for a fresh copy (rolling hedges)
     max_in_flight: int = 0  # most HTTP attempts on the wire at once
 
     _MAXED = frozenset({"max_in_flight"})

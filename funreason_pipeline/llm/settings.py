@@ -4,7 +4,7 @@ All roles share `FUNREASON_LLM_BASE_URL`, `FUNREASON_LLM_API_KEY` and `FUNREASON
 override them with `FUNREASON_LLM_BASE_URL_<ROLE>`, `FUNREASON_LLM_API_KEY_<ROLE>`,
 `FUNREASON_LLM_MODEL_<ROLE>` (ROLE in TOOLING, QUERYING, REASONING, CRITIC). Sampling and timeouts:
 `FUNREASON_LLM_TEMPERATURE[_<ROLE>]`, `FUNREASON_LLM_MAX_TOKENS[_<ROLE>]`, `FUNREASON_LLM_TIMEOUT[_<ROLE>]`
-(seconds). Tail latency: `FUNREASON_LLM_HEDGE_FACTOR[_<ROLE>]` (default 3; 0 = no hedging),
+(seconds). Tail latency: `FUNREASON_LLM_HEDGE_FACTOR[_<ROLE>]` (default 2; 0 = no hedging),
 `FUNREASON_LLM_HEDGE_MIN_S[_<ROLE>]` (default 1 s), `FUNREASON_LLM_HEDGE_MAX[_<ROLE>]` (default 2).
 `FUNREASON_LLM_CONTEXT_TOKENS[_<ROLE>]` (default 32768): the prompt budget (agents/budget.py). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
 
@@ -65,9 +65,13 @@ class RoleSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     # tail latency (client.LLMSession._hedged_post): an answer slower than hedge_factor x the role's
     # recent p95 (and at least hedge_min_s) gets a second copy; the first to finish wins. 0 = off.
-    hedge_factor: float = Field(3.0, ge=0.0)
+    # 2, not 3: a stalled copy holds its attempt's slot until it is hedged, so under E3's 10% hangs
+    # 3 x p95 cost ~15% more wall time (bench/bench_tail.py); the copies hold no slot and come from
+    # a budget (ClientOptions.hedge_budget), so the few healthy answers slower than 2 x p95 cost
+    # little (The Tail at Scale hedges at 1 x p95)
+    hedge_factor: float = Field(2.0, ge=0.0)
     hedge_min_s: float = Field(1.0, ge=0.0)
-    hedge_max: int = Field(2, ge=0)  # copies beyond the first, per attempt
+    hedge_max: int = Field(2, ge=0)  # copies beyond the first on the wire at once, per attempt (rolling)
     # the model's context window: prompts that do not fit are fitted or rejected, never cut
     context_tokens: int = Field(32768, gt=0)
 
@@ -156,7 +160,7 @@ class LLMSettings(BaseModel):
                 temperature=num("TEMPERATURE", role, temp, float),
                 max_tokens=num("MAX_TOKENS", role, max_tokens, int),
                 timeout_s=num("TIMEOUT", role, timeout, float),
-                hedge_factor=num("HEDGE_FACTOR", role, 3.0, float),
+                hedge_factor=num("HEDGE_FACTOR", role, 2.0, float),
                 hedge_min_s=num("HEDGE_MIN_S", role, 1.0, float),
                 hedge_max=num("HEDGE_MAX", role, 2, int),
                 context_tokens=num("CONTEXT_TOKENS", role, 32768, int),
