@@ -141,7 +141,7 @@ class _Ctx:
         check_messages(messages, self.budget(role), role)
         req = LLMRequest(role=role, item_id=item_id, messages=messages, prompt_version=version)
         res = await acall_structured(self.session, req, parser)
-        counter[role] += 1 + int(res.repair_sent)
+        counter[role] += 1 + res.repairs_sent  # up to two repairs per call
         if res.response is not None and res.response.cached:
             counter["cache_hits"] += 1
         return res
