@@ -9,7 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from cli_helpers import clean_env
 
+# the definitions fix their toolset partitions at import: import them here, under the normal toolset
+# config, not first inside a test that adds a toolset (stale_graphs imports them lazily)
+import funreason_pipeline.defs.partitions  # noqa: F401
 from funreason_pipeline.cli import stale_graphs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +35,7 @@ def test_graph_is_reused_until_its_inputs_change(tmp_path, monkeypatch):
     cfg.write_text("toolsets:\n  - name: reuse_depot\n    classes: [reuse_envs.depot:Depot]\n    environments:\n"
                    "      reuse_envs.depot:Depot: {scenarios: reuse_envs.depot:generate_scenario}\n")
     db, home = tmp_path / "db.duckdb", tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNREASON_", "DAGSTER_"))}
+    env = clean_env()
     env.update(FUNREASON_TOOLSETS_EXTRA=str(cfg), FUNREASON_DB=str(db), DAGSTER_HOME=str(home),
                PYTHONPATH=f"{tmp_path}{os.pathsep}{env.get('PYTHONPATH', '')}")
 
