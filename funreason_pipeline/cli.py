@@ -240,7 +240,7 @@ def summary() -> str:
     if not config.db_path().exists():
         return "\n".join(lines + ["  (no database yet)"])
     with storage.connect(read_only=True) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = storage.table_names(con)
         for t in TABLES:
             if t in present:
                 n = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]

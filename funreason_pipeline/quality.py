@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from funreason_pipeline import provenance
+from funreason_pipeline import provenance, storage
 from funreason_pipeline.filtering.filters import near_duplicate_rate
 from funreason_pipeline.models import dependent_turn_counts, edge_usage, toolset_tool_of
 
@@ -149,7 +149,7 @@ def summary_lines(stats: Mapping[str, Any]) -> list[str]:
 def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolset: str | None = None,
                   ) -> QualityInput:
     """Everything `quality_stats` needs from the stage tables, for one day / toolset or all of them."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    present = storage.table_names(con)
     conds, params = [], []
     if day is not None:
         conds.append("day = ?")

@@ -295,13 +295,18 @@ def replace_rejections(
     return frame.height
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables (and views) the store holds."""
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
 def rows_per_toolset(tables: tuple[str, ...], path: str | Path | None = None) -> dict[tuple[str, str], int]:
     """{(table, toolset): rows} of those `tables` that exist; empty when there is no store yet."""
     if lake_target() is None and not Path(path or config.db_path()).exists():
         return {}
     out: dict[tuple[str, str], int] = {}
     with connect(path, read_only=True) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = table_names(con)
         for table in tables:
             if table in present:
                 for ts, n in con.execute(f"SELECT toolset, count(*) FROM {table} GROUP BY toolset").fetchall():

@@ -1,16 +1,17 @@
 """`cli demo` when nothing gets through Phase I: exit 1 with the yield message, no day export of an
 empty day (it used to crash reading an SFT table that no run had made)."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from cli_helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_of_only_a_broken_toolset_fails_clearly_without_exporting(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNREASON_", "DAGSTER_"))}
+    env = clean_env()
     env.update(FUNREASON_TOOLSETS_EXTRA=str(ROOT / "tests" / "envs" / "toolsets.yaml"),
                FUNREASON_DB=str(tmp_path / "db.duckdb"), DAGSTER_HOME=str(tmp_path / "home"),
                FUNREASON_EXPORTS=str(tmp_path / "exports"))

@@ -9,7 +9,6 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-import os
 import random
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import NamedTuple
 
 import duckdb
 import pytest
+from cli_helpers import clean_env
 from pydantic import BaseModel
 
 from funreason_pipeline.environments.toolsets import generate_scenario, parse_toolsets, toolset_tools
@@ -359,15 +359,12 @@ def test_a_lookup_that_finds_nothing_tries_the_state_s_names():
 
 # ---- through the real CLI ---------------------------------------------------------------------------------
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNREASON_", "DAGSTER_"))}
-    return {**env, **extra}
 
 
 def test_cli_demo_yields_on_the_plain_classes(tmp_path):
     """The blocking phase1_yield check passes for each plain class, with >= 4 user turns per dialogue."""
     db = tmp_path / "db.duckdb"
-    env = _clean_env(FUNREASON_TOOLSETS_EXTRA=str(PLAIN), FUNREASON_DB=str(db), DAGSTER_HOME=str(tmp_path))
+    env = clean_env(FUNREASON_TOOLSETS_EXTRA=str(PLAIN), FUNREASON_DB=str(db), DAGSTER_HOME=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "funreason_pipeline.cli", "demo", "--day", DAY,
                            "--toolsets", "plain_shop,plain_planner,plain_kanban", "--workers", "2"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)

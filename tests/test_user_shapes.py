@@ -24,6 +24,7 @@ from typing import Annotated, Literal, NotRequired, Optional, TypedDict
 
 import duckdb
 import pytest
+from cli_helpers import clean_env
 from pydantic import BaseModel, Field
 
 from funreason_pipeline import config
@@ -241,16 +242,13 @@ def test_cli_sets_a_default_dagster_home(monkeypatch, tmp_path):
     assert config.ensure_dagster_home() == tmp_path / "mine"
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNREASON_", "DAGSTER_"))}
-    return {**env, **extra}
 
 
 def test_cli_demo_on_the_examples_and_a_broken_environment(tmp_path):
     """Through the real CLI and Dagster: the examples pass their blocking checks with >= 4 user turns
     per dialogue; the broken toolset makes `cli demo` exit 1 with a message naming it and its error."""
     db = tmp_path / "db.duckdb"
-    env = _clean_env(FUNREASON_TOOLSETS_EXTRA=str(ENVS), FUNREASON_DB=str(db), DAGSTER_HOME=str(tmp_path))
+    env = clean_env(FUNREASON_TOOLSETS_EXTRA=str(ENVS), FUNREASON_DB=str(db), DAGSTER_HOME=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "funreason_pipeline.cli", "demo", "--day", DAY,
                            "--toolsets", "bank,depot,broken", "--workers", "2"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -291,7 +289,7 @@ def test_docs_commands_run_verbatim_in_a_fresh_copy(tmp_path):
     assert len(blocks) >= 5
     outputs = []
     for block in blocks:
-        proc = subprocess.run(["bash", "-e", "-c", block], cwd=clone, env=_clean_env(), capture_output=True,
+        proc = subprocess.run(["bash", "-e", "-c", block], cwd=clone, env=clean_env(), capture_output=True,
                               text=True, timeout=600, check=False)
         assert proc.returncode == 0, f"{block}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         outputs.append(proc.stdout)

@@ -22,21 +22,22 @@ def _built_from(instance: dg.DagsterInstance, toolset: str) -> dict:
 
 
 def outdated_graphs(instance: dg.DagsterInstance, toolsets: list[str],
-                    stored: dict[tuple[str, str], int] | None = None) -> dict[str, str]:
-    """{toolset: why its graph must be (re)built} for the toolsets of `toolsets` that need it.
-    `stored`: rows per (table, toolset) in the database, to catch a graph the database lost."""
+                    stored: dict[tuple[str, str], int] | None = None) -> dict[str, tuple[str, str]]:
+    """{toolset: (why its graph must be (re)built, its current fingerprint)} for the toolsets of
+    `toolsets` that need it. `stored`: rows per (table, toolset) in the database, to catch a graph
+    the database lost."""
     out = {}
     for ts in toolsets:
         built = _built_from(instance, ts)
         fingerprint = graph_fingerprint(toolset_by_name(ts))
         if not built:
-            out[ts] = "never built"
+            out[ts] = ("never built", fingerprint)
         elif built.get("graph_fingerprint") != fingerprint:
-            out[ts] = f"inputs changed (fingerprint {built.get('graph_fingerprint')} -> {fingerprint})"
+            out[ts] = (f"inputs changed (fingerprint {built.get('graph_fingerprint')} -> {fingerprint})", fingerprint)
         elif stored is not None and (
                 stored.get(("tool_catalog", ts)) != built.get("nodes")
                 or stored.get(("api_graph", ts), 0) != (built.get("data_edges") or 0) + (built.get("state_edges") or 0)):
-            out[ts] = "the database does not hold the graph its last run built"
+            out[ts] = ("the database does not hold the graph its last run built", fingerprint)
     return out
 
 
@@ -50,7 +51,6 @@ def environment_graph_sensor(context: dg.SensorEvaluationContext):
     if not outdated:
         yield dg.SkipReason(f"the graphs of all {len(toolsets)} toolsets are current")
         return
-    for ts, why in outdated.items():
+    for ts, (why, fingerprint) in outdated.items():
         context.log.info(f"{ts}: {why}")
-        fingerprint = graph_fingerprint(toolset_by_name(ts))
         yield dg.RunRequest(run_key=f"graph|{ts}|{fingerprint}", partition_key=ts)

@@ -90,7 +90,9 @@ def yield_rejection(toolset: str, day: str, verdict: YieldVerdict) -> Rejection:
 def recorded_failures(con, day: str, toolsets: list[str]) -> list[str]:
     """The yield messages a run recorded for `day` and these toolsets (a DuckDB connection), plus
     one for each toolset whose trajectories never got stored (its run failed before the check)."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    from funreason_pipeline import storage  # the sampler's import path stays free of the store, as below
+
+    present = storage.table_names(con)
     if "rejections" not in present:
         return [f"no rejections table: the {day} run of {', '.join(toolsets)} stored nothing"]
     found = dict(con.execute(
