@@ -44,6 +44,12 @@ class ToolCall(BaseModel):
     sources: dict[str, int] = Field(default_factory=dict)
     # indices of earlier calls this one needed for their state (graph state edges: login before post)
     after: list[int] = Field(default_factory=list)
+    # the step of its turn (0-based): a step is the set of calls a model emits at once; every call of
+    # a step runs after all calls of the earlier steps and may use their results, never those of
+    # its own step (sampling/steps.py derives it from `sources`, `after` and the values it uses)
+    step: int = 0
+    # whether the call changed the environment's state (a write); reads leave it as it was
+    changes_state: bool = False
 
 
 class Turn(BaseModel):
@@ -52,6 +58,15 @@ class Turn(BaseModel):
     # digest of the state the turn ended in (verify.replay.seal_trajectory); replays compare it, so a
     # missing, extra or reordered state-changing call is caught even when no later result shows it
     end_state: str | None = None
+
+    def steps(self) -> list[list[ToolCall]]:
+        """The turn's calls grouped by step, in order."""
+        out: list[list[ToolCall]] = []
+        for c in self.calls:
+            while len(out) <= c.step:
+                out.append([])
+            out[c.step].append(c)
+        return [s for s in out if s]
 
     @property
     def has_dependent_call(self) -> bool:
