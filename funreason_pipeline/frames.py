@@ -30,7 +30,7 @@ QUERIES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.Stri
 COT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "trajectory_id": pl.String, "turn_index": pl.Int64,
               "attempts": pl.Int64, "passed": pl.Boolean, "reasoning": pl.String, "calls": pl.String,
               "critiques": pl.String, "reply": pl.String, "prompt_version": pl.String, "model": pl.String,
-              "role_models": pl.String}
+              "role_models": pl.String, "step_reasoning": pl.String}
 DIALOGUES_SCHEMA = {"day": pl.Date, "toolset": pl.String, "dialogue_id": pl.String, "trajectory_id": pl.String,
                     "messages": pl.String, "tools": pl.String, "n_turns": pl.Int64, "n_calls": pl.Int64,
                     "error_tool_response": pl.Boolean, "models": pl.String, "prompt_versions": pl.String,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from funreason_pipeline.agents.chat import call_id, turn_messages
+from funreason_pipeline.agents.chat import call_id, group_steps, turn_messages
 from funreason_pipeline.agents.prompts import prompt
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
 from funreason_pipeline.provenance import ROLES, UNRECORDED
@@ -38,13 +38,15 @@ def build_dialogue(t: Trajectory, tools: list[ToolSpec], queries: dict[int, str]
                 rejections.append(Rejection(item_id=f"{t.trajectory_id}/{j}", reason="turn_not_verified",
                                             detail="dialogue truncated before this turn"))
             break
-        calls = [ToolCall(tool=c["name"], arguments=c["arguments"], result=c.get("result")) for c in tr["calls"]]
+        calls = [ToolCall(tool=c["name"], arguments=c["arguments"], result=c.get("result"), step=c.get("step", 0))
+                 for c in tr["calls"]]
         inject = None
         if calls and rng.random() < error_rate:
             inject = {"error": rng.choice(TRANSIENT_ERRORS)}
             flagged = True
             injected[call_id(k, 0)] = inject  # turn_messages injects it at the turn's first call
-        messages += turn_messages(k, queries[k], tr["reasoning"], calls, tr["reply"], inject)
+        steps = group_steps(calls, tr.get("step_reasoning") or tr["reasoning"])
+        messages += turn_messages(k, queries[k], steps, tr["reply"], inject)
         given = (role_models or {}).get(k, {})
         turn_models.append({r: given.get(r, UNRECORDED) for r in ROLES})
         n += 1

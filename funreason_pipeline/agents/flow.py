@@ -25,7 +25,7 @@ from typing import Any
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, intermediate_values, structure, turn_offset
 from funreason_pipeline.agents.budget import PromptTooLong, check_messages, fit_tool_list, payload
-from funreason_pipeline.agents.chat import turn_messages
+from funreason_pipeline.agents.chat import group_steps, turn_messages
 from funreason_pipeline.agents.llm_backend import (
     CritiqueAnswer,
     QueryAnswer,
@@ -62,12 +62,13 @@ class TraceRow:
     attempts: int
     passed: bool
     reasoning: str
-    calls: list[dict[str, Any]]
+    calls: list[dict[str, Any]]  # {name, arguments, result, step}
     critiques: list[str]
     reply: str
     prompt_version: str
     model: str
     role_models: dict[str, str] = field(default_factory=dict)  # reasoning / critic -> model(s)
+    step_reasoning: list[str] = field(default_factory=list)  # one text per step of `calls`
 
 
 @dataclass
@@ -206,11 +207,16 @@ def _adv(q: dict[str, Any]) -> AdvancedTool:
                                         "steps": a.get("steps", []), "output": a.get("output")})
 
 
-def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, reply, version, models):
-    calls = [{"name": p.name, "arguments": p.arguments, "result": r} for p, r in zip(proposed, results)]
+def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, reply, version, models,
+           steps: list[int] | None = None):
+    """`reasoning`: one text per step (or one text); `steps`: each proposed call's step."""
+    steps = steps or [0] * len(proposed)
+    calls = [{"name": p.name, "arguments": p.arguments, "result": r, "step": s}
+             for p, r, s in zip(proposed, results, steps)]
+    texts = reasoning if isinstance(reasoning, list) else [reasoning] if reasoning else []
     model = models.get("reasoning", "")
-    return TraceRow(t.trajectory_id, level, attempts, passed, reasoning, calls, critiques, reply, version,
-                    model, models)
+    return TraceRow(t.trajectory_id, level, attempts, passed, "\n\n".join(texts), calls, critiques, reply, version,
+                    model, models, texts)
 
 
 async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
@@ -226,7 +232,7 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
         check = verify_turn(start, t, level, proposed)
         reply = offline.write_reply(adv, calls)
         row = _trace(t, level, check.passed, 1, reasoning, proposed, check.results, [], reply, ctx.v3,
-                     {"reasoning": offline.OFFLINE})
+                     {"reasoning": offline.OFFLINE}, [c.step for c in calls])
         return row, None if check.passed else _rejection(item, "verification_failed", 1, check.problems)
 
     n = ctx.out.traces.requests
@@ -304,8 +310,9 @@ def _rejection(item: str, reason: str, attempts: int, problems: list[str]) -> Re
 def _shown_turn(level: int, query: str, row: TraceRow) -> list[dict[str, Any]]:
     """The turn as the exported dialogue shows it (agents/dialogue.py): the next turn's reasoner sees
     exactly this, not the ground truth's calls."""
-    calls = [ToolCall(tool=c["name"], arguments=c["arguments"], result=c.get("result")) for c in row.calls]
-    return turn_messages(level, query, row.reasoning, calls, row.reply)
+    calls = [ToolCall(tool=c["name"], arguments=c["arguments"], result=c.get("result"), step=c.get("step", 0))
+             for c in row.calls]
+    return turn_messages(level, query, group_steps(calls, row.step_reasoning or row.reasoning), row.reply)
 
 
 # --- a trajectory ----------------------------------------------------------------------------------

@@ -69,23 +69,37 @@ def write_query(tool: AdvancedTool, specs: dict[str, ToolSpec], seed: int) -> st
     return " ".join(p for p in parts if p)
 
 
-def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> str:
-    """Offline reasoning agent: walk the dependency chain the calls follow."""
-    lines = []
-    for i, call in enumerate(calls):
-        bits = []
-        for param in call.arguments:
-            src = call.sources.get(param)
-            if src is None:
-                bits.append(f"{param} comes from the request")
-            elif src >= offset:
-                bits.append(f"{param} comes from the result of step {src - offset + 1}")
-            else:
-                bits.append(f"{param} comes from an earlier turn's result")
-        why = "; ".join(bits) if bits else "it needs no arguments"
-        lines.append(f"Step {i + 1}: call {call.tool} ({why}).")
-    lines.append(f"The last call, {calls[-1].tool}, produces what the user asked for.")
-    return "\n".join(lines)
+def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> list[str]:
+    """Offline reasoning agent, one text per step: what this step calls and where each argument
+    comes from (the request, a result shown above, an earlier turn). A step only refers to results
+    that are already in the conversation."""
+    by: dict[int, list[ToolCall]] = {}
+    for c in calls:
+        by.setdefault(c.step, []).append(c)
+    steps = [by[k] for k in sorted(by)]
+    flat = {id(c): offset + i for i, c in enumerate(calls)}
+    tool_of = {offset + i: c.tool for i, c in enumerate(calls)}
+    texts = []
+    for k, step in enumerate(steps):
+        lines = []
+        for call in step:
+            bits = []
+            for param in call.arguments:
+                src = call.sources.get(param)
+                if src is None:
+                    bits.append(f"{param} comes from the request")
+                elif src >= offset:
+                    bits.append(f"{param} comes from the {tool_of.get(src, 'earlier')} result above")
+                else:
+                    bits.append(f"{param} comes from an earlier turn's result")
+            why = "; ".join(bits) if bits else "it needs no arguments"
+            lines.append(f"I call {call.tool} ({why}).")
+        if k + 1 < len(steps):
+            lines.append("I need its result before the next call.")
+        elif flat[id(step[-1])] == offset + len(calls) - 1:
+            lines.append(f"{calls[-1].tool} does what the user asked for.")
+        texts.append("\n".join(lines))
+    return texts
 
 
 def critique(problems: list[str]) -> str:

@@ -29,7 +29,8 @@ def dialogues_stage(day: str, toolset: str, trajectories: pl.DataFrame, queries:
     made_by: dict[str, set[tuple[str, str]]] = {}  # trajectory -> (model, prompt version) of its rows
     for r in trace_rows:
         tr.setdefault(r["trajectory_id"], {})[r["turn_index"]] = {
-            "passed": r["passed"], "reasoning": r["reasoning"], "calls": json.loads(r["calls"]), "reply": r["reply"]}
+            "passed": r["passed"], "reasoning": r["reasoning"], "calls": json.loads(r["calls"]), "reply": r["reply"],
+            "step_reasoning": json.loads(r.get("step_reasoning") or "[]")}
         made_by.setdefault(r["trajectory_id"], set()).add((r["model"], r["prompt_version"]))
     # one (model, prompt version) of the trajectory's queries: the last row's (as it always was)
     query_made_by = {r["trajectory_id"]: (r["model"], r["prompt_version"]) for r in query_rows}

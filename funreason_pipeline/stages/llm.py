@@ -57,7 +57,8 @@ def trace_rows(day: date, toolset: str, stage: StageResult) -> list[dict]:
     return [{"day": day, "toolset": toolset, "trajectory_id": r.trajectory_id, "turn_index": r.turn_index,
              "attempts": r.attempts, "passed": r.passed, "reasoning": r.reasoning, "calls": frames.dumps(r.calls),
              "critiques": frames.dumps(r.critiques), "reply": r.reply, "prompt_version": r.prompt_version,
-             "model": r.model, "role_models": frames.dumps(r.role_models)} for r in stage.rows]
+             "model": r.model, "role_models": frames.dumps(r.role_models),
+             "step_reasoning": frames.dumps(r.step_reasoning)} for r in stage.rows]
 
 
 _SHAPE = {"queries": (query_rows, frames.QUERIES_SCHEMA, PHASE2_ROLES, lambda o: o.queries),
