@@ -20,6 +20,7 @@ from funreason_pipeline.matching.arguments import NEW_STATE, ArgumentProvider
 from funreason_pipeline.matching.names import GENERIC, error_words, tokens, tool_nouns
 from funreason_pipeline.matching.values import Row, Value, changed_keys, harvest, harvest_rows
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
+from funreason_pipeline.sampling.task import TurnNotKept, shape_turn, turn_problems
 from funreason_pipeline.verify.replay import seal_trajectory
 
 
@@ -30,7 +31,9 @@ class SamplerConfig:
     max_calls_per_turn: int = 6
     arg_attempts: int = 4
     target_attempts: int = 8
-    free_continuation_max: int = 1
+    # calls after the target are not part of the request: a free continuation becomes the next turn's
+    # target (TargetPlanner.follow) instead; > 0 brings back extra calls, which the turn's cut drops
+    free_continuation_max: int = 0
     feed_first_rate: float = 0.9  # when the target is legal at once, how often a feeder goes first
     repairs_per_turn: int = 3  # error-guided repairs (call what the error names, then retry)
     enabling_args_rate: float = 0.7  # how often a state prerequisite first tries its probe-proven arguments
@@ -57,6 +60,10 @@ class TargetPlanner:
     exercised: set[tuple[str, str]] = field(default_factory=set)  # edges used by accepted trajectories
     edge_tries: dict[tuple[str, str], int] = field(default_factory=dict)
     max_edge_tries: int = 3
+    # the previous turn's target: continuing from it (a consumer of its output over a new edge) is
+    # the next turn's request, not extra calls in its turn
+    previous: str | None = None
+    follow_rate: float = 0.5
 
     def __post_init__(self) -> None:
         names = sorted(t for t in self.graph.tools if t not in self.unusable)
@@ -76,6 +83,12 @@ class TargetPlanner:
 
     def next_goal(self) -> tuple[str, str | None]:
         """(target, via): via is None or the source of an unexercised edge into the target."""
+        if self.previous is not None and self.rng.random() < self.follow_rate:
+            onward = sorted(t for t in self.open_from(self.previous) if t not in self.pending)
+            if onward:
+                dst = self.rng.choice(onward)
+                self.edge_tries[(self.previous, dst)] = self.edge_tries.get((self.previous, dst), 0) + 1
+                return dst, self.previous
         for t in self.order:
             if t not in self.covered and t not in self.pending and self.tries.get(t, 0) < self.max_tries:
                 self.tries[t] = self.tries.get(t, 0) + 1
@@ -130,6 +143,10 @@ class SampleResult:
     reached_targets: list[str]
 
 
+def failure_of(value) -> str | None:  # replaced by environments.failures once merged
+    return None
+
+
 class DirectedSampler:
     def __init__(self, toolset: ToolsetConfig, tools: list[ToolSpec], graph: ApiGraph,
                  config: SamplerConfig | None = None):
@@ -168,7 +185,11 @@ class DirectedSampler:
         dirty: set[str] = set(self.toolset.classes)  # classes whose state must be read again
         last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
-        for ti in range(rng.randint(cfg.min_turns, cfg.max_turns)):
+        planner.previous = None
+        wanted = rng.randint(cfg.min_turns, cfg.max_turns)
+        for ti in range(2 * wanted):  # a turn that is not kept leaves room for another request
+            if len(turns) >= wanted:
+                break
             target, via = planner.next_goal()
             # an edge to exercise: call `via` first (unless this trajectory already did), then the
             # target, with arguments preferably taken from via's result
@@ -181,9 +202,11 @@ class DirectedSampler:
             pending_for: set[str] = set()  # tools in a repair chain (their own failures may be repaired)
             repaired_with: set[str] = set()
             free_left = rng.randint(0, cfg.free_continuation_max)
-            onward = planner.open_from(target)  # continuations that would exercise a new edge
-            if onward:
-                free_left = max(free_left, 1)
+            onward = planner.open_from(target) if free_left else set()
+            # the turn is walked on the live world, then cut down to a task (sampling/task.py) and
+            # re-executed from here: keep what the cut needs to restart from the turn's start
+            world_before, n_flat, n_results = world.copy(), len(flat), len(results)
+            satisfied_before, last_call_before = set(satisfied), dict(last_call)
             for _ in range(cfg.max_calls_per_turn * 3):
                 if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
                     break
@@ -300,12 +323,52 @@ class DirectedSampler:
                     detail=json.dumps({"target": target, "kept_as": turn_calls[-1].tool}),
                 ))
                 target = turn_calls[-1].tool
+            target_pos = max(i for i, c in enumerate(turn_calls) if c.tool == target)
+            del flat[n_flat:]
+            # a new list, not a truncated one: the argument provider caches groups per result list
+            # and assumes it only grows
+            results = results[:n_results]
+            last_call = dict(last_call_before)
+            state, dirty = None, set(self.toolset.classes)  # the world is replaced below: read it again
+            snaps.clear()
+            try:
+                shaped = shape_turn(world_before, turn_calls, target_pos, n_flat, self.tools)
+                problems = turn_problems(shaped.calls, len(shaped.calls) - 1, n_flat, failure_of)
+                if problems:
+                    raise TurnNotKept("; ".join(problems))
+            except (TurnNotKept, CyclicStateError) as exc:
+                # the walk cannot be cut to a clean task: the turn never happened
+                world, satisfied = world_before, satisfied_before
+                why = "cyclic_state" if isinstance(exc, CyclicStateError) else str(exc).split(":")[0]
+                rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}", reason=why, detail=str(exc)[:2000]))
+                continue
+            for c, why in shaped.dropped:
+                rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}/{c.tool}", reason=why,
+                                            detail=json.dumps({"tool": c.tool, "arguments": c.arguments,
+                                                               "target": target}, default=str)[:2000]))
+            world, turn_calls = shaped.world, shaped.calls
+            satisfied = satisfied_before | {c.tool for c in turn_calls} | (
+                satisfied - {c.tool for c, _ in shaped.dropped})
+            for c in turn_calls:
+                last_call[c.tool] = len(flat)
+                results.extend(harvest(c.result, source=len(flat), producer=c.tool))
+                flat.append(c)
+            if target not in {c.tool for c in turn_calls}:
+                continue
             planner.pending.add(target)  # covered once the trajectory is accepted
+            planner.previous = target
             reached_targets.append(target)
             turns.append(Turn(target_tool=target, calls=turn_calls))
 
         if not turns:
             rejections.append(Rejection(item_id=trajectory_id, reason="empty_trajectory"))
+            return SampleResult(None, rejections, [])
+        problems = [f"turn {k}: {p}" for k, t in enumerate(turns) for p in turn_problems(
+            t.calls, max(i for i, c in enumerate(t.calls) if c.tool == t.target_tool),
+            sum(len(u.calls) for u in turns[:k]), failure_of)]
+        if problems:  # the cut above should make this impossible: a gate, not a filter
+            rejections.append(Rejection(item_id=trajectory_id, reason=problems[0].split(": ")[1],
+                                        detail="; ".join(problems)[:2000]))
             return SampleResult(None, rejections, [])
         traj = Trajectory(trajectory_id=trajectory_id, toolset=self.toolset.name, seed=seed,
                           scenario=scenario, turns=turns)

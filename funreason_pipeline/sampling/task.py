@@ -1,0 +1,264 @@
+"""A turn is a task: the requested action (the target) plus exactly what it needs, in steps.
+
+The directed sampler walks toward the target on the live environment and may make calls on the way
+that the target never needed: a feeder whose result it did not use, a repair that did not help, a
+write nobody asked for. A user would not ask for those, and a model trained on them learns to do
+more than asked (and RL would reward it, the side effects being in the ground-truth end state).
+
+`shape_turn` keeps the target and the closure of its prerequisites: the calls whose results feed
+its arguments (data) and the calls whose state it needs (state edges, and any earlier write without
+which a kept call no longer returns what it returned). The kept calls are re-executed from the
+turn's start state; they must return exactly what they returned on the walk, or the turn is not
+kept as is. Then each kept call gets its step (`assign_steps`): the calls a model can emit at once
+because none needs another's result or state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.matching.values import harvest
+from funreason_pipeline.models import ToolCall, ToolSpec
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def telling(value: Any) -> bool:
+    """Whether a value is specific enough that finding it again means it was passed on: strings of 3
+    or more characters and numbers other than small integers (a 1 or a True could be anything)."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str):
+        return len(value.strip()) >= 3
+    if isinstance(value, int):
+        return abs(value) >= 10
+    if isinstance(value, float):
+        return not value.is_integer() or abs(value) >= 10
+    return False
+
+
+def argument_values(arguments: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(parameter, scalar) pairs of a call's arguments, list items and nested values included."""
+    out: list[tuple[str, Any]] = []
+
+    def walk(param: str, v: Any) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(param, x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(param, x)
+        else:
+            out.append((param, v))
+
+    for p, v in arguments.items():
+        walk(p, v)
+    return out
+
+
+def _values_of(obj: Any) -> set[str]:
+    return {_canonical(v.value) for v in harvest(obj) if telling(v.value)}
+
+
+def link_values(calls: list[ToolCall], offset: int) -> None:
+    """Record as a source any earlier call of the turn whose result holds an argument's value: the
+    argument came from it whatever the sampler thought (a value read back from the state that a
+    call of this turn created and returned), so it is not the user's to give and not the model's
+    to know before that result."""
+    seen: list[set[str]] = []
+    for j, call in enumerate(calls):
+        for param, v in argument_values(call.arguments):
+            if param in call.sources or not telling(v):
+                continue
+            key = _canonical(v)
+            for i in range(j - 1, -1, -1):
+                if key in seen[i]:
+                    call.sources[param] = offset + i
+                    break
+        seen.append(_values_of(call.result))
+
+
+def _needs(call: ToolCall, offset: int, n: int) -> set[int]:
+    """Positions (within the turn) of the earlier calls of the turn this call needs."""
+    return {k - offset for k in [*call.sources.values(), *call.after] if offset <= k < offset + n}
+
+
+def _closure(calls: list[ToolCall], roots: set[int], offset: int) -> set[int]:
+    keep, todo = set(), list(roots)
+    while todo:
+        j = todo.pop()
+        if j in keep:
+            continue
+        keep.add(j)
+        todo += _needs(calls[j], offset, len(calls)) - keep
+    return keep
+
+
+@dataclass
+class ShapedTurn:
+    calls: list[ToolCall]  # the kept calls, sources/after renumbered, steps and changes_state set
+    world: World  # the environment after the kept calls
+    dropped: list[tuple[ToolCall, str]] = field(default_factory=list)  # (call, reason)
+
+
+class TurnNotKept(ValueError):
+    """The turn cannot be a clean task (its reason is the message's first word)."""
+
+
+def _leaves(obj: Any, path: str = "", out: dict[str, str] | None = None) -> dict[str, str]:
+    out = {} if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _leaves(v, f"{path}/{k}", out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _leaves(v, f"{path}[{i}]", out)
+    else:
+        out[path] = _canonical(obj)
+    return out
+
+
+def _state_of(world: World, cls: str) -> tuple[str, Any]:
+    snap = world.envs[cls].snapshot()
+    return _canonical(snap), snap
+
+
+def _delta(before: tuple[str, Any], after: tuple[str, Any]) -> frozenset:
+    """What a call changed, as (path, new value) pairs: a file touched in another directory, or a
+    ticket closed under another id, is another change even when the call's result reads the same."""
+    if before[0] == after[0]:
+        return frozenset()
+    b, a = _leaves(before[1]), _leaves(after[1])
+    return frozenset({(p, v) for p, v in a.items() if b.get(p) != v} | {(p, None) for p in b if p not in a})
+
+
+def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offset: int,
+               specs: dict[str, ToolSpec]) -> ShapedTurn:
+    """The turn's target (`calls[target_pos]`) and the closure of its prerequisites, re-executed from
+    `world_before` (the state at the turn's start, not mutated). Raises TurnNotKept."""
+    link_values(calls, offset)
+    cls_of = {c.tool: specs[c.tool].class_name for c in calls}
+    # which calls changed the state, on a replay of the walk as it was
+    w = world_before.copy()
+    deltas = []
+    for c in calls:
+        before = _state_of(w, cls_of[c.tool])
+        w.call(c.tool, c.arguments)
+        deltas.append(_delta(before, _state_of(w, cls_of[c.tool])))
+    writes = [bool(d) for d in deltas]
+    keep = _closure(calls, {target_pos}, offset)
+    for _ in range(len(calls) + 1):
+        kept = sorted(keep)
+        world = world_before.copy()
+        bad = None
+        for j in kept:
+            before = _state_of(world, cls_of[calls[j].tool]) if writes[j] else None
+            res = world.call(calls[j].tool, calls[j].arguments)
+            if not res.ok or _canonical(res.value) != _canonical(calls[j].result) or (
+                    before is not None and _delta(before, _state_of(world, cls_of[calls[j].tool])) != deltas[j]):
+                bad = j
+                break
+        if bad is None:
+            break
+        # a dropped call changed what this call sees or does: it is a state prerequisite after all
+        # (the latest write of the same class first; then any call of it, for state no snapshot
+        # shows, such as the file system's working directory)
+        same = [i for i in range(bad) if i not in keep and cls_of[calls[i].tool] == cls_of[calls[bad].tool]]
+        earlier = [i for i in same if writes[i]] or same
+        if not earlier:
+            raise TurnNotKept(f"replay_differs: {calls[bad].tool} returns or does something else without the "
+                              "calls the target does not need")
+        calls[bad].after = sorted({*calls[bad].after, offset + earlier[-1]})
+        keep = _closure(calls, keep | {earlier[-1]}, offset)
+    else:
+        raise TurnNotKept("replay_differs: no set of prerequisites reproduces the turn")
+    dropped = [(calls[i], "unrequested_write" if writes[i] else "dead_read")
+               for i in range(len(calls)) if i not in keep]
+    renumber = {offset + old: offset + new for new, old in enumerate(kept)}
+    out = []
+    for old in kept:
+        c = calls[old]
+        out.append(c.model_copy(update={
+            "sources": {p: renumber.get(k, k) for p, k in c.sources.items()},
+            "after": sorted(renumber.get(k, k) for k in c.after),
+            "changes_state": writes[old],
+        }))
+    _check_created_values(world_before, out, cls_of)
+    assign_steps(out, offset, cls_of)
+    return ShapedTurn(out, world, dropped)
+
+
+def _check_created_values(world_before: World, calls: list[ToolCall], cls_of: dict[str, str]) -> None:
+    """A value a call of the turn created in the state (not in any result) that a later call uses,
+    the user did not give: neither the user nor the model could know it. Not kept."""
+    start = _values_of(world_before.snapshot())
+    given: set[str] = set()
+    w = world_before.copy()
+    created: set[str] = set()
+    for c in calls:
+        for param, v in argument_values(c.arguments):
+            key = _canonical(v)
+            if param not in c.sources and telling(v) and key in created and key not in given:
+                raise TurnNotKept(f"created_value_unseen: {c.tool}({param}={v!r}) uses a value an earlier call "
+                                  "of the turn created in the state and no result showed")
+            given.add(key)
+        w.call(c.tool, c.arguments)
+        if c.changes_state:
+            created |= _values_of(w.envs[cls_of[c.tool]].snapshot()) - start
+
+
+def assign_steps(calls: list[ToolCall], offset: int, cls_of: dict[str, str]) -> None:
+    """Each call's step: after every call whose result or state it needs, and after any call of the
+    same environment class when either of the two changes the state (their order matters). Steps
+    never decrease along the turn, so running steps in order is running the calls in order."""
+    step = 0
+    for j, c in enumerate(calls):
+        needs = _needs(c, offset, len(calls))
+        for i in range(j):
+            o = calls[i]
+            same_class = cls_of[o.tool] == cls_of[c.tool]
+            if i in needs or (same_class and (o.changes_state or c.changes_state)):
+                step = max(step, calls[i].step + 1)
+        c.step = step
+
+
+# --- the gate ------------------------------------------------------------------------------------
+def turn_problems(calls: list[ToolCall], target_pos: int, offset: int, failure_of=None) -> list[str]:
+    """What makes a stored turn something a user would not ask for, each "<reason>: <detail>":
+    a call the target does not need (`unrequested_call`), the same call twice (`repeated_call`),
+    one value in two parameters of a call (`duplicate_value`), a result that reports a failure
+    (`failed_result`, with `failure_of(result) -> message | None`), a call that uses a result of its
+    own or a later step (`clairvoyant_step`)."""
+    problems = []
+    needed = _closure(calls, {target_pos}, offset)
+    for j, c in enumerate(calls):
+        if j not in needed:
+            problems.append(f"unrequested_call: {c.tool}({_canonical(c.arguments)[:120]}) feeds nothing the "
+                            f"target {calls[target_pos].tool} needs")
+    seen = set()
+    for c in calls:
+        key = (c.tool, _canonical(c.arguments))
+        if key in seen:
+            problems.append(f"repeated_call: {c.tool} is called twice with the same arguments")
+        seen.add(key)
+        by_value: dict[str, str] = {}
+        for param, v in c.arguments.items():
+            if telling(v) and not isinstance(v, (list, dict)):
+                other = by_value.setdefault(_canonical(v), param)
+                if other != param:
+                    problems.append(f"duplicate_value: {c.tool} gives {v!r} to both {other} and {param}")
+        if failure_of is not None:
+            msg = failure_of(c.result)
+            if msg:
+                problems.append(f"failed_result: {c.tool} reported a failure: {msg}"[:300])
+    for c in calls:
+        for k in [*c.sources.values(), *c.after]:
+            if offset <= k < offset + len(calls) and calls[k - offset].step >= c.step:
+                problems.append(f"clairvoyant_step: {c.tool} (step {c.step}) uses call {k} of step "
+                                f"{calls[k - offset].step}")
+    return problems
