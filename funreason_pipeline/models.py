@@ -50,6 +50,9 @@ class ToolCall(BaseModel):
     step: int = 0
     # whether the call changed the environment's state (a write); reads leave it as it was
     changes_state: bool = False
+    # telling values (ids, tokens, numbers) this call created in the state: the user cannot know
+    # them when asking, so a query must never contain them (agents/query_check.py)
+    created: list[Any] = Field(default_factory=list)
 
 
 class Turn(BaseModel):

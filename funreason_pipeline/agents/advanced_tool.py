@@ -29,6 +29,9 @@ class AdvancedTool(BaseModel):
     inputs: list[AdvancedInput]
     steps: list[str]  # tool names in order (kept out of the query, used in the hint)
     output: Any  # the turn's final result
+    # what the user asks to be done: every call of the turn that changes the state, then the target
+    # (a turn that books an appointment to cancel it asks for both; reads that feed them are steps)
+    actions: list[str] = []
 
     def schema(self) -> dict[str, Any]:
         """The advanced tool as an OpenAI-style function (stored in `queries.advanced_tool`)."""
@@ -39,20 +42,28 @@ class AdvancedTool(BaseModel):
             props[i.name] = {"type": t, "description": i.description or f"{i.param} of {i.tool}"}
         return {"name": self.name, "description": self.description,
                 "parameters": {"type": "object", "properties": props, "required": list(props)},
-                "steps": self.steps, "output": self.output}
+                "steps": self.steps, "actions": self.actions, "output": self.output}
 
 
 def turn_offset(traj: Trajectory, turn_index: int) -> int:
     return sum(len(t.calls) for t in traj.turns[:turn_index])
 
 
-def user_inputs(calls: list[ToolCall], tools: dict[str, ToolSpec]) -> list[AdvancedInput]:
+def user_inputs(calls: list[ToolCall], tools: dict[str, ToolSpec], offset: int | None = None) -> list[AdvancedInput]:
+    """What the user must say: each argument value no earlier call produced, once (the same ticket id
+    passed to two calls is one thing the user says). With the turn's `offset`, a value an earlier
+    turn's result showed is said too: the user names the ticket or file they mean."""
     seen: dict[str, AdvancedInput] = {}
+    said: set[str] = set()
     for call in calls:
         spec = tools.get(call.tool)
         for param, value in call.arguments.items():
-            if param in call.sources:
+            if param in call.sources and (offset is None or call.sources[param] >= offset):
                 continue
+            key = repr(value)
+            if key in said and mentionable(value):
+                continue
+            said.add(key)
             name = param if param not in seen else f"{call.tool.split('.')[-1]}_{param}"
             desc = (spec.properties.get(param, {}).get("description", "") if spec else "")[:160]
             seen[name] = AdvancedInput(name=name, value=value, tool=call.tool, param=param, description=desc)
@@ -60,12 +71,14 @@ def user_inputs(calls: list[ToolCall], tools: dict[str, ToolSpec]) -> list[Advan
 
 
 def intermediate_values(calls: list[ToolCall], offset: int) -> list[Any]:
-    """Values a call of this turn took from an earlier call of the same turn."""
+    """Values the user cannot know when asking: those a call of this turn took from an earlier call
+    of the same turn, and those a call of the turn created (ids, tokens, numbers)."""
     out = []
     for call in calls:
         for param, src in call.sources.items():
             if src >= offset:
                 out.append(call.arguments[param])
+        out += call.created
     return out
 
 
@@ -77,9 +90,10 @@ def structure(traj: Trajectory, turn_index: int, tools: dict[str, ToolSpec]) -> 
     return AdvancedTool(
         name=name[:48],
         description="",
-        inputs=user_inputs(turn.calls, tools),
+        inputs=user_inputs(turn.calls, tools, turn_offset(traj, turn_index)),
         steps=steps,
         output=turn.calls[-1].result,
+        actions=[c.tool for c in turn.calls[:-1] if c.changes_state] + [turn.calls[-1].tool],
     )
 
 

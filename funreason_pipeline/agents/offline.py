@@ -54,14 +54,21 @@ def _value_text(value: Any) -> str:
 def write_query(tool: AdvancedTool, specs: dict[str, ToolSpec], seed: int) -> str:
     """Offline querying agent: a templated request that names every user value, not the steps."""
     rng = random.Random(seed)
-    target = tool.steps[-1]
-    goal = _phrase(target)
+    actions = list(dict.fromkeys(tool.actions or tool.steps[-1:]))
+    # every action the turn takes on the user's behalf is asked for, in order
+    goal = ", then ".join(_phrase(a) for a in actions)
     details = []
     for inp in tool.inputs:
         text = _value_text(inp.value)
         if text:
-            label = " ".join(tokens(inp.param))
+            label = " ".join(tokens(inp.name))  # "create_ticket_title" when two calls take a title
             details.append(rng.choice([f"{label} {text}", f"{text} as the {label}", f"the {label} is {text}"]))
+    if not details:
+        # nothing to give: say which thing is meant by where it comes from, or the request is
+        # unworkable ("Could you get ticket.")
+        feeders = [s for s in tool.steps[:-1] if s not in tool.actions]
+        if feeders:
+            details.append(f"the one {_phrase(feeders[-1])} turns up")
     ask = f"{rng.choice(_OPENERS)} {goal.lower()}"
     if details:
         ask += " - " + "; ".join(details)
@@ -109,9 +116,19 @@ def critique(problems: list[str]) -> str:
             "Re-check which tool produces each value you pass and whether every step the request needs was taken.")
 
 
+def _shown(result: Any, limit: int = 300) -> str:
+    text = json.dumps(result, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def write_reply(tool: AdvancedTool, calls: list[ToolCall]) -> str:
-    result = calls[-1].result
-    shown = json.dumps(result, ensure_ascii=False)
-    if len(shown) > 300:
-        shown = shown[:297] + "..."
-    return f"Done - {_phrase(calls[-1].tool)} finished. Result: {shown}"
+    """Offline reply: what the turn did, from the results: the requested action's outcome, and every
+    other change the turn made on the way (a login, a folder it entered)."""
+    target = calls[-1]
+    verb = "is done" if target.changes_state else "came back"
+    lines = [f"{_phrase(target.tool).capitalize()} {verb}: {_shown(target.result)}"]
+    before = [c for c in calls[:-1] if c.changes_state]
+    if before:
+        lines.append("To get there I also ran " + "; ".join(
+            f"{_phrase(c.tool)} ({_shown(c.result, 120)})" for c in before) + ".")
+    return "\n".join(lines)

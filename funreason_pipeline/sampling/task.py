@@ -30,11 +30,13 @@ def _canonical(value: Any) -> str:
 
 def telling(value: Any) -> bool:
     """Whether a value is specific enough that finding it again means it was passed on: strings of 3
-    or more characters and numbers other than small integers (a 1 or a True could be anything)."""
+    or more characters that are not one plain word ("Open", "home" could come from anywhere; "A-0004",
+    "Sami Jensen", "q3.txt" could not), and numbers other than small integers."""
     if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, str):
-        return len(value.strip()) >= 3
+        v = value.strip()
+        return len(v) >= 3 and not v.isalpha()
     if isinstance(value, int):
         return abs(value) >= 10
     if isinstance(value, float):
@@ -65,15 +67,18 @@ def _values_of(obj: Any) -> set[str]:
     return {_canonical(v.value) for v in harvest(obj) if telling(v.value)}
 
 
-def link_values(calls: list[ToolCall], offset: int) -> None:
+def link_values(calls: list[ToolCall], offset: int, specs: dict[str, ToolSpec] | None = None) -> None:
     """Record as a source any earlier call of the turn whose result holds an argument's value: the
     argument came from it whatever the sampler thought (a value read back from the state that a
     call of this turn created and returned), so it is not the user's to give and not the model's
-    to know before that result."""
+    to know before that result. A value the tool's own schema names (an enum member such as a
+    status "Open") is known from the schema, not from a result."""
     seen: list[set[str]] = []
     for j, call in enumerate(calls):
+        spec = (specs or {}).get(call.tool)
+        schema_text = json.dumps(spec.parameters) if spec is not None else ""
         for param, v in argument_values(call.arguments):
-            if param in call.sources or not telling(v):
+            if param in call.sources or not telling(v) or (isinstance(v, str) and v in schema_text):
                 continue
             key = _canonical(v)
             for i in range(j - 1, -1, -1):
@@ -141,7 +146,14 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
                specs: dict[str, ToolSpec]) -> ShapedTurn:
     """The turn's target (`calls[target_pos]`) and the closure of its prerequisites, re-executed from
     `world_before` (the state at the turn's start, not mutated). Raises TurnNotKept."""
-    link_values(calls, offset)
+    link_values(calls, offset, specs)
+    for c in calls:
+        # a plain word ("Open") is the user's to say even when a result also showed it
+        c.sources = {p: k for p, k in c.sources.items()
+                     if not (isinstance(c.arguments.get(p), str) and c.arguments[p].strip().isalpha())}
+        # the graph's state edges say what *may* be needed (probed on other scenarios: get_ticket
+        # failed before any create_ticket); within the turn only the replay below decides
+        c.after = [k for k in c.after if k < offset]
     cls_of = {c.tool: specs[c.tool].class_name for c in calls}
     # which calls changed the state, on a replay of the walk as it was
     w = world_before.copy()
@@ -152,7 +164,7 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
         deltas.append(_delta(before, _state_of(w, cls_of[c.tool])))
     writes = [bool(d) for d in deltas]
     keep = _closure(calls, {target_pos}, offset)
-    for _ in range(len(calls) + 1):
+    for _ in range(2 * len(calls) + 2):
         kept = sorted(keep)
         world = world_before.copy()
         bad = None
@@ -165,6 +177,11 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
                 break
         if bad is None:
             break
+        if not writes[bad] and res.ok and not any(offset + bad in c.sources.values() for c in calls):
+            # a read that feeds nothing further (the target itself, typically) reads the state the
+            # kept calls left: its new result is the true one, the dropped writes stay dropped
+            calls[bad].result = res.value
+            continue
         # a dropped call changed what this call sees or does: it is a state prerequisite after all
         # (the latest write of the same class first; then any call of it, for state no snapshot
         # shows, such as the file system's working directory)
@@ -194,9 +211,10 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
 
 
 def _check_created_values(world_before: World, calls: list[ToolCall], cls_of: dict[str, str]) -> None:
-    """A value a call of the turn created in the state (not in any result) that a later call uses,
-    the user did not give: neither the user nor the model could know it. Not kept."""
-    start = _values_of(world_before.snapshot())
+    """Record on each write the telling values it created in the state (`ToolCall.created`). A value
+    a call of the turn created that a later call uses without any result having shown it was not
+    the user's to give nor the model's to know: such a turn is not kept."""
+    start = {_canonical(v.value): v.value for v in harvest(world_before.snapshot()) if telling(v.value)}
     given: set[str] = set()
     w = world_before.copy()
     created: set[str] = set()
@@ -209,7 +227,11 @@ def _check_created_values(world_before: World, calls: list[ToolCall], cls_of: di
             given.add(key)
         w.call(c.tool, c.arguments)
         if c.changes_state:
-            created |= _values_of(w.envs[cls_of[c.tool]].snapshot()) - start
+            new = {_canonical(v.value): v.value for v in harvest(w.envs[cls_of[c.tool]].snapshot())
+                   if telling(v.value)}
+            fresh = {k: v for k, v in new.items() if k not in start and k not in given and k not in created}
+            created |= fresh.keys()
+            c.created = [fresh[k] for k in sorted(fresh)][:50]
 
 
 def assign_steps(calls: list[ToolCall], offset: int, cls_of: dict[str, str]) -> None:
