@@ -157,22 +157,31 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
     cls_of = {c.tool: specs[c.tool].class_name for c in calls}
     # which calls changed the state, on a replay of the walk as it was
     w = world_before.copy()
-    deltas = []
-    for c in calls:
+    start_snapshot = world_before.snapshot()
+    deltas, walk_after = [], {}
+    for j, c in enumerate(calls):
         before = _state_of(w, cls_of[c.tool])
         w.call(c.tool, c.arguments)
-        deltas.append(_delta(before, _state_of(w, cls_of[c.tool])))
+        after = _state_of(w, cls_of[c.tool])
+        deltas.append(_delta(before, after))
+        walk_after[j] = after[1]
     writes = [bool(d) for d in deltas]
     keep = _closure(calls, {target_pos}, offset)
     for _ in range(2 * len(calls) + 2):
         kept = sorted(keep)
-        world = world_before.copy()
+        if len(kept) == len(calls):  # nothing dropped: the walk's replay is the turn
+            world, after_snaps = w, walk_after
+            break
+        world, after_snaps = world_before.copy(), {}
         bad = None
         for j in kept:
             before = _state_of(world, cls_of[calls[j].tool]) if writes[j] else None
             res = world.call(calls[j].tool, calls[j].arguments)
+            if before is not None:
+                after = _state_of(world, cls_of[calls[j].tool])
+                after_snaps[j] = after[1]
             if not res.ok or _canonical(res.value) != _canonical(calls[j].result) or (
-                    before is not None and _delta(before, _state_of(world, cls_of[calls[j].tool])) != deltas[j]):
+                    before is not None and _delta(before, after) != deltas[j]):
                 bad = j
                 break
         if bad is None:
@@ -205,30 +214,28 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
             "after": sorted(renumber.get(k, k) for k in c.after),
             "changes_state": writes[old],
         }))
-    _check_created_values(world_before, out, cls_of)
+    _check_created_values(start_snapshot, out, [after_snaps.get(old) for old in kept])
     assign_steps(out, offset, cls_of)
     return ShapedTurn(out, world, dropped)
 
 
-def _check_created_values(world_before: World, calls: list[ToolCall], cls_of: dict[str, str]) -> None:
-    """Record on each write the telling values it created in the state (`ToolCall.created`). A value
-    a call of the turn created that a later call uses without any result having shown it was not
-    the user's to give nor the model's to know: such a turn is not kept."""
-    start = {_canonical(v.value): v.value for v in harvest(world_before.snapshot()) if telling(v.value)}
+def _check_created_values(start_snapshot: Any, calls: list[ToolCall], after: list[Any]) -> None:
+    """Record on each write the telling values it created in the state (`ToolCall.created`; `after`:
+    the class's snapshot after each write). A value a call of the turn created that a later call uses
+    without any result having shown it was not the user's to give nor the model's to know: such a
+    turn is not kept."""
+    start = {_canonical(v.value) for v in harvest(start_snapshot) if telling(v.value)}
     given: set[str] = set()
-    w = world_before.copy()
     created: set[str] = set()
-    for c in calls:
+    for c, snap in zip(calls, after):
         for param, v in argument_values(c.arguments):
             key = _canonical(v)
             if param not in c.sources and telling(v) and key in created and key not in given:
                 raise TurnNotKept(f"created_value_unseen: {c.tool}({param}={v!r}) uses a value an earlier call "
                                   "of the turn created in the state and no result showed")
             given.add(key)
-        w.call(c.tool, c.arguments)
-        if c.changes_state:
-            new = {_canonical(v.value): v.value for v in harvest(w.envs[cls_of[c.tool]].snapshot())
-                   if telling(v.value)}
+        if c.changes_state and snap is not None:
+            new = {_canonical(v.value): v.value for v in harvest(snap) if telling(v.value)}
             fresh = {k: v for k, v in new.items() if k not in start and k not in given and k not in created}
             created |= fresh.keys()
             c.created = [fresh[k] for k in sorted(fresh)][:50]
