@@ -39,7 +39,7 @@ def _clinic_turn():
 
 
 def test_a_value_created_in_the_turn_in_the_query_is_a_leak():
-    traj, specs, appointment, patient = _clinic_turn()
+    traj, specs, appointment, _patient = _clinic_turn()
     book = traj.turns[0].calls[1]
     assert book.changes_state and appointment in book.created
     adv = structure(traj, 0, specs)
