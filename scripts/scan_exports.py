@@ -953,9 +953,9 @@ def to_json(st: Stats) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for (fmt, ts), c in sorted(st.c.items()):
         entry: dict[str, Any] = dict(sorted(c.items()))
-        for _, num, den in TABLE:
+        for _, num, den in TABLE:  # "share:<numerator>/<denominator>" (calls/steps is calls per step)
             if den and c.get(den):
-                entry[f"share:{num}"] = round(c.get(num, 0) / c[den], 4)
+                entry[f"share:{num}/{den}"] = round(c.get(num, 0) / c[den], 4)
         for k in list(c):
             if k.startswith("format_values["):
                 label = k[len("format_values["):-1]
@@ -981,8 +981,13 @@ def render(st: Stats) -> str:
     fmts = [f for f in FILES if (f, ALL) in st.c]
     lines = []
     head = ["metric"] + fmts
-    rows = [[label] + [_cell(st.c[(f, ALL)], num, den) for f in fmts] for label, num, den in TABLE]
-    rows = [r for r in rows if any(x not in ("0", "-") for x in r[1:])]
+    def applies(label: str, f: str) -> bool:  # format-specific rows stay blank for other formats
+        only = {"3 openai": "openai", "3 trl": "trl", "11 ": "bfcl"}
+        return all(f == fmt for prefix, fmt in only.items() if label.startswith(prefix))
+
+    rows = [[label] + [_cell(st.c[(f, ALL)], num, den) if applies(label, f) else "" for f in fmts]
+            for label, num, den in TABLE]
+    rows = [r for r in rows if any(x not in ("0", "-", "") for x in r[1:])]
     labels = sorted({k[len("format_values["):-1] for f in fmts for k in st.c[(f, ALL)] if k.startswith("format_values[")})
     for label in labels:
         rows.append([f"10 in format {label}"] + [_cell(st.c[(f, ALL)], f"format_ok[{label}]", f"format_values[{label}]")
@@ -990,14 +995,17 @@ def render(st: Stats) -> str:
     lines += _table(head, rows)
     primary = "openai" if ("openai", ALL) in st.c else (fmts[0] if fmts else None)
     if primary:
-        lines += ["", f"per toolset ({primary}; shares of records / turns with calls / turns / calls):"]
+        lines += ["", (f"per toolset ({primary}): clairv = records with a clairvoyant call; steps/t = steps per "
+                       "turn with calls; multi = multi-step turns; dead, 2param = of calls; sidefx, repeat, fail, "
+                       "future, strict = of turns")]
         toolsets = sorted(ts for f, ts in st.c if f == primary and ts != ALL) + [ALL]
         rows = [[ts] + [_cell(st.c[(primary, ts)], num, den).split(" ")[-1].strip("()") if den else
                         _cell(st.c[(primary, ts)], num, den) for _, num, den in TOOLSET_COLUMNS] for ts in toolsets]
         lines += _table(["toolset"] + [c[0] for c in TOOLSET_COLUMNS], rows)
-    if st.ex:
-        lines += ["", "examples:"]
-        for (fmt, name), ex in sorted(st.ex.items()):
+    shown = {k: v for k, v in st.ex.items() if k[0] == primary or k[0] == "bfcl" and k[1].startswith("bfcl_")}
+    if shown:  # the other formats' examples are the same turns (all of them are in --json)
+        lines += ["", f"examples ({primary}, and bfcl's own):"]
+        for (fmt, name), ex in sorted(shown.items()):
             for e in ex:
                 lines.append(f"  [{fmt}:{name}] {e}")
     return "\n".join(lines)
