@@ -46,8 +46,8 @@ def described_format(name: str, schema: dict[str, Any]) -> str | None:
         return "date"
     if "HH:MM" in desc:
         return "time"
-    if {"card", "number"} <= words:
-        return "card_number"
+    if {"card", "number"} <= words and re.search(r"\b(?:credit|debit|payment)\b", f"{name} {desc}", re.IGNORECASE):
+        return "card_number"  # a payment card's 16 digits (a library card's number is the library's own)
     if "email" in words or re.search(r"\bemail address\b", desc, re.IGNORECASE):
         return "email"
     if "name" in words and words & _PERSON:

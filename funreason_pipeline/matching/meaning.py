@@ -112,7 +112,7 @@ _KINDS: dict[str, list[str]] = {
                     "{Topic} shows outdated information after the last update.",
                     "Need help setting up {topic} for the team.",
                     "Opening {topic} takes minutes; please take a look."],
-    "title": ["Cannot open {topic}", "Question about {topic}", "Request: update {topic}", "Issue with {topic}",
+    "title": ["Trouble opening {topic}", "Question about {topic}", "Request: update {topic}", "Issue with {topic}",
               "Follow-up on {topic}"],
     "message": ["Hi, could you take a look at {topic} when you have a moment?",
                 "Thanks for the help yesterday, everything works now.",
