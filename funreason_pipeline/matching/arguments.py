@@ -80,6 +80,7 @@ class Meaning:
     prose: bool = False
     zero_no_op: bool = False
     short: bool = False  # a title or subject: one line, not a file's whole content
+    bounds: tuple[float, float] | None = None  # "between 0 and 1": a pedal position of 1000 is out of format
 
     def accepts(self, value: Any) -> bool:
         if isinstance(value, bool):
@@ -92,6 +93,9 @@ class Meaning:
             return False
         if self.fmt is not None and not in_format(self.fmt, value):
             return False
+        if self.bounds is not None and isinstance(value, (int, float)) and not (
+                self.bounds[0] <= value <= self.bounds[1]):
+            return False
         return not (self.zero_no_op and isinstance(value, (int, float)) and value == 0)
 
 
@@ -103,8 +107,11 @@ def meaning_of(tool: str, name: str, schema: dict[str, Any]) -> Meaning:
 def _meaning(tool: str, name: str, jtype: Any, desc: str, has_enum: bool) -> Meaning:
     schema = {"type": jtype, "description": desc, **({"enum": []} if has_enum else {})}
     prose = is_free_text(name, schema)
-    return Meaning(described_format(name, schema), prose, jtype in ("integer", "number") and zero_is_no_op(tool, name),
-                   prose and bool(set(tokens(name)) & {"title", "subject", "caption"}))
+    numeric = jtype in ("integer", "number")
+    found = _RANGE.search(desc) if numeric else None
+    bounds = tuple(sorted((float(found.group(1)), float(found.group(2))))) if found else None
+    return Meaning(described_format(name, schema), prose, numeric and zero_is_no_op(tool, name),
+                   prose and bool(set(tokens(name)) & {"title", "subject", "caption"}), bounds)
 
 
 def _coerce(schema: dict[str, Any], value: Any) -> Any:
@@ -630,4 +637,6 @@ def _formatted(fmt: str, name: str, rng: random.Random) -> Any:
         return f"{person_name('first', rng).lower()}.{person_name('last', rng).lower()}@example.com"
     if fmt == "cvv":
         return rng.randint(100, 999)
+    if fmt == "zipcode":
+        return f"{rng.randint(10000, 99999)}"
     return person_name(name, rng)

@@ -25,6 +25,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     # a person's name: capitalised words (Ana, Mary-Jane, O'Neil, van Dijk not needed here)
     "person_name": re.compile(r"[A-Z][a-z]+(?:['-][A-Z]?[a-z]+)*(?: [A-Z][a-z]+(?:['-][A-Z]?[a-z]+)*){0,2}"),
     "cvv": re.compile(r"\d{3,4}"),
+    "zipcode": re.compile(r"\d{5}"),
 }
 _PERSON = frozenset({"first", "last", "cardholder", "surname", "given", "family"})
 
@@ -37,7 +38,7 @@ def described_format(name: str, schema: dict[str, Any]) -> str | None:
     desc = schema.get("description", "")
     words = set(tokens(name))
     if schema.get("type") == "integer":  # a card's verification value is its only numeric format
-        return "cvv" if {"verification", "value"} <= words or "cvv" in words else None
+        return "cvv" if "verification" in words or "cvv" in words or "cvc" in words else None
     if re.search(r"YYYY-MM-DDT?HH|YYYY-MM-DD HH", desc):
         return "datetime"
     if "MM/YYYY" in desc or "MM/YY" in desc:
@@ -48,6 +49,8 @@ def described_format(name: str, schema: dict[str, Any]) -> str | None:
         return "time"
     if {"card", "number"} <= words and re.search(r"\b(?:credit|debit|payment)\b", f"{name} {desc}", re.IGNORECASE):
         return "card_number"  # a payment card's 16 digits (a library card's number is the library's own)
+    if "zipcode" in words or {"zip", "code"} <= words or re.search(r"\bzip ?codes?\b", desc, re.IGNORECASE):
+        return "zipcode"
     if "email" in words or re.search(r"\bemail address\b", desc, re.IGNORECASE):
         return "email"
     if "name" in words and words & _PERSON:
