@@ -107,6 +107,8 @@ def main() -> None:
         sample_s += s
         c, examples = count(res.trajectories, specs)
         c["trajectories"] += len(res.trajectories)
+        c["failed_attempts"] += sum(r.reason == "tool_error" for r in res.rejections)
+        c["uncovered_targets"] += len(res.uncovered)
         total += c
         print(f"{ts.name:<24} {s:5.2f}s " + " ".join(f"{k}={v}" for k, v in sorted(c.items())), flush=True)
         for e in examples[: args.examples]:
