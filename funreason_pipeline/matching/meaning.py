@@ -136,10 +136,12 @@ def free_text(name: str, tool: str, rng: random.Random) -> str:
     """A short sentence of the kind the parameter asks for (a resolution, a reason, a message, a
     tweet), about a topic named after the tool's nouns when it has one."""
     words = tokens(name)
-    kind = next((_KIND_OF[w] for w in reversed(words) if w in _KIND_OF), "note")
+    # the most specific word wins: a comment's content is a comment, a tweet's content a tweet
+    kind = next((_KIND_OF[w] for w in words if w in _KIND_OF and w not in ("content", "text", "body")),
+                next((_KIND_OF[w] for w in words if w in _KIND_OF), "note"))
     if kind == "tweet" and "tweet" not in tokens(tool) and "post" not in tokens(tool):
         kind = "note"  # a file's content or an item's text reads like a note, not a tweet
-    nouns = tool_nouns(tool)
+    nouns = [n for n in tool_nouns(tool) if n not in _KIND_OF and n not in _KINDS]  # "about the tweet" says nothing
     topic = f"the {nouns[-1]}" if nouns and rng.random() < 0.3 else rng.choice(_TOPICS)
     text = rng.choice(_KINDS[kind])
     return text.replace("{topic}", topic).replace("{Topic}", topic[:1].upper() + topic[1:])
