@@ -192,7 +192,7 @@ class ArgumentProvider:
             if name in args or (name not in required and rng.random() > rate):
                 continue
             choice = self._choose(spec, name, schema, results, state, rng, prefer)
-            for _ in range(3):  # one value in two parameters (divide(a=x, b=x), mv(x, x)) only if the graph says so
+            for _ in range(3):  # never one value in two parameters (divide(a=x, b=x), mv(x, x)): draw again
                 if choice is None or not self._repeats(spec, name, choice, args):
                     break
                 choice = self._choose(spec, name, schema, results, state, rng, prefer)
