@@ -203,3 +203,21 @@ def test_meaning_of_is_per_parameter():
     m = meaning_of("register_credit_card", "expiration_date", travel["register_credit_card"].properties["expiration_date"])
     assert m.fmt == "month_year" and not m.accepts("554129717921") and m.accepts("01/2030")
     assert not meaning_of("x", "status", {"type": "string"}).accepts("Ticket 3 has been closed successfully.")
+
+
+def test_a_resolution_is_not_an_earlier_title_and_opposites_do_not_match():
+    from funreason_pipeline.matching.names import affinity
+
+    tickets = specs("tickets")
+    results = harvest({"id": 887, "title": "Software license expired", "description": "It expired."}, source=0,
+                      producer="create_ticket")
+    for args in proposals(tickets["resolve_ticket"], results):
+        assert args["resolution"] not in ("Software license expired", "It expired."), args
+    assert affinity("user_first_name", "The first name of the user", "user_last_name") == 0
+    assert affinity("max_price", "Maximum price", "min_price") == 0 and affinity("first_name", "", "first_name") == 1
+
+
+def test_ids_and_secrets_are_generated_as_ids_and_secrets():
+    travel = specs("travel")
+    for args in proposals(travel["authenticate_travel"]):
+        assert " " not in args["client_id"] and " " not in args["client_secret"] and " " not in args["refresh_token"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from funreason_pipeline.matching.formats import described_format, in_format
 from funreason_pipeline.matching.meaning import (
+    can_carry,
     free_text,
     is_free_text,
     is_message_text,
@@ -518,6 +519,7 @@ class ArgumentProvider:
             desc = schema.get("description", "")
             fed_by = self.data_fields.get((spec.name, name), set())
             sink = is_text_sink(name, schema)
+            prose = is_free_text(name, schema)
             for key, producer in order[hit[1]:]:
                 vals = groups[(key, producer)]
                 if not from_results:
@@ -534,7 +536,7 @@ class ArgumentProvider:
                     continue  # a bare result ("Welcome back", "cancelled") feeds only what its name fits
                 elif self.explore:
                     hit[2].append((2.0, vals, False))
-                elif sink:
+                elif sink and (not prose or can_carry(name, key)):
                     hit[2].append((0.5, vals, True))
             hit[1] = len(order)
         return hit[2]
@@ -612,6 +614,11 @@ class ArgumentProvider:
             return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         if meaning.prose:
             return free_text(name, tool, rng)
+        words = tokens(name)
+        if is_secret(name):  # a token or secret looks like one, not like "invoice backup"
+            return "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(16))
+        if words and words[-1] == "id" and len(words) > 1:  # client_id -> "CLI-48213"
+            return f"{words[-2][:3].upper()}-{rng.randint(10000, 99999)}"
         words = rng.sample(_WORDS, 2)
         if "file" in tokens(name):
             return f"{words[0]}_{words[1]}.txt"

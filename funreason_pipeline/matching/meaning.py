@@ -132,13 +132,28 @@ _KIND_OF = {"resolution": "resolution", "reason": "reason", "description": "desc
             "caption": "tweet", "bio": "tweet"}
 
 
+_CONTENT_KEYS = frozenset({"content", "text", "body", "message", "note", "comment", "description", "summary"})
+
+
+def can_carry(param: str, key: str) -> bool:
+    """Whether a prose parameter may carry an earlier result's text found under `key`: a tweet or a
+    message may quote a file's content; a resolution, a reason or a title is its own kind of text
+    (a ticket's title is no resolution)."""
+    kind = _kind(param)
+    return kind in ("note", "message", "tweet", "description") and bool(set(tokens(key)) & _CONTENT_KEYS)
+
+
+def _kind(name: str) -> str:
+    words = tokens(name)
+    # the most specific word wins: a comment's content is a comment, a tweet's content a tweet
+    return next((_KIND_OF[w] for w in words if w in _KIND_OF and w not in ("content", "text", "body")),
+                next((_KIND_OF[w] for w in words if w in _KIND_OF), "note"))
+
+
 def free_text(name: str, tool: str, rng: random.Random) -> str:
     """A short sentence of the kind the parameter asks for (a resolution, a reason, a message, a
     tweet), about a topic named after the tool's nouns when it has one."""
-    words = tokens(name)
-    # the most specific word wins: a comment's content is a comment, a tweet's content a tweet
-    kind = next((_KIND_OF[w] for w in words if w in _KIND_OF and w not in ("content", "text", "body")),
-                next((_KIND_OF[w] for w in words if w in _KIND_OF), "note"))
+    kind = _kind(name)
     if kind == "tweet" and "tweet" not in tokens(tool) and "post" not in tokens(tool):
         kind = "note"  # a file's content or an item's text reads like a note, not a tweet
     nouns = [n for n in tool_nouns(tool) if n not in _KIND_OF and n not in _KINDS]  # "about the tweet" says nothing
