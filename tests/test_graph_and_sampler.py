@@ -342,17 +342,30 @@ def test_status_is_a_word_and_a_report_not_a_thing():
     assert affinity("status", "Status of the tickets to return.", "status", "trading_login") == 0
 
 
-def test_attempts_stop_when_new_arguments_get_the_same_answer():
+def test_attempts_stop_when_new_arguments_get_the_same_answer(monkeypatch):
     import itertools
 
+    from funreason_pipeline.environments.toolsets import World
+
     ts, tools, edges = graph_for("vehicle")
+    calls = []  # every executed call, in order: (tool, error)
+    real_call = World.call
+
+    def logged(self, tool, arguments):
+        res = real_call(self, tool, arguments)
+        calls.append((tool, res.error))
+        return res
+
+    monkeypatch.setattr(World, "call", logged)
 
     def same_error_runs(config):
+        calls.clear()
         res = sample_partition(ts, tools, edges, "2026-11-26", 6, config=config)
-        errors = [(r.item_id, json.loads(r.detail)["error"]) for r in res.rejections if r.reason == "tool_error"]
-        # a run can also span two tries of one tool with a successful repair between (no rejection
-        # for it): this day has none on vehicle
-        return max((len(list(g)) for _, g in itertools.groupby(errors)), default=0), len(errors)
+        failed = sum(r.reason == "tool_error" for r in res.rejections)
+        # consecutive calls of one tool with one error: the attempts the stop governs (a repair
+        # call between two tries of the tool ends a run; grouping the rejections alone joined them)
+        runs = [len(list(g)) for (_, error), g in itertools.groupby(calls) if error is not None]
+        return max(runs, default=0), failed
 
     longest, failed = same_error_runs(SamplerConfig())
     assert longest <= SamplerConfig().same_error_stop

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 
+from funreason_pipeline.environments.failures import failure_of
 from funreason_pipeline.models import ToolSpec
 
 
@@ -122,8 +123,8 @@ def check_arguments(spec: ToolSpec, arguments: Any) -> str | None:
 
 
 def invoke_tool(fn: Any, method: str, kwargs: dict[str, Any]) -> ToolResult:
-    """Call a tool method; every adapter shares this: a raise, an unserialisable result and an
-    `{"error": ...}` return all become error results, never a crashed stage."""
+    """Call a tool method; every adapter shares this: a raise, an unserialisable result and a
+    returned failure (environments/failures.py) all become error results, never a crashed stage."""
     try:
         raw = fn(**kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -132,9 +133,8 @@ def invoke_tool(fn: Any, method: str, kwargs: dict[str, Any]) -> ToolResult:
         value = to_json_value(raw)
     except (TypeError, ValueError) as exc:
         return ToolResult(None, f"{method} returned an unserialisable result: {exc}")
-    if isinstance(value, dict) and "error" in value:
-        return ToolResult(value, str(value["error"]))
-    return ToolResult(value)
+    failure = failure_of(value, method)  # `{"error": ...}`, `login_status: False`, "Stock not found", ...
+    return ToolResult(value, failure) if failure else ToolResult(value)
 
 
 def to_json_value(value: Any) -> Any:

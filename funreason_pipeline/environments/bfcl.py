@@ -25,6 +25,7 @@ from funreason_pipeline.environments.base import (
     invoke_tool,
     public_state,
 )
+from funreason_pipeline.environments.failures import no_op_of
 from funreason_pipeline.models import ToolSpec
 
 _BACKEND = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
@@ -169,7 +170,8 @@ class BfclEnvironment:
         spec = self._specs.get(method)
         if spec is None:
             return ToolResult(None, f"unknown tool {method!r} for {self.class_name}")
-        problem = check_arguments(spec, arguments)
+        # a call that would do nothing and report success (`edit_ticket(updates={})`) is a failure
+        problem = check_arguments(spec, arguments) or no_op_of(spec.properties, spec.required, arguments)
         if problem:
             return ToolResult(None, problem)
         # A parameter whose default is mutable (`post_tweet(tags=[], mentions=[])`) is written into

@@ -27,8 +27,9 @@ from funreason_pipeline.environments.base import (
     to_json_value,
 )
 from funreason_pipeline.environments.deadline import CallTimeout, deadline
+from funreason_pipeline.environments.failures import no_op_of
 from funreason_pipeline.environments.user_docstrings import DocEntry, ParsedDocstring, parse_docstring
-from funreason_pipeline.environments.user_results import plain_result, returned_error
+from funreason_pipeline.environments.user_results import plain_result
 from funreason_pipeline.environments.user_scenarios import (
     SCENARIO_FILE_SUFFIXES,
     ScenarioSource,
@@ -139,7 +140,8 @@ class UserEnvironment:
         tool = self._tools.get(method)
         if tool is None:
             return ToolResult(None, f"unknown tool {method!r} for {self.class_name}")
-        problem = check_arguments(tool.spec, arguments)
+        problem = check_arguments(tool.spec, arguments) or no_op_of(
+            tool.spec.properties, tool.spec.required, arguments)
         if problem:
             return ToolResult(None, problem)
         # fresh copies: a tool may keep its input (store a list) or mutate a default (`tags=[]`)
@@ -158,8 +160,7 @@ class UserEnvironment:
                 result = invoke_tool(lambda **kw: plain_result(fn(**kw)), method, kwargs)
         except CallTimeout as exc:
             return ToolResult(None, f"{method} timed out: {exc}")
-        reported = returned_error(result.value) if result.ok else None
-        return ToolResult(result.value, reported) if reported else result
+        return result  # a returned failure ({"ok": False}, "Error: ...") is already an error (invoke_tool)
 
     def snapshot(self) -> dict[str, Any]:
         own = getattr(self._instance, "snapshot", None)

@@ -13,17 +13,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import re
 from typing import Any
 
 from pydantic import BaseModel
 
 from funreason_pipeline.environments.base import public_state
-
-_ERROR_TEXT = re.compile(r"\s*(?:error\b|err\s*:|failed\s*:|failure\s*:)", re.IGNORECASE)
-_FLAGS = ("ok", "success", "succeeded")  # a boolean flag that is False on failure
-_FAILED_STATUS = frozenset({"error", "failed", "failure", "fail"})
-_MESSAGE_KEYS = ("error", "msg", "message", "reason", "detail", "details", "status")
+from funreason_pipeline.environments.failures import failure_of
 
 
 def plain_result(value: Any, depth: int = 0) -> Any:
@@ -64,20 +59,6 @@ def _plain_key(key: Any) -> Any:
 
 
 def returned_error(value: Any) -> str | None:
-    """The failure a return value reports, or None: a dict whose `ok`/`success` flag is False or
-    whose `status` is "error"/"failed" (its message: `error`, `msg`, `message`, `reason` or
-    `detail`), or a string that starts with "Error" (or "Failed:")."""
-    if isinstance(value, str):
-        # the message without its "Error:" (error kinds compare what follows it)
-        found = _ERROR_TEXT.match(value)
-        return (value[found.end():].strip(" :-") or value.strip()) if found else None
-    if not isinstance(value, dict):
-        return None
-    failed = any(value.get(k) is False for k in _FLAGS) or (
-        isinstance(value.get("status"), str) and value["status"].strip().lower() in _FAILED_STATUS)
-    if not failed:
-        return None
-    for k in _MESSAGE_KEYS:
-        if isinstance(value.get(k), str) and value[k].strip():
-            return value[k].strip()
-    return "the call reported a failure: " + ", ".join(f"{k}={v!r}" for k, v in list(value.items())[:4])
+    """The failure a return value reports, or None (environments/failures.py: the rule every
+    adapter shares; kept under this name for callers that read user results)."""
+    return failure_of(value)

@@ -32,10 +32,15 @@ class ApiGraph:
 
     @cached_property
     def state_prereqs(self) -> dict[str, set[str]]:
+        """Tool -> the tools whose state it needs. Toggles that need each other (login needs logout
+        when a scenario starts logged in, logout needs login when it starts logged out) are no
+        prerequisites of each other: as such neither could ever be called first. Which one a state
+        needs shows in its error ("Already logged in"), which the sampler's repairs read."""
+        state = {(e.src_tool, e.dst_tool) for e in self.edges if e.kind == "state"}
         out: dict[str, set[str]] = defaultdict(set)
-        for e in self.edges:
-            if e.kind == "state":
-                out[e.dst_tool].add(e.src_tool)
+        for src, dst in state:
+            if (dst, src) not in state:
+                out[dst].add(src)
         return out
 
     @cached_property

@@ -182,6 +182,7 @@ class WorldProbe:
                 without = _needs_each(self.base, calls, prefix, b.name, args)
                 if without is None:
                     return None  # the same call works without one of the prefix tools: no prerequisite
+                calls = _whole_sets(self.base, calls, prefix, self.by_name, b.name, args)
                 self._record(prefix, calls, b, args, sources, fields, fresh_error, without)
                 return calls + [(b.name, args)]
         return None
@@ -314,6 +315,28 @@ def _args_key(args: dict[str, Any]) -> str:
 def _fits_param(spec: ToolSpec, param: str, v: Value) -> bool:
     want = spec.properties.get(param, {}).get("type")
     return want is None or want == v.jtype or (want == "number" and v.jtype == "integer")
+
+
+def _whole_sets(base: World, calls: list[Call], prefix: tuple[str, ...], by_name: dict[str, ToolSpec], b: str,
+                args: dict[str, Any]) -> list[Call]:
+    """The sequence with each prefix tool's enum-list arguments widened to the whole enum when B
+    still works so: lockDoors(driver, rear_left, rear_right) enabled startEngine in a scenario whose
+    passenger door was locked already; locking every door enables it in any scenario, and these
+    arguments are what the sampler tries first (ApiGraph.enabling_args)."""
+    out = list(calls)
+    for a in prefix:
+        last = max(i for i, (name, _) in enumerate(out) if name == a)
+        props = by_name[a].properties
+        a_args = out[last][1]
+        wide = {k: list(props[k]["items"]["enum"]) if isinstance(v, list) and "enum" in props.get(k, {}).get(
+            "items", {}) else v for k, v in a_args.items()}
+        if wide == a_args:
+            continue
+        world = base.copy()
+        trial = out[:last] + [(a, wide)] + out[last + 1:]
+        if all(world.call(name, x).ok for name, x in trial) and world.call(b, args).ok:
+            out = trial
+    return out
 
 
 def _needs_each(base: World, calls: list[Call], prefix: tuple[str, ...], b: str,

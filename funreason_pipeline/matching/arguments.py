@@ -10,8 +10,19 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+from funreason_pipeline.matching.formats import described_format, in_format
+from funreason_pipeline.matching.meaning import (
+    can_carry,
+    free_text,
+    is_free_text,
+    is_message_text,
+    looks_like_id,
+    person_name,
+    zero_is_no_op,
+)
 from funreason_pipeline.matching.names import BARE, affinity, error_words, is_secret, tokens
 from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
 from funreason_pipeline.models import ToolSpec
@@ -55,6 +66,53 @@ def _fits_value(schema: dict[str, Any], v: Value) -> bool:
     if want is None or want == v.jtype or (want == "number" and v.jtype == "integer"):
         return True
     return want == "integer" and v.jtype == "string" and v.value.isdigit() and len(v.value) < 10
+
+
+_OPTIONS = re.compile(r"\boptions(?: are)?:\s*([\w-]+(?:\s*,\s*[\w-]+)+)", re.IGNORECASE)  # "options: read, write"
+_NO_VALUE = frozenset({"None", "none", "null", "NULL", ""})  # a default written as text means "not given"
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """What a parameter takes beyond its type: a stated format, prose, or an amount where 0 does
+    nothing (matching/formats.py, matching/meaning.py)."""
+
+    fmt: str | None = None
+    prose: bool = False
+    zero_no_op: bool = False
+    short: bool = False  # a title or subject: one line, not a file's whole content
+    bounds: tuple[float, float] | None = None  # "between 0 and 1": a pedal position of 1000 is out of format
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return True
+        if is_message_text(value):  # "Ticket 9 has been closed successfully." is what a call said
+            return False
+        if self.prose and looks_like_id(value):  # ids, dates and numbers go where ids and dates go
+            return False
+        if self.short and isinstance(value, str) and (len(value) > 80 or "\n" in value):
+            return False
+        if self.fmt is not None and not in_format(self.fmt, value):
+            return False
+        if self.bounds is not None and isinstance(value, (int, float)) and not (
+                self.bounds[0] <= value <= self.bounds[1]):
+            return False
+        return not (self.zero_no_op and isinstance(value, (int, float)) and value == 0)
+
+
+def meaning_of(tool: str, name: str, schema: dict[str, Any]) -> Meaning:
+    return _meaning(tool, name, schema.get("type"), schema.get("description", ""), "enum" in schema)
+
+
+@lru_cache(maxsize=4096)
+def _meaning(tool: str, name: str, jtype: Any, desc: str, has_enum: bool) -> Meaning:
+    schema = {"type": jtype, "description": desc, **({"enum": []} if has_enum else {})}
+    prose = is_free_text(name, schema)
+    numeric = jtype in ("integer", "number")
+    found = _RANGE.search(desc) if numeric else None
+    bounds = tuple(sorted((float(found.group(1)), float(found.group(2))))) if found else None
+    return Meaning(described_format(name, schema), prose, numeric and zero_is_no_op(tool, name),
+                   prose and bool(set(tokens(name)) & {"title", "subject", "caption"}), bounds)
 
 
 def _coerce(schema: dict[str, Any], value: Any) -> Any:
@@ -122,6 +180,9 @@ class ArgumentProvider:
                 prefer and any(p == prefer for p, _ in self.data_fields.get((spec.name, k), ())))})
         if rows and len(args) < 2:
             args.update(self._joint(spec, rows, rng, state))
+        for name in [n for n, v in args.items() if n in spec.properties and not isinstance(v, (dict, list))]:
+            if not meaning_of(spec.name, name, spec.properties[name]).accepts(args[name]):
+                del args[name]  # a row's or example's value that reads as a message, or breaks a format
         made = {producer for _, producer in self._groups(results)} if results else set()
         for name, schema in spec.properties.items():
             # an optional parameter an earlier call can feed (retrieve_invoice's booking_id after
@@ -132,9 +193,20 @@ class ArgumentProvider:
             if name in args or (name not in required and rng.random() > rate):
                 continue
             choice = self._choose(spec, name, schema, results, state, rng, prefer)
+            for _ in range(3):  # never one value in two parameters (divide(a=x, b=x), mv(x, x)): draw again
+                if choice is None or not self._repeats(spec, name, choice, args):
+                    break
+                choice = self._choose(spec, name, schema, results, state, rng, prefer)
+            if choice is not None and self._repeats(spec, name, choice, args):
+                choice = None
             if choice is None:
                 if name in required:
-                    args[name] = self._generate_learned(spec, name, schema, rng)
+                    value = self._generate_learned(spec, name, schema, rng)
+                    for _ in range(5):
+                        if not self._repeats(spec, name, Choice(value), args):
+                            break
+                        value = self._generate_learned(spec, name, schema, rng)
+                    args[name] = value
                 continue
             args[name] = _coerce(schema, choice.value)
             if choice.source is not None:
@@ -143,10 +215,20 @@ class ArgumentProvider:
         self._last = (spec.name, args, made_up)
         return args, sources, fields
 
+    def _repeats(self, spec: ToolSpec, name: str, choice: Choice, args: dict[str, Any]) -> bool:
+        """Whether the choice repeats another argument's value, which no user asks for
+        (`divide(a=399.49, b=399.49)`, `mv("config", "config")`, `message=receiver_id`). The
+        graph's data edges cannot license a repeat: math's `a` and `b` are both fed by `result`,
+        and that is exactly divide(x, x)."""
+        value = choice.value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return False
+        return any(n != name and v == value and not isinstance(v, bool) for n, v in args.items())
+
     def _generate_learned(self, spec: ToolSpec, name: str, schema: dict[str, Any], rng: random.Random) -> Any:
         """A generated value for a parameter nothing else can fill (noted as made up); one word
         where an error asked for a single word ("tags are single words")."""
-        value = self.generate(name, schema, rng, spec.description)
+        value = self.generate(name, schema, rng, spec.description, tool=spec.name)
         self._last[2].add(name)
         if isinstance(value, str) and (spec.name, name) in self._one_word:
             return value.split()[0] if value.split() else value
@@ -159,6 +241,7 @@ class ArgumentProvider:
         if schema.get("type") == "array":
             return self._choose_array(name, schema, results, state, rng)
         desc = schema.get("description", "")
+        meaning = meaning_of(spec.name, name, schema)
         # (weight per item, items, is_value, source label); the weight is scaled by how calls of this
         # tool fared with arguments from that source so far (see `learn`)
         buckets: list[tuple[float, list[Value] | list[Any], bool, tuple]] = []
@@ -169,31 +252,33 @@ class ArgumentProvider:
             buckets.append((weight * min(4.0, max(0.25, (1 + good) / (1 + bad / 2))), items, is_value, label))
 
         for weight, vals, text_only in self._matches(spec, name, schema, results, from_results=True):
-            fitting = self._fitting(vals, schema, text_only)
+            fitting = self._fitting(vals, schema, text_only, meaning)
             if fitting:  # the preferred producer's values win most draws: its edge is the point
                 add(weight * (20.0 if vals[0].producer == prefer else 1.0), fitting, True,
                     ("result", vals[0].key, vals[0].producer))
         for weight, vals, _ in self._matches(spec, name, schema, state, from_results=False):
-            fitting = self._fitting(vals, schema)
+            fitting = self._fitting(vals, schema, meaning=meaning)
             if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
                 add(weight, fitting, True, ("state", vals[0].key, vals[0].producer))
         hint = self._hints.get((spec.name, name))
         if hint:  # an error named what kind of value it wants: the state's values of that kind
             for (key, producer), vals in self._groups(state).items():
-                fitting = self._fitting(vals, schema) if set(tokens(key)) & hint else None
+                fitting = self._fitting(vals, schema, meaning=meaning) if set(tokens(key)) & hint else None
                 if fitting:
                     add(4.0, fitting, True, ("hinted", key, producer))
         if (spec.name, name) in self._found_nothing:
             for (key, producer), vals in self._groups(state).items():
-                names = self._fitting(vals, schema, text_only=True)
+                names = self._fitting(vals, schema, text_only=True, meaning=meaning)
                 if names and _SHORT_TEXT.fullmatch(str(names[0].value)):
                     add(2.0, names, True, ("lookup", key, producer))
         plain = list(schema.get("enum", []))
         if plain:
             add(3.0, plain, False, ("enum",))
-        if "default" in schema and _fits(schema, schema["default"]):
+        if "default" in schema and _fits(schema, schema["default"]) and schema["default"] not in _NO_VALUE \
+                and meaning.accepts(schema["default"]):
             add(1.0, [schema["default"]], False, ("default",))
-        hints = [h for h in _QUOTED.findall(desc) if _fits(schema, h) and not h.isupper() and "YYYY" not in h]
+        hints = [h for h in _QUOTED.findall(desc) if _fits(schema, h) and not h.isupper() and "YYYY" not in h
+                 and meaning.accepts(h)]
         if hints:
             add(1.0, hints, False, ("hint",))
         if not buckets:
@@ -386,9 +471,10 @@ class ArgumentProvider:
             k = len(items["enum"]) if rng.random() < 0.3 else rng.randint(1, len(items["enum"]))
             return Choice(rng.sample(items["enum"], k))
         pool = [v for (key, producer), vals in self._groups(results).items()
-                if affinity(name, desc, key, producer) > 0 for v in vals if _fits_value(items, v)]
+                if affinity(name, desc, key, producer) > 0 for v in vals
+                if _fits_value(items, v) and not is_message_text(v.value)]
         pool += [v for (key, _), vals in self._groups(state).items()
-                 if affinity(name, desc, key) > 0 for v in vals if _fits_value(items, v)]
+                 if affinity(name, desc, key) > 0 for v in vals if _fits_value(items, v) and not is_message_text(v.value)]
         if not pool:
             return None
         k = rng.randint(1, min(4, len(pool)))
@@ -433,6 +519,7 @@ class ArgumentProvider:
             desc = schema.get("description", "")
             fed_by = self.data_fields.get((spec.name, name), set())
             sink = is_text_sink(name, schema)
+            prose = is_free_text(name, schema)
             for key, producer in order[hit[1]:]:
                 vals = groups[(key, producer)]
                 if not from_results:
@@ -449,7 +536,7 @@ class ArgumentProvider:
                     continue  # a bare result ("Welcome back", "cancelled") feeds only what its name fits
                 elif self.explore:
                     hit[2].append((2.0, vals, False))
-                elif sink:
+                elif sink and (not prose or can_carry(name, key)):
                     hit[2].append((0.5, vals, True))
             hit[1] = len(order)
         return hit[2]
@@ -457,12 +544,14 @@ class ArgumentProvider:
     def _group_order(self, values: list[Value]) -> list[tuple[str, str]]:
         return self.__dict__["_group_cache"][id(values)][3]
 
-    def _fitting(self, vals: list[Value], schema: dict[str, Any], text_only: bool = False) -> list[Value]:
-        """The values of one group that fit a parameter's type (or enum), cached per group and type
-        and extended as the group grows: the same groups are matched at every proposal."""
+    def _fitting(self, vals: list[Value], schema: dict[str, Any], text_only: bool = False,
+                 meaning: Meaning = Meaning()) -> list[Value]:
+        """The values of one group that fit a parameter's type (or enum) and meaning (no message
+        text, no id in prose, its stated format), cached per group, type and meaning and extended
+        as the group grows: the same groups are matched at every proposal."""
         cache = self.__dict__.setdefault("_fit_cache", {})
         enum = schema.get("enum")
-        sig = (id(vals), schema.get("type"), tuple(map(str, enum)) if enum is not None else None, text_only)
+        sig = (id(vals), schema.get("type"), tuple(map(str, enum)) if enum is not None else None, text_only, meaning)
         hit = cache.get(sig)
         if hit is None or hit[0] is not vals:
             if len(cache) > 20000:
@@ -470,23 +559,30 @@ class ArgumentProvider:
             hit = cache[sig] = [vals, 0, []]
         if hit[1] < len(vals):
             hit[2].extend(v for v in vals[hit[1]:] if _fits_value(schema, v) and (not text_only or (
-            v.jtype in ("string", "integer", "number") and len(str(v.value)) > 2)))
+            v.jtype in ("string", "integer", "number") and len(str(v.value)) > 2)) and meaning.accepts(v.value))
             hit[1] = len(vals)
         return hit[2]
 
-    def generate(self, name: str, schema: dict[str, Any], rng: random.Random, tool_desc: str = "") -> Any:
+    def generate(self, name: str, schema: dict[str, Any], rng: random.Random, tool_desc: str = "",
+                 tool: str = "") -> Any:
         """Typed generation: plausible values from the type, the name and the description's format
-        (a range in the parameter's description, or an "up to N" in its own or the tool's)."""
+        (a range in the parameter's description, or an "up to N" in its own or the tool's; a stated
+        format such as YYYY-MM-DD or MM/YYYY; prose for a note or a resolution; a person's name)."""
         t = schema.get("type")
         desc = schema.get("description", "")
         if "enum" in schema:
             return rng.choice(schema["enum"])
         if t == "boolean":
             return rng.random() < 0.5
+        meaning = meaning_of(tool, name, schema)
+        if meaning.fmt is not None:
+            return _formatted(meaning.fmt, name, rng)
         bounds = _RANGE.search(desc)
         cap = _UP_TO.search(desc) or _UP_TO.search(tool_desc)
         if t in ("integer", "number") and bounds:
             lo, hi = sorted((float(bounds.group(1)), float(bounds.group(2))))
+            if meaning.zero_no_op and lo == 0:  # pressing a pedal by 0 does nothing
+                lo = min(hi, 0.1 if t == "number" else 1)
             if rng.random() < 0.4:  # the bounds themselves matter (a fully pressed pedal is 1.0)
                 return int(hi if rng.random() < 0.5 else lo) if t == "integer" else (hi if rng.random() < 0.5 else lo)
             if t == "integer":
@@ -496,22 +592,58 @@ class ArgumentProvider:
             hi = float(cap.group(1))
             if t == "integer":
                 return rng.randint(1, max(1, int(hi)))
-            return round(rng.uniform(0, hi) * (0.3 if rng.random() < 0.5 else 1.0), 1)
+            return max(0.1, round(rng.uniform(0, hi) * (0.3 if rng.random() < 0.5 else 1.0), 1))
         if t == "integer":
             return rng.randint(1, 10 if "precision" in name or "place" in name else 100)
         if t == "number":
             return round(rng.uniform(1, 500), rng.choice((0, 1, 2)))
         if t == "array":
-            return [self.generate(name, schema.get("items", {"type": "string"}), rng) for _ in range(rng.randint(2, 5))]
+            return [self.generate(name, schema.get("items", {"type": "string"}), rng, tool=tool)
+                    for _ in range(rng.randint(2, 5))]
         if t == "object":
-            return {}
-        if "YYYY-MM-DD" in desc or "date" in tokens(name):
+            # an updates-like object with named fields gets one or two of them: an empty one changes nothing
+            props = schema.get("properties") or {}
+            if not props:
+                return {}
+            keys = rng.sample(sorted(props), min(len(props), rng.randint(1, 2)))
+            return {k: self.generate(k, props[k], rng, tool=tool) for k in keys}
+        options = _OPTIONS.search(desc)
+        if options:  # "Here are the options: read_write, read, write": an enum in prose
+            return rng.choice([o.strip() for o in options.group(1).split(",")])
+        if "date" in tokens(name):
             return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        if "MM/YYYY" in desc:
-            return f"{rng.randint(1, 12):02d}/{rng.randint(2027, 2031)}"
+        if meaning.prose:
+            return free_text(name, tool, rng)
+        words = tokens(name)
+        if is_secret(name):  # a token or secret looks like one, not like "invoice backup"
+            return "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(16))
+        if words and words[-1] == "id" and len(words) > 1:  # client_id -> "CLI-48213"
+            return f"{words[-2][:3].upper()}-{rng.randint(10000, 99999)}"
         words = rng.sample(_WORDS, 2)
         if "file" in tokens(name):
             return f"{words[0]}_{words[1]}.txt"
         if "dir" in tokens(name) or "folder" in tokens(name):
             return words[0]
         return " ".join(words)
+
+
+def _formatted(fmt: str, name: str, rng: random.Random) -> Any:
+    """A value in a stated format."""
+    if fmt == "date":
+        year = rng.randint(1960, 2000) if "birth" in tokens(name) else 2026
+        return f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if fmt == "datetime":
+        return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00"
+    if fmt == "month_year":
+        return f"{rng.randint(1, 12):02d}/{rng.randint(2027, 2031)}"
+    if fmt == "time":
+        return f"{rng.randint(8, 19):02d}:{rng.choice((0, 15, 30, 45)):02d}"
+    if fmt == "card_number":
+        return "4" + "".join(str(rng.randint(0, 9)) for _ in range(15))
+    if fmt == "email":
+        return f"{person_name('first', rng).lower()}.{person_name('last', rng).lower()}@example.com"
+    if fmt == "cvv":
+        return rng.randint(100, 999)
+    if fmt == "zipcode":
+        return f"{rng.randint(10000, 99999)}"
+    return person_name(name, rng)

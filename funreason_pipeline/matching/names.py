@@ -67,6 +67,8 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
     pt, kt = tokens(param), tokens(key)
     if not pt or not kt:
         return 0.0
+    if any((set(pt) & {x}) and (set(kt) & {y}) for x, y in _OPPOSITES):
+        return 0.0  # a first name is no last name, a max price no min price, an end date no start date
     if pt == kt and not (len(pt) == 1 and pt[0] in GENERIC and pt[0] != "id"):
         return 1.0
     nouns = tool_nouns(producer) if producer else ()
@@ -102,6 +104,8 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
     return 0.0
 
 
+_OPPOSITES = tuple((a, b) for a, b in (("first", "last"), ("min", "max"), ("start", "end"), ("source", "destination"),
+                                       ("sender", "receiver")) for a, b in ((a, b), (b, a)))
 _OUTCOMES = frozenset({"status", "success", "count", "type"})  # a field that reports on a thing, not the thing
 _NAMED = frozenset({"name", "folder", "dir", "directory", "file", "path", "source", "destination"})
 _CONTAINERS = frozenset({"directory", "dir", "folder"})
