@@ -266,7 +266,7 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
         else:  # the same fitted list, as OpenAI tools
             tools = [{"type": "function", "function": f} for f in json.loads(tool_list)]
             tools_chars = len(tool_list)
-        base = [{"role": "system", "content": ctx.system}, *history,
+        base = [{"role": "system", "content": ctx.system}, *(as_json_protocol(history) if json_mode else history),
                 {"role": "system", "content": instructions + "\n" + hint},
                 {"role": "user", "content": q["query"]}]
         # per-role prompt versions: editing one prompt re-sends only the requests built from it
@@ -352,18 +352,37 @@ def _native_step(resp) -> _Step:
 
 
 def _step_messages(level: int, steps: list[tuple[str, list[ToolCall]]], json_mode: bool) -> list[dict[str, Any]]:
-    """The steps so far as the reasoner's conversation continues them. Native: exactly as the exported
-    dialogue renders them (assistant with tool_calls, one tool message per call; ids by position, so
-    the same history gives the same request). JSON: its answers, then the results as a user message."""
-    if not json_mode:
-        return turn_messages(level, "", steps, "")[1:-1]
-    msgs: list[dict[str, Any]] = []
-    for reasoning, calls in steps:
-        answer = {"reasoning": reasoning, "calls": [{"name": c.tool, "arguments": c.arguments} for c in calls]}
-        msgs.append({"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)})
-        results = [{"name": c.tool, "result": c.result} for c in calls]
-        msgs.append({"role": "user", "content": STEP_RESULTS + json.dumps(results, ensure_ascii=False, sort_keys=True)})
-    return msgs
+    """The steps so far as the reasoner's conversation continues them: exactly as the exported
+    dialogue renders them (ids by position, so the same history gives the same request), or in the
+    JSON protocol."""
+    msgs = turn_messages(level, "", steps, "")[1:-1]
+    return as_json_protocol(msgs) if json_mode else msgs
+
+
+def as_json_protocol(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool-calling messages for an endpoint without tool calling: an assistant's calls become its JSON
+    answer ({"reasoning", "calls"}), the tool messages after it one user message with the results."""
+    out: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] | None = None
+    for m in messages:
+        if m["role"] == "tool":
+            if results is None:
+                results = []
+                out.append({"role": "user", "content": results})
+            results.append({"name": m.get("name"), "result": json.loads(m["content"])})
+            continue
+        results = None
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            content = m.get("content") or ""
+            reasoning = "\n\n".join(x.strip() for x in _THINK.findall(content)) or content.strip()
+            calls = [{"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"])}
+                     for tc in m["tool_calls"]]
+            out.append({"role": "assistant", "content": json.dumps({"reasoning": reasoning, "calls": calls},
+                                                                    ensure_ascii=False)})
+        else:
+            out.append(m)
+    return [dict(m, content=STEP_RESULTS + json.dumps(m["content"], ensure_ascii=False, sort_keys=True))
+            if isinstance(m["content"], list) else m for m in out]
 
 
 async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start, msgs: list[dict[str, Any]], tools, tools_chars: int,
