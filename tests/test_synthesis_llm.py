@@ -116,7 +116,8 @@ def test_critic_loop_passes_on_attempt_two_and_keeps_clean_reasoning(tmp_path):
         assert r.model == "test-model"
     t = trajs[0]
     q = {r.turn_index: r.query for r in p2.rows if r.trajectory_id == t.trajectory_id}
-    tr = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply}
+    tr = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply,
+                         "step_reasoning": r.step_reasoning}
           for r in p3.rows if r.trajectory_id == t.trajectory_id}
     d, _ = build_dialogue(t, tools, q, tr)
     text = json.dumps(d["messages"])
