@@ -25,7 +25,13 @@ from typing import Any
 
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, intermediate_values, structure, turn_offset
-from funreason_pipeline.agents.budget import PromptTooLong, check_messages, fit_tool_list, payload
+from funreason_pipeline.agents.budget import (
+    PromptTooLong,
+    check_messages,
+    fit_tool_list,
+    message_chars,
+    payload,
+)
 from funreason_pipeline.agents.chat import group_steps, turn_messages
 from funreason_pipeline.agents.llm_backend import (
     CritiqueAnswer,
@@ -233,7 +239,8 @@ def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, 
 
 async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
                       history: list[dict[str, Any]]) -> tuple[TraceRow, Rejection | None]:
-    """The turn's trace row, and its rejection when it did not pass."""
+    """The turn's trace row, and its rejection when it did not pass. Online, the reasoner works step by
+    step on a copy of the turn's start state (`_attempt`), up to K_max attempts with the critic."""
     item = f"{t.trajectory_id}/{level}"
     start = start_world(ctx.part.toolset, ctx.part.tools, t, level)
     if not ctx.online3:
@@ -257,8 +264,8 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
     critiques: list[str] = []
     try:
         instructions = prompt("reasoning") + ("\n" + prompt("reasoning_json") if json_mode else "")
-        fixed = len(ctx.system) + len(instructions) + len(hint) + len(q["query"]) + \
-            sum(len(m.get("content") or "") for m in history)
+        shown = as_json_protocol(history) if json_mode else history
+        fixed = len(ctx.system) + len(instructions) + len(hint) + len(q["query"]) + message_chars(shown)
         tool_list, _how = fit_tool_list(ctx.functions, max(0, ctx.budget("reasoning") - fixed), keep)
         if json_mode:  # no `tools` field: the list is part of the instructions
             instructions += "\nTools:\n" + tool_list
@@ -266,7 +273,7 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
         else:  # the same fitted list, as OpenAI tools
             tools = [{"type": "function", "function": f} for f in json.loads(tool_list)]
             tools_chars = len(tool_list)
-        base = [{"role": "system", "content": ctx.system}, *(as_json_protocol(history) if json_mode else history),
+        base = [{"role": "system", "content": ctx.system}, *shown,
                 {"role": "system", "content": instructions + "\n" + hint},
                 {"role": "user", "content": q["query"]}]
         # per-role prompt versions: editing one prompt re-sends only the requests built from it
