@@ -301,6 +301,9 @@ def test_json_fallback_sends_no_tools_and_returns_results_as_messages(tmp_path):
             agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
         qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
         p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
+        sent = srv.stats()["total"]
+        again = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)  # same history: every step cached
+        assert srv.stats()["total"] == sent and again.rows == p3.rows
     requests = _reasoning_requests(log)
     assert requests and all(tools_sent is None for _, tools_sent, _ in requests)
     assert all("Tools:\n" in next(m["content"] for m in msgs if "Hint:" in (m.get("content") or ""))
