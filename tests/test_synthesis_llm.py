@@ -425,3 +425,28 @@ def test_unknown_tools_and_bad_argument_types_fail_the_attempt_with_a_clear_prob
     assert details and all(d["problems"][0].startswith("bad_arguments: argument ") and "got array" in d["problems"][0]
                            for d in details)
     assert all(not r.passed and r.calls == [] for r in p3.rows)  # nothing ran
+
+
+def test_a_step_reads_its_thinking_from_reasoning_content_or_think_tags():
+    from funreason_pipeline.agents.flow import _native_step, as_json_protocol
+    from funreason_pipeline.llm import LLMResponse, ToolCall
+
+    def resp(content, reasoning=None):
+        return LLMResponse(item_id="i", request_hash="h", role="reasoning", model="m", content=content,
+                           reasoning=reasoning, tool_calls=[ToolCall(id="x", name="f", arguments='{"a": 1}')])
+
+    assert _native_step(resp("", "Need a first.")).reasoning == "Need a first."
+    assert _native_step(resp("<think>\nNeed a.\n</think>\n")).reasoning == "Need a."
+    assert _native_step(resp("Need a.</think>")).reasoning == "Need a."  # <think> opened by the template
+    assert _native_step(resp("Looking it up.")).reasoning == "Looking it up."
+    assert _native_step(resp(None)).calls == [{"name": "f", "arguments": '{"a": 1}'}]
+    shown = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "<think>\nNeed a.\n</think>", "tool_calls": [
+                 {"id": "call_0_0", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+             {"role": "tool", "tool_call_id": "call_0_0", "name": "f", "content": '{"b": 2}'},
+             {"role": "assistant", "content": "Done."}]
+    assert as_json_protocol(shown) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": json.dumps({"reasoning": "Need a.", "calls": [{"name": "f", "arguments": {"a": 1}}]})},
+        {"role": "user", "content": STEP_RESULTS + json.dumps([{"name": "f", "result": {"b": 2}}])},
+        {"role": "assistant", "content": "Done."}]
