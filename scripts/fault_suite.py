@@ -67,6 +67,7 @@ e2e = cp.e2e
 
 import duckdb
 
+from bench.scripted_agents import stepwise_answer
 from funreason_pipeline.agents.advanced_tool import mentionable
 from funreason_pipeline.agents.prompts import prompt
 from funreason_pipeline.llm.structured import REPAIR_PROMPT
@@ -88,8 +89,8 @@ class Agents:
     tooling   names the turn's advanced tool `op_<letters>` (a hash of the request) and remembers the
               turn's calls, which the tooling request carries, under that name
     querying  a query holding every user-supplied value, naming the tool (so the reasoner can find it)
-    reasoning the remembered calls (found through the hint's tool name); wrong (no calls) on the first
-              attempt for a third of the turns, right after the critic's feedback; closing replies
+    reasoning the remembered calls (found through the hint's tool name), step by step; wrong (no calls)
+              on the first attempt for a third of the turns, right after the critic's feedback; closing replies
     critic    a critique without the answer
     Requests are recorded per `label` (a phase of the suite) by a hash of (role, messages).
     """
@@ -121,6 +122,8 @@ class Agents:
             if isinstance(last, str) and last.startswith(REPAIR_PREFIX):
                 self.repairs[self.label] += 1
         try:
+            if role == "reasoning" and not (msgs and msgs[0]["content"].startswith(self.reply_prefix)):
+                return self._reason(msgs, body)
             return {"content": json.dumps(self._answer(role, msgs))}
         except Exception as exc:  # noqa: BLE001 - a request it cannot read gets a useless answer
             return {"content": f"I could not read that request ({type(exc).__name__})."}
@@ -143,18 +146,23 @@ class Agents:
                              + "; ".join(values) + "."}
         if role == "critic":
             return {"critique": "Your calls did not change anything the request asked for."}
-        if msgs and msgs[0]["content"].startswith(self.reply_prefix):
-            return {"reply": "All done."}
+        return {"reply": "All done."}
+
+    def _reason(self, msgs: list[dict], body: dict) -> dict:
+        """One step of the turn (bench/scripted_agents.stepwise_answer: native tool calls, or the JSON
+        answer when the request has no tools)."""
+        users = [m["content"] for m in msgs if m["role"] == "user"]
         hints = [t for m in msgs if m["role"] == "system" for t in self._token.findall(m["content"])]
         with self.lock:
             calls = self.calls.get(hints[-1]) if hints else None
-        if calls is None:
-            return {"reasoning": "I do not know how to do this.", "calls": []}
-        wrong_first = int(hashlib.sha1(hints[-1].encode()).hexdigest(), 16) % 3 == 0
-        if wrong_first and not any(u.startswith(FEEDBACK) for u in users):
-            return {"reasoning": WRONG_FIRST, "calls": []}
-        return {"reasoning": "Step by step: " + ", ".join(c["tool"] for c in calls),
-                "calls": [{"name": c["tool"], "arguments": c["arguments"]} for c in calls]}
+        wrong_first = bool(hints) and int(hashlib.sha1(hints[-1].encode()).hexdigest(), 16) % 3 == 0
+        if calls is None or (wrong_first and not any(u.startswith(FEEDBACK) for u in users)):
+            # an answer without calls: the turn fails verification
+            if not body.get("tools"):
+                return {"content": json.dumps({"reasoning": WRONG_FIRST, "calls": []})}
+            return {"content": f"<think>{WRONG_FIRST}</think>I am done."}
+        return stepwise_answer([{"name": c["tool"], "arguments": c["arguments"], "result": c.get("result")}
+                                for c in calls], body)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ header the `model` name is used as the key. `scripts[key]` is a list of answers;
 `script[min(turn, len - 1)]` where `turn` = the number of assistant messages already in the request, so
 "first answer wrong, second right" follows a conversation (a repair retry) deterministically, whatever the
 order or concurrency. An answer is a dict: `content` (str; `{last_user}` is replaced with the last user
-message, `{first_user}` with the first), optional `tool_calls` ([{"name", "arguments" (str or object)}]), optional `finish_reason`,
+message, `{first_user}` with the first), optional `tool_calls` ([{"name", "arguments" (str or object)}]), optional `reasoning_content` (as vLLM's
+reasoning parser returns it), optional `finish_reason`,
 optional `delay` (seconds, instead of `latency`), `hang_copies` and `error_copies` (see 3.). With `record`, each log entry
 gets `end` once the request is over, "done" (answered) or "gone" (the client disconnected first), and `end_t`.
 Without a script the default answer is JSON text `{"echo": <last user message>}`.
@@ -169,7 +170,7 @@ class _App:
                     content = content.replace("{first_user}", _last_user(messages, first=True))
             tool_calls = ans.get("tool_calls")
             finish = ans.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
-            extra = {k: ans[k] for k in ("delay", "hang_copies", "error_copies") if k in ans}
+            extra = {k: ans[k] for k in ("delay", "hang_copies", "error_copies", "reasoning_content") if k in ans}
         else:
             content = json.dumps({"echo": last_user})
             tool_calls = None
@@ -186,6 +187,8 @@ class _App:
             content = (content or "")[: max(1, len(content or "") // 2)]
             finish = "length"
         message: dict[str, Any] = {"role": "assistant", "content": content}
+        if ans.get("reasoning_content") and not truncated:
+            message["reasoning_content"] = ans["reasoning_content"]
         if ans["tool_calls"] and not truncated:
             calls = []
             for i, tc in enumerate(ans["tool_calls"]):

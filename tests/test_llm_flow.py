@@ -177,7 +177,8 @@ def test_the_reasoner_sees_the_dialogue_that_is_exported():
                 for r in p2.rows}
         p3 = run_phase3(ts, tools, trajs, qmap, client=client)
     t = next(t for t in trajs if len(t.turns) >= 2)
-    traces = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply}
+    traces = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply,
+                             "step_reasoning": r.step_reasoning}
               for r in p3.rows if r.trajectory_id == t.trajectory_id}
     assert traces[0]["passed"] and traces[1]["passed"]
     dialogue, _ = build_dialogue(t, tools, {k: qmap[(t.trajectory_id, k)]["query"] for k in traces}, traces)

@@ -75,3 +75,26 @@ def test_api_key_never_shown_and_not_in_fingerprint():
     other_temp = LLMSettings.from_env({**env, "FUNREASON_LLM_TEMPERATURE_TOOLING": "0.1"})
     assert other_temp.fingerprint("tooling") != s.fingerprint("tooling")
     assert other_temp.fingerprint("critic") == s.fingerprint("critic")
+
+
+def test_tool_calling_is_native_unless_a_role_asks_for_json():
+    base = {"FUNREASON_LLM_BASE_URL": "http://127.0.0.1:8000/v1", "FUNREASON_LLM_MODEL": "m"}
+    s = LLMSettings.from_env(base)
+    assert {s.role(r).tool_calling for r in Role} == {"native"}
+    s = LLMSettings.from_env({**base, "FUNREASON_LLM_TOOL_CALLING_REASONING": "JSON"})
+    assert s.role("reasoning").tool_calling == "json" and s.role("critic").tool_calling == "native"
+    # the default keeps earlier fingerprints; the fallback is another request shape, so another fingerprint
+    assert LLMSettings.from_env(base).fingerprint("reasoning") != s.fingerprint("reasoning")
+    assert LLMSettings.from_env(base).fingerprint("critic") == s.fingerprint("critic")
+    with pytest.raises(ValueError, match="TOOL_CALLING.*native or json"):
+        LLMSettings.from_env({**base, "FUNREASON_LLM_TOOL_CALLING": "xml"})
+
+
+def test_reasoning_content_is_read_apart_from_the_content():
+    from funreason_pipeline.llm.models import parse_completion
+
+    body = {"choices": [{"message": {"content": "", "reasoning_content": "I need the id first.",
+                                     "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "{}"}}]},
+                         "finish_reason": "tool_calls"}]}
+    content, calls, finish, _, _, reasoning = parse_completion(json.dumps(body))
+    assert (content, [c.name for c in calls], finish, reasoning) == ("", ["f"], "tool_calls", "I need the id first.")

@@ -3,7 +3,9 @@
 import hashlib
 import json
 import shutil
+import sys
 from functools import cache
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -12,16 +14,22 @@ import pytest
 from funreason_pipeline.agents import prompts
 from funreason_pipeline.agents.advanced_tool import mentionable
 from funreason_pipeline.agents.dialogue import build_dialogue
+from funreason_pipeline.agents.flow import STEP_RESULTS
 from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.build import build_edges
 from funreason_pipeline.llm import LLMClient, LLMSettings
+from funreason_pipeline.llm.structured import REPAIR_PROMPT
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.seeds import stable_seed
 from testing.llm_server import R1_FAULTS, ServerConfig, TestServer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.scripted_agents import stepwise_answer
+
 WRONG_FIRST = "I will just look around first."
+REPAIR = REPAIR_PROMPT.split("{")[0]
 
 
 @cache
@@ -33,11 +41,30 @@ def phase1(name="tickets"):
     return ts, tools, [type(t).model_validate_json(t.model_dump_json()) for t in trajs]
 
 
-class ScriptedAgents:
-    """A stand-in model: right answers derived from the request, the reasoner wrong on its first try."""
+def turn_steps(t, level) -> list[int]:
+    """The steps of a turn's calls: each after the calls of the turn it takes values or state from
+    (`sources`, `after`), in call order; never earlier than the step the trajectory gives it."""
+    offset = sum(len(x.calls) for x in t.turns[:level])
+    steps: list[int] = []
+    for i, c in enumerate(t.turns[level].calls):
+        deps = [steps[j - offset] + 1 for j in [*c.sources.values(), *c.after] if offset <= j < offset + i]
+        steps.append(max([steps[-1] if steps else 0, c.step, *deps]))
+    return steps
 
-    def __init__(self, gt_by_query):
-        self.gt_by_query = gt_by_query
+
+def gt_calls(t, level) -> list[dict]:
+    """A turn's ground-truth calls as the stand-in reasoner knows them, with their steps."""
+    return [{"name": c.tool, "arguments": c.arguments, "result": c.result, "step": s}
+            for c, s in zip(t.turns[level].calls, turn_steps(t, level), strict=True)]
+
+
+class ScriptedAgents:
+    """A stand-in model: right answers derived from the request, the reasoner wrong on its first try
+    (it answers at once, without calls) and step by step after the critic's feedback."""
+
+    def __init__(self, gt_by_query, reasoning_field: bool = False):
+        self.gt_by_query = gt_by_query  # query -> (trajectory, turn)
+        self.reasoning_field = reasoning_field  # thinking in `reasoning_content`, not in <think>
 
     def __call__(self, role, body):
         msgs = body["messages"]
@@ -55,12 +82,12 @@ class ScriptedAgents:
         if msgs[0]["content"].startswith(prompts.prompt("reply")[:40]):
             return {"content": json.dumps({"reply": "All done."})}
         query = next(m["content"] for m in reversed(msgs) if m["role"] == "user"
-                     and not m["content"].startswith("Feedback on your previous attempt"))
+                     and not m["content"].startswith(("Feedback on your previous attempt", STEP_RESULTS, REPAIR)))
         if not any(m["role"] == "user" and m["content"].startswith("Feedback on your previous attempt") for m in msgs):
-            return {"content": json.dumps({"reasoning": WRONG_FIRST, "calls": []})}
-        calls = [{"name": c.tool, "arguments": c.arguments} for c in self.gt_by_query[query]]
-        return {"content": json.dumps({"reasoning": "Step by step: " + ", ".join(c["name"] for c in calls),
-                                       "calls": calls})}
+            if not body.get("tools"):  # the JSON fallback
+                return {"content": json.dumps({"reasoning": WRONG_FIRST, "calls": []})}
+            return {"content": f"<think>{WRONG_FIRST}</think>Done."}
+        return stepwise_answer(gt_calls(*self.gt_by_query[query]), body, self.reasoning_field)
 
 
 def _run(server_url, db, ts, tools, trajs, agents):
@@ -68,7 +95,7 @@ def _run(server_url, db, ts, tools, trajs, agents):
     p2 = run_phase2(trajs, tools, client)
     for r in p2.rows:
         t = next(t for t in trajs if t.trajectory_id == r.trajectory_id)
-        agents.gt_by_query[r.query] = t.turns[r.turn_index].calls
+        agents.gt_by_query[r.query] = (t, r.turn_index)
     qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
     p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
     return p2, p3
@@ -89,7 +116,8 @@ def test_critic_loop_passes_on_attempt_two_and_keeps_clean_reasoning(tmp_path):
         assert r.model == "test-model"
     t = trajs[0]
     q = {r.turn_index: r.query for r in p2.rows if r.trajectory_id == t.trajectory_id}
-    tr = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply}
+    tr = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply,
+                         "step_reasoning": r.step_reasoning}
           for r in p3.rows if r.trajectory_id == t.trajectory_id}
     d, _ = build_dialogue(t, tools, q, tr)
     text = json.dumps(d["messages"])
@@ -155,7 +183,7 @@ def test_fault_mix_every_item_is_accepted_or_rejected_with_a_reason(tmp_path):
         p2 = run_phase2(trajs, tools, client)
         for r in p2.rows:
             t = next(t for t in trajs if t.trajectory_id == r.trajectory_id)
-            agents.gt_by_query[r.query] = t.turns[r.turn_index].calls
+            agents.gt_by_query[r.query] = (t, r.turn_index)
         qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool}
                 for r in p2.rows}
         p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
@@ -196,3 +224,229 @@ def test_a_turn_without_a_closing_reply_is_one_reply_failed_rejection(tmp_path):
     later = {(t.trajectory_id, k) for t in trajs for k in range(1, len(t.turns))}
     assert all(reasons.get(f"{tid}/{k}") == ["after_failed_turn"] for tid, k in later
                if (tid, k) in {(r.trajectory_id, r.turn_index) for r in p2.rows})
+
+
+# --- the step-wise reasoner ------------------------------------------------------------------------
+def _reasoning_requests(log):
+    """(messages, tools, answer) of the reasoner's step requests (not its closing replies)."""
+    reply_head = prompts.prompt("reply")[:40]
+    return [(b["messages"], b.get("tools"), a) for role, b, a in log
+            if role == "reasoning" and not b["messages"][0]["content"].startswith(reply_head)]
+
+
+def _recording(agents, log):
+    def responder(role, body):
+        answer = agents(role, body)
+        log.append((role, body, answer))
+        return answer
+    return responder
+
+
+def _turn_of(agents, messages):
+    query = next(m["content"] for m in reversed(messages) if m["role"] == "user"
+                 and not m["content"].startswith(("Feedback on your previous attempt", STEP_RESULTS, REPAIR)))
+    return agents.gt_by_query[query], query
+
+
+def _shown_results(messages, query):
+    """The current turn's tool results a request shows, in order."""
+    start = max(i for i, m in enumerate(messages) if m["role"] == "user" and m["content"] == query)
+    return [json.loads(m["content"]) for m in messages[start:] if m["role"] == "tool"]
+
+
+def test_each_step_is_asked_for_after_the_results_it_uses_are_in_the_conversation(tmp_path):
+    """Native tool calls: a call that uses a value another call of its turn returns is proposed only in
+    a request whose messages already hold that call's result (as a tool message)."""
+    ts, tools, trajs = phase1()
+    agents = ScriptedAgents({}, reasoning_field=True)
+    log: list = []
+    with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
+        _p2, p3 = _run(srv.url, tmp_path / "s.duckdb", ts, tools, trajs, agents)
+    checked = 0
+    for messages, tools_sent, answer in _reasoning_requests(log):
+        assert tools_sent and {t["type"] for t in tools_sent} == {"function"}  # native: OpenAI tools
+        assert "Tools:\n" not in messages[-1]["content"]
+        if not answer.get("tool_calls"):
+            continue
+        (t, level), query = _turn_of(agents, messages)
+        shown = _shown_results(messages, query)
+        offset = sum(len(x.calls) for x in t.turns[:level])
+        calls = t.turns[level].calls
+        for i in range(len(shown), len(shown) + len(answer["tool_calls"])):  # the calls this request proposes
+            for j in [*calls[i].sources.values()]:
+                if j >= offset:  # a value made in this turn: its result is in the request already
+                    assert j - offset < len(shown), (calls[i].tool, "proposed before its source ran")
+                    assert shown[j - offset] == json.loads(json.dumps(calls[j - offset].result))
+                    checked += 1
+    assert checked >= 2, "the partition has turns with values made within the turn"
+    assert p3.rows and all(r.passed for r in p3.rows)
+    multi = [r for r in p3.rows if len({c["step"] for c in r.calls}) > 1]
+    assert multi, "some kept turns have several steps"
+    for r in multi:
+        steps = sorted({c["step"] for c in r.calls})
+        assert steps == list(range(len(steps))) and len(r.step_reasoning) == len(steps)
+        # the thinking came from `reasoning_content`; the kept steps are the passing attempt's alone
+        assert all(text.startswith(f"Step {k + 1}: ") for k, text in enumerate(r.step_reasoning))
+        assert WRONG_FIRST not in r.reasoning
+
+
+def test_json_fallback_sends_no_tools_and_returns_results_as_messages(tmp_path):
+    ts, tools, trajs = phase1()
+    agents = ScriptedAgents({})
+    log: list = []
+    with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
+        client = LLMClient(LLMSettings.for_endpoint(srv.url, tool_calling="json"), db_path=tmp_path / "j.duckdb")
+        p2 = run_phase2(trajs, tools, client)
+        for r in p2.rows:
+            agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
+        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
+        p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
+        sent = srv.stats()["total"]
+        again = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)  # same history: every step cached
+        assert srv.stats()["total"] == sent and again.rows == p3.rows
+    requests = _reasoning_requests(log)
+    assert requests and all(tools_sent is None for _, tools_sent, _ in requests)
+    assert all("Tools:\n" in next(m["content"] for m in msgs if "Hint:" in (m.get("content") or ""))
+               for msgs, _, _ in requests)
+    later = [msgs for msgs, _, _ in requests if msgs[-1]["content"].startswith(STEP_RESULTS)]
+    assert later and not any(m["role"] == "tool" or "tool_calls" in m for msgs, _, _ in requests for m in msgs)
+    assert any(m["role"] == "assistant" and json.loads(m["content"])["calls"] for msgs in later for m in msgs)
+    assert p3.rows and all(r.passed and r.attempts == 2 for r in p3.rows)
+    assert any(len({c["step"] for c in r.calls}) > 1 for r in p3.rows)
+
+
+def _wrong_ids(t, level) -> dict[int, list[str]]:
+    """Per call of the turn: its integer arguments that another call of the turn returned (ids)."""
+    offset = sum(len(x.calls) for x in t.turns[:level])
+    return {i: [p for p, j in c.sources.items() if j >= offset and isinstance(c.arguments.get(p), int)
+                and not isinstance(c.arguments.get(p), bool)]
+            for i, c in enumerate(t.turns[level].calls)}
+
+
+class WrongStepAgents(ScriptedAgents):
+    """On the first attempt, a step that passes an id another call of the turn returned passes a wrong
+    one (a value it did not read off the results); right after the critic's feedback."""
+
+    def __call__(self, role, body):
+        msgs = body["messages"]
+        if role != "reasoning" or msgs[0]["content"].startswith(prompts.prompt("reply")[:40]) or any(
+                m["role"] == "user" and m["content"].startswith("Feedback on your previous attempt") for m in msgs):
+            return super().__call__(role, body)
+        (t, level), _ = _turn_of(self, msgs)
+        calls = gt_calls(t, level)
+        for i, params in _wrong_ids(t, level).items():
+            calls[i]["arguments"] = {k: v + 100000 if k in params else v for k, v in calls[i]["arguments"].items()}
+        return stepwise_answer(calls, body)
+
+
+def test_a_wrong_step_fails_verification_and_the_critic_loop_recovers(tmp_path):
+    ts, tools, trajs = phase1()
+    agents = WrongStepAgents({})
+    log: list = []
+    with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
+        _p2, p3 = _run(srv.url, tmp_path / "w.duckdb", ts, tools, trajs, agents)
+    wrong = {(t.trajectory_id, k) for t in trajs for k in range(len(t.turns)) if any(_wrong_ids(t, k).values())}
+    assert len(wrong) >= 2 and p3.rows and all(r.passed for r in p3.rows)
+    for r in p3.rows:
+        assert r.attempts == (2 if (r.trajectory_id, r.turn_index) in wrong else 1)
+    critic = [json.loads(b["messages"][1]["content"]) for role, b, _ in log if role == "critic"]
+    assert len(critic) == len(wrong)
+    assert all("response_mismatch" in " ".join(c["problems"]) for c in critic)
+    assert all(any(c["step"] > 0 for c in payload["calls"]) for payload in critic)  # the wrong step was a later one
+    # the kept trace is the passing attempt's: no wrong id, no critique in the reasoning
+    for r in p3.rows:
+        assert not any(v >= 100000 for c in r.calls for v in c["arguments"].values() if isinstance(v, int))
+        assert not any(c in r.reasoning for c in r.critiques)
+
+
+class LoopingAgents(ScriptedAgents):
+    """A reasoner that never stops calling tools."""
+
+    def __call__(self, role, body):
+        msgs = body["messages"]
+        if role != "reasoning" or msgs[0]["content"].startswith(prompts.prompt("reply")[:40]):
+            return super().__call__(role, body)
+        (t, level), _ = _turn_of(self, msgs)
+        c = t.turns[level].calls[0]
+        return {"content": "<think>Once more.</think>", "tool_calls": [{"name": c.tool, "arguments": c.arguments}]}
+
+
+def test_the_step_limit_ends_an_attempt_with_a_clear_problem(tmp_path):
+    ts, tools, trajs = phase1()
+    agents = LoopingAgents({})
+    log: list = []
+    with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
+        client = LLMClient(LLMSettings.for_endpoint(srv.url), db_path=tmp_path / "l.duckdb")
+        p2 = run_phase2(trajs, tools, client)
+        for r in p2.rows:
+            agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
+        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
+        p3 = run_phase3(ts, tools, trajs, qmap, k_max=2, client=client, max_steps=2)
+    first = [r for r in p3.rows if r.turn_index == 0]
+    assert len(first) == len(trajs) and not any(r.passed for r in p3.rows)
+    rejected = {r.item_id: json.loads(r.detail) for r in p3.rejections if r.reason == "verification_failed"}
+    assert len(rejected) == len(trajs)
+    assert all(d["attempts"] == 2 and d["problems"][0].startswith("step_limit: still calling tools after 2 steps")
+               for d in rejected.values())
+    # per attempt: two steps with calls, then a third request whose calls are refused
+    assert len(_reasoning_requests(log)) == len(trajs) * 2 * 3
+
+
+class BadCallAgents(ScriptedAgents):
+    """First attempt: a tool the toolset lacks; second: a real tool with arguments of the wrong type."""
+
+    def __call__(self, role, body):
+        msgs = body["messages"]
+        if role != "reasoning" or msgs[0]["content"].startswith(prompts.prompt("reply")[:40]):
+            return super().__call__(role, body)
+        if not any(m["role"] == "user" and m["content"].startswith("Feedback") for m in msgs):
+            return {"content": "", "tool_calls": [{"name": "os.system", "arguments": '{"cmd": "rm -rf /"}'}]}
+        fn, param = next((t["function"], p) for t in body["tools"]
+                         for p, schema in t["function"]["parameters"].get("properties", {}).items()
+                         if schema.get("type") == "string")
+        return {"content": "", "tool_calls": [{"name": fn["name"], "arguments": {param: ["not", "a", "string"]}}]}
+
+
+def test_unknown_tools_and_bad_argument_types_fail_the_attempt_with_a_clear_problem(tmp_path):
+    ts, tools, trajs = phase1()
+    agents = BadCallAgents({})
+    log: list = []
+    with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
+        client = LLMClient(LLMSettings.for_endpoint(srv.url), db_path=tmp_path / "b.duckdb")
+        p2 = run_phase2(trajs, tools, client)
+        for r in p2.rows:
+            agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
+        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
+        p3 = run_phase3(ts, tools, trajs, qmap, k_max=2, client=client)
+    critic = [json.loads(b["messages"][1]["content"]) for role, b, _ in log if role == "critic"]
+    assert critic and all(c["problems"] == ["unknown_tool: 'os.system' is not a tool of this toolset"]
+                          and c["calls"] == [] for c in critic)
+    details = [json.loads(r.detail) for r in p3.rejections if r.reason == "verification_failed"]
+    assert details and all(d["problems"][0].startswith("bad_arguments: argument ") and "got array" in d["problems"][0]
+                           for d in details)
+    assert all(not r.passed and r.calls == [] for r in p3.rows)  # nothing ran
+
+
+def test_a_step_reads_its_thinking_from_reasoning_content_or_think_tags():
+    from funreason_pipeline.agents.flow import _native_step, as_json_protocol
+    from funreason_pipeline.llm import LLMResponse, ToolCall
+
+    def resp(content, reasoning=None):
+        return LLMResponse(item_id="i", request_hash="h", role="reasoning", model="m", content=content,
+                           reasoning=reasoning, tool_calls=[ToolCall(id="x", name="f", arguments='{"a": 1}')])
+
+    assert _native_step(resp("", "Need a first.")).reasoning == "Need a first."
+    assert _native_step(resp("<think>\nNeed a.\n</think>\n")).reasoning == "Need a."
+    assert _native_step(resp("Need a.</think>")).reasoning == "Need a."  # <think> opened by the template
+    assert _native_step(resp("Looking it up.")).reasoning == "Looking it up."
+    assert _native_step(resp(None)).calls == [{"name": "f", "arguments": '{"a": 1}'}]
+    shown = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "<think>\nNeed a.\n</think>", "tool_calls": [
+                 {"id": "call_0_0", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+             {"role": "tool", "tool_call_id": "call_0_0", "name": "f", "content": '{"b": 2}'},
+             {"role": "assistant", "content": "Done."}]
+    assert as_json_protocol(shown) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": json.dumps({"reasoning": "Need a.", "calls": [{"name": "f", "arguments": {"a": 1}}]})},
+        {"role": "user", "content": STEP_RESULTS + json.dumps([{"name": "f", "result": {"b": 2}}])},
+        {"role": "assistant", "content": "Done."}]

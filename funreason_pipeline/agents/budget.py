@@ -60,7 +60,19 @@ def fit_tool_list(functions: list[dict[str, Any]], budget_chars: int, keep: set[
                         "model has a larger window, or split the toolset")
 
 
+def message_chars(messages: list[dict[str, Any]]) -> int:
+    """Characters of a conversation: contents, and the calls of assistant messages (their names and
+    arguments go to the model as text too)."""
+    size = 0
+    for m in messages:
+        size += len(m.get("content") or "")
+        for tc in m.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            size += len(fn.get("name") or "") + len(fn.get("arguments") or "")
+    return size
+
+
 def check_messages(messages: list[dict[str, Any]], budget_chars: int, what: str) -> None:
-    size = sum(len(m.get("content") or "") for m in messages)
+    size = message_chars(messages)
     if size > budget_chars:
         raise PromptTooLong(f"the {what} prompt is {size:,} characters; the prompt budget is {budget_chars:,}")

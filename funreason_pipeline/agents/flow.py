@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +25,13 @@ from typing import Any
 
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, intermediate_values, structure, turn_offset
-from funreason_pipeline.agents.budget import PromptTooLong, check_messages, fit_tool_list, payload
+from funreason_pipeline.agents.budget import (
+    PromptTooLong,
+    check_messages,
+    fit_tool_list,
+    message_chars,
+    payload,
+)
 from funreason_pipeline.agents.chat import group_steps, turn_messages
 from funreason_pipeline.agents.llm_backend import (
     CritiqueAnswer,
@@ -33,14 +40,24 @@ from funreason_pipeline.agents.llm_backend import (
     ReplyAnswer,
     ToolingAnswer,
 )
-from funreason_pipeline.agents.prompts import prompt, prompt_version
+from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt, prompt_version
 from funreason_pipeline.agents.query_check import check_query
 from funreason_pipeline.environments.toolsets import ToolsetConfig
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
 from funreason_pipeline.seeds import stable_seed
-from funreason_pipeline.verify.execution import ProposedCall, parse_tool_calls, start_world, verify_turn
+from funreason_pipeline.verify.execution import (
+    ProposedCall,
+    call_problem,
+    check_turn,
+    parse_tool_calls,
+    run_call,
+    start_world,
+    verify_turn,
+)
 
 FEEDBACK = "Feedback on your previous attempt: "
+STEP_RESULTS = "Results of your calls, in order: "  # JSON mode: a step's results come back as a user message
+MAX_STEPS = 8
 log = logging.getLogger(__name__)
 
 
@@ -122,25 +139,26 @@ class _Ctx:
     """What every turn of one partition needs: specs, tool list, versions, the session (or None)."""
 
     def __init__(self, part: Partition, session, online2: bool, online3: bool, k_max: int,
-                 out: Outcome, progress: FlowProgress) -> None:
+                 out: Outcome, progress: FlowProgress, max_steps: int = MAX_STEPS) -> None:
         self.part, self.session, self.online2, self.online3, self.k_max = part, session, online2, online3, k_max
+        self.max_steps = max_steps
         self.out, self.progress = out, progress
         self.specs = {t.name: t for t in part.tools}
         self.functions = [t.openai_tool()["function"] for t in part.tools]
         self.v2 = prompt_version("tooling", "querying")
-        self.v3 = prompt_version("reasoning", "critic", "reply", "system")
+        self.v3 = prompt_version(*PHASE3_PROMPTS)
         self.system = prompt("system").strip()
 
     def budget(self, role: str) -> int:
         return self.session.settings.role(role).prompt_budget_chars()
 
     async def ask(self, role: str, item_id: str, messages: list[dict[str, Any]], version: str, parser,
-                  counter: Counter):
+                  counter: Counter, tools: list[dict[str, Any]] | None = None, tools_chars: int = 0):
         from funreason_pipeline.llm import LLMRequest
         from funreason_pipeline.llm.structured import acall_structured
 
-        check_messages(messages, self.budget(role), role)
-        req = LLMRequest(role=role, item_id=item_id, messages=messages, prompt_version=version)
+        check_messages(messages, max(0, self.budget(role) - tools_chars), role)
+        req = LLMRequest(role=role, item_id=item_id, messages=messages, tools=tools, prompt_version=version)
         res = await acall_structured(self.session, req, parser)
         counter[role] += 1 + res.repairs_sent  # up to two repairs per call
         if res.response is not None and res.response.cached:
@@ -221,7 +239,8 @@ def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, 
 
 async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
                       history: list[dict[str, Any]]) -> tuple[TraceRow, Rejection | None]:
-    """The turn's trace row, and its rejection when it did not pass."""
+    """The turn's trace row, and its rejection when it did not pass. Online, the reasoner works step by
+    step on a copy of the turn's start state (`_attempt`), up to K_max attempts with the critic."""
     item = f"{t.trajectory_id}/{level}"
     start = start_world(ctx.part.toolset, ctx.part.tools, t, level)
     if not ctx.online3:
@@ -239,39 +258,39 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
     hint = f"Hint: the request amounts to `{q['advanced_tool']['name']}`: {q['advanced_tool']['description']}"
     classes = {ctx.specs[c.tool].class_name for c in t.turns[level].calls if c.tool in ctx.specs}
     keep = {s.name for s in ctx.part.tools if s.class_name in classes}
+    json_mode = ctx.session.settings.role("reasoning").tool_calling == "json"
     critic_models: set[str] = set()
     reasoning_models: set[str] = set()
     critiques: list[str] = []
     try:
-        fixed = len(ctx.system) + len(prompt("reasoning")) + len(hint) + len(q["query"]) + \
-            sum(len(m.get("content") or "") for m in history)
+        instructions = prompt("reasoning") + ("\n" + prompt("reasoning_json") if json_mode else "")
+        shown = as_json_protocol(history) if json_mode else history
+        fixed = len(ctx.system) + len(instructions) + len(hint) + len(q["query"]) + message_chars(shown)
         tool_list, _how = fit_tool_list(ctx.functions, max(0, ctx.budget("reasoning") - fixed), keep)
-        base = [{"role": "system", "content": ctx.system}, *history,
-                {"role": "system", "content": prompt("reasoning") + "\nTools:\n" + tool_list + "\n" + hint},
+        if json_mode:  # no `tools` field: the list is part of the instructions
+            instructions += "\nTools:\n" + tool_list
+            tools, tools_chars = None, 0
+        else:  # the same fitted list, as OpenAI tools
+            tools = [{"type": "function", "function": f} for f in json.loads(tool_list)]
+            tools_chars = len(tool_list)
+        base = [{"role": "system", "content": ctx.system}, *shown,
+                {"role": "system", "content": instructions + "\n" + hint},
                 {"role": "user", "content": q["query"]}]
-        passed, attempt, reasoning, proposed, problems, results = False, 0, "", [], [], []
+        # per-role prompt versions: editing one prompt re-sends only the requests built from it
+        version = prompt_version("reasoning", "system", *(("reasoning_json",) if json_mode else ()))
+        parser = ReasoningAnswer if json_mode else _native_step
+        passed, attempt, run = False, 0, _Attempt()
         for attempt in range(1, ctx.k_max + 1):
             msgs = base + [{"role": "user", "content": FEEDBACK + c} for c in critiques]
-            # per-role prompt versions: editing one prompt re-sends only the requests built from it
-            a = await ctx.ask("reasoning", f"{item}/a{attempt}", msgs, prompt_version("reasoning", "system"),
-                              ReasoningAnswer, n)
-            reasoning_models.add(_label(a))
-            proposed, results = [], []
-            if not a.ok:
-                reasoning, problems = "", [f"{a.reason}: {a.error}" if a.reason else (a.error or "no answer")]
-            else:
-                reasoning = a.value.reasoning
-                try:
-                    proposed = parse_tool_calls([c.model_dump() for c in a.value.calls])
-                except ValueError as exc:
-                    problems = [f"unparsable calls: {exc}"]
-                else:
-                    check = verify_turn(start, t, level, proposed)
-                    passed, problems, results = check.passed, check.problems, check.results
+            run = await _attempt(ctx, t, level, start, msgs, tools, tools_chars, version, parser, json_mode,
+                                 f"{item}/a{attempt}", n)
+            reasoning_models |= run.models
+            passed = run.passed
             if passed or attempt == ctx.k_max:
                 break
-            request = {"request": q["query"], "calls": [{"name": p.name, "arguments": p.arguments} for p in proposed],
-                       "results": results, "problems": problems}
+            request = {"request": q["query"],
+                       "calls": [{"step": c.step, "name": c.tool, "arguments": c.arguments} for c in run.calls],
+                       "results": [c.result for c in run.calls], "problems": run.problems}
             c = await ctx.ask("critic", f"{item}/c{attempt}",
                               [{"role": "system", "content": prompt("critic")},
                                {"role": "user", "content": payload(request, ctx.budget("critic"), "the critic request")}],
@@ -280,15 +299,17 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
                 critiques.append(c.value.critique)
                 critic_models.add(_label(c))
             else:  # the critic failed: the offline critique keeps the loop going, and the row says so
-                critiques.append(offline.critique(problems))
+                critiques.append(offline.critique(run.problems))
                 critic_models.add(offline.OFFLINE)
         reply = ""
         reason = "verification_failed"
+        problems = run.problems
         if passed:
+            # the reply speaks of the results the kept sample shows (the ground truth's are among them)
             r = await ctx.ask("reasoning", f"{item}/reply",
                               [{"role": "system", "content": prompt("reply")},
                                {"role": "user", "content": payload({"request": q["query"], "results": [
-                                   c.result for c in t.turns[level].calls]}, ctx.budget("reasoning"), "the reply request")}],
+                                   c.result for c in run.calls]}, ctx.budget("reasoning"), "the reply request")}],
                               prompt_version("reply"), ReplyAnswer, n)
             reply = r.value.reply if r.ok else ""
             if not reply:  # the calls passed, but there is no closing reply to train on
@@ -299,8 +320,117 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
     models = {"reasoning": "+".join(sorted(m for m in reasoning_models if m))}
     if critic_models:
         models["critic"] = "+".join(sorted(critic_models))
-    row = _trace(t, level, passed, attempt, reasoning, proposed, results, critiques, reply, ctx.v3, models)
+    row = _trace(t, level, passed, attempt, run.texts, [ProposedCall(c.tool, c.arguments) for c in run.calls],
+                 [c.result for c in run.calls], critiques, reply, ctx.v3, models, [c.step for c in run.calls])
     return row, None if passed else _rejection(item, reason, attempt, problems)
+
+
+# --- the step-wise reasoner ------------------------------------------------------------------------
+@dataclass
+class _Step:
+    """One answer of the reasoner: its reasoning and the calls of the step (none: it is done)."""
+
+    reasoning: str
+    calls: list[dict[str, Any]]  # {name, arguments (a JSON object or its text)}
+
+
+@dataclass
+class _Attempt:
+    passed: bool = False
+    problems: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # one per step with calls
+    calls: list[ToolCall] = field(default_factory=list)  # run, with result and step
+    models: set[str] = field(default_factory=set)
+
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def _native_step(resp) -> _Step:
+    """A tool-calling answer: its tool_calls, and its thinking (a `reasoning_content` field, or
+    <think> in the content; else the visible text) as the step's reasoning. Arguments stay text
+    here: unparsable ones fail the attempt with a clear problem instead of a repair request."""
+    content = resp.content or ""
+    if "</think>" in content and "<think>" not in content:  # templates that open <think> in the prompt
+        content = "<think>" + content
+    parts = [resp.reasoning or "", *_THINK.findall(content), _THINK.sub("", content)]
+    text = "\n\n".join(p.strip() for p in parts if p and p.strip())
+    return _Step(text, [{"name": c.name, "arguments": c.arguments} for c in resp.tool_calls])
+
+
+def _step_messages(level: int, steps: list[tuple[str, list[ToolCall]]], json_mode: bool) -> list[dict[str, Any]]:
+    """The steps so far as the reasoner's conversation continues them: exactly as the exported
+    dialogue renders them (ids by position, so the same history gives the same request), or in the
+    JSON protocol."""
+    msgs = turn_messages(level, "", steps, "")[1:-1]
+    return as_json_protocol(msgs) if json_mode else msgs
+
+
+def as_json_protocol(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool-calling messages for an endpoint without tool calling: an assistant's calls become its JSON
+    answer ({"reasoning", "calls"}), the tool messages after it one user message with the results."""
+    out: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] | None = None
+    for m in messages:
+        if m["role"] == "tool":
+            if results is None:
+                results = []
+                out.append({"role": "user", "content": results})
+            results.append({"name": m.get("name"), "result": json.loads(m["content"])})
+            continue
+        results = None
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            content = m.get("content") or ""
+            reasoning = "\n\n".join(x.strip() for x in _THINK.findall(content)) or content.strip()
+            calls = [{"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"])}
+                     for tc in m["tool_calls"]]
+            out.append({"role": "assistant", "content": json.dumps({"reasoning": reasoning, "calls": calls},
+                                                                    ensure_ascii=False)})
+        else:
+            out.append(m)
+    return [dict(m, content=STEP_RESULTS + json.dumps(m["content"], ensure_ascii=False, sort_keys=True))
+            if isinstance(m["content"], list) else m for m in out]
+
+
+async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start, msgs: list[dict[str, Any]], tools, tools_chars: int,
+                   version: str, parser, json_mode: bool, item: str, counter: Counter) -> _Attempt:
+    """One attempt at a turn, as a trained model runs it: each step's calls run on a copy of the
+    turn's start state and their results join the conversation before the next step is asked for,
+    until an answer without calls; then the turn is checked against the ground truth."""
+    out = _Attempt()
+    world = start.copy()
+    steps: list[tuple[str, list[ToolCall]]] = []
+    for k in range(ctx.max_steps + 1):
+        a = await ctx.ask("reasoning", f"{item}/s{k}", msgs + _step_messages(level, steps, json_mode), version,
+                          parser, counter, tools, tools_chars)
+        out.models.add(_label(a))
+        if not a.ok:
+            out.problems = [f"{a.reason}: {a.error}" if a.reason else (a.error or "no answer")]
+            return out
+        step = a.value if isinstance(a.value, _Step) else _Step(a.value.reasoning,
+                                                                 [c.model_dump() for c in a.value.calls])
+        if not step.calls:
+            break
+        if k == ctx.max_steps:
+            out.problems = [f"step_limit: still calling tools after {ctx.max_steps} steps (the limit); "
+                            + "a turn ends with an answer without calls"]
+            return out
+        try:
+            proposed = parse_tool_calls(step.calls)
+        except ValueError as exc:
+            out.problems = [f"bad_arguments: {exc}"]
+            return out
+        bad = [p for p in (call_problem(world, c) for c in proposed) if p]
+        if bad:  # the model's mistake, not a tool error: the attempt fails and the critic sees why
+            out.problems = bad
+            return out
+        calls = [ToolCall(tool=p.name, arguments=p.arguments, result=run_call(world, p), step=k) for p in proposed]
+        steps.append((step.reasoning, calls))
+        out.texts.append(step.reasoning)
+        out.calls += calls
+    check = check_turn(start, t, level, world, [c.result for c in out.calls])
+    out.passed, out.problems = check.passed, check.problems
+    return out
 
 
 def _rejection(item: str, reason: str, attempts: int, problems: list[str]) -> Rejection:
@@ -392,7 +522,7 @@ def _item_key(r: Rejection) -> tuple[str, int]:
 async def run_flow(parts: list[Partition], session=None, *, online2: bool = False, online3: bool = False,
                    run2: bool = True, run3: bool = True, k_max: int = 3,
                    progress: FlowProgress | None = None, report: Callable[[str], None] | None = None,
-                   report_every_s: float = 1.0) -> dict[str, Outcome]:
+                   report_every_s: float = 1.0, max_steps: int = MAX_STEPS) -> dict[str, Outcome]:
     """All partitions' trajectories at once; {partition key: Outcome}. `session` is an open
     `LLMSession` (needed when online2/online3). `report` gets a progress line every second."""
     progress = progress or FlowProgress()
@@ -400,7 +530,7 @@ async def run_flow(parts: list[Partition], session=None, *, online2: bool = Fals
     outcomes = {p.key: Outcome() for p in parts}
     tasks = []
     for p in parts:
-        ctx = _Ctx(p, session, online2, online3, k_max, outcomes[p.key], progress)
+        ctx = _Ctx(p, session, online2, online3, k_max, outcomes[p.key], progress, max_steps)
         tasks += [_guarded(ctx, t, run2 and p.queries is None, run3) for t in p.trajectories]
 
     async def reporter() -> None:

@@ -21,9 +21,10 @@ __all__ = ["Phase3Result", "TraceRow", "run_phase3"]
 
 def run_phase3(toolset: ToolsetConfig, tools: list[ToolSpec], trajs: list[Trajectory],
                queries: dict[tuple[str, int], dict[str, Any]], k_max: int = 3, client=None,
-               log=None) -> Phase3Result:
+               log=None, max_steps: int = 8) -> Phase3Result:
     """`queries[(trajectory_id, turn)]` = {"query", "advanced_tool"}; turns go in order per trajectory."""
     from funreason_pipeline.agents.flow_runner import run_partitions
 
     part = Partition("partition", toolset, tools, trajs, queries)
-    return run_partitions([part], client, phases=("cot_traces",), k_max=k_max, log=log)["partition"].traces
+    return run_partitions([part], client, phases=("cot_traces",), k_max=k_max, log=log,
+                          max_steps=max_steps)["partition"].traces

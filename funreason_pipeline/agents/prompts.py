@@ -14,7 +14,8 @@ PROMPT_DIR = Path(__file__).parent / "prompts"
 def prompt_dir() -> Path:
     """The package's prompts, or `FUNREASON_PROMPTS_DIR` (a copy to experiment with)."""
     return Path(os.environ.get("FUNREASON_PROMPTS_DIR") or PROMPT_DIR)
-ROLES = ("tooling", "querying", "reasoning", "critic", "reply", "system")
+ROLES = ("tooling", "querying", "reasoning", "reasoning_json", "critic", "reply", "system")
+PHASE3_PROMPTS = ("reasoning", "reasoning_json", "critic", "reply", "system")  # cot_traces' version
 
 
 @cache

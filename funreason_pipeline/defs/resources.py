@@ -36,11 +36,12 @@ class LLMResource(dg.ConfigurableResource):
     model: str | None = None
     api_key: str | None = None
     concurrency: int | None = None
+    tool_calling: str | None = None  # the reasoner's request shape: "native" (tools) or "json"
 
     def settings(self) -> LLMSettings:
         env = dict(os.environ)
         for field, var in (("base_url", "BASE_URL"), ("model", "MODEL"), ("api_key", "API_KEY"),
-                           ("concurrency", "CONCURRENCY")):
+                           ("concurrency", "CONCURRENCY"), ("tool_calling", "TOOL_CALLING")):
             value = getattr(self, field)
             if value is not None:
                 env[f"FUNREASON_LLM_{var}"] = str(value)

@@ -8,7 +8,7 @@ a changed model is not a new code version, but its requests miss the cache and a
 import dagster as dg
 import polars as pl
 
-from funreason_pipeline.agents.prompts import prompt_version
+from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt_version
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
@@ -27,6 +27,7 @@ GROUP = "synthesis"
 
 class LLMStagesConfig(dg.Config):
     k_max: int = 3  # Phase III attempts per turn
+    max_steps: int = 8  # steps with calls per reasoner attempt; one more still calling tools fails it
 
 
 LLM_DESCRIPTION = (
@@ -47,7 +48,7 @@ LLM_DESCRIPTION = (
         "cot_traces": dg.AssetOut(
             group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"},
             metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            code_version=f"cot-{prompt_version('reasoning', 'critic', 'reply', 'system')}",
+            code_version=f"cot-{prompt_version(*PHASE3_PROMPTS)}",
             description="Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
             "tools, verified by execution against the ground truth, with a critic's feedback for up to K_max "
             "attempts."),
@@ -68,7 +69,7 @@ def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store
     keys = day_toolset_keys(context)
     # one client for the run (None: every role offline); agents/flow_runner.online decides per phase
     outs = run_llm_stages(keys, trajectories, tool_catalog, llm.client(store.database), k_max=config.k_max,
-                          log=context.log.info)
+                          max_steps=config.max_steps, log=context.log.info)
     for name, out in outs.items():
         # one partition: a content version (unchanged output stops the cascade); a range: Dagster's own
         yield output(name, out, store, version=len(keys) == 1)

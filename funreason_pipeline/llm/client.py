@@ -385,6 +385,7 @@ class LLMClient:
         tout: int,
         latency: float,
         cached: bool,
+        reasoning: str | None = None,
     ) -> LLMResponse:
         return LLMResponse.model_construct(
             item_id=job.req.item_id,
@@ -393,6 +394,7 @@ class LLMClient:
             model=job.settings.model,
             prompt_version=job.req.prompt_version,
             content=content,
+            reasoning=reasoning,
             tool_calls=calls,
             finish_reason=finish,
             input_tokens=tin,
@@ -538,14 +540,15 @@ class LLMSession:
             if hit is not None:
                 body, latency = hit
                 try:
-                    content, calls, finish, tin, tout = parse_completion(body)
+                    content, calls, finish, tin, tout, thought = parse_completion(body)
                 except ValueError:
                     pass  # unreadable row: send again
                 else:
                     self.stats.cache_hits += 1
                     self.stats.cached_input_tokens += tin
                     self.stats.cached_output_tokens += tout
-                    return LLMClient._response(job, content, calls, finish, tin, tout, latency or 0.0, cached=True)
+                    return LLMClient._response(job, content, calls, finish, tin, tout, latency or 0.0, cached=True,
+                                               reasoning=thought)
         ep = self._endpoint(job.settings)
         job.body = LLMClient._body(job)
         job.options = {"timeout": job.settings.timeout_s, "max_retries": 0}
@@ -776,7 +779,7 @@ class LLMSession:
 
         if kind is None:
             try:
-                content, calls, finish, tin, tout = parse_completion(raw)
+                content, calls, finish, tin, tout, thought = parse_completion(raw)
             except ValueError as exc:
                 kind, message, status = FailureKind.BAD_RESPONSE, str(exc), 200
             else:
@@ -803,7 +806,8 @@ class LLMSession:
                             raw.decode("utf-8", "replace"),
                         )
                     )
-                return LLMClient._response(job, content, calls, finish, tin, tout, latency, cached=False)
+                return LLMClient._response(job, content, calls, finish, tin, tout, latency, cached=False,
+                                           reasoning=thought)
 
         message = ep.scrub(message)
         if kind is FailureKind.RATE_LIMITED:

@@ -65,6 +65,9 @@ class LLMResponse(BaseModel):
     model: str
     prompt_version: str = ""
     content: str | None = None
+    # the chain of thought when the server returns it apart from the content (vLLM and SGLang with a
+    # reasoning parser: `reasoning_content`; some servers: `reasoning`)
+    reasoning: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
     input_tokens: int = 0
@@ -154,8 +157,8 @@ class BatchResult(BaseModel):
         return [r for r in self.results if isinstance(r, LLMFailure)]
 
 
-def parse_completion(body: bytes | str) -> tuple[str | None, list[ToolCall], str | None, int, int]:
-    """(content, tool_calls, finish_reason, input_tokens, output_tokens) of a chat completion body.
+def parse_completion(body: bytes | str) -> tuple[str | None, list[ToolCall], str | None, int, int, str | None]:
+    """(content, tool_calls, finish_reason, input_tokens, output_tokens, reasoning) of a chat completion body.
 
     Raises ValueError if the body is not a chat completion. Plain `json.loads`, no SDK objects.
     """
@@ -176,12 +179,14 @@ def parse_completion(body: bytes | str) -> tuple[str | None, list[ToolCall], str
                 )
             )
         usage = data.get("usage") or {}
+        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         return (
             content if content is None or isinstance(content, str) else json.dumps(content),
             calls,
             choice.get("finish_reason"),
             int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or 0),
+            reasoning if isinstance(reasoning, str) and reasoning else None,
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a chat completion: {type(exc).__name__}: {exc}") from None

@@ -7,6 +7,8 @@ override them with `FUNREASON_LLM_BASE_URL_<ROLE>`, `FUNREASON_LLM_API_KEY_<ROLE
 (seconds). Tail latency: `FUNREASON_LLM_HEDGE_FACTOR[_<ROLE>]` (default 2; 0 = no hedging),
 `FUNREASON_LLM_HEDGE_MIN_S[_<ROLE>]` (default 1 s), `FUNREASON_LLM_HEDGE_MAX[_<ROLE>]` (default 2).
 `FUNREASON_LLM_CONTEXT_TOKENS[_<ROLE>]` (default 32768): the prompt budget (agents/budget.py). `FUNREASON_LLM_CONCURRENCY` (default 32) bounds the requests in flight per endpoint.
+`FUNREASON_LLM_TOOL_CALLING[_<ROLE>]` (`native`, the default, or `json`): how the reasoner calls tools,
+with OpenAI `tools` / `tool_calls` or, for endpoints without tool calling, one JSON answer per step.
 
 A role without a base URL is **offline**: `settings.is_offline(role)`; the offline agents take over.
 
@@ -21,6 +23,7 @@ import json
 import os
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -74,6 +77,10 @@ class RoleSettings(BaseModel):
     hedge_max: int = Field(2, ge=0)  # copies beyond the first on the wire at once, per attempt (rolling)
     # the model's context window: prompts that do not fit are fitted or rejected, never cut
     context_tokens: int = Field(32768, gt=0)
+    # how the reasoner calls tools: OpenAI `tools` / `tool_calls` (what vLLM, SGLang and hosted APIs
+    # serve, and the shape a trained model runs in), or one JSON answer per step for endpoints
+    # without tool calling
+    tool_calling: Literal["native", "json"] = "native"
 
     def prompt_budget_chars(self) -> int:
         """Characters a prompt may have: the window minus the answer's room, at a cautious 3 chars per
@@ -100,16 +107,15 @@ class RoleSettings(BaseModel):
 
     def fingerprint(self) -> str:
         """A short hash of what determines this role's outputs (no API key): for versioning."""
-        return hashlib.sha256(
-            _canonical(
-                {
-                    "model": self.model_label,
-                    "base_url": self.base_url,
-                    "temperature": self.temperature,
-                    "max_tokens": self.max_tokens,
-                }
-            )
-        ).hexdigest()[:16]
+        what: dict[str, Any] = {
+            "model": self.model_label,
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if self.tool_calling != "native":  # the default leaves the fingerprints of earlier runs as they were
+            what["tool_calling"] = self.tool_calling
+        return hashlib.sha256(_canonical(what)).hexdigest()[:16]
 
 
 class LLMSettings(BaseModel):
@@ -141,6 +147,12 @@ class LLMSettings(BaseModel):
             except ValueError:
                 raise ValueError(f"{ENV_PREFIX}{name}[_{role.name}] must be a number, got {raw!r}") from None
 
+        def tool_calling(role: Role) -> str:
+            raw = (get("TOOL_CALLING", role) or "native").strip().lower()
+            if raw not in ("native", "json"):
+                raise ValueError(f"{ENV_PREFIX}TOOL_CALLING[_{role.name}] must be native or json, got {raw!r}")
+            return raw
+
         roles = {}
         for role in Role:
             temp, max_tokens, timeout = ROLE_DEFAULTS[role]
@@ -164,6 +176,7 @@ class LLMSettings(BaseModel):
                 hedge_min_s=num("HEDGE_MIN_S", role, 1.0, float),
                 hedge_max=num("HEDGE_MAX", role, 2, int),
                 context_tokens=num("CONTEXT_TOKENS", role, 32768, int),
+                tool_calling=tool_calling(role),
             )
         conc = env.get(f"{ENV_PREFIX}CONCURRENCY") or "32"
         try:
@@ -179,9 +192,10 @@ class LLMSettings(BaseModel):
         model: str = "test-model",
         api_key: str | None = None,
         concurrency: int = 32,
-        **overrides: float,
+        **overrides: Any,
     ) -> LLMSettings:
-        """All four roles on one endpoint (tests, benchmarks, scripts). `overrides`: temperature, ..."""
+        """All four roles on one endpoint (tests, benchmarks, scripts). `overrides`: temperature,
+        tool_calling, ..."""
         roles = {}
         for role in Role:
             temp, max_tokens, timeout = ROLE_DEFAULTS[role]

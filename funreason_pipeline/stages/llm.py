@@ -26,12 +26,13 @@ STAGES = ("queries", "cot_traces")
 
 
 def llm_stages(keys: list[tuple[str, str]], trajectories: pl.DataFrame, tool_catalog: pl.DataFrame,
-               client=None, k_max: int = 3, log: Callable[[str], None] | None = None) -> dict[str, StageOutput]:
+               client=None, k_max: int = 3, log: Callable[[str], None] | None = None,
+               max_steps: int = 8) -> dict[str, StageOutput]:
     """Phases II and III over the run's (day, toolset) partitions at once on one client (None: every
     role offline; agents/flow_runner.online decides per phase whether it is used)."""
     parts = partitions(keys, trajectories, tool_catalog)
     t0 = time.perf_counter()
-    outcomes = run_partitions(parts, client, k_max=k_max, log=log)
+    outcomes = run_partitions(parts, client, k_max=k_max, log=log, max_steps=max_steps)
     seconds = round(time.perf_counter() - t0, 2)
     return {name: stage_output(name, keys, outcomes, seconds, client) for name in STAGES}
 

@@ -1,8 +1,10 @@
 """Phase III validation by execution, BFCL style.
 
-Proposed calls run on a copy of the environment at the turn's start state. A turn passes when the
-end state equals the ground truth's and every ground-truth result is among the proposed results
-(an unordered multiset subset), as BFCL's state and response checkers require.
+A turn passes when the end state equals the ground truth's and every ground-truth result is among
+the produced results (an unordered multiset subset), as BFCL's state and response checkers require.
+`verify_turn` runs proposed calls on a copy of the environment at the turn's start state;
+`check_turn` judges calls already run on a live copy (the step-wise reasoner runs each step's calls
+as it proposes them, so they are not run twice).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from funreason_pipeline.environments.base import CyclicStateError
+from funreason_pipeline.environments.base import CyclicStateError, check_arguments
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.models import ToolSpec, Trajectory
 from funreason_pipeline.verify.replay import canonical
@@ -48,24 +50,39 @@ def parse_tool_calls(raw_calls: list[dict[str, Any]]) -> list[ProposedCall]:
             raise ValueError(f"not a call: {c!r}"[:200])  # noqa: TRY004 - callers reject ValueErrors as bad model output
         args = c.get("arguments", {})
         if isinstance(args, str):
-            args = json.loads(args) if args.strip() else {}
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except ValueError:
+                raise ValueError(f"arguments of {c['name']} are not valid JSON: {args[:120]!r}") from None
         if not isinstance(args, dict):
             raise ValueError(f"arguments of {c['name']} are not a JSON object")  # noqa: TRY004 - as above
         out.append(ProposedCall(c["name"], args))
     return out
 
 
-def verify_turn(start: World, traj: Trajectory, turn_index: int, proposed: list[ProposedCall]) -> TurnCheck:
+def call_problem(world: World, call: ProposedCall) -> str | None:
+    """Why a model's call cannot be run as written (a tool the toolset lacks, arguments its schema
+    refuses), or None. Such a call fails the attempt: it is the model's mistake, not a tool error."""
+    spec = world.tools.get(call.name)
+    if spec is None:
+        return f"unknown_tool: {call.name!r} is not a tool of this toolset"
+    error = check_arguments(spec, call.arguments)
+    return None if error is None else f"bad_arguments: {error}"
+
+
+def run_call(world: World, call: ProposedCall) -> Any:
+    """Run one call on `world`; its result as the dialogue shows it (an error as {"error": ...})."""
+    res = world.call(call.name, call.arguments)
+    return res.value if res.ok else {"error": res.error}
+
+
+def check_turn(start: World, traj: Trajectory, turn_index: int, world: World, results: list[Any]) -> TurnCheck:
+    """Judge a turn whose calls already ran on `world` (a copy of `start`), giving `results`."""
     gt_world = start.copy()
     for call in traj.turns[turn_index].calls:
         gt_world.call(call.tool, call.arguments)
-    world = start.copy()
-    results = []
-    for call in proposed:
-        res = world.call(call.name, call.arguments)
-        results.append(res.value if res.ok else {"error": res.error})
     problems = []
-    if not proposed:
+    if not results:
         problems.append("empty_turn: no calls were made")
     try:
         same_state = world.snapshot() == gt_world.snapshot()
@@ -78,4 +95,10 @@ def verify_turn(start: World, traj: Trajectory, turn_index: int, proposed: list[
     missing = need - have
     if missing:
         problems.append(f"response_mismatch: {sum(missing.values())} expected result(s) were never produced")
-    return TurnCheck(not problems, problems, results)
+    return TurnCheck(not problems, problems, list(results))
+
+
+def verify_turn(start: World, traj: Trajectory, turn_index: int, proposed: list[ProposedCall]) -> TurnCheck:
+    world = start.copy()
+    results = [run_call(world, call) for call in proposed]
+    return check_turn(start, traj, turn_index, world, results)
