@@ -14,7 +14,10 @@ import json
 
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_utils import execute_multi_turn_func_call
 from bfcl_eval.model_handler.local_inference.qwen import QwenHandler
-from bfcl_eval.utils import add_language_specific_hint_to_function_doc, populate_test_cases_with_predefined_functions
+from bfcl_eval.utils import (
+    add_language_specific_hint_to_function_doc,
+    populate_test_cases_with_predefined_functions,
+)
 
 from funreason_pipeline.environments.bfcl import bfcl_tool_specs
 from funreason_pipeline.environments.toolsets import World, toolset_by_name
