@@ -548,3 +548,19 @@ def test_exports_carry_each_rows_provenance(samples, tmp_path):
             assert rec["role_models"] == rm and rec["provenance"] == "partly_offline", kind
     frame = pl.read_parquet(paths["parquet"])
     assert set(frame["provenance"]) == {"partly_offline"} and json.loads(frame["role_models"][0]) == rm
+
+
+def test_dataset_card_says_how_to_train_each_file_and_shows_the_steps():
+    steps = {"turns_with_calls": 40, "mean_steps_per_turn": 1.75, "mean_calls_per_step": 1.2,
+             "multi_step_turn_share": 0.55, "turns_by_steps": {"1": 18, "2": 14, "3": 8}}
+    prov = provenance.summary([dict.fromkeys(provenance.ROLES, "m")])
+    _, body = _front_matter(dataset_card({"samples": 40, "steps": steps}, prov, "2026-01-15", ["fs_math"]))
+    section = body[body.index("## How to train on each file"):body.index("## RL export")]
+    flat = " ".join(section.split())
+    for name, _path, _ in CARD_CONFIGS[:-1]:  # every SFT file has a row saying what to learn and how
+        assert f"| `{_path}` |" in section, name
+    for text in ("completion_only_loss", "`weight: 1`", "mask_history", "assistant_only_loss", "train_from",
+                 "clairvoyant_call", "Note that the provided function is in Python 3 syntax."):
+        assert text in flat, text
+    assert "Steps: 1.75 per turn with calls, 1.20 calls per step, 55.0% of 40 turns" in body
+    assert "| mean_steps_per_turn | 1.75 |" in body and "| 3 | 8 |" in body
