@@ -70,13 +70,18 @@ def test_a_value_first_written_in_the_reasoning_is_still_clairvoyant():
     assert [f.value for f in clairvoyant_calls(msgs, TOOLS)] == ["A-0004"]
 
 
-def test_a_later_step_result_counts_too():
-    """check_in in step 0 using an id that only step 1's result shows."""
+def test_a_reveal_by_a_call_run_later_is_read_as_an_echo():
+    """check_in in step 0 with the id that only step 1's result shows: the data cannot tell a guess
+    from check_in having written the id into the state that book_appointment then shows, so the
+    gate treats it as an echo (documented limit); the merged order, book first, is caught."""
     msgs = stepwise()
     msgs[2]["tool_calls"] = [_call(1, *CHECK_IN)]
     msgs[4]["tool_calls"] = [_call(0, *BOOK)]
-    assert [(f.call, f.message_index, f.source_message) for f in clairvoyant_calls(msgs, TOOLS)] == \
-        [("check_in", 2, 4)]
+    assert clairvoyant_calls(msgs, TOOLS) == []
+    msgs = merged()
+    msgs[2]["tool_calls"].reverse()  # check_in runs before book_appointment in the one message
+    assert clairvoyant_calls(msgs, TOOLS) == []
+    assert len(clairvoyant_calls(merged(), TOOLS)) == 1
 
 
 def test_trivial_known_and_echoed_values_are_not_flagged():
@@ -129,3 +134,17 @@ def test_sample_building_rejects_a_clairvoyant_sample_with_the_call_and_value():
     assert "A-0004" in out.rejections[0].detail and "check_in" in out.rejections[0].detail
     out = build_samples([_dialogue_row(stepwise())], {}, toolset_by_name("files"), [])
     assert [s["sample_id"] for s in out.samples] == ["dlg-t:0"] and not out.rejections
+
+
+def test_a_value_the_model_wrote_earlier_in_the_message_is_an_echo_through_state():
+    """create then list in one message: the listing shows what the model wrote, no result told it.
+    The other order (list, then use what the listing shows) is clairvoyant."""
+    text = {"text": "Remember the milk"}
+    msgs = [{"role": "user", "content": "Post a note, then show my notes."},
+            {"role": "assistant", "content": "", "tool_calls": [_call(0, "post_note", text),
+                                                                _call(1, "list_notes", {})]},
+            _result(0, "post_note", {"id": 7}), _result(1, "list_notes", {"notes": ["Remember the milk"]}),
+            {"role": "assistant", "content": "Done."}]
+    assert clairvoyant_calls(msgs, TOOLS) == []
+    msgs[1]["tool_calls"].reverse()
+    assert [(f.call, f.source_call) for f in clairvoyant_calls(msgs, TOOLS)] == [("post_note", "list_notes")]

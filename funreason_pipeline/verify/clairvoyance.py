@@ -17,9 +17,15 @@ A value counts (is *telling*) when chance cannot explain its coincidence with a 
 A telling value of a call in assistant message *i* is clairvoyant when it does not occur before
 message *i* (system prompt, user queries, earlier assistant text and calls, earlier results) nor in
 the tool schemas (enums, defaults, examples), and does occur in a result of message *i* or later,
-of a call that was not itself given the value (a call echoing its own argument, `post(text=X)` ->
-`{"text": X}`, shows nothing new). The message's own reasoning does not count as "before": a value
+unless that result is an echo: the call that returned it, or a call run before it from message *i*
+on, was given the value (`post(text=X)` -> `{"text": X}`; `create_ticket(description=X)` then
+`get_user_tickets()` listing X: the model wrote X, no result told it). The message's own reasoning does not count as "before": a value
 first written in the reasoning that chose the calls is just as clairvoyant.
+
+Limit: a result of a call run *after* the using call (later in the same message, or a later step)
+is always read as an echo, because the using call may have written the value into the state that
+result shows; so the gate catches what executed data can show, a value revealed by a call that ran
+before the using call in the same assistant message: the merged-step shape.
 
 Pure (no Dagster): `clairvoyant_calls(messages, tools)` lists the findings.
 """
@@ -116,10 +122,10 @@ def clairvoyant_calls(messages: Sequence[Mapping[str, Any]], tools: Sequence[Map
                       ) -> list[Finding]:
     """Every call argument in `messages` (canonical OpenAI chat) that is clairvoyant (module doc)."""
     results = {m.get("tool_call_id"): m.get("content") for m in messages if m.get("role") == "tool"}
-    calls_by_id: dict[str, tuple[int, Mapping[str, Any]]] = {}
-    for i, m in enumerate(messages):
-        for c in m.get("tool_calls") or []:
-            calls_by_id[c.get("id")] = (i, c)
+    # every call in execution order (message order, then list order): (message index, call)
+    order: list[tuple[int, Mapping[str, Any]]] = [(i, c) for i, m in enumerate(messages)
+                                                  for c in m.get("tool_calls") or []]
+    position = {c.get("id"): p for p, (_, c) in enumerate(order)}
     # everything before the current message as one text; "\x00" keeps a value from matching across
     # two pieces
     seen = json.dumps(list(tools), ensure_ascii=False)
@@ -132,11 +138,12 @@ def clairvoyant_calls(messages: Sequence[Mapping[str, Any]], tools: Sequence[Map
                 if not telling(value) or _occurs(value, seen):
                     continue
                 for cid, content in results.items():
-                    src_i, src = calls_by_id.get(cid, (-1, None))
-                    if src is None or src_i < i:
+                    p = position.get(cid)
+                    if p is None or order[p][0] < i:
                         continue  # results of earlier messages are in `seen` already
-                    if any(_occurs(value, t) for t in _texts(_call_args(src))):
-                        continue  # the source was given the value: an echo, not a revelation
+                    src_i, src = order[p]
+                    if any(_occurs(value, t) for j, e in order[: p + 1] if j >= i for t in _texts(_call_args(e))):
+                        continue  # a call run before it (or itself) was given the value: an echo
                     if any(_occurs(value, t) for t in _texts(content)):
                         findings.append(Finding(i, name, param, value,
                                                 (src.get("function") or {}).get("name", "?"), src_i))
