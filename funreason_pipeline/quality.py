@@ -1,6 +1,7 @@
 """Quality statistics, computed in one place for the assets' metadata, the dataset cards and
 `cli summary`: yield per stage, rejections by stage and reason, user turns and calls per dialogue,
-dependent turns (targets.md Q4), tool and edge coverage (Q3), near-duplicate rate (Q5), provenance.
+dependent turns (targets.md Q4), steps per turn and calls per step, tool and edge coverage (Q3),
+near-duplicate rate (Q5), provenance.
 
 `quality_stats` is pure over a `QualityInput`; `from_database` fills one from the stage tables
 (optionally one day and one toolset), so a partition, a day and the whole database are measured
@@ -18,6 +19,7 @@ from typing import Any
 import duckdb
 
 from funreason_pipeline import provenance, storage
+from funreason_pipeline.export.steps import step_counts, step_figures
 from funreason_pipeline.filtering.filters import near_duplicate_rate
 from funreason_pipeline.models import dependent_turn_counts, edge_usage, toolset_tool_of
 
@@ -31,6 +33,7 @@ class QualityInput:
     edges: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # toolset -> (src, dst)
     unusable: dict[str, set[str]] = field(default_factory=dict)  # toolset -> tools declared unusable
     dialogues: list[tuple[int, int, bool]] = field(default_factory=list)  # (user turns, calls, injected error)
+    turn_steps: list[list[int]] = field(default_factory=list)  # per dialogue turn: calls of each step
     rows_per_stage: dict[str, int] = field(default_factory=dict)
     cot_passed: int = 0
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (stage, reason)
@@ -99,6 +102,8 @@ def quality_stats(q: QualityInput) -> dict[str, Any]:
         "edge_coverage": _share(exercised, n_edges),
         "dialogues_with_injected_error": sum(1 for d in q.dialogues if d[2]),
     }
+    # steps of the dialogues' turns: the calls a model emits at once (export/steps.py)
+    stats["steps"] = step_figures(q.turn_steps)
     if q.sample_queries is not None:
         stats["near_duplicate_rate"] = near_duplicate_rate(q.sample_queries)
     stats["yield_per_stage"] = [
@@ -134,6 +139,9 @@ def summary_lines(stats: Mapping[str, Any]) -> list[str]:
                  f"(data only: {stats['data_dependent_turn_share']:.3f}) of {stats['turns_sampled']}")
     targeted = f"  tools targeted {tools['targeted']} of {tools['total']}; never: {never}"
     exercised = f"  graph edges exercised {edges['exercised']} of {edges['total']}"
+    st = stats.get("steps") or step_figures([])
+    steps = (f"  steps per turn {st['mean_steps_per_turn']:.2f}, calls per step {st['mean_calls_per_step']:.2f}, "
+             f"multi-step turns {st['multi_step_turn_share']:.3f} of {st['turns_with_calls']}")
     samples = (f"  samples {stats['samples']} (yield {stats['yield_turns_to_samples']:.3f} of sampled turns); "
                + ", ".join(f"{k} {v}" for k, v in stats["samples_by_provenance"].items()))
     return [
@@ -143,7 +151,13 @@ def summary_lines(stats: Mapping[str, Any]) -> list[str]:
         targeted + (f" ({unusable} declared unusable)" if unusable else ""),
         exercised + (f" ({stats['edge_coverage']:.3f})" if edges["total"] else ""),
         samples,
+        steps,
     ]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [table]).fetchall()}
 
 
 def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolset: str | None = None,
@@ -180,13 +194,13 @@ def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolse
         ts, tool = toolset_tool_of(item)
         q.unusable.setdefault(ts, set()).add(tool)
     q.dialogues = [(n, c, bool(e)) for n, c, e in rows("dialogues", "n_turns, n_calls, error_tool_response")]
+    if "dialogues" in present and "messages" in _columns(con, "dialogues"):
+        q.turn_steps = [t for (msgs,) in rows("dialogues", "messages") for t in step_counts(json.loads(msgs))]
     q.rows_per_stage = {t: rows(t, "count(*)")[0][0] if t in present else 0 for t in STAGE_TABLES}
     q.cot_passed = rows("cot_traces", "count(*)", "passed")[0][0] if "cot_traces" in present else 0
     q.rejections = [(s, r) for s, r in rows("rejections", "stage, reason")]
     if "sft_samples" in present:
-        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                          "WHERE table_name = 'sft_samples'").fetchall()}
-        if "role_models" in cols:
+        if "role_models" in _columns(con, "sft_samples"):
             q.sample_role_models = [json.loads(rm) if rm else {} for (rm,) in rows("sft_samples", "role_models")]
         else:  # written before provenance was recorded per sample
             q.sample_role_models = [{} for _ in range(q.rows_per_stage["sft_samples"])]

@@ -14,6 +14,7 @@ from funreason_pipeline import provenance
 from funreason_pipeline.export.card import CARD_CONFIGS, dataset_card
 from funreason_pipeline.export.formats import (
     EXPORT_FILES,
+    OBSERVATION_JOIN,
     SHAREGPT_TAGS,
     check_sharegpt_alternation,
     dialogue_to_samples,
@@ -25,6 +26,7 @@ from funreason_pipeline.export.formats import (
     to_openai_jsonl_record,
     to_sharegpt_record,
     to_trl_prompt_completion_record,
+    to_trl_prompt_completion_records,
     write_exports,
 )
 from funreason_pipeline.export.rl import RL_FILE
@@ -152,7 +154,7 @@ def test_dialogue_to_samples_one_per_turn():
 
 def test_openai_record_has_object_arguments_and_tools(samples):
     rec = to_openai_jsonl_record(samples[0])
-    assert set(rec) == {"messages", "tools"}
+    assert set(rec) == {"messages", "tools", "sample_id", "turn_index"}
     assert rec["tools"] == TOOLS
     calls = [c for m in rec["messages"] if m.get("tool_calls") for c in m["tool_calls"]]
     assert [c["function"]["arguments"] for c in calls] == [{"folder": "docs"}, {"a": True}, {}]
@@ -161,11 +163,30 @@ def test_openai_record_has_object_arguments_and_tools(samples):
     assert isinstance(samples[0]["messages"][2]["tool_calls"][0]["function"]["arguments"], str)
 
 
-def test_trl_prompt_completion_splits_at_train_from(samples):
-    s = samples[1]
-    rec = to_trl_prompt_completion_record(s)
-    assert len(rec["prompt"]) == s["train_from"] and rec["prompt"][-1]["role"] == "user"
-    assert rec["completion"][0]["role"] == "assistant" and rec["completion"][-1]["content"].startswith("Done")
+def test_openai_weights_mark_the_current_turns_assistant_messages(samples):
+    s = samples[1]  # turn 1: earlier turn 0 has three assistant messages, turn 1 two
+    msgs = to_openai_jsonl_record(s)["messages"]
+    weights = [(i, m["weight"]) for i, m in enumerate(msgs) if m["role"] == "assistant"]
+    assert weights == [(2, 0), (4, 0), (7, 0), (9, 1), (11, 1)]
+    assert all("weight" not in m for m in msgs if m["role"] != "assistant")  # OpenAI: assistant only
+
+
+def test_trl_prompt_completion_has_one_record_per_step_and_no_tool_result_in_a_completion(samples):
+    s = samples[0]  # turn 0: two steps (cd; then ls + pwd in parallel), then the reply
+    recs = to_trl_prompt_completion_records(s)
+    assert [r["step"] for r in recs] == [0, 1, 2]
+    assert all(len(r["completion"]) == 1 and r["completion"][0]["role"] == "assistant" for r in recs)
+    assert [[c["function"]["name"] for c in r["completion"][0].get("tool_calls", [])] for r in recs] == \
+        [["cd"], ["ls", "pwd"], []]
+    # prompt = everything before the completion: the first step's prompt ends at the user message,
+    # the second's at cd's result, the reply's at the parallel step's two results
+    assert [len(r["prompt"]) for r in recs] == [2, 4, 7]
+    assert recs[1]["prompt"][-1]["role"] == "tool" and recs[2]["prompt"][-2:] == to_openai_jsonl_record(s)[
+        "messages"][5:7]
+    assert recs[2]["completion"][0]["content"].startswith("You are in")
+    # the reply's record is what the single-record function returns, prompt ends before it
+    last = to_trl_prompt_completion_record(samples[1])
+    assert last["completion"][0]["content"].startswith("Done") and last["prompt"][-1]["role"] == "tool"
 
 
 def test_sharegpt_alternation_and_parallel_calls(samples):
@@ -203,11 +224,14 @@ def test_sharegpt_alternation_and_parallel_calls(samples):
             assert isinstance(calls, list)
             decoded.append(calls)
     assert decoded == _assistant_calls(full["messages"])
-    # the parallel step's two results became ONE observation: a JSON list in call order
-    assert json.loads(rec["conversations"][4]["value"]) == [
+    # the parallel step's two results became ONE observation, joined as LLaMA-Factory's own OpenAI
+    # converter joins consecutive tool messages (one <tool_response> block each in Qwen's template)
+    parts = rec["conversations"][4]["value"].split(OBSERVATION_JOIN)
+    assert [json.loads(p) for p in parts] == [
         {"current_directory_content": [".env", "notes.txt"]},
         {"current_working_directory": "/workspace/docs"},
     ]
+    assert rec["turn_index"] == 2 and rec["sample_id"] == full["sample_id"]
 
 
 def test_sharegpt_alternation_checker_rejects_bad_orders():
@@ -250,6 +274,9 @@ def test_bfcl_prompting_round_trip(samples):
     msgs = rec["messages"]
     assert msgs[0]["role"] == "system" and '"name": "sort_values"' in msgs[0]["content"]
     assert "[func_name1(params_name1=params_value1" in msgs[0]["content"]
+    # BFCL's type names and Python hint (no catalog docs given: converted from the OpenAI tools)
+    assert '"type": "dict"' in msgs[0]["content"] and '"type": "object"' not in msgs[0]["content"]
+    assert "sort_values tool Note that the provided function is in Python 3 syntax." in msgs[0]["content"]
     assert msgs[rec["train_from"] - 1]["role"] == "user" and msgs[rec["train_from"] - 1][
         "content"
     ].startswith("Sort")
@@ -258,16 +285,25 @@ def test_bfcl_prompting_round_trip(samples):
     parsed, tool_msgs = [], []
     for m in msgs[1:]:
         if m["role"] == "tool":
-            tool_msgs.append(json.loads(m["content"]))
+            tool_msgs.append(m)
         elif m["role"] == "assistant" and re.search(r"\]\s*$", m["content"]):
             _reasoning, call_text = split_think(m["content"])
             parsed.append(parse_pythonic_calls(call_text, allowed_names=names))
     assert parsed == _assistant_calls(full["messages"])
-    assert "[ls(a=True), pwd()]" in msgs[4]["content"]
+    assert msgs[4]["content"] == "[ls(a=True), pwd()]"  # an earlier turn: no <think> kept (Qwen handler)
     assert "[mkdir(dir_name='it\\'s \"new\"')]" in [m["content"] for m in msgs]
-    assert "sort_values(options={'key': None, 'reverse': True}, values=[3, 1.5, -2])" in msgs[-3]["content"]
-    # one tool message per step; the parallel step's results merged into one JSON list
-    assert len(tool_msgs) == 4 and len(tool_msgs[1]) == 2 and tool_msgs[2] == [None]
+    # the current turn keeps its reasoning; arguments in the schema's order (values, then options)
+    assert msgs[-3]["content"] == ("<think>\nOne call with reverse=true.\n</think>\n\n"
+                                   "[sort_values(values=[3, 1.5, -2], options={'key': None, 'reverse': True})]")
+    # one tool message per call, named by the call as BFCL's executor writes it, results as BFCL renders them
+    assert [(m["name"], m["content"]) for m in tool_msgs] == [
+        ("cd(folder='docs')", '{"current_working_directory": "docs"}'),
+        ("ls(a=True)", '{"current_directory_content": [".env", "notes.txt"]}'),
+        ("pwd()", '{"current_working_directory": "/workspace/docs"}'),
+        ("mkdir(dir_name='it\\'s \"new\"')", "None"),
+        ("sort_values(values=[3, 1.5, -2], options={'key': None, 'reverse': True})", '{"sorted": [3, 1.5, -2]}'),
+    ]
+    assert [m["weight"] for m in msgs if m["role"] == "assistant"] == [0, 0, 0, 0, 0, 1, 1]
 
 
 def test_render_rejects_what_has_no_call_syntax():
@@ -356,7 +392,8 @@ def test_exports_load_with_hf_datasets(samples, tmp_path, monkeypatch):
     assert {k: p.name for k, p in paths.items()} == EXPORT_FILES
     ds = _load_all(paths, tmp_path / "hf_cache")
     n = len(samples)
-    assert ds["openai"].num_rows == n and ds["trl_prompt_completion"].num_rows == n
+    # one prompt-completion record per assistant message of each sample's current turn
+    assert ds["openai"].num_rows == n and ds["trl_prompt_completion"].num_rows == 2 * (3 + 2 + 2)
     assert ds["bfcl_prompting"].num_rows == n and ds["parquet"].num_rows == n
     assert ds["sharegpt"].num_rows == 2  # one record per dialogue (its last turn)
 
@@ -367,7 +404,8 @@ def test_exports_load_with_hf_datasets(samples, tmp_path, monkeypatch):
         check_sharegpt_alternation(row)
         assert json.loads(row["tools"])[0]["name"] == "cd"
     pq = ds["parquet"]
-    assert pq.column_names == ["sample_id", "dialogue_id", "turn_index", "messages", "tools", "train_from"]
+    assert pq.column_names == ["sample_id", "dialogue_id", "turn_index", "messages", "tools", "train_from", "steps"]
+    assert [json.loads(x) for x in pq["steps"][:3]] == [[1, 2], [1], [1]]
     assert [json.loads(m) for m in pq["messages"]] == [s["messages"] for s in samples]
     assert pq["train_from"] == [s["train_from"] for s in samples]
     info = json.loads(paths["dataset_info"].read_text())
@@ -510,3 +548,19 @@ def test_exports_carry_each_rows_provenance(samples, tmp_path):
             assert rec["role_models"] == rm and rec["provenance"] == "partly_offline", kind
     frame = pl.read_parquet(paths["parquet"])
     assert set(frame["provenance"]) == {"partly_offline"} and json.loads(frame["role_models"][0]) == rm
+
+
+def test_dataset_card_says_how_to_train_each_file_and_shows_the_steps():
+    steps = {"turns_with_calls": 40, "mean_steps_per_turn": 1.75, "mean_calls_per_step": 1.2,
+             "multi_step_turn_share": 0.55, "turns_by_steps": {"1": 18, "2": 14, "3": 8}}
+    prov = provenance.summary([dict.fromkeys(provenance.ROLES, "m")])
+    _, body = _front_matter(dataset_card({"samples": 40, "steps": steps}, prov, "2026-01-15", ["fs_math"]))
+    section = body[body.index("## How to train on each file"):body.index("## RL export")]
+    flat = " ".join(section.split())
+    for name, _path, _ in CARD_CONFIGS[:-1]:  # every SFT file has a row saying what to learn and how
+        assert f"| `{_path}` |" in section, name
+    for text in ("completion_only_loss", "`weight: 1`", "mask_history", "assistant_only_loss", "train_from",
+                 "clairvoyant_call", "Note that the provided function is in Python 3 syntax."):
+        assert text in flat, text
+    assert "Steps: 1.75 per turn with calls, 1.20 calls per step, 55.0% of 40 turns" in body
+    assert "| mean_steps_per_turn | 1.75 |" in body and "| 3 | 8 |" in body

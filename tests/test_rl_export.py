@@ -164,6 +164,10 @@ def test_rl_export_has_one_row_per_sample_in_the_verl_layout(demo_day, rows, tmp
         assert len(json.loads(info["prior_calls"])) == info["turn_index"]
         assert set(json.loads(info["initial_state"])) <= set(info["classes"])
         assert {t["function"]["name"] for t in json.loads(info["tools"])} >= {c["name"] for c in _truth(r)["calls"]}
+        steps = [c["step"] for c in _truth(r)["calls"]]  # the ground truth per step: 0, 0, 1, 2, ...
+        assert steps == sorted(steps) and (not steps or steps[0] == 0) and set(steps) == set(range(len(set(steps))))
+        assert "name" not in r["prompt"][-1]  # role and content only
+    assert any(c["step"] > 0 for r in rows for c in _truth(r)["calls"])  # turns of more than one step
     # per toolset: the same rows
     per_toolset = [row for name in sorted(set(samples.values()))
                    for row in pq.read_table(demo_day / "data" / "exports" / DAY / name / RL_FILE).to_pylist()]

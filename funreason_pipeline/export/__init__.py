@@ -16,6 +16,7 @@ from funreason_pipeline.export.formats import (
     to_openai_jsonl_record,
     to_sharegpt_record,
     to_trl_prompt_completion_record,
+    to_trl_prompt_completion_records,
     write_exports,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "to_openai_jsonl_record",
     "to_sharegpt_record",
     "to_trl_prompt_completion_record",
+    "to_trl_prompt_completion_records",
     "write_exports",
 ]

@@ -24,21 +24,43 @@ METHOD_REFERENCE = "FunReason-MT Technical Report, arXiv 2510.24645"
 
 # config name -> (file, what it is for); the first one is the Hub viewer's default config.
 CARD_CONFIGS: tuple[tuple[str, str, str], ...] = (
-    ("openai", OPENAI_FILE, "OpenAI chat `messages` + `tools`, one row per user turn (TRL `SFTTrainer`)"),
-    (
-        "trl_prompt_completion",
-        TRL_PROMPT_COMPLETION_FILE,
-        "the same rows as TRL prompt-completion: loss on the current turn only",
-    ),
-    (
-        "sharegpt",
-        SHAREGPT_FILE,
-        "LLaMA-Factory ShareGPT with function_call/observation (see `dataset_info.json`)",
-    ),
-    ("bfcl_prompting", BFCL_PROMPTING_FILE, "BFCL prompting style: `<think>` + `[f(a=1), g()]` call lists"),
-    ("samples", PARQUET_FILE, "lineage table: ids, turn index, messages/tools as JSON text, `train_from`"),
+    ("openai", OPENAI_FILE,
+     "OpenAI chat `messages` + `tools`, one row per user turn, `weight` on each assistant message"),
+    ("trl_prompt_completion", TRL_PROMPT_COMPLETION_FILE,
+     "TRL prompt-completion, one row per assistant message of the turn: loss on the model's own tokens"),
+    ("sharegpt", SHAREGPT_FILE,
+     "LLaMA-Factory ShareGPT with function_call/observation, one row per dialogue (see `dataset_info.json`)"),
+    ("bfcl_prompting", BFCL_PROMPTING_FILE,
+     "the chat as BFCL's prompting handlers hold it: `<think>` + `[f(a=1), g()]`, a tool message per call"),
+    ("samples", PARQUET_FILE, "lineage table: ids, turn index, messages/tools as JSON text, `train_from`, `steps`"),
     ("rl", RL_FILE, "RL rows (verl layout): prompt, tools, initial state, prior calls, ground truth per turn"),
 )
+
+# How each file is trained: which messages carry the loss, and the trainer settings that give it.
+TRAINING_SECTION = """## How to train on each file
+
+A user turn is a sequence of **steps**: a step is the set of calls the model emits at once (one
+assistant message with `tool_calls`, then one tool message per call); a call uses results of earlier
+steps only (a gate rejects any sample where a call uses a value that only a result not yet shown
+holds: `clairvoyant_call`). Then the closing reply. The model should learn its own messages of the
+current turn (each step's `<think>` and calls, and the reply), never tool results, and earlier
+turns are context.
+
+| file | rows | what to learn | how |
+|---|---|---|---|
+| `trl_prompt_completion.jsonl` | one per assistant message of the turn (`step` 0, 1, ...; the reply last) | the `completion` (that one message) | TRL `SFTTrainer` as it is: prompt-completion data has `completion_only_loss` on, so tool results (always in the prompt) are never trained; works with any chat template |
+| `openai.jsonl` | one per user turn | assistant messages with `weight: 1` (the current turn; earlier turns have `weight: 0`) | OpenAI fine-tuning reads `weight`; TRL does not (it trains every token, or every assistant message with `assistant_only_loss=True`): for TRL use `trl_prompt_completion.jsonl` |
+| `sharegpt.jsonl` | one per dialogue (its last turn) | every `function_call` and `gpt` message: each turn once, on its own left context | LLaMA-Factory with `dataset_info.json` and default settings (observations are never trained). Leave `mask_history` off: it keeps only the last pair, i.e. the final reply |
+| `bfcl_prompting.jsonl` | one per user turn | assistant messages with `weight: 1` (from `train_from`) | render with the chat template of the model BFCL evaluates (Qwen's drops earlier turns' reasoning, as these rows already do) and mask everything before `train_from` and every non-assistant message |
+| `samples.parquet` | one per user turn | messages from `train_from` on (`turn_index` names the turn; `steps` lists calls per step) | the canonical rows, for your own rendering |
+
+`bfcl_prompting.jsonl` holds the chat as bfcl-eval's prompting handlers hold it: BFCL's system prompt
+listing BFCL's function docs (type names `dict`/`float`, `response` schemas, "Note that the provided
+function is in Python 3 syntax."), each step as `[f(a=1), g()]` with arguments in the schema's order,
+one `tool` message per call named by the call (`f(a=1)`) with the result as BFCL's executor renders it
+(a dict as JSON, anything else as Python's `str()`: `None`, `True`, single quotes). Parse call lists with
+`funreason_pipeline.export.formats.parse_pythonic_calls`, never with `eval`.
+"""
 
 
 def _size_category(n: int) -> str:
@@ -240,13 +262,16 @@ def dataset_card(
     out.append(
         "One SFT sample per user turn: the messages from the start of the dialogue through the end of\n"
         "that turn. Earlier turns are context; the loss belongs on the current turn's assistant messages,\n"
-        "which start at index `train_from` (column of `samples.parquet`). `trl_prompt_completion` encodes\n"
-        "that split for TRL. LLaMA-Factory trains on every assistant message of a record, so `sharegpt`\n"
-        "holds one record per dialogue (its last turn), which trains each turn exactly once; register it\n"
-        "with the entry in `dataset_info.json`. In `bfcl_prompting` the tool results of one step are one\n"
-        "`tool` message (a JSON list) and calls are Python-like lists; parse them with\n"
-        "`funreason_pipeline.export.formats.parse_pythonic_calls`, never with `eval`.\n"
+        "which start at index `train_from` (column of `samples.parquet`).\n"
     )
+    out.append(TRAINING_SECTION)
+    steps = stats.get("steps")
+    if isinstance(steps, Mapping) and steps.get("turns_with_calls"):
+        out.append(
+            f"Steps: {steps['mean_steps_per_turn']:.2f} per turn with calls, {steps['mean_calls_per_step']:.2f} "
+            f"calls per step, {steps['multi_step_turn_share']:.1%} of {steps['turns_with_calls']:,} turns have\n"
+            "more than one step (the statistics below have the distribution).\n"
+        )
     out.append(RL_CARD_SECTION)
     out.append("## Statistics\n")
     out.append(render_stats(stats) + "\n")

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from funreason_pipeline.export.steps import turn_steps
 from funreason_pipeline.provenance import label
 
 # --------------------------------------------------------------------------------------------------
@@ -218,36 +219,64 @@ def _openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _weighted(messages: list[dict[str, Any]], train_from: int) -> list[dict[str, Any]]:
+    """Assistant messages with OpenAI fine-tuning's ``weight``: 1 from ``train_from`` on (the current
+    turn), 0 before (earlier turns are context). Other roles carry no weight key, as OpenAI's."""
+    return [dict(m, weight=int(i >= train_from)) if m.get("role") == "assistant" else m
+            for i, m in enumerate(messages)]
+
+
 def to_openai_jsonl_record(sample: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"messages", "tools"}``: TRL's conversational language-modeling type with a ``tools`` column.
+    """``{"messages", "tools", "sample_id", "turn_index"}``: TRL's conversational language-modeling
+    type with a ``tools`` column, each assistant message with a ``weight`` (1: learn it, 0: context).
 
     ``tools`` stays a list of OpenAI tool dicts (``{"type": "function", "function": {...}}``), which
     every TRL version with tool support passes to ``apply_chat_template(tools=...)``; recent TRL also
-    accepts a JSON string there. With this type TRL trains on the whole record, or on every assistant
-    message with ``assistant_only_loss=True``; for loss on the current turn only, use
-    ``to_trl_prompt_completion_record``.
+    accepts a JSON string there. TRL itself does not read ``weight`` (it trains on the whole record,
+    or on every assistant message with ``assistant_only_loss=True``); for loss on the current turn's
+    own tokens only, use ``to_trl_prompt_completion_records``.
     """
     sample = normalize_sample(sample)
-    return {"messages": _openai_messages(sample["messages"]), "tools": sample["tools"]}
+    return {"messages": _weighted(_openai_messages(sample["messages"]), sample["train_from"]),
+            "tools": sample["tools"], "sample_id": str(sample["sample_id"]), "turn_index": int(sample["turn_index"])}
 
 
-def to_trl_prompt_completion_record(sample: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"prompt": messages[:train_from], "completion": messages[train_from:], "tools"}``.
+def to_trl_prompt_completion_records(sample: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One TRL conversational prompt-completion record per assistant message of the current turn.
 
-    TRL's SFTTrainer masks the prompt of a prompt-completion dataset (``completion_only_loss``
-    defaults to True for this type), so the loss lands on the current turn only. The completion also
-    holds the turn's tool results; add ``assistant_only_loss=True`` (chat template with generation
-    markers) to keep those out of the loss too.
+    ``completion`` is that one assistant message (a step's ``<think>`` + ``tool_calls``, a retry, or
+    the closing reply); ``prompt`` is everything before it, earlier steps' tool results included.
+    TRL masks the prompt of a prompt-completion record (``completion_only_loss``, on by default for
+    this type), so the loss is on the model's own tokens only: tool results are never trained, with
+    any chat template (``assistant_only_loss`` needs ``{% generation %}`` markers; this does not).
+    ``step`` numbers the record's assistant message within its turn (0, 1, ...; the reply is last).
     """
     sample = normalize_sample(sample)
     messages = _openai_messages(sample["messages"])
     tf = sample["train_from"]
-    return {"prompt": messages[:tf], "completion": messages[tf:], "tools": sample["tools"]}
+    out = []
+    for i in range(tf, len(messages)):
+        if messages[i].get("role") != "assistant":
+            continue
+        out.append({"prompt": messages[:i], "completion": [messages[i]], "tools": sample["tools"],
+                    "sample_id": str(sample["sample_id"]), "turn_index": int(sample["turn_index"]),
+                    "step": len(out)})
+    if not out:
+        raise FormatError(f"sample {sample.get('sample_id')!r}: the current turn has no assistant message")
+    return out
+
+
+def to_trl_prompt_completion_record(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """The last record of ``to_trl_prompt_completion_records`` (the closing reply)."""
+    return to_trl_prompt_completion_records(sample)[-1]
 
 
 # --------------------------------------------------------------------------------------------------
 # LLaMA-Factory ShareGPT
 # --------------------------------------------------------------------------------------------------
+# LLaMA-Factory's OpenAIDatasetConverter joins a step's tool results into one observation with this
+OBSERVATION_JOIN = "\n</tool_response>\n<tool_response>\n"
+
 SHAREGPT_TAGS = {
     "role_tag": "from",
     "content_tag": "value",
@@ -310,11 +339,14 @@ def to_sharegpt_record(sample: Mapping[str, Any]) -> dict[str, Any]:
     * an assistant step with tool calls -> one ``function_call`` whose value is the JSON list of
       ``{"name", "arguments"}`` (its ``<think>`` block, if any, in front: LLaMA-Factory splits it off);
     * that step's tool messages -> ONE ``observation`` (the alternation rule forbids two in a row):
-      the single result text, or a JSON list of the results in call order for parallel calls;
+      the result texts in call order joined with ``OBSERVATION_JOIN``, exactly as LLaMA-Factory's
+      own OpenAI-format converter merges consecutive tool messages, so templates that wrap an
+      observation in ``<tool_response>`` tags (Qwen's) show one block per result;
     * a closing reply -> ``gpt``; ``tools`` is a JSON string of the plain function dicts
       (``{"name", "description", "parameters"}``), the form every LLaMA-Factory version reads.
 
-    Note: LLaMA-Factory computes the loss on every gpt/function_call message of a record.
+    Note: LLaMA-Factory computes the loss on every gpt/function_call message of a record and never on
+    observations; ``turn_index`` is the record's last turn (see ``write_exports``, ``sharegpt_per``).
     """
     sample = normalize_sample(sample)
     system, rest = _split_system(sample["messages"])
@@ -323,12 +355,8 @@ def to_sharegpt_record(sample: Mapping[str, Any]) -> dict[str, Any]:
 
     def flush() -> None:
         if pending:
-            if len(pending) == 1:
-                only = pending[0]
-                value = only if isinstance(only, str) else json.dumps(only, ensure_ascii=False)
-            else:
-                value = json.dumps([_result_value(r) for r in pending], ensure_ascii=False)
-            conv.append({"from": "observation", "value": value})
+            texts = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in pending]
+            conv.append({"from": "observation", "value": OBSERVATION_JOIN.join(texts)})
             pending.clear()
 
     for m in rest:
@@ -357,6 +385,8 @@ def to_sharegpt_record(sample: Mapping[str, Any]) -> dict[str, Any]:
         "conversations": conv,
         "system": system or "",
         "tools": json.dumps(_plain_functions(sample["tools"]), ensure_ascii=False),
+        "sample_id": str(sample["sample_id"]),
+        "turn_index": int(sample["turn_index"]),
     }
     check_sharegpt_alternation(record)
     return record
@@ -415,10 +445,11 @@ def _bfcl_prompt_template() -> str:
         )
 
 
-def bfcl_system_prompt(tools: Iterable[Mapping[str, Any]], template: str | None = None) -> str:
-    """The prompting-style system prompt listing ``tools`` as JSON (BFCL: ``json.dumps(indent=4)``)."""
-    functions = json.dumps(_plain_functions(tools), indent=4, ensure_ascii=False)
-    return (template or _bfcl_prompt_template()).replace("{functions}", functions)
+def bfcl_system_prompt(functions: Iterable[Mapping[str, Any]], template: str | None = None) -> str:
+    """The prompting-style system prompt listing ``functions`` (BFCL docs, ``bfcl_docs``) as BFCL
+    does: ``json.dumps(functions, indent=4)`` (ASCII-escaped, as BFCL's default ``json.dumps``)."""
+    text = json.dumps([dict(f) for f in functions], indent=4)
+    return (template or _bfcl_prompt_template()).replace("{functions}", text)
 
 
 def _is_name(name: str) -> bool:
@@ -556,52 +587,106 @@ def parse_pythonic_calls(text: str, allowed_names: Collection[str] | None = None
     return calls
 
 
-def to_bfcl_prompting_record(sample: Mapping[str, Any], system_template: str | None = None) -> dict[str, Any]:
-    """FunReason-MT / BFCL prompting style: ``{"messages", "train_from"}`` with no ``tools`` column.
+def _ordered_arguments(arguments: dict[str, Any], doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Arguments in the order of the function's schema (canonical records sort them; a model writes
+    them as the doc lists them), unknown keys after in their own order."""
+    props = list(((doc or {}).get("parameters") or {}).get("properties") or {})
+    return {**{k: arguments[k] for k in props if k in arguments},
+            **{k: v for k, v in arguments.items() if k not in props}}
 
-    System: BFCL's prompting system prompt listing the tools as JSON (``system_template`` with a
-    ``{functions}`` placeholder overrides it). Assistant tool-call step: its ``<think>`` block, a
-    blank line, then ``[f(a=1), g()]``. The step's tool results: ONE ``tool`` message whose content
-    is the JSON list of the results in call order. Closing replies stay plain text.
-    ``train_from`` is re-indexed to this (shorter) message list.
+
+def _bfcl_value_text(value: Any) -> str:
+    # bfcl_eval.model_handler.utils.parse_nested_value: a dict whose values are all dicts is
+    # written as a nested call, any other dict as {'k': v}, everything else as repr
+    if isinstance(value, dict):
+        if value and all(isinstance(v, dict) for v in value.values()):
+            name, args = next(iter(value.items()))
+            return f"{name}({', '.join(f'{k}={_bfcl_value_text(v)}' for k, v in args.items())})"
+        return "{" + ", ".join(f"'{k}': {_bfcl_value_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def bfcl_call_string(name: str, arguments: Mapping[str, Any]) -> str:
+    """A call as BFCL's executor writes it (``decoded_output_to_execution_list``): the ``name`` of
+    the tool message that carries its result."""
+    return f"{name}({', '.join(f'{k}={_bfcl_value_text(v)}' for k, v in arguments.items())})"
+
+
+def bfcl_result_text(content: Any) -> str:
+    """A tool result as BFCL's executor hands it to the model (``execute_multi_turn_func_call``): a
+    str as it is, a dict as ``json.dumps`` (ASCII, its key order), anything else as ``str()`` (Python
+    syntax: ``None``, ``True``, single quotes)."""
+    value = _result_value(content)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def to_bfcl_prompting_record(sample: Mapping[str, Any], system_template: str | None = None,
+                             functions: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The sample as BFCL's prompting handlers hold a multi-turn chat (``base_oss_handler`` and the
+    Qwen handler of bfcl-eval): ``{"messages", "train_from", "sample_id", "turn_index"}``.
+
+    * system: BFCL's prompting system prompt listing the sample's tools as BFCL docs (``functions``:
+      name -> doc from ``bfcl_docs.bfcl_functions``, with type names ``dict``/``float`` and the
+      ``response`` schema; tools missing there are converted from their OpenAI form) with BFCL's
+      Python-3 hint; the dialogue's own system prompt is left out, as BFCL's test entries have none;
+    * assistant step: ``[f(a=1), g()]`` with arguments in the schema's order; in the current turn
+      preceded by its ``<think>`` block (``<think>\\nR\\n</think>\\n\\n``), in earlier turns without
+      it, which is how the Qwen handler renders history (reasoning only after the last user query);
+    * one ``tool`` message per call, ``name`` the call as BFCL's executor writes it and ``content``
+      the result as it renders it (``bfcl_result_text``);
+    * replies as plain text; ``weight`` on every assistant message (1 in the current turn).
+    ``train_from`` is re-indexed to this message list.
     """
+    from funreason_pipeline.export.bfcl_docs import from_openai_tool, with_language_hint
+
     sample = normalize_sample(sample)
     messages = sample["messages"]
+    tf = sample["train_from"]
+    docs = [dict(functions[name]) if functions and name in functions else from_openai_tool(t)
+            for t in sample["tools"] for name in [_plain_functions([t])[0]["name"]]]
+    by_name = {d["name"]: d for d in docs}
+    out: list[dict[str, Any]] = [
+        {"role": "system", "content": bfcl_system_prompt(with_language_hint(docs), system_template)}
+    ]
     _, rest = _split_system(messages)
     offset = len(messages) - len(rest)
-    out: list[dict[str, Any]] = [
-        {"role": "system", "content": bfcl_system_prompt(sample["tools"], system_template)}
-    ]
+    calls_by_id: dict[str, str] = {}
     new_index: dict[int, int] = {}
-    pending: list[Any] = []
-
-    def flush() -> None:
-        if pending:
-            out.append({"role": "tool", "content": json.dumps(pending, ensure_ascii=False)})
-            pending.clear()
-
     for i, m in enumerate(rest, start=offset):
         role = m.get("role")
-        if role == "tool":
-            pending.append(_result_value(m.get("content", "")))
-            continue
-        flush()
         new_index[i] = len(out)
         if role == "user":
             out.append({"role": "user", "content": m.get("content") or ""})
         elif role == "assistant" and m.get("tool_calls"):
-            calls = render_pythonic_calls(
-                {"name": c["function"]["name"], "arguments": c["function"].get("arguments")}
-                for c in m["tool_calls"]
-            )
-            content = (m.get("content") or "").strip()
-            out.append({"role": "assistant", "content": f"{content}\n\n{calls}" if content else calls})
+            calls = []
+            for c in m["tool_calls"]:
+                name = c["function"]["name"]
+                args = _ordered_arguments(_arguments_object(name, c["function"].get("arguments")), by_name.get(name))
+                calls.append({"name": name, "arguments": args})
+                calls_by_id[c.get("id")] = bfcl_call_string(name, args)
+            text = render_pythonic_calls(calls)
+            reasoning, _ = split_think((m.get("content") or "").strip())
+            if i >= tf and reasoning is not None:
+                text = f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{text}"
+            out.append({"role": "assistant", "content": text, "weight": int(i >= tf)})
         elif role == "assistant":
-            out.append({"role": "assistant", "content": m.get("content") or ""})
+            content = m.get("content") or ""
+            if i < tf:  # history: the Qwen handler keeps no earlier turn's reasoning
+                content = split_think(content)[1]
+            out.append({"role": "assistant", "content": content, "weight": int(i >= tf)})
+        elif role == "tool":
+            name = calls_by_id.get(m.get("tool_call_id"))
+            if name is None:
+                raise FormatError(f"tool message without a call: {m.get('tool_call_id')!r}")
+            out.append({"role": "tool", "name": name, "content": bfcl_result_text(m.get("content", ""))})
         else:
             raise FormatError(f"unexpected role {role!r} in a BFCL prompting conversation")
-    flush()
-    return {"messages": out, "train_from": new_index[sample["train_from"]]}
+    return {"messages": out, "train_from": new_index[tf], "sample_id": str(sample["sample_id"]),
+            "turn_index": int(sample["turn_index"])}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -643,6 +728,7 @@ def write_exports(
     dataset_name: str,
     *,
     sharegpt_per: Literal["dialogue", "sample"] = "dialogue",
+    bfcl_functions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write every export of ``samples`` into ``out_dir``; returns ``{kind: path}`` (see EXPORT_FILES).
 
@@ -653,6 +739,10 @@ def write_exports(
     trains on every gpt/function_call message of a record, so one record per *turn* would train turn
     0 once per later turn; the longest sample trains each turn once on the same left context, which is
     the per-turn objective. ``"sample"`` writes one record per sample.
+
+    ``bfcl_functions`` (tool name -> BFCL doc, ``bfcl_docs.bfcl_functions``) gives
+    ``bfcl_prompting`` BFCL's own function docs with their response schemas; a sample may carry its
+    own under the key ``bfcl_functions`` (a day's export mixes toolsets).
     """
     ordered = sorted((normalize_sample(s) for s in samples), key=_sort_key)
     ids = [s["sample_id"] for s in ordered]
@@ -675,9 +765,11 @@ def write_exports(
     with_prov = any("role_models" in s for s in ordered)
     _atomic_write(paths["openai"], _jsonl(_prov(to_openai_jsonl_record(s), s) for s in ordered))
     _atomic_write(paths["trl_prompt_completion"],
-                  _jsonl(_prov(to_trl_prompt_completion_record(s), s) for s in ordered))
+                  _jsonl(_prov(r, s) for s in ordered for r in to_trl_prompt_completion_records(s)))
     _atomic_write(paths["sharegpt"], _jsonl(_prov(to_sharegpt_record(s), s) for s in sharegpt_samples))
-    _atomic_write(paths["bfcl_prompting"], _jsonl(_prov(to_bfcl_prompting_record(s), s) for s in ordered))
+    _atomic_write(paths["bfcl_prompting"], _jsonl(
+        _prov(to_bfcl_prompting_record(s, functions=s.get("bfcl_functions") or bfcl_functions), s)
+        for s in ordered))
 
     columns: dict[str, list[Any]] = {
         "sample_id": [str(s["sample_id"]) for s in ordered],
@@ -686,9 +778,12 @@ def write_exports(
         "messages": [_dumps(s["messages"]) for s in ordered],
         "tools": [_dumps(s["tools"]) for s in ordered],
         "train_from": [int(s["train_from"]) for s in ordered],
+        # the current turn's steps (calls per step): what the loss-carrying messages hold
+        "steps": [_dumps([len(st["calls"]) for st in turn_steps(s["messages"], s["train_from"] - 1)])
+                  for s in ordered],
     }
     schema = {"sample_id": pl.String, "dialogue_id": pl.String, "turn_index": pl.Int64, "messages": pl.String,
-              "tools": pl.String, "train_from": pl.Int64}
+              "tools": pl.String, "train_from": pl.Int64, "steps": pl.String}
     if with_prov:  # which model wrote each role of the row, and whether any of it is offline
         columns["role_models"] = [_dumps(_prov({}, s).get("role_models")) for s in ordered]
         columns["provenance"] = [_prov({}, s).get("provenance") for s in ordered]

@@ -4,11 +4,14 @@ The layout is the one verl (and EnvTuning, which trains on BFCL with verl) reads
 
 * ``data_source``: ``"funreason-mt/<toolset>"`` (verl picks the reward function by it);
 * ``prompt``: the chat up to and including the turn's user message, as ``{role, content}`` messages
-  in the BFCL prompting style (system prompt listing the tools as JSON, earlier calls as
-  ``[f(a=1)]`` lists, their results as one ``tool`` message per step), as ``bfcl_prompting.jsonl``;
+  in the BFCL prompting style, as ``bfcl_prompting.jsonl`` holds it (system prompt listing BFCL's
+  function docs, earlier steps as ``[f(a=1)]`` lists, one ``tool`` message per call with the result
+  as BFCL renders it);
 * ``ability``: ``"multi_turn_function_calling"``;
 * ``reward_model``: ``{"style": "rule", "ground_truth": JSON text}``: the turn's calls with their
-  results (``calls``) and the state every class must end in (``end_state``);
+  results and ``step`` (the calls a model emits at once share a step; a call may use the results
+  of earlier steps only) as ``calls``, and the state every class must end in (``end_state``). The
+  reward scores the end state and the results, not the step split;
 * ``extra_info``: ``split``, ``index``, ids, ``toolset`` and its ``classes``, and as JSON text:
   ``tools`` (OpenAI tool list), ``initial_state`` (per class), ``prior_calls`` (the earlier turns'
   calls with results, one list per turn: replayed on ``initial_state`` they give the turn's start
@@ -34,7 +37,9 @@ import pyarrow.parquet as pq
 
 from funreason_pipeline.environments.base import CyclicStateError, to_json_value
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World
+from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.formats import normalize_sample, to_bfcl_prompting_record
+from funreason_pipeline.export.steps import turn_steps
 from funreason_pipeline.models import ToolSpec
 from funreason_pipeline.verify.replay import canonical
 
@@ -78,6 +83,8 @@ def _replay_turn(world: World, messages: list[dict[str, Any]]) -> list[dict[str,
     response (Phase IV's `error_tool_response`): it never ran, so it is not replayed or returned.
     """
     by_id = {c["id"]: c for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []}
+    # the step of each call (a retry after an injected error stays in the failed call's step)
+    step_of = {c.get("id"): k for k, st in enumerate(turn_steps(messages)) for c in st["calls"]}
     calls = []
     for m in messages:
         if m.get("role") != "tool":
@@ -95,7 +102,7 @@ def _replay_turn(world: World, messages: list[dict[str, Any]]) -> list[dict[str,
                 continue  # injected: the world stays as it was
             raise ReplayMismatch(f"{name}: result differs on replay")
         world.envs = trial.envs
-        calls.append({"name": name, "arguments": args, "result": got})
+        calls.append({"name": name, "arguments": args, "result": got, "step": step_of.get(c["id"], 0)})
     return calls
 
 
@@ -117,10 +124,11 @@ def rl_row(sample: Mapping[str, Any], scenario: dict[str, Any], toolset: Toolset
         end_state = to_json_value(world.snapshot())
     except CyclicStateError as exc:
         raise ReplayMismatch(f"the turn's end state cannot be compared: {exc}") from exc
-    bfcl = to_bfcl_prompting_record(s)
+    bfcl = to_bfcl_prompting_record(s, functions=bfcl_functions(tools))
     return {
         "data_source": f"funreason-mt/{toolset.name}",
-        "prompt": bfcl["messages"][: bfcl["train_from"]],
+        # role and content only (a fixed Arrow type; chat templates ignore a tool message's name)
+        "prompt": [{"role": m["role"], "content": m["content"]} for m in bfcl["messages"][: bfcl["train_from"]]],
         "ability": ABILITY,
         "reward_model": {"style": "rule", "ground_truth": _dumps({"calls": calls, "end_state": end_state})},
         "extra_info": {
@@ -179,7 +187,9 @@ RL_CARD_SECTION = """## RL export (`rl.parquet`)
 One row per user turn in the layout verl reads (`data_source`, `prompt`, `ability`,
 `reward_model: {style: "rule", ground_truth}`, `extra_info`). `prompt` is the chat up to and including
 the turn's user message in the BFCL prompting style. `reward_model.ground_truth` (JSON text) holds the
-turn's `calls` with their results and the `end_state` of every class. `extra_info` holds the `toolset`,
+turn's `calls` with their results and `step` (calls of one step are emitted at once; a call uses
+results of earlier steps only) and the `end_state` of every class; the reward scores the end state and
+the results, not the step split. `extra_info` holds the `toolset`,
 its `classes`, and as JSON text the `tools`, the `initial_state` per class, the `prior_calls` of the
 earlier turns (replayed on the initial state they give the turn's start state), and the prompt as
 OpenAI `messages`. Score a model's calls with `funreason_pipeline.reward`: it rebuilds the start state,

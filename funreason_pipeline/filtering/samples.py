@@ -1,7 +1,7 @@
 """The sft_samples stage, pure: dialogues -> filtered SFT samples, each replayed against its trajectory.
 
-Order: decontamination (per dialogue), split into one sample per user turn, near-duplicate queries,
-exact duplicates, length. Every dropped item is a rejection with its reason. Every kept sample is
+Order: decontamination (per dialogue), split into one sample per user turn, clairvoyant calls (a call
+using a value only a not-yet-seen result shows), near-duplicate queries, exact duplicates, length. Every dropped item is a rejection with its reason. Every kept sample is
 replayed (verify.replay.replay_sample): its calls re-executed from the trajectory's scenario, the
 injected errors recorded by the dialogue stage known as such, each turn checked against the ground
 truth; the problems are what the blocking check `every_sample_replays` reports.
@@ -18,7 +18,22 @@ from funreason_pipeline.environments.toolsets import ToolsetConfig
 from funreason_pipeline.export.formats import dialogue_to_samples
 from funreason_pipeline.filtering.filters import decontaminate, exact_dedup, length_filter, near_dup_queries
 from funreason_pipeline.models import Rejection, ToolSpec, Trajectory
+from funreason_pipeline.verify.clairvoyance import clairvoyant_calls
 from funreason_pipeline.verify.replay import expected_end_states, replay_sample
+
+
+def clairvoyance_filter(samples: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Samples with no clairvoyant call (verify/clairvoyance.py) and a `clairvoyant_call` rejection
+    per other sample, naming the call and the value; a blocking gate: such a sample is never kept."""
+    kept, rejections = [], []
+    for s in samples:
+        found = clairvoyant_calls(s["messages"], s["tools"])
+        if found:
+            rejections.append({"item_id": s["sample_id"], "reason": "clairvoyant_call",
+                               "detail": "; ".join(f.detail() for f in found)[:2000]})
+        else:
+            kept.append(s)
+    return kept, rejections
 
 
 @dataclass
@@ -58,6 +73,8 @@ def build_samples(dialogue_rows: list[dict[str, Any]], trajectories: dict[str, T
             samples.append(dict(s, trajectory_id=d["trajectory_id"], role_models=role_models,
                                 provenance=provenance.label(role_models),
                                 injected_errors=d["injected_errors"]))
+    samples, rej = clairvoyance_filter(samples)
+    rejs += rej
     query = {s["sample_id"]: s["messages"][s["train_from"] - 1]["content"] for s in samples}
     kept_ids, rej = near_dup_queries([(s["sample_id"], query[s["sample_id"]]) for s in samples])
     rejs += rej

@@ -11,6 +11,7 @@ from datetime import date
 import polars as pl
 
 from funreason_pipeline import config, frames, provenance, quality, storage
+from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
 from funreason_pipeline.export.rl import RL_FILE, write_rl_parquet
@@ -39,11 +40,29 @@ def create_lineage_view(database: str) -> None:
         con.execute(LINEAGE_VIEW)
 
 
+def _bfcl_docs_by_toolset(database: str, toolsets: set[str]) -> dict[str, dict]:
+    if not toolsets:
+        return {}
+    with storage.connect(database) as con:
+        if "tool_catalog" not in storage.table_names(con):
+            return {}
+        frame = con.execute("SELECT * FROM tool_catalog WHERE toolset IN (SELECT unnest(?))",
+                            [sorted(toolsets)]).pl()
+    return {ts: bfcl_functions(frames.tools_from_frame(frame.filter(pl.col("toolset") == ts)))
+            for ts in sorted(toolsets)}
+
+
 def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFrame, database: str) -> StageOutput:
     samples = [{"sample_id": r["sample_id"], "dialogue_id": r["dialogue_id"], "turn_index": r["turn_index"],
                 "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"]),
                 "train_from": r["train_from"], "role_models": json.loads(r["role_models"] or "{}"),
                 "provenance": r["provenance"]} for r in sft_samples.iter_rows(named=True)]
+    # BFCL's function docs per toolset (the day mixes toolsets): from the tool catalogs
+    toolset_of = dict(zip(sft_samples["sample_id"].to_list(), sft_samples["toolset"].to_list())) \
+        if sft_samples.height else {}
+    docs = _bfcl_docs_by_toolset(database, set(toolset_of.values()))
+    for s in samples:
+        s["bfcl_functions"] = docs.get(toolset_of[s["sample_id"]])
     out_dir = config.exports_dir(database) / day
     paths = write_exports(samples, out_dir, dataset_name=f"funreason-{day}")
     paths["rl"] = write_rl_parquet([json.loads(r) for r in rl_samples["row"].to_list()], out_dir / RL_FILE)
@@ -76,6 +95,9 @@ def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFra
         "edge_coverage_per_toolset": stats["edge_coverage_per_toolset"],
         "samples_per_toolset": dict(Counter(sft_samples["toolset"].to_list())),
         "samples_by_provenance": stats["samples_by_provenance"],
+        "mean_steps_per_turn": stats["steps"]["mean_steps_per_turn"],
+        "mean_calls_per_step": stats["steps"]["mean_calls_per_step"],
+        "multi_step_turn_share": stats["steps"]["multi_step_turn_share"],
         "exports": out_dir,
         "card": Markdown(card[:20000]),
     })

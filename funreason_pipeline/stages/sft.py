@@ -9,6 +9,7 @@ from datetime import date
 import polars as pl
 
 from funreason_pipeline import config, frames, provenance, quality, storage
+from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
 from funreason_pipeline.filtering.samples import build_samples
@@ -36,7 +37,7 @@ def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.
                                   .with_rejections("sft_samples", [r.reason for r in result.rejections]))
     prov = provenance.summary([s["role_models"] for s in samples])
     out_dir = config.exports_dir(database) / day / toolset
-    write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}")
+    write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}", bfcl_functions=bfcl_functions(inp.tools))
     (out_dir / "README.md").write_text(dataset_card(stats, prov, day, [toolset]))
     failures = result.replay_failures
     turns_in = stats["turns_sampled"]
@@ -50,6 +51,10 @@ def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.
         "data_dependent_turn_share": stats["data_dependent_turn_share"],
         "tool_coverage": stats["tool_coverage"],
         "edge_coverage": stats["edge_coverage"],
+        # steps: the calls a model emits at once (a call uses results of earlier steps only)
+        "mean_steps_per_turn": stats["steps"]["mean_steps_per_turn"],
+        "mean_calls_per_step": stats["steps"]["mean_calls_per_step"],
+        "multi_step_turn_share": stats["steps"]["multi_step_turn_share"],
         "near_duplicate_rate": stats["near_duplicate_rate"],
         "samples_by_provenance": stats["samples_by_provenance"],
         "real_model_share_by_role": {r: v["real_model_share"] for r, v in prov["by_role"].items()},
