@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from funreason_pipeline.environments.base import CyclicStateError, ToolResult
+from funreason_pipeline.environments.failures import failure_of
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
@@ -141,10 +142,6 @@ class SampleResult:
     trajectory: Trajectory | None
     rejections: list[Rejection]
     reached_targets: list[str]
-
-
-def failure_of(value) -> str | None:  # replaced by environments.failures once merged
-    return None
 
 
 class DirectedSampler:
