@@ -258,7 +258,9 @@ REJECTIONS_SCHEMA = {
 
 
 def rejections_frame(rows: Sequence[dict]) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=REJECTIONS_SCHEMA)
+    # polars 2 no longer casts an ISO string to a Date column: partition keys arrive as strings
+    rows = [{**r, "day": date.fromisoformat(r["day"])} if isinstance(r.get("day"), str) else r for r in rows]
+    return pl.DataFrame(rows, schema=REJECTIONS_SCHEMA)
 
 
 def replace_rejections(

@@ -180,12 +180,21 @@ def test_rl_stage_rows_score_one(chain):
 def test_rl_check_fails_on_a_ground_truth_that_does_not_reach_its_end_state(chain):
     from funreason_pipeline.stages.rl import ground_truth_failures
 
-    row = json.loads(chain["rl"].frame["row"][0])
-    truth = json.loads(row["reward_model"]["ground_truth"])
-    assert truth["calls"]
-    row["reward_model"]["ground_truth"] = json.dumps({**truth, "calls": truth["calls"][:-1]})  # a call missing
-    failures = ground_truth_failures([row])
-    assert len(failures) == 1 and failures[0].startswith(row["extra_info"]["sample_id"] + ": ")
+    rows = [json.loads(r) for r in chain["rl"].frame["row"]]
+    assert ground_truth_failures(rows) == []
+    # a turn is a task now, and its last call is often a read: drop each call of each ground truth
+    # in turn; leaving out a state-changing one must be caught, and named by its sample
+    caught = 0
+    for row in rows:
+        truth = json.loads(row["reward_model"]["ground_truth"])
+        for i in range(len(truth["calls"])):
+            bad = json.loads(json.dumps(row))
+            bad["reward_model"]["ground_truth"] = json.dumps({**truth, "calls": truth["calls"][:i] + truth["calls"][i + 1:]})
+            failures = ground_truth_failures([bad])
+            if failures:
+                assert len(failures) == 1 and failures[0].startswith(row["extra_info"]["sample_id"] + ": ")
+                caught += 1
+    assert caught > 0
 
 
 def test_day_export_manifest_matches_the_files(chain):
