@@ -74,18 +74,22 @@ def link_values(calls: list[ToolCall], offset: int, specs: dict[str, ToolSpec] |
     to know before that result. A value the tool's own schema names (an enum member such as a
     status "Open") is known from the schema, not from a result."""
     seen: list[set[str]] = []
+    said: set[str] = set()  # values the user gave to earlier calls of the turn
     for j, call in enumerate(calls):
         spec = (specs or {}).get(call.tool)
         schema_text = json.dumps(spec.parameters) if spec is not None else ""
         for param, v in argument_values(call.arguments):
             if param in call.sources or not telling(v) or (isinstance(v, str) and v in schema_text):
                 continue
+            if _canonical(v) in said:
+                continue  # still the user's: the patient id given to book_appointment, echoed in its result
             key = _canonical(v)
             for i in range(j - 1, -1, -1):
                 if key in seen[i]:
                     call.sources[param] = offset + i
                     break
         seen.append(_values_of(call.result))
+        said |= {_canonical(v) for p, v in argument_values(call.arguments) if p not in call.sources}
 
 
 def _needs(call: ToolCall, offset: int, n: int) -> set[int]:
