@@ -7,7 +7,15 @@ import pytest
 
 from funreason_pipeline.environments.toolsets import World, generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.models import ToolCall
-from funreason_pipeline.sampling.task import TurnNotKept, assign_steps, shape_turn, turn_problems
+from funreason_pipeline.sampling.task import (
+    TurnNotKept,
+    _check_created_values,
+    assign_steps,
+    shape_turn,
+    turn_problems,
+)
+
+CLINIC = "funreason_pipeline.examples.clinic:ClinicSystem"
 
 
 def _world(name: str, seed: int = 3):
@@ -68,11 +76,19 @@ def test_a_value_created_in_the_state_and_never_shown_is_not_kept():
                           ("book_appointment", {"patient_id": next(iter(state["patients"])), "slot_id": slot})])
     appointment = calls[1].result["appointment_id"]
     calls += _walk_from(world, calls, [("check_in", {"appointment_id": appointment})])
+    # the turn as it is is kept: the id check_in uses is in book_appointment's result
+    shaped = shape_turn(world, [c.model_copy(deep=True) for c in calls], target_pos=2, offset=0, specs=specs)
+    assert shaped.calls[2].sources == {"appointment_id": 1}
     # as if book_appointment had not shown the id it created: check_in then uses a value only the
     # state holds, which neither the user nor the model could know
-    calls[1].result = {"status": "booked"}
+    w = world.copy()
+    after = []
+    for c in calls:
+        w.call(c.tool, c.arguments)
+        c.changes_state = c.tool != "check_in"
+        after.append(w.envs[CLINIC].snapshot())
     with pytest.raises(TurnNotKept, match="created_value_unseen: check_in"):
-        shape_turn(world, calls, target_pos=2, offset=0, specs=specs)
+        _check_created_values(world.snapshot()[CLINIC], calls, after)
 
 
 def _walk_from(world: World, done: list[ToolCall], plan: list[tuple[str, dict]]) -> list[ToolCall]:
@@ -111,3 +127,14 @@ def test_steps_never_put_a_call_with_the_result_it_uses():
     calls = [_c("a", {}), _c("b", {}), _c("c", {"x": "v"}, sources={"x": 5})]
     assign_steps(calls, 4, {"a": "A", "b": "B", "c": "C"})
     assert [c.step for c in calls] == [0, 0, 1]  # a and b are independent reads: one step
+
+
+def test_the_working_directory_a_call_needs_stays_and_a_write_it_does_not_need_goes():
+    world, specs = _world("files")
+    calls = _walk(world, [("cd", {"folder": "docs"}), ("mkdir", {"dir_name": "scratch"}),
+                          ("touch", {"file_name": "minutes.txt"})])
+    shaped = shape_turn(world, calls, target_pos=2, offset=0, specs=specs)
+    # touch must run in docs (state no snapshot shows: found by replay), the mkdir nobody needs goes
+    assert [c.tool for c in shaped.calls] == ["cd", "touch"]
+    assert [(c.tool, why) for c, why in shaped.dropped] == [("mkdir", "unrequested_write")]
+    assert shaped.calls[1].after == [0]

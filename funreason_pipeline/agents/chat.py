@@ -42,7 +42,7 @@ def _call(turn_index: int, position: int, c: ToolCall) -> dict[str, Any]:
 
 def _result(tool_call_id: str, c: ToolCall, content: Any) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": tool_call_id, "name": c.tool,
-            "content": json.dumps(content, ensure_ascii=False, sort_keys=True)}
+            "content": json.dumps(content, ensure_ascii=False)}  # the environment's key order, as BFCL shows it
 
 
 def turn_messages(turn_index: int, query: str, steps: list[tuple[str | None, list[ToolCall]]], reply: str,

@@ -170,24 +170,26 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
         deltas.append(_delta(before, after))
         walk_after[j] = after[1]
     writes = [bool(d) for d in deltas]
-    keep = _closure(calls, {target_pos}, offset)
-    for _ in range(2 * len(calls) + 2):
-        kept = sorted(keep)
-        if len(kept) == len(calls):  # nothing dropped: the walk's replay is the turn
-            world, after_snaps = w, walk_after
-            break
-        world, after_snaps = world_before.copy(), {}
-        bad = None
-        for j in kept:
+    def first_mismatch(keep: set[int]):
+        """Replay the kept calls: (first call that differs or None, its result, world, snapshots)."""
+        world, snaps = world_before.copy(), {}
+        for j in sorted(keep):
             before = _state_of(world, cls_of[calls[j].tool]) if writes[j] else None
             res = world.call(calls[j].tool, calls[j].arguments)
             if before is not None:
                 after = _state_of(world, cls_of[calls[j].tool])
-                after_snaps[j] = after[1]
+                snaps[j] = after[1]
             if not res.ok or _canonical(res.value) != _canonical(calls[j].result) or (
                     before is not None and _delta(before, after) != deltas[j]):
-                bad = j
-                break
+                return j, res, world, snaps
+        return None, None, world, snaps
+
+    keep = _closure(calls, {target_pos}, offset)
+    for _ in range(2 * len(calls) + 2):
+        if len(keep) == len(calls):  # nothing dropped: the walk's replay is the turn
+            world, after_snaps = w, walk_after
+            break
+        bad, res, world, after_snaps = first_mismatch(keep)
         if bad is None:
             break
         if not writes[bad] and res.ok and not any(offset + bad in c.sources.values() for c in calls):
@@ -195,18 +197,28 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
             # kept calls left: its new result is the true one, the dropped writes stay dropped
             calls[bad].result = res.value
             continue
-        # a dropped call changed what this call sees or does: it is a state prerequisite after all
-        # (the latest write of the same class first; then any call of it, for state no snapshot
-        # shows, such as the file system's working directory)
-        same = [i for i in range(bad) if i not in keep and cls_of[calls[i].tool] == cls_of[calls[bad].tool]]
-        earlier = [i for i in same if writes[i]] or same
-        if not earlier:
+        # a dropped call changed what this call sees or does. Put back every dropped call of its
+        # class before it, then take out again each one it does without: writes first, latest
+        # first (an unrequested mkdir goes, the cd it runs in stays; state no snapshot shows, such
+        # as the file system's working directory, is found this way too)
+        extra = [i for i in range(bad) if i not in keep and cls_of[calls[i].tool] == cls_of[calls[bad].tool]]
+
+        def passes(k: set[int], bad=bad) -> bool:
+            b = first_mismatch(k)[0]
+            return b is None or b > bad
+
+        if not extra or not passes(_closure(calls, keep | set(extra), offset)):
             raise TurnNotKept(f"replay_differs: {calls[bad].tool} returns or does something else without the "
                               "calls the target does not need")
-        calls[bad].after = sorted({*calls[bad].after, offset + earlier[-1]})
-        keep = _closure(calls, keep | {earlier[-1]}, offset)
+        for i in sorted(extra, key=lambda i: (not writes[i], -i)):
+            rest = [x for x in extra if x != i]
+            if passes(_closure(calls, keep | set(rest), offset)):
+                extra = rest
+        calls[bad].after = sorted({*calls[bad].after, *(offset + i for i in extra)})
+        keep = _closure(calls, keep | set(extra), offset)
     else:
         raise TurnNotKept("replay_differs: no set of prerequisites reproduces the turn")
+    kept = sorted(keep)
     dropped = [(calls[i], "unrequested_write" if writes[i] else "dead_read")
                for i in range(len(calls)) if i not in keep]
     renumber = {offset + old: offset + new for new, old in enumerate(kept)}
