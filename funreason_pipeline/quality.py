@@ -21,6 +21,7 @@ import duckdb
 from funreason_pipeline import provenance, storage
 from funreason_pipeline.export.steps import step_counts, step_figures
 from funreason_pipeline.filtering.filters import near_duplicate_rate
+from funreason_pipeline.matching.formats import format_share
 from funreason_pipeline.models import dependent_turn_counts, edge_usage, toolset_tool_of
 
 STAGE_TABLES = ("trajectories", "queries", "cot_traces", "dialogues", "sft_samples")
@@ -30,6 +31,8 @@ STAGE_TABLES = ("trajectories", "queries", "cot_traces", "dialogues", "sft_sampl
 class QualityInput:
     trajectories: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (toolset, turns)
     tools: dict[str, set[str]] = field(default_factory=dict)  # toolset -> tool names
+    # toolset -> tool -> parameter schemas (JSON Schema `properties`), for the argument format share
+    parameters: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     edges: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # toolset -> (src, dst)
     unusable: dict[str, set[str]] = field(default_factory=dict)  # toolset -> tools declared unusable
     dialogues: list[tuple[int, int, bool]] = field(default_factory=list)  # (user turns, calls, injected error)
@@ -104,6 +107,11 @@ def quality_stats(q: QualityInput) -> dict[str, Any]:
     }
     # steps of the dialogues' turns: the calls a model emits at once (export/steps.py)
     stats["steps"] = step_figures(q.turn_steps)
+    in_fmt, with_fmt = format_share((q.parameters.get(ts, {}).get(c["tool"], {}), c.get("arguments") or {})
+                                    for ts, turns_ in q.trajectories for t in turns_ for c in t["calls"])
+    # share of argument values with a described format (YYYY-MM-DD, MM/YYYY, ...) that are in it; target 1.0
+    stats["argument_format_share"] = round(in_fmt / with_fmt, 3) if with_fmt else 1.0
+    stats["arguments_with_a_format"] = with_fmt
     if q.sample_queries is not None:
         stats["near_duplicate_rate"] = near_duplicate_rate(q.sample_queries)
     stats["yield_per_stage"] = [
@@ -152,6 +160,8 @@ def summary_lines(stats: Mapping[str, Any]) -> list[str]:
         exercised + (f" ({stats['edge_coverage']:.3f})" if edges["total"] else ""),
         samples,
         steps,
+        (f"  argument values in their described format {stats.get('argument_format_share', 1.0):.3f} "
+         f"of {stats.get('arguments_with_a_format', 0)}"),
     ]
 
 
@@ -183,9 +193,14 @@ def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolse
     q.trajectories = [(ts, json.loads(turns)) for ts, turns in rows("trajectories", "toolset, turns")]
     toolsets = {ts for ts, _ in q.trajectories}
     if "tool_catalog" in present:
-        for ts, name in con.execute("SELECT toolset, tool_name FROM tool_catalog").fetchall():
+        has_schemas = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                                  "'tool_catalog' AND column_name = 'parameters'").fetchone()[0] > 0
+        cols = "toolset, tool_name, parameters" if has_schemas else "toolset, tool_name, NULL"
+        for ts, name, parameters in con.execute(f"SELECT {cols} FROM tool_catalog").fetchall():
             if ts in toolsets:
                 q.tools.setdefault(ts, set()).add(name)
+                if parameters:
+                    q.parameters.setdefault(ts, {})[name] = (json.loads(parameters) or {}).get("properties", {})
     if "api_graph" in present:
         for ts, src, dst in con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall():
             if ts in toolsets:

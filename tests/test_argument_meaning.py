@@ -221,3 +221,16 @@ def test_ids_and_secrets_are_generated_as_ids_and_secrets():
     travel = specs("travel")
     for args in proposals(travel["authenticate_travel"]):
         assert " " not in args["client_id"] and " " not in args["client_secret"] and " " not in args["refresh_token"]
+
+
+def test_quality_reports_the_argument_format_share():
+    from funreason_pipeline import quality
+
+    props = specs("travel")["register_credit_card"].properties
+    call = {"tool": "register_credit_card", "arguments": {"card_number": "4111111111111111",
+                                                          "expiration_date": "554129717921"}}
+    q = quality.QualityInput(trajectories=[("travel", [{"target_tool": "register_credit_card", "calls": [call]}])],
+                             parameters={"travel": {"register_credit_card": props}})
+    stats = quality.quality_stats(q)
+    assert stats["argument_format_share"] == 0.5 and stats["arguments_with_a_format"] == 2
+    assert "argument values in their described format 0.500 of 2" in quality.summary_lines(stats)[-1]
