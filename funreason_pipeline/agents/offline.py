@@ -84,7 +84,6 @@ def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> l
     for c in calls:
         by.setdefault(c.step, []).append(c)
     steps = [by[k] for k in sorted(by)]
-    flat = {id(c): offset + i for i, c in enumerate(calls)}
     tool_of = {offset + i: c.tool for i, c in enumerate(calls)}
     texts = []
     for k, step in enumerate(steps):
@@ -103,7 +102,7 @@ def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> l
             lines.append(f"I call {call.tool} ({why}).")
         if k + 1 < len(steps):
             lines.append("I need its result before the next call.")
-        elif flat[id(step[-1])] == offset + len(calls) - 1:
+        else:
             lines.append(f"{calls[-1].tool} does what the user asked for.")
         texts.append("\n".join(lines))
     return texts

@@ -22,10 +22,7 @@ from typing import Any
 from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.matching.values import harvest
 from funreason_pipeline.models import ToolCall, ToolSpec
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+from funreason_pipeline.verify.replay import canonical
 
 
 def telling(value: Any) -> bool:
@@ -64,7 +61,7 @@ def argument_values(arguments: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _values_of(obj: Any) -> set[str]:
-    return {_canonical(v.value) for v in harvest(obj) if telling(v.value)}
+    return {canonical(v.value) for v in harvest(obj) if telling(v.value)}
 
 
 def link_values(calls: list[ToolCall], offset: int, specs: dict[str, ToolSpec] | None = None) -> None:
@@ -81,15 +78,15 @@ def link_values(calls: list[ToolCall], offset: int, specs: dict[str, ToolSpec] |
         for param, v in argument_values(call.arguments):
             if param in call.sources or not telling(v) or (isinstance(v, str) and v in schema_text):
                 continue
-            if _canonical(v) in said:
+            if canonical(v) in said:
                 continue  # still the user's: the patient id given to book_appointment, echoed in its result
-            key = _canonical(v)
+            key = canonical(v)
             for i in range(j - 1, -1, -1):
                 if key in seen[i]:
                     call.sources[param] = offset + i
                     break
         seen.append(_values_of(call.result))
-        said |= {_canonical(v) for p, v in argument_values(call.arguments) if p not in call.sources}
+        said |= {canonical(v) for p, v in argument_values(call.arguments) if p not in call.sources}
 
 
 def _needs(call: ToolCall, offset: int, n: int) -> set[int]:
@@ -128,13 +125,13 @@ def _leaves(obj: Any, path: str = "", out: dict[str, str] | None = None) -> dict
         for i, v in enumerate(obj):
             _leaves(v, f"{path}[{i}]", out)
     else:
-        out[path] = _canonical(obj)
+        out[path] = canonical(obj)
     return out
 
 
 def _state_of(world: World, cls: str) -> tuple[str, Any]:
     snap = world.envs[cls].snapshot()
-    return _canonical(snap), snap
+    return canonical(snap), snap
 
 
 def _delta(before: tuple[str, Any], after: tuple[str, Any]) -> frozenset:
@@ -179,7 +176,7 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
             if before is not None:
                 after = _state_of(world, cls_of[calls[j].tool])
                 snaps[j] = after[1]
-            if not res.ok or _canonical(res.value) != _canonical(calls[j].result) or (
+            if not res.ok or canonical(res.value) != canonical(calls[j].result) or (
                     before is not None and _delta(before, after) != deltas[j]):
                 return j, res, world, snaps
         return None, None, world, snaps
@@ -240,18 +237,18 @@ def _check_created_values(start_snapshot: Any, calls: list[ToolCall], after: lis
     the class's snapshot after each write). A value a call of the turn created that a later call uses
     without any result having shown it was not the user's to give nor the model's to know: such a
     turn is not kept."""
-    start = {_canonical(v.value) for v in harvest(start_snapshot) if telling(v.value)}
+    start = {canonical(v.value) for v in harvest(start_snapshot) if telling(v.value)}
     given: set[str] = set()
     created: set[str] = set()
     for c, snap in zip(calls, after):
         for param, v in argument_values(c.arguments):
-            key = _canonical(v)
+            key = canonical(v)
             if param not in c.sources and telling(v) and key in created and key not in given:
                 raise TurnNotKept(f"created_value_unseen: {c.tool}({param}={v!r}) uses a value an earlier call "
                                   "of the turn created in the state and no result showed")
             given.add(key)
         if c.changes_state and snap is not None:
-            new = {_canonical(v.value): v.value for v in harvest(snap) if telling(v.value)}
+            new = {canonical(v.value): v.value for v in harvest(snap) if telling(v.value)}
             fresh = {k: v for k, v in new.items() if k not in start and k not in given and k not in created}
             created |= fresh.keys()
             c.created = [fresh[k] for k in sorted(fresh)][:50]
@@ -283,18 +280,18 @@ def turn_problems(calls: list[ToolCall], target_pos: int, offset: int, failure_o
     needed = _closure(calls, {target_pos}, offset)
     for j, c in enumerate(calls):
         if j not in needed:
-            problems.append(f"unrequested_call: {c.tool}({_canonical(c.arguments)[:120]}) feeds nothing the "
+            problems.append(f"unrequested_call: {c.tool}({canonical(c.arguments)[:120]}) feeds nothing the "
                             f"target {calls[target_pos].tool} needs")
     seen = set()
     for c in calls:
-        key = (c.tool, _canonical(c.arguments))
+        key = (c.tool, canonical(c.arguments))
         if key in seen:
             problems.append(f"repeated_call: {c.tool} is called twice with the same arguments")
         seen.add(key)
         by_value: dict[str, str] = {}
         for param, v in c.arguments.items():
             if telling(v) and not isinstance(v, (list, dict)):
-                other = by_value.setdefault(_canonical(v), param)
+                other = by_value.setdefault(canonical(v), param)
                 if other != param:
                     problems.append(f"duplicate_value: {c.tool} gives {v!r} to both {other} and {param}")
         if failure_of is not None:
