@@ -108,10 +108,10 @@ def test_gate_rejects_each_kind_of_turn_a_user_would_not_ask_for():
     merged = [_c("create_ticket", {"title": "x"}), _c("get_ticket", {"ticket_id": 4990}, 0, {"ticket_id": 0})]
     assert any(p.startswith("clairvoyant_step: get_ticket") for p in turn_problems(merged, 1, 0))
     failed = [_c("get_ticket", {"ticket_id": 1}, result=[{"error": "not found"}])]
-    assert any(p.startswith("failed_result") for p in turn_problems(failed, 0, 0, lambda r: "error in list"))
+    assert any(p.startswith("failed_result") for p in turn_problems(failed, 0, 0, lambda r, tool: "error in list"))
     # and a clean turn passes
     clean = [_c("create_ticket", {"title": "Printer"}), _c("get_ticket", {"ticket_id": 4990}, 1, {"ticket_id": 0})]
-    assert turn_problems(clean, 1, 0, lambda r: None) == []
+    assert turn_problems(clean, 1, 0, lambda r, tool: None) == []
 
 
 def test_steps_never_put_a_call_with_the_result_it_uses():
@@ -129,3 +129,119 @@ def test_the_working_directory_a_call_needs_stays_and_a_write_it_does_not_need_g
     assert [c.tool for c in shaped.calls] == ["cd", "touch"]
     assert [(c.tool, why) for c, why in shaped.dropped] == [("mkdir", "unrequested_write")]
     assert shaped.calls[1].after == [0]
+
+
+def test_a_write_whose_minted_id_moved_when_an_unrequested_write_went_is_the_same_write():
+    # the clinic numbers prescriptions and appointments from one counter: without the prescription
+    # nobody asked for, the appointment gets the number the prescription had taken
+    world, specs = _world("clinic")
+    state = world.snapshot()[CLINIC]
+    user = next(iter(state["staff"].values()))
+    patient = next(iter(state["patients"]))
+    slot = next(s for s, v in state["slots"].items() if not v["booked"])
+    allergies = state["patients"][patient]["allergies"]
+    medication = next(m for m in ["amoxicillin", "ibuprofen", "lisinopril", "metformin", "cetirizine"]
+                      if m not in allergies)
+    calls = _walk(world, [("login", {"username": user["username"], "password": user["password"]}),
+                          ("prescribe", {"patient_id": patient, "medication": medication, "dose_mg": 200}),
+                          ("book_appointment", {"patient_id": patient, "slot_id": slot})])
+    walked_id = calls[2].result["appointment_id"]
+    shaped = shape_turn(world, calls, target_pos=2, offset=0, specs=specs)
+    assert [c.tool for c in shaped.calls] == ["login", "book_appointment"]
+    assert [(c.tool, why) for c, why in shaped.dropped] == [("prescribe", "unrequested_write")]
+    booked = shaped.calls[1].result["appointment_id"]
+    # the recorded result is what the kept calls return, and the world holds that appointment
+    assert booked in shaped.world.snapshot()[CLINIC]["appointments"]
+    assert not shaped.world.snapshot()[CLINIC].get("prescriptions")
+    if booked != walked_id:
+        assert walked_id not in shaped.world.snapshot()[CLINIC]["appointments"]
+
+
+def test_a_write_that_lands_elsewhere_without_a_dropped_call_is_not_the_same_write():
+    # the masked comparison must still see *where* a write acted: touch in the root is not touch
+    # in `reports` (the state prerequisite test above keeps mkdir and cd for this reason)
+    from funreason_pipeline.sampling.task import _masked_delta
+    in_reports = frozenset({("/root/contents/reports/contents/q3.txt", None)})
+    in_root = frozenset({("/root/contents/q3.txt", None)})
+    assert _masked_delta(in_reports) != _masked_delta(in_root)
+    a7 = frozenset({("/appointments/A-0007/status", '"booked"'), ("/next_number", "8")})
+    a6 = frozenset({("/appointments/A-0006/status", '"booked"'), ("/next_number", "7")})
+    assert _masked_delta(a7) == _masked_delta(a6)
+    cancelled = frozenset({("/appointments/A-0006/status", '"cancelled"'), ("/next_number", "7")})
+    assert _masked_delta(cancelled) != _masked_delta(a6)
+
+
+def test_a_turn_that_undoes_its_own_write_is_not_kept():
+    world, specs = _world("files")
+    calls = _walk(world, [("mkdir", {"dir_name": "scratch"}), ("rmdir", {"dir_name": "scratch"})])
+    with pytest.raises(TurnNotKept, match="no_net_effect: mkdir, rmdir"):
+        shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    world, specs = _world("twitter")
+    calls = _walk(world, [("follow_user", {"username_to_follow": "hzimmerman90"}),
+                          ("follow_user", {"username_to_follow": "olivia"}),
+                          ("unfollow_user", {"username_to_unfollow": "hzimmerman90"})])
+    # olivia stays followed, so the state did change; but the request takes back its own write
+    with pytest.raises(TurnNotKept, match="undoes_own_write: unfollow_user takes back \"hzimmerman90\""):
+        shape_turn(world, calls, target_pos=2, offset=0, specs=specs)
+
+
+def test_a_read_of_what_the_request_itself_made_is_not_kept_and_a_read_of_what_was_there_is():
+    world, specs = _world("files")
+    calls = _walk(world, [("touch", {"file_name": "fresh_notes.txt"}), ("tail", {"file_name": "fresh_notes.txt"})])
+    with pytest.raises(TurnNotKept, match="reads_own_write: tail reads \"fresh_notes.txt\" that touch"):
+        shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    # also when a file of that name exists elsewhere in the tree: what counts is what touch made here
+    root = world.snapshot()["GorillaFileSystem"]["root"]["contents"]
+    elsewhere = next(f for d in root.values() if isinstance(d.get("contents"), dict) for f in d["contents"]
+                     if f not in root)
+    calls = _walk(world, [("touch", {"file_name": elsewhere}), ("tail", {"file_name": elsewhere})])
+    with pytest.raises(TurnNotKept, match="reads_own_write: tail"):
+        shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    world, specs = _world("messages")
+    calls = _walk(world, [("add_contact", {"user_name": "Nora Tanaka"}), ("get_user_id", {"user": "Nora Tanaka"})])
+    with pytest.raises(TurnNotKept, match="reads_own_write: get_user_id"):
+        shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    # a folder made to move a file into is what the user asked for: kept
+    world, specs = _world("files")
+    files = [n for n, v in world.snapshot()["GorillaFileSystem"]["root"]["contents"].items() if "content" in v]
+    calls = _walk(world, [("mkdir", {"dir_name": "archive_2026"}),
+                          ("mv", {"source": files[0], "destination": "archive_2026"})])
+    shaped = shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    assert [c.tool for c in shaped.calls] == ["mkdir", "mv"]
+    # a login made by the turn is a state prerequisite, not a thing read back: kept
+    world, specs = _world("twitter")
+    snap = world.snapshot()["TwitterAPI"]
+    calls = _walk(world, [("authenticate_twitter", {"username": snap["username"], "password": snap["password"]}),
+                          ("get_user_tweets", {"username": snap["username"]})])
+    shaped = shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    assert shaped.calls[-1].tool == "get_user_tweets"
+
+
+def test_a_small_id_a_needed_write_returned_is_taken_from_its_result_not_from_the_user():
+    world, specs = _world("twitter")
+    calls = _walk(world, [("post_tweet", {"content": "Release notes are up for v2.4", "tags": [], "mentions": []})])
+    tweet_id = calls[0].result["id"]
+    calls += _walk(world, [("comment", {"tweet_id": tweet_id, "comment_content": "Thanks all, great work"})], calls)
+    shaped = shape_turn(world, calls, target_pos=1, offset=4, specs=specs)
+    assert [c.tool for c in shaped.calls] == ["post_tweet", "comment"]
+    assert shaped.calls[1].sources == {"tweet_id": 4}
+    assert [c.step for c in shaped.calls] == [0, 1]
+
+
+def test_a_turn_that_only_takes_back_its_own_write_names_the_write_to_ask_for_first():
+    # trading starts logged in: logging in needs a logout first, and the pair changes nothing. The
+    # sampler then asks for the logout in a turn of its own and for the login in the next
+    world, specs = _world("trading")
+    calls = _walk(world, [("trading_logout", {}), ("trading_login", {"username": "u", "password": "p"})])
+    with pytest.raises(TurnNotKept, match="no_net_effect") as caught:
+        shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    assert caught.value.undone_by == ["trading_logout"]
+
+
+def test_a_status_read_answering_no_is_an_answer_and_a_refused_login_is_a_failure():
+    from funreason_pipeline.environments.failures import failure_of
+    status = [_c("message_get_login_status", {}, result={"login_status": False})]
+    assert turn_problems(status, 0, 0, failure_of) == []
+    refused = [_c("message_login", {"user_id": "USR999"},
+                  result={"login_status": False, "message": "User ID 'USR999' not found."})]
+    assert any(p.startswith("failed_result: message_login") for p in turn_problems(refused, 0, 0, failure_of))

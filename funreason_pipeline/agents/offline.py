@@ -115,19 +115,45 @@ def critique(problems: list[str]) -> str:
             "Re-check which tool produces each value you pass and whether every step the request needs was taken.")
 
 
-def _shown(result: Any, limit: int = 300) -> str:
-    text = json.dumps(result, ensure_ascii=False)
+def _said(result: Any, limit: int = 300) -> str:
+    """A result in words, as a person would report it: "booking id 8358122, booking status yes",
+    nested records counted ("booking history: 2 entries"), long text cut."""
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        text = str(v)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    def words(v: Any, depth: int = 0) -> str:
+        if v is None:
+            return "nothing to show"
+        if isinstance(v, dict):
+            if not v:
+                return "none"
+            if depth > 0:
+                return f"{len(v)} entr{'y' if len(v) == 1 else 'ies'}"
+            return ", ".join(f"{' '.join(tokens(str(k))) or k}: {words(x, depth + 1)}" for k, x in v.items())
+        if isinstance(v, list):
+            if not v:
+                return "none"
+            if all(not isinstance(x, (dict, list)) for x in v):
+                return ", ".join(scalar(x) for x in v[:8]) + (f" and {len(v) - 8} more" if len(v) > 8 else "")
+            return f"{len(v)} item{'s' if len(v) != 1 else ''}"
+        return scalar(v)
+
+    text = words(result)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def write_reply(tool: AdvancedTool, calls: list[ToolCall]) -> str:
-    """Offline reply: what the turn did, from the results: the requested action's outcome, and every
-    other change the turn made on the way (a login, a folder it entered)."""
+    """Offline reply: what the turn did, from the results, in words: the requested action's
+    outcome, and every other change the turn made on the way (a login, a folder it entered)."""
     target = calls[-1]
     verb = "is done" if target.changes_state else "came back"
-    lines = [f"{_phrase(target.tool).capitalize()} {verb}: {_shown(target.result)}"]
+    outcome = "" if target.result is None else f": {_said(target.result)}"
+    lines = [f"{_phrase(target.tool).capitalize()} {verb}{outcome}."]
     before = [c for c in calls[:-1] if c.changes_state]
     if before:
         lines.append("To get there I also ran " + "; ".join(
-            f"{_phrase(c.tool)} ({_shown(c.result, 120)})" for c in before) + ".")
+            _phrase(c.tool) + ("" if c.result is None else f" ({_said(c.result, 120)})") for c in before) + ".")
     return "\n".join(lines)

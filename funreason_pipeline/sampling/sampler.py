@@ -65,6 +65,10 @@ class TargetPlanner:
     # the next turn's request, not extra calls in its turn
     previous: str | None = None
     follow_rate: float = 0.5
+    # targets asked for next, in order: a target whose turn only took back its own writes (log
+    # in, then log out) comes back after a turn that asks for those writes alone
+    queued: list[str] = field(default_factory=list)
+    requeued: set[str] = field(default_factory=set)  # each target once per trajectory
 
     def __post_init__(self) -> None:
         names = sorted(t for t in self.graph.tools if t not in self.unusable)
@@ -84,6 +88,8 @@ class TargetPlanner:
 
     def next_goal(self) -> tuple[str, str | None]:
         """(target, via): via is None or the source of an unexercised edge into the target."""
+        if self.queued:
+            return self.queued.pop(0), None
         if self.previous is not None and self.rng.random() < self.follow_rate:
             onward = sorted(t for t in self.open_from(self.previous) if t not in self.pending)
             if onward:
@@ -182,7 +188,7 @@ class DirectedSampler:
         dirty: set[str] = set(self.toolset.classes)  # classes whose state must be read again
         last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
 
-        planner.previous = None
+        planner.previous, planner.queued, planner.requeued = None, [], set()
         wanted = rng.randint(cfg.min_turns, cfg.max_turns)
         for ti in range(2 * wanted):  # a turn that is not kept leaves room for another request
             if len(turns) >= wanted:
@@ -337,6 +343,10 @@ class DirectedSampler:
                 # the walk cannot be cut to a clean task: the turn never happened
                 world, satisfied = world_before, satisfied_before
                 why = "cyclic_state" if isinstance(exc, CyclicStateError) else str(exc).split(":")[0]
+                first = [t for t in getattr(exc, "undone_by", []) if t != target]
+                if first and target not in planner.requeued:
+                    planner.requeued.add(target)
+                    planner.queued = [*dict.fromkeys(first), target]
                 rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}", reason=why, detail=str(exc)[:2000]))
                 continue
             for c, why in shaped.dropped:

@@ -16,6 +16,8 @@ because none needs another's result or state.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +115,13 @@ class ShapedTurn:
 
 
 class TurnNotKept(ValueError):
-    """The turn cannot be a clean task (its reason is the message's first word)."""
+    """The turn cannot be a clean task (its reason is the message's first word). `undone_by`: for a
+    turn that takes back its own writes, those writes (asked for in a turn of their own, they make
+    the state in which the target is a request of its own: log out, then log in)."""
+
+    def __init__(self, message: str, undone_by: list[str] | None = None):
+        super().__init__(message)
+        self.undone_by = undone_by or []
 
 
 def _leaves(obj: Any, path: str = "", out: dict[str, str] | None = None) -> dict[str, str]:
@@ -167,29 +175,43 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
         deltas.append(_delta(before, after))
         walk_after[j] = after[1]
     writes = [bool(d) for d in deltas]
+    feeds = {k - offset for c in calls for k in c.sources.values()}
+
     def first_mismatch(keep: set[int]):
-        """Replay the kept calls: (first call that differs or None, its result, world, snapshots)."""
-        world, snaps = world_before.copy(), {}
+        """Replay the kept calls: (first call that differs or None, its result, world, snapshots,
+        minted: {position: (result, delta)} of the writes that did the same with other numbers)."""
+        world, snaps, minted = world_before.copy(), {}, {}
         for j in sorted(keep):
             before = _state_of(world, cls_of[calls[j].tool]) if writes[j] else None
             res = world.call(calls[j].tool, calls[j].arguments)
+            delta = frozenset()
             if before is not None:
                 after = _state_of(world, cls_of[calls[j].tool])
                 snaps[j] = after[1]
-            if not res.ok or canonical(res.value) != canonical(calls[j].result) or (
-                    before is not None and _delta(before, after) != deltas[j]):
-                return j, res, world, snaps
-        return None, None, world, snaps
+                delta = _delta(before, after)
+            if res.ok and canonical(res.value) == canonical(calls[j].result) and delta == deltas[j]:
+                continue
+            if (res.ok and writes[j] and j not in feeds and _masked(res.value) == _masked(calls[j].result)
+                    and _masked_delta(delta) == _masked_delta(deltas[j])):
+                # the same write, only the ids or counts it mints moved: a dropped call had drawn
+                # from a counter the environment shares (a clinic numbers appointments and
+                # prescriptions alike). What the kept calls leave is the truth
+                minted[j] = (res.value, delta)
+                continue
+            return j, res, world, snaps, minted
+        return None, None, world, snaps, minted
 
     keep = _closure(calls, {target_pos}, offset)
     for _ in range(2 * len(calls) + 2):
         if len(keep) == len(calls):  # nothing dropped: the walk's replay is the turn
             world, after_snaps = w, walk_after
             break
-        bad, res, world, after_snaps = first_mismatch(keep)
+        bad, res, world, after_snaps, minted = first_mismatch(keep)
         if bad is None:
+            for j, (value, delta) in minted.items():
+                calls[j].result, deltas[j] = value, delta
             break
-        if not writes[bad] and res.ok and not any(offset + bad in c.sources.values() for c in calls):
+        if not writes[bad] and res.ok and bad not in feeds:
             # a read that feeds nothing further (the target itself, typically) reads the state the
             # kept calls left: its new result is the true one, the dropped writes stay dropped
             calls[bad].result = res.value
@@ -216,6 +238,8 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
     else:
         raise TurnNotKept("replay_differs: no set of prerequisites reproduces the turn")
     kept = sorted(keep)
+    _link_state_results(calls, kept, offset)
+    _check_purpose(calls, kept, deltas, target_pos, start_snapshot, world)
     dropped = [(calls[i], "unrequested_write" if writes[i] else "dead_read")
                for i in range(len(calls)) if i not in keep]
     renumber = {offset + old: offset + new for new, old in enumerate(kept)}
@@ -230,6 +254,103 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
     _check_created_values(start_snapshot, out, [after_snaps.get(old) for old in kept])
     assign_steps(out, offset, cls_of)
     return ShapedTurn(out, world, dropped)
+
+
+def _strings(obj: Any, out: Counter | None = None) -> Counter:
+    """How often each leaf value and each mapping key occurs in a state or result (canonical)."""
+    out = Counter() if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out[canonical(k)] += 1
+            _strings(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _strings(v, out)
+    else:
+        out[canonical(obj)] += 1
+    return out
+
+
+def _shape(text: str) -> str:
+    """A value or name with its digits blurred: A-0007 and A-0006, 5 and 6, read the same."""
+    return re.sub(r"\d+(\.\d+)?", "9", text)
+
+
+def _masked(obj: Any) -> str:
+    """A result with its numbers blurred (`_shape`): what the same call returns when an id or a
+    counter it mints moved."""
+    return _shape(canonical(obj))
+
+
+def _masked_delta(delta: frozenset) -> frozenset:
+    """A state change with numbers in names and values blurred: the appointment stored under A-0007
+    instead of A-0006, with the clinic's counter at 8 instead of 7, is the same change; a file made
+    in another directory is not."""
+    return frozenset((_shape(p), _shape(str(v))) for p, v in delta)
+
+
+def _link_state_results(calls: list[ToolCall], kept: list[int], offset: int) -> None:
+    """A call that needs an earlier write's state and passes a value that write returned under a
+    matching name (`comment(tweet_id=7)` after `post_tweet` returned `{"id": 7}`) took it from that
+    result, even when the value is too plain (a small number) for `link_values` to trust."""
+    for j in kept:
+        c = calls[j]
+        for k in c.after:
+            i = k - offset
+            if not (0 <= i < j) or i not in kept:
+                continue
+            named = {}
+            for path, v in _leaves(calls[i].result).items():
+                named.setdefault(v, []).append(path.rsplit("/", 1)[-1].split("[")[0].lower())
+            for p, v in c.arguments.items():
+                if p in c.sources or isinstance(v, (bool, dict, list)) or v is None:
+                    continue
+                p_low = p.lower()
+                if any(key and (key == p_low or key in p_low or p_low in key) for key in named.get(canonical(v), [])):
+                    c.sources[p] = k
+
+
+def _made_by(delta: frozenset) -> set[str]:
+    """The names and values a write put into the state (canonical): the file `q3.txt`, the user
+    followed, the contact added."""
+    out = set()
+    for path, value in delta:
+        if value is not None:
+            out.add(value)
+        out |= {canonical(seg) for seg in re.split(r"/|\[\d+\]", path) if seg}
+    return out
+
+
+def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozenset], target_pos: int,
+                   start: Any, world: World) -> None:
+    """A turn must change something the user would want changed, and a read must read what was
+    there before the turn: `mkdir x` then `rmdir x` leaves the world as it was (`no_net_effect`);
+    `follow_user(ana)` then `unfollow_user(ana)` takes back what the request itself made
+    (`undoes_own_write`); `touch a.txt` then `tail a.txt`, or `add_contact(Ana)` then
+    `get_user_id(Ana)`, reads back what the request itself made (`reads_own_write`)."""
+    kept_writes = [i for i in kept if deltas[i]]
+    end = world.snapshot()
+    others = [calls[i].tool for i in kept_writes if i != target_pos]
+    if kept_writes and canonical(end) == canonical(start):
+        raise TurnNotKept(f"no_net_effect: {', '.join(calls[i].tool for i in kept_writes)} leave the "
+                          "state as the turn found it", others)
+    target = calls[target_pos]
+    wanted = {canonical(v) for p, v in argument_values(target.arguments)
+              if p not in target.sources and not isinstance(v, bool) and v not in (None, "")}
+    at_start, at_end = _strings(start), _strings(end)
+    for i in kept_writes:
+        if i == target_pos:
+            continue
+        given = {canonical(v) for p, v in argument_values(calls[i].arguments)
+                 if p not in calls[i].sources and not isinstance(v, bool) and v not in (None, "")}
+        made = given & _made_by(deltas[i])
+        if not deltas[target_pos] and made & wanted:
+            raise TurnNotKept(f"reads_own_write: {target.tool} reads {sorted(made & wanted)[0]} that "
+                              f"{calls[i].tool} of the same turn made")
+        undone = sorted(v for v in made & wanted if at_end[v] <= at_start[v])
+        if deltas[target_pos] and undone:
+            raise TurnNotKept(f"undoes_own_write: {target.tool} takes back {undone[0]} that "
+                              f"{calls[i].tool} of the same turn made", [calls[i].tool])
 
 
 def _check_created_values(start_snapshot: Any, calls: list[ToolCall], after: list[Any]) -> None:
@@ -274,7 +395,7 @@ def turn_problems(calls: list[ToolCall], target_pos: int, offset: int, failure_o
     """What makes a stored turn something a user would not ask for, each "<reason>: <detail>":
     a call the target does not need (`unrequested_call`), the same call twice (`repeated_call`),
     one value in two parameters of a call (`duplicate_value`), a result that reports a failure
-    (`failed_result`, with `failure_of(result) -> message | None`), a call that uses a result of its
+    (`failed_result`, with `failure_of(result, tool) -> message | None`), a call that uses a result of its
     own or a later step (`clairvoyant_step`)."""
     problems = []
     needed = _closure(calls, {target_pos}, offset)
@@ -295,7 +416,7 @@ def turn_problems(calls: list[ToolCall], target_pos: int, offset: int, failure_o
                 if other != param:
                     problems.append(f"duplicate_value: {c.tool} gives {v!r} to both {other} and {param}")
         if failure_of is not None:
-            msg = failure_of(c.result)
+            msg = failure_of(c.result, c.tool)  # the name tells a status read ("no") from a failure
             if msg:
                 problems.append(f"failed_result: {c.tool} reported a failure: {msg}"[:300])
     for c in calls:
