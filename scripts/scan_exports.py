@@ -69,7 +69,10 @@ Metrics (counts, and shares of the stated denominator)
    characters.
 4. side effects: the turn's last call is taken as the requested action. A call that is not last, is
    a write (a name token in WRITE_VERBS, none in NAVIGATION), did not fail, and whose result's
-   salient values no later call of the turn uses, is a side effect nobody asked for. Turns, calls.
+   salient values no later call of the turn uses, and that the user's message does not name (every
+   word of the tool's name starts a word of the request: "lock door, then start engine" asks for
+   lockDoors), is a side effect nobody asked for. Turns, calls. Counted apart: all such unused
+   writes, asked for or not (a folder made to move a file into, the doors locked to start the car).
 5. dead reads: a call that is not last, is not a write, not navigation/auth (cd, login..., which
    act through state), did not fail, whose result's salient values no later call of the turn uses.
 6. repeated calls: the same (name, arguments) twice in a turn, a retry after a failed result not
@@ -253,6 +256,14 @@ def is_navigation(name: str) -> bool:
 def is_write(name: str) -> bool:
     toks = name_tokens(name)
     return not is_navigation(name) and any(t in WRITE_VERBS for t in toks)
+
+
+def asked_for(name: str, query: str) -> bool:
+    """Whether the user's request names the action: every word of the tool's name (its first four
+    letters, so "lock doors" matches lockDoors and "registering" register) starts a word of the query."""
+    words = re.findall(r"[a-z0-9]+", query.lower())
+    toks = [t for t in name_tokens(name) if len(t) >= 2]
+    return bool(toks) and all(any(w.startswith(t[:4]) for w in words) for t in toks)
 
 
 def is_create(name: str) -> bool:
@@ -685,6 +696,7 @@ def analyse(rec: Record, st: Stats) -> None:
 
         # 4. side effects; 5. dead reads
         side = 0
+        query = msgs[turn.user].blob() if 0 <= turn.user < len(msgs) else ""
         for n, c in enumerate(calls[:-1]):
             if is_navigation(c.name) or call_failed(c):
                 continue
@@ -695,6 +707,9 @@ def analyse(rec: Record, st: Stats) -> None:
             if any(uses_value(x, later) for x in vals):
                 continue
             if is_write(c.name):
+                st.add(f, ts, "unused_write_calls")
+                if asked_for(c.name, query):
+                    continue  # the user asked for this action by name: a multi-action request
                 side += 1
                 st.add(f, ts, "side_effect_calls")
                 st.example(f, "side_effect_turns", f"{where} {c.name} (last: {calls[-1].name})")
@@ -921,6 +936,7 @@ TABLE = [
     ("3 trl tool chars in completion", "trl_tool_chars_in_completion", "trl_completion_chars"),
     ("4 side-effect turns", "side_effect_turns", "turns"),
     ("4 side-effect calls", "side_effect_calls", "calls"),
+    ("4 unused writes, asked or not", "unused_write_calls", "calls"),
     ("5 dead-read calls", "dead_read_calls", "calls"),
     ("6 turns w/ repeated call", "repeated_turns", "turns"),
     ("6 repeated calls", "repeated_calls", "calls"),

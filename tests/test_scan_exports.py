@@ -134,6 +134,10 @@ def test_side_effects_and_dead_reads(tmp_path):
                       name="bad")
     assert bad["side_effect_turns"] == 1 and bad["side_effect_calls"] == 1
     assert bad["dead_read_calls"] == 1
+    # the same turn when the user asks to send the message: a two-action request, not a side effect
+    asked = scan_openai(tmp_path, dialogue([("send bob a message, then tell me the balance of ACC-100",
+                                             [[send], [weather], [balance]], "ok")]), name="asked")
+    assert asked.get("side_effect_turns", 0) == 0 and asked["unused_write_calls"] == 1
     # the same calls where each result feeds the next, the write last, login (state only) first
     login = ("login", {"user": "alice"}, {"login_status": True})
     send_order = ("send_message", {"to": "bob", "text": "alice ordered O-777"}, {"sent": True})

@@ -345,7 +345,7 @@ def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozense
                  if p not in calls[i].sources and not isinstance(v, bool) and v not in (None, "")}
         made = given & _made_by(deltas[i])
         if not deltas[target_pos] and made & wanted:
-            raise TurnNotKept(f"reads_own_write: {target.tool} reads {sorted(made & wanted)[0]} that "
+            raise TurnNotKept(f"reads_own_write: {target.tool} reads {min(made & wanted)} that "
                               f"{calls[i].tool} of the same turn made")
         undone = sorted(v for v in made & wanted if at_end[v] <= at_start[v])
         if deltas[target_pos] and undone:
