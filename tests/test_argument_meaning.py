@@ -234,3 +234,27 @@ def test_quality_reports_the_argument_format_share():
     stats = quality.quality_stats(q)
     assert stats["argument_format_share"] == 0.5 and stats["arguments_with_a_format"] == 2
     assert "argument values in their described format 0.500 of 2" in quality.summary_lines(stats)[-1]
+
+
+def test_people_get_names_folders_get_folder_names_and_logins_get_handles():
+    from funreason_pipeline.matching.meaning import fits_name, names_a_person
+
+    assert names_a_person("user_name") and names_a_person("cardholder_name") and names_a_person("first_name")
+    assert not names_a_person("username") and not names_a_person("file_name") and not names_a_person("name")
+    assert not fits_name("user_name", "USR002") and fits_name("user_name", "Nora Tanaka")
+    assert not fits_name("dir_name", "inventory.csv") and fits_name("dir_name", "reports")
+    assert fits_name("file_name", "inventory.csv")
+    # offered an id, a person's-name parameter takes a name instead
+    messages = specs("messages")
+    results = harvest({"user_id": "USR002"}, source=0, producer="get_user_id")
+    for args in proposals(messages["add_contact"], results):
+        assert not any(c.isdigit() for c in args["user_name"]), args
+    # offered a file's name, mkdir makes a folder with a folder's name
+    files = specs("files")
+    results = harvest({"current_directory_content": ["inventory.csv", "notes.txt"]}, source=0, producer="ls")
+    for args in proposals(files["mkdir"], results):
+        assert "." not in args["dir_name"], args
+    # a ticket system's login handle reads like one ("rosa_okafor"), not like two random words
+    tickets = specs("tickets")
+    for args in proposals(tickets["ticket_login"]):
+        assert " " not in args["username"] and any(c in args["username"] for c in "_."), args

@@ -185,6 +185,24 @@ def test_a_turn_that_undoes_its_own_write_is_not_kept():
         shape_turn(world, calls, target_pos=2, offset=0, specs=specs)
 
 
+def test_cancelling_what_the_same_request_booked_is_not_kept_and_checking_it_in_is():
+    world, specs = _world("clinic")
+    state = world.snapshot()[CLINIC]
+    user = next(iter(state["staff"].values()))
+    slot = next(s for s, v in state["slots"].items() if not v["booked"])
+    login = ("login", {"username": user["username"], "password": user["password"]})
+    book = ("book_appointment", {"patient_id": next(iter(state["patients"])), "slot_id": slot})
+    calls = _walk(world, [login, book])
+    appointment = calls[1].result["appointment_id"]
+    cancel = _walk(world, [("cancel_appointment", {"appointment_id": appointment})], calls)
+    with pytest.raises(TurnNotKept, match=f"undoes_own_write: cancel_appointment takes back \"{appointment}\""):
+        shape_turn(world, [c.model_copy(deep=True) for c in calls] + cancel, target_pos=2, offset=0, specs=specs)
+    check_in = _walk(world, [("check_in", {"appointment_id": appointment})], calls)
+    shaped = shape_turn(world, [c.model_copy(deep=True) for c in calls] + check_in, target_pos=2, offset=0,
+                        specs=specs)
+    assert [c.tool for c in shaped.calls] == ["login", "book_appointment", "check_in"]
+
+
 def test_a_read_of_what_the_request_itself_made_is_not_kept_and_a_read_of_what_was_there_is():
     world, specs = _world("files")
     calls = _walk(world, [("touch", {"file_name": "fresh_notes.txt"}), ("tail", {"file_name": "fresh_notes.txt"})])

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from typing import Any
 
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, mentionable
-from funreason_pipeline.matching.names import tokens
 from funreason_pipeline.models import ToolCall, ToolSpec
 
 OFFLINE = "offline"
@@ -30,9 +30,17 @@ _OPENERS = ["Could you", "Can you", "Please", "I need you to", "Would you", "Hel
 _CLOSERS = ["Thanks!", "Let me know how it goes.", "Appreciate it.", "", "Cheers.", "Keep it quick, please."]
 
 
+_NAME_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def _words(name: str) -> str:
+    """A name as plain words, not stemmed: get_user_tickets -> "get user tickets", lockDoors ->
+    "lock doors" (matching's tokens singularize, which reads wrong in a sentence)."""
+    return " ".join(p.lower() for p in _NAME_PARTS.findall(name))
+
+
 def _phrase(tool: str) -> str:
-    words = [w for w in tokens(tool.split(".")[-1])]
-    return " ".join(words)
+    return _words(tool.split(".")[-1])
 
 
 def describe(tool: AdvancedTool, specs: dict[str, ToolSpec]) -> tuple[str, str]:
@@ -61,7 +69,7 @@ def write_query(tool: AdvancedTool, specs: dict[str, ToolSpec], seed: int) -> st
     for inp in tool.inputs:
         text = _value_text(inp.value)
         if text:
-            label = " ".join(tokens(inp.name))  # "create_ticket_title" when two calls take a title
+            label = _words(inp.name)  # "create_ticket_title" when two calls take a title
             details.append(rng.choice([f"{label} {text}", f"{text} as the {label}", f"the {label} is {text}"]))
     if not details:
         # nothing to give: say which thing is meant by where it comes from, or the request is
@@ -130,15 +138,26 @@ def _said(result: Any, limit: int = 300) -> str:
         if isinstance(v, dict):
             if not v:
                 return "none"
-            if depth > 0:
+            if depth > 0 and (len(v) > 3 or any(isinstance(x, (dict, list)) for x in v.values())):
                 return f"{len(v)} entr{'y' if len(v) == 1 else 'ies'}"
-            return ", ".join(f"{' '.join(tokens(str(k))) or k}: {words(x, depth + 1)}" for k, x in v.items())
+            if depth > 0:  # a small record inline: "message id: (new id: 1234)"
+                return "(" + ", ".join(f"{_words(str(k)) or k}: {scalar(x)}" for k, x in v.items()) + ")"
+            return ", ".join(f"{_words(str(k)) or k}: {words(x, depth + 1)}" for k, x in v.items())
         if isinstance(v, list):
             if not v:
                 return "none"
             if all(not isinstance(x, (dict, list)) for x in v):
                 return ", ".join(scalar(x) for x in v[:8]) + (f" and {len(v) - 8} more" if len(v) > 8 else "")
-            return f"{len(v)} item{'s' if len(v) != 1 else ''}"
+            if depth > 1:
+                return f"{len(v)} item{'s' if len(v) != 1 else ''}"
+            # records: the first few, each by its plain fields ("S-0049 (D-0190, 2026-06-22, 10:15)")
+            shown = []
+            for x in v[:3]:
+                fields = [scalar(y) for y in (x.values() if isinstance(x, dict) else x)
+                          if not isinstance(y, (dict, list))][:5]
+                shown.append(f"{fields[0]} ({', '.join(fields[1:])})" if len(fields) > 1 else ", ".join(fields))
+            more = f"; and {len(v) - 3} more" if len(v) > 3 else ""
+            return f"{len(v)} - " + "; ".join(shown) + more
         return scalar(v)
 
     text = words(result)
@@ -150,7 +169,7 @@ def write_reply(tool: AdvancedTool, calls: list[ToolCall]) -> str:
     outcome, and every other change the turn made on the way (a login, a folder it entered)."""
     target = calls[-1]
     verb = "is done" if target.changes_state else "came back"
-    outcome = "" if target.result is None else f": {_said(target.result)}"
+    outcome = "" if target.result is None else f": {_said(target.result).rstrip('.')}"
     lines = [f"{_phrase(target.tool).capitalize()} {verb}{outcome}."]
     before = [c for c in calls[:-1] if c.changes_state]
     if before:

@@ -16,10 +16,12 @@ from typing import Any
 from funreason_pipeline.matching.formats import described_format, in_format
 from funreason_pipeline.matching.meaning import (
     can_carry,
+    fits_name,
     free_text,
     is_free_text,
     is_message_text,
     looks_like_id,
+    names_a_person,
     person_name,
     zero_is_no_op,
 )
@@ -82,6 +84,7 @@ class Meaning:
     zero_no_op: bool = False
     short: bool = False  # a title or subject: one line, not a file's whole content
     bounds: tuple[float, float] | None = None  # "between 0 and 1": a pedal position of 1000 is out of format
+    name: str = ""  # the parameter's name: a person's name holds no id, a folder's no extension
 
     def accepts(self, value: Any) -> bool:
         if isinstance(value, bool):
@@ -91,6 +94,8 @@ class Meaning:
         if self.prose and looks_like_id(value):  # ids, dates and numbers go where ids and dates go
             return False
         if self.short and isinstance(value, str) and (len(value) > 80 or "\n" in value):
+            return False
+        if self.name and not fits_name(self.name, value):
             return False
         if self.fmt is not None and not in_format(self.fmt, value):
             return False
@@ -112,7 +117,7 @@ def _meaning(tool: str, name: str, jtype: Any, desc: str, has_enum: bool) -> Mea
     found = _RANGE.search(desc) if numeric else None
     bounds = tuple(sorted((float(found.group(1)), float(found.group(2))))) if found else None
     return Meaning(described_format(name, schema), prose, numeric and zero_is_no_op(tool, name),
-                   prose and bool(set(tokens(name)) & {"title", "subject", "caption"}), bounds)
+                   prose and bool(set(tokens(name)) & {"title", "subject", "caption"}), bounds, name)
 
 
 def _coerce(schema: dict[str, Any], value: Any) -> Any:
@@ -619,6 +624,11 @@ class ArgumentProvider:
             return "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(16))
         if words and words[-1] == "id" and len(words) > 1:  # client_id -> "CLI-48213"
             return f"{words[-2][:3].upper()}-{rng.randint(10000, 99999)}"
+        if "username" in words or words[-2:] == ("user", "name") and not names_a_person(name):
+            # a login handle, as people pick them: "rosa_okafor", "tara.quinn"
+            return f"{person_name('first', rng).lower()}{rng.choice('_.')}{person_name('last', rng).lower()}"
+        if names_a_person(name):
+            return person_name(name, rng)
         words = rng.sample(_WORDS, 2)
         if "file" in tokens(name):
             return f"{words[0]}_{words[1]}.txt"

@@ -8,6 +8,7 @@ predicates let the argument provider (and the quality counts) tell such values a
 - `is_free_text` / `looks_like_id`: parameters that take prose, and values that are ids, tokens,
   dates or bare numbers (which belong where ids and dates go, never in prose);
 - `is_no_op`: arguments that make a call do nothing (a zero press, an empty update);
+- `fits_name`: a person's name holds no id, a folder's name no file extension;
 - `free_text`: a short plausible sentence for a prose parameter.
 """
 
@@ -68,6 +69,35 @@ def looks_like_id(value: Any) -> bool:
     if _DATEISH.search(v) and len(v.split()) <= 2:
         return True
     return " " not in v and (_TOKENISH.fullmatch(v) is not None or _HEXISH.fullmatch(v) is not None)
+
+
+# what a `*_name` parameter names when it is not a person: a file, a folder, a class ...
+_THING_NAMES = frozenset({"file", "dir", "folder", "directory", "path", "class", "host", "domain", "table", "column",
+                          "field", "key", "server", "project", "board", "list", "tag", "model", "stock", "company",
+                          "product", "item", "city", "airport", "device", "mode", "category", "event", "group"})
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+def names_a_person(name: str) -> bool:
+    """A parameter that takes a person's name (`user_name`, `cardholder_name`, `first_name`), not a
+    file's or a project's; `username` (a login handle) is not one."""
+    words = tokens(name)
+    return len(words) >= 1 and words[-1] == "name" and not set(words[:-1]) & _THING_NAMES and name != "name"
+
+
+def names_a_folder(name: str) -> bool:
+    """A parameter that takes a directory's name (`dir_name`, `folder`)."""
+    return bool(set(tokens(name)) & {"dir", "folder", "directory"}) and "file" not in tokens(name)
+
+
+def fits_name(name: str, value: Any) -> bool:
+    """A person is not called "USR002" and a folder not "inventory.csv": an id in a person's name, or a
+    file's name for a folder, is a value chosen by type, not by meaning."""
+    if not isinstance(value, str):
+        return True
+    if names_a_person(name) and any(c.isdigit() for c in value):
+        return False
+    return not (names_a_folder(name) and _EXTENSION.search(value.strip()))
 
 
 def zero_is_no_op(tool: str, name: str) -> bool:

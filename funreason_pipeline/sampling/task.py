@@ -310,6 +310,15 @@ def _link_state_results(calls: list[ToolCall], kept: list[int], offset: int) -> 
                     c.sources[p] = k
 
 
+# verbs of a write that takes back an earlier one
+_UNDO = frozenset({"cancel", "delete", "remove", "rm", "rmdir", "unfollow", "close", "revoke", "undo", "discard",
+                   "unsubscribe", "unregister", "withdraw", "retract"})
+
+
+def _name_words(name: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)]
+
+
 def _made_by(delta: frozenset) -> set[str]:
     """The names and values a write put into the state (canonical): the file `q3.txt`, the user
     followed, the contact added."""
@@ -348,6 +357,11 @@ def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozense
             raise TurnNotKept(f"reads_own_write: {target.tool} reads {min(made & wanted)} that "
                               f"{calls[i].tool} of the same turn made")
         undone = sorted(v for v in made & wanted if at_end[v] <= at_start[v])
+        if _UNDO & set(_name_words(target.tool)):
+            # cancelling, deleting or closing what the same request just made (book, then cancel
+            # that appointment), whether the user named it or its result did
+            undone += sorted({canonical(v) for _, v in argument_values(target.arguments)
+                              if not isinstance(v, bool) and v not in (None, "")} & _made_by(deltas[i]))
         if deltas[target_pos] and undone:
             raise TurnNotKept(f"undoes_own_write: {target.tool} takes back {undone[0]} that "
                               f"{calls[i].tool} of the same turn made", [calls[i].tool])
