@@ -258,3 +258,28 @@ def test_people_get_names_folders_get_folder_names_and_logins_get_handles():
     tickets = specs("tickets")
     for args in proposals(tickets["ticket_login"]):
         assert " " not in args["username"] and any(c in args["username"] for c in "_."), args
+
+
+def test_bounds_come_in_order_labels_hold_no_ids_and_list_items_are_distinct():
+    from funreason_pipeline.matching.arguments import _order_bounds
+    from funreason_pipeline.matching.meaning import fits_name
+
+    args, sources, fields = {"min_price": 810.4, "max_price": 126.7}, {"min_price": 3}, {"min_price": "price"}
+    _order_bounds(args, sources, fields)
+    assert args == {"min_price": 126.7, "max_price": 810.4} and sources == {"max_price": 3}
+    dates = {"start_date": "2026-05-02", "end_date": "2026-04-01"}
+    _order_bounds(dates, {}, {})
+    assert dates == {"start_date": "2026-04-01", "end_date": "2026-05-02"}
+    assert not fits_name("order_type", "55212") and fits_name("order_type", "Buy")
+    trading = specs("trading")
+    results = harvest({"stocks": ["AAPL", "NVDA"], "price": 126.7}, source=0, producer="get_stock_info") + harvest(
+        {"price": 810.4}, source=1, producer="get_stock_info")
+    for args in proposals(trading["filter_stocks_by_price"], results):
+        if "min_price" in args and "max_price" in args:
+            assert args["min_price"] <= args["max_price"], args
+    twitter = specs("twitter")
+    results = harvest({"username": "alindqvist62"}, source=0, producer="get_tweet") + harvest(
+        {"username": "alindqvist62"}, source=1, producer="get_tweet")
+    for args in proposals(twitter["mention"], results):
+        names = args.get("mentioned_usernames", [])
+        assert len(names) == len(set(names)), args

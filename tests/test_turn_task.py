@@ -263,3 +263,26 @@ def test_a_status_read_answering_no_is_an_answer_and_a_refused_login_is_a_failur
     refused = [_c("message_login", {"user_id": "USR999"},
                   result={"login_status": False, "message": "User ID 'USR999' not found."})]
     assert any(p.startswith("failed_result: message_login") for p in turn_problems(refused, 0, 0, failure_of))
+
+
+def test_a_write_that_ends_where_it_ended_without_an_earlier_write_is_the_same_write():
+    world, specs = _world("vehicle")
+    world.call("lockDoors", {"unlock": True, "door": ["driver"]})  # an earlier turn left the driver's open
+    doors = ["driver", "passenger", "rear_left", "rear_right"]
+    calls = _walk(world, [("lockDoors", {"unlock": True, "door": ["rear_left"]}),
+                          ("lockDoors", {"unlock": False, "door": doors})])
+    shaped = shape_turn(world, calls, target_pos=1, offset=0, specs=specs)
+    # every door ends locked with or without the unlock nobody asked for
+    assert [c.tool for c in shaped.calls] == ["lockDoors"] and shaped.calls[0].arguments["unlock"] is False
+    assert [(c.tool, why) for c, why in shaped.dropped] == [("lockDoors", "unrequested_write")]
+
+
+def test_a_conversion_and_its_inverse_is_not_a_request():
+    world, _ = _world("vehicle")
+    there = _walk(world, [("gallon_to_liter", {"gallon": 12.5})])
+    back = _walk(world, [("liter_to_gallon", {"liter": there[0].result["liter"]})], there)
+    back[0].sources = {"liter": 0}
+    back[0].step = 1
+    assert any(p.startswith("round_trip: liter_to_gallon gives back 12.49") for p in turn_problems(there + back, 1, 0))
+    # converting a number the user gave once is a request
+    assert turn_problems(there, 0, 0) == []

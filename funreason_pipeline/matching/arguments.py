@@ -7,6 +7,7 @@ hints in the description (formats, quoted examples), then typed generation.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import dataclass, field
@@ -217,6 +218,7 @@ class ArgumentProvider:
             if choice.source is not None:
                 sources[name] = choice.source
                 fields[name] = choice.key
+        _order_bounds(args, sources, fields)
         self._last = (spec.name, args, made_up)
         return args, sources, fields
 
@@ -480,6 +482,8 @@ class ArgumentProvider:
                 if _fits_value(items, v) and not is_message_text(v.value)]
         pool += [v for (key, _), vals in self._groups(state).items()
                  if affinity(name, desc, key) > 0 for v in vals if _fits_value(items, v) and not is_message_text(v.value)]
+        # one value once: mentioning the same user three times is a value chosen by count, not meaning
+        pool = list({_same_key(v.value): v for v in pool}.values())
         if not pool:
             return None
         k = rng.randint(1, min(4, len(pool)))
@@ -603,8 +607,9 @@ class ArgumentProvider:
         if t == "number":
             return round(rng.uniform(1, 500), rng.choice((0, 1, 2)))
         if t == "array":
-            return [self.generate(name, schema.get("items", {"type": "string"}), rng, tool=tool)
-                    for _ in range(rng.randint(2, 5))]
+            items = [self.generate(name, schema.get("items", {"type": "string"}), rng, tool=tool)
+                     for _ in range(rng.randint(2, 5))]
+            return list({_same_key(x): x for x in items}.values())  # each item once
         if t == "object":
             # an updates-like object with named fields gets one or two of them: an empty one changes nothing
             props = schema.get("properties") or {}
@@ -635,6 +640,37 @@ class ArgumentProvider:
         if "dir" in tokens(name) or "folder" in tokens(name):
             return words[0]
         return " ".join(words)
+
+
+def _same_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+_LOW, _HIGH = ("min", "minimum", "lower", "low", "start", "from"), ("max", "maximum", "upper", "high", "end", "to")
+
+
+def _order_bounds(args: dict[str, Any], sources: dict[str, int], fields: dict[str, str]) -> None:
+    """A lower bound above its upper bound (`filter_stocks_by_price(min_price=810.4, max_price=126.7)`)
+    asks for nothing: the pair is swapped, with where each value came from."""
+    for low in list(args):
+        words = tokens(low)
+        for i, w in enumerate(words):
+            if w not in _LOW:
+                continue
+            twin = [*words[:i], _HIGH[_LOW.index(w)], *words[i + 1:]]
+            high = next((h for h in args if tokens(h) == tuple(twin)), None)
+            a, b = args[low], args.get(high) if high else None
+            comparable = (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+                          and not isinstance(b, bool)) or (isinstance(a, str) and isinstance(b, str)
+                                                           and in_format("date", a) and in_format("date", b))
+            if high and comparable and a > b:
+                args[low], args[high] = b, a
+                for d in (sources, fields):
+                    lo, hi = d.pop(low, None), d.pop(high, None)
+                    if hi is not None:
+                        d[low] = hi
+                    if lo is not None:
+                        d[high] = lo
 
 
 def _formatted(fmt: str, name: str, rng: random.Random) -> Any:

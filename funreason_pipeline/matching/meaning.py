@@ -90,12 +90,17 @@ def names_a_folder(name: str) -> bool:
     return bool(set(tokens(name)) & {"dir", "folder", "directory"}) and "file" not in tokens(name)
 
 
+_LABELS = frozenset({"type", "kind", "mode", "class", "category", "level", "unit", "status"})
+
+
 def fits_name(name: str, value: Any) -> bool:
-    """A person is not called "USR002" and a folder not "inventory.csv": an id in a person's name, or a
-    file's name for a folder, is a value chosen by type, not by meaning."""
+    """A person is not called "USR002", an order's type is not "55212", and a folder is not
+    "inventory.csv": an id in a person's name or in a label, or a file's name for a folder, is a
+    value chosen by type, not by meaning."""
     if not isinstance(value, str):
         return True
-    if names_a_person(name) and any(c.isdigit() for c in value):
+    words = tokens(name)
+    if (names_a_person(name) or (words and words[-1] in _LABELS)) and any(c.isdigit() for c in value):
         return False
     return not (names_a_folder(name) and _EXTENSION.search(value.strip()))
 

@@ -189,7 +189,8 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
                 after = _state_of(world, cls_of[calls[j].tool])
                 snaps[j] = after[1]
                 delta = _delta(before, after)
-            if res.ok and canonical(res.value) == canonical(calls[j].result) and delta == deltas[j]:
+            if res.ok and canonical(res.value) == canonical(calls[j].result) and (
+                    delta == deltas[j] or _same_end(delta, deltas[j], after[1])):
                 continue
             if (res.ok and writes[j] and j not in feeds and _masked(res.value) == _masked(calls[j].result)
                     and _masked_delta(delta) == _masked_delta(deltas[j])):
@@ -254,6 +255,15 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
     _check_created_values(start_snapshot, out, [after_snaps.get(old) for old in kept])
     assign_steps(out, offset, cls_of)
     return ShapedTurn(out, world, dropped)
+
+
+def _same_end(delta: frozenset, walked: frozenset, after: Any) -> bool:
+    """Whether a write left what it left on the walk, having changed less: locking every door when
+    one was already locked (the unlock the walk made first is gone) ends with every door locked."""
+    if not {p for p, _ in delta} <= {p for p, _ in walked}:
+        return False  # it changed something the walk's call did not (a file made in another folder)
+    now = _leaves(after)
+    return all(now.get(p) == v for p, v in walked)
 
 
 def _strings(obj: Any, out: Counter | None = None) -> Counter:
@@ -404,13 +414,26 @@ def assign_steps(calls: list[ToolCall], offset: int, cls_of: dict[str, str]) -> 
         c.step = step
 
 
+def _numbers(obj: Any) -> list[float]:
+    if isinstance(obj, bool) or obj is None:
+        return []
+    if isinstance(obj, (int, float)):
+        return [float(obj)]
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in _numbers(v)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _numbers(v)]
+    return []
+
+
 # --- the gate ------------------------------------------------------------------------------------
 def turn_problems(calls: list[ToolCall], target_pos: int, offset: int, failure_of=None) -> list[str]:
     """What makes a stored turn something a user would not ask for, each "<reason>: <detail>":
     a call the target does not need (`unrequested_call`), the same call twice (`repeated_call`),
     one value in two parameters of a call (`duplicate_value`), a result that reports a failure
-    (`failed_result`, with `failure_of(result, tool) -> message | None`), a call that uses a result of its
-    own or a later step (`clairvoyant_step`)."""
+    (`failed_result`, with `failure_of(result, tool) -> message | None`), a target that gives back a
+    number the request gave (`round_trip`: gallons to liters and back), a call that uses a result of
+    its own or a later step (`clairvoyant_step`)."""
     problems = []
     needed = _closure(calls, {target_pos}, offset)
     for j, c in enumerate(calls):
@@ -433,6 +456,16 @@ def turn_problems(calls: list[ToolCall], target_pos: int, offset: int, failure_o
             msg = failure_of(c.result, c.tool)  # the name tells a status read ("no") from a failure
             if msg:
                 problems.append(f"failed_result: {c.tool} reported a failure: {msg}"[:300])
+    target = calls[target_pos]
+    given = [v for c in calls[:target_pos] for p, v in argument_values(c.arguments)
+             if p not in c.sources and isinstance(v, (int, float)) and not isinstance(v, bool) and v]
+    # a conversion answers with one number: a record that echoes a priority the request set is not one
+    out = _numbers(target.result)
+    back = [v for v in out if len(out) == 1 and any(
+        telling(u) and abs(v - u) <= 1e-3 * max(1.0, abs(u)) for u in given)]
+    if back and target.sources:
+        problems.append(f"round_trip: {target.tool} gives back {back[0]!r}, a number the request itself gave "
+                        "(a conversion and its inverse)")
     for c in calls:
         for k in [*c.sources.values(), *c.after]:
             if offset <= k < offset + len(calls) and calls[k - offset].step >= c.step:
