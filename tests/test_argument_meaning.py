@@ -283,3 +283,18 @@ def test_bounds_come_in_order_labels_hold_no_ids_and_list_items_are_distinct():
     for args in proposals(twitter["mention"], results):
         names = args.get("mentioned_usernames", [])
         assert len(names) == len(set(names)), args
+
+
+def test_prose_is_not_a_login_or_a_file_and_a_person_is_not_a_file():
+    from funreason_pipeline.matching.meaning import fits_name, is_handle
+
+    assert is_handle("nurse_ola") and is_handle("notes.txt") and not is_handle("Thanks for the help!")
+    assert not fits_name("user_name", "references.bib") and fits_name("user_name", "J. R. Smith")
+    messages = specs("messages")
+    results = harvest({"username": "nurse_ola", "files": ["notes.txt"]}, source=0, producer="login")
+    for args in proposals(messages["send_message"], results):
+        assert not is_handle(args["message"]), args
+    tickets = specs("tickets")
+    results = harvest({"current_directory_content": ["notes.txt", "q3_report.pdf"]}, source=0, producer="ls")
+    for args in proposals(tickets["create_ticket"], results):
+        assert not is_handle(args["title"]), args

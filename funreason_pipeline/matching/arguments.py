@@ -20,6 +20,7 @@ from funreason_pipeline.matching.meaning import (
     fits_name,
     free_text,
     is_free_text,
+    is_handle,
     is_message_text,
     looks_like_id,
     names_a_person,
@@ -92,7 +93,7 @@ class Meaning:
             return True
         if is_message_text(value):  # "Ticket 9 has been closed successfully." is what a call said
             return False
-        if self.prose and looks_like_id(value):  # ids, dates and numbers go where ids and dates go
+        if self.prose and (looks_like_id(value) or is_handle(value)):  # ids, dates, logins, files: not prose
             return False
         if self.short and isinstance(value, str) and (len(value) > 80 or "\n" in value):
             return False

@@ -90,6 +90,15 @@ def names_a_folder(name: str) -> bool:
     return bool(set(tokens(name)) & {"dir", "folder", "directory"}) and "file" not in tokens(name)
 
 
+_PERSON = re.compile(r"[A-Za-z][A-Za-z'-]*\.?(?: [A-Za-z][A-Za-z'-]*\.?)*")  # "Ana Jensen", "J. R. Smith"
+_HANDLE = re.compile(r"\S*(?:_|@|\.[A-Za-z0-9]{1,5}$)\S*")  # nurse_ola, @axu46, notes.txt
+
+
+def is_handle(value: Any) -> bool:
+    """One word that is a login, a mention or a file's name: never prose (a message is not "nurse_ola")."""
+    return isinstance(value, str) and " " not in value.strip() and bool(_HANDLE.fullmatch(value.strip()))
+
+
 _LABELS = frozenset({"type", "kind", "mode", "class", "category", "level", "unit", "status"})
 
 
@@ -102,6 +111,8 @@ def fits_name(name: str, value: Any) -> bool:
     words = tokens(name)
     if (names_a_person(name) or (words and words[-1] in _LABELS)) and any(c.isdigit() for c in value):
         return False
+    if names_a_person(name) and not _PERSON.fullmatch(value.strip()):
+        return False  # "references.bib" or "nurse_ola" is a file or a login, not a person
     return not (names_a_folder(name) and _EXTENSION.search(value.strip()))
 
 
