@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,30 @@ def test_bad_arguments_and_excluded_tools_are_error_results():
     assert not bad_sql.ok and "no such table" in bad_sql.error  # the server's "Error: ..." text
     assert world.snapshot() == start
     assert "append_insight" in ts.factory("mcp:sqlite").unusable_tools()
+
+
+def test_a_server_keeping_state_in_memory_runs_with_a_process_per_instance():
+    ts = bad_toolset("caching", name="bad_caching_process", isolation="process")
+    tools = toolset_tools(ts)  # no self-test: nothing is shared
+    world = World.from_scenario(ts, generate_scenario(ts, 0), tools)
+    pid = world.envs["mcp:bad"]._own.pid
+    twin = world.copy()  # a new process that replayed the scenario
+    assert twin.envs["mcp:bad"]._own.pid != pid and twin.snapshot() == world.snapshot()
+    assert twin.call("put", {"key": "b", "value": "2"}).ok
+    assert world.call("dump", {}).value == {"a": "1"} and twin.call("dump", {}).value == {"a": "1", "b": "2"}
+    assert world.snapshot() == {"mcp:bad": {"state": {"a": "1"}}}
+    import gc
+    import os
+    del world, twin
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the instance's server {pid} outlived it")

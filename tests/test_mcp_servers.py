@@ -100,7 +100,7 @@ def test_calls_run_and_two_fresh_servers_give_equal_canonical_snapshots(name):
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_tampered_trajectory_fails_replay(name):
     ts = mcp_toolset(name)
-    world, calls = _run(name)
+    _world, calls = _run(name)
     traj = Trajectory(trajectory_id=f"t-{name}", toolset=name, seed=0, scenario=generate_scenario(ts, 0),
                       turns=[Turn(target_tool=calls[1].tool, calls=calls[:2]), Turn(target_tool=calls[2].tool,
                                                                                    calls=calls[2:])])
@@ -141,7 +141,7 @@ def test_copies_and_instances_never_share_state(name):
 
 
 def test_memory_server_writes_neither_home_nor_its_package_folder():
-    world, _ = _run("mcp_memory")
+    _world, _ = _run("mcp_memory")
     server = mcp_toolset("mcp_memory").factory("mcp:memory").server()
     env = dict(x.split("=", 1) for x in Path(f"/proc/{server.pid}/environ").read_text().split("\0") if "=" in x)
     assert env["HOME"].startswith(str(server.root)) and env["TMPDIR"].startswith(str(server.root))

@@ -72,13 +72,16 @@ def _in_spawner(job: Callable[[], Any]) -> Any:
     return value
 
 
+try:  # looked up in the parent: the forked child must not load libraries (another thread may hold the loader lock)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the process group and stdin EOF still end the server
+    _prctl = None
+
+
 def _die_with_parent(parent: int) -> Callable[[], None]:
     def preexec() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # not Linux: the process group and stdin EOF still apply
-            pass
+        if _prctl is not None:
+            _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
     return preexec
@@ -102,7 +105,8 @@ class McpProcess:
         try:
             self.proc = _in_spawner(lambda: subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent(os.getpid())))
+                cwd=cwd, start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid())))  # noqa: PLW1509 - only prctl and getppid run in the child
         except FileNotFoundError as exc:
             raise McpServerError(f"{label}: command not found: {command[0]!r} ({exc.strerror}); "
                                  "is the server installed (make mcp-servers)?") from exc

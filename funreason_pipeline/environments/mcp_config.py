@@ -81,6 +81,10 @@ class McpServerOptions(BaseModel):
     exclude_tools: dict[str, str] = Field(default_factory=dict)
     call_timeout_s: float = Field(10.0, gt=0)
     start_timeout_s: float = Field(20.0, gt=0)
+    # restore: one server per worker, each call restores the instance's state (the server must re-read
+    # it; proved at start-up). process: a server process per instance, for servers that keep state in
+    # memory; a copy is a new process that replays the original's calls (slow: ~a start per copy)
+    isolation: Literal["restore", "process"] = "restore"
 
     @field_validator("command", "args", "env", mode="after")
     @classmethod

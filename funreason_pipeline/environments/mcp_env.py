@@ -8,6 +8,7 @@ Scenarios are lists of calls run on an empty state, so a toolset needs no Python
 from __future__ import annotations
 
 import json
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,19 @@ _SCENARIOS = TypeAdapter(list[dict[str, list[McpCall]]])
 
 
 class McpEnvironment:
-    def __init__(self, factory: McpFactory, blob: Blob) -> None:
+    def __init__(self, factory: McpFactory, blob: Blob, own: McpServer | None = None,
+                 log: tuple[tuple[str, str], ...] = ()) -> None:
         self.class_name = factory.class_name
         self._factory = factory
         self._blob = blob
+        # isolation "process": this instance's own server and the calls that made its state
+        self._own = own
+        self._log = log
+        if own is not None:  # the process ends with the instance
+            weakref.finalize(self, own.close)
+
+    def _server(self) -> McpServer:
+        return self._own or self._factory.server()
 
     def tool_specs(self) -> list[ToolSpec]:
         return self._factory.tool_specs()
@@ -41,7 +51,7 @@ class McpEnvironment:
                     f"{self.class_name}: scenario failed to load: {call.tool}({call.arguments}): {result.error}")
 
     def call(self, method: str, arguments: dict[str, Any]) -> ToolResult:
-        server = self._factory.server()
+        server = self._server()
         spec = server.by_method.get(method)
         if spec is None:
             return ToolResult(None, f"unknown tool {method!r} for {self.class_name}")
@@ -52,10 +62,12 @@ class McpEnvironment:
         if problem:
             return ToolResult(None, problem)
         result, self._blob = server.call(self._blob, method, json.loads(json.dumps(arguments)))
+        if self._own is not None:
+            self._log += ((method, json.dumps(arguments)),)
         return result
 
     def snapshot(self) -> dict[str, Any]:
-        server = self._factory.server()
+        server = self._server()
         opts = self._factory.options
         try:
             state = canonical(opts.state.kind, self._blob, opts.mask, translate=server.to_visible,
@@ -65,7 +77,16 @@ class McpEnvironment:
         return {"state": state}
 
     def copy(self) -> McpEnvironment:
-        return McpEnvironment(self._factory, self._blob)
+        if self._own is None:
+            return McpEnvironment(self._factory, self._blob)
+        # a server keeping state in memory cannot be copied: a new process replays the calls so far
+        twin = self._factory.create()
+        for method, arguments in self._log:
+            twin.call(method, json.loads(arguments))
+        if twin._blob != self._blob:
+            raise EnvironmentConfigError(f"{self.class_name}: replaying {len(self._log)} calls on a new process "
+                                         "did not give the same state: the server is not deterministic")
+        return twin
 
 
 def scenario_calls(scenario: dict[str, Any], where: str) -> list[McpCall]:
@@ -96,11 +117,15 @@ class McpFactory:
                     f"{detail}") from exc
 
     def server(self) -> McpServer:
+        """The worker's shared server (isolation "process": used for the catalog only, never called)."""
         setup = list(self.scenarios[0]["calls"]) if self.scenarios else []
-        return server_for(self.class_name, self.options, setup)
+        return server_for(self.class_name, self.options, setup, shared=self.options.isolation == "restore")
 
     def create(self) -> McpEnvironment:
         self.server()
+        if self.options.isolation == "process":
+            own = McpServer(self.class_name, self.options, [], shared=False)
+            return McpEnvironment(self, empty_blob(self.options.state.kind), own=own)
         return McpEnvironment(self, empty_blob(self.options.state.kind))
 
     def tool_specs(self) -> list[ToolSpec]:

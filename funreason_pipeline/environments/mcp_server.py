@@ -35,7 +35,6 @@ from funreason_pipeline.environments.mcp_state import (
     replace_text,
     restore,
 )
-from funreason_pipeline.models import ToolSpec
 
 OWNER_VAR = "FUNREASON_MCP_OWNER"  # marks our server processes (tests look for leftovers by it)
 _UNKNOWN = object()  # the blob on disk is not known (fresh start, after a crash)
@@ -50,10 +49,12 @@ def runtime_root() -> Path:
 class McpServer:
     """A started, self-tested server with its catalog."""
 
-    def __init__(self, class_ref: str, options: McpServerOptions, setup: list[McpCall]) -> None:
+    def __init__(self, class_ref: str, options: McpServerOptions, setup: list[McpCall],
+                 shared: bool = True) -> None:
         self.class_ref, self.options = class_ref, options
         self.label = f"MCP server {class_ref}"
         self.kind = options.state.kind
+        self.shared = shared
         self.root = Path(os.path.realpath(tempfile.mkdtemp(prefix=f"{class_ref[4:]}-", dir=runtime_root())))
         self.state_dir = str(self.root / "state")
         self.state_path = Path(expand(options.state.path, self.state_dir)) if options.state.path else None
@@ -80,6 +81,8 @@ class McpServer:
         if unknown:
             self.close()
             raise EnvironmentConfigError(f"{self.label}: exclude_tools names tools the server does not have: {unknown}")
+        if not shared:  # a process of one instance: nothing to isolate it from
+            return
         try:
             self.self_test(setup)
         except BaseException:
@@ -124,6 +127,10 @@ class McpServer:
     def call(self, blob: Blob, method: str, arguments: dict[str, Any]) -> tuple[ToolResult, Blob]:
         """Run one call on the state `blob`; returns its result and the state after it."""
         with self.lock:
+            if (self.proc is None or not self.proc.alive()) and not self.shared:
+                # an instance's own process held its state in memory: a new one would silently start empty
+                return ToolResult(None, f"{method}: the server process of this instance has ended; its state "
+                                        "is gone"), blob
             if self.proc is None or not self.proc.alive():
                 if self.proc is not None:
                     self.proc.close()
@@ -210,7 +217,7 @@ class McpServer:
         if run_reads(empty) != before or run_reads(state) != written:
             raise EnvironmentConfigError(
                 f"{where}: a restored state is not seen by the server (it keeps state in memory): such a server "
-                "cannot be shared between instances")
+                "cannot be shared between instances: set `isolation: process` (a process per instance)")
         try:  # the written state must also read as its declared kind
             canonical(self.kind, state)
         except McpStateError as exc:
@@ -221,13 +228,13 @@ _servers: dict[tuple[int, str, str], McpServer] = {}
 _servers_lock = threading.Lock()
 
 
-def server_for(class_ref: str, options: McpServerOptions, setup: list[McpCall]) -> McpServer:
-    """This process's server for an entry (started and self-tested on first use)."""
+def server_for(class_ref: str, options: McpServerOptions, setup: list[McpCall], shared: bool = True) -> McpServer:
+    """This process's server for an entry (started and, when shared, self-tested on first use)."""
     key = (os.getpid(), class_ref, options.key())
     with _servers_lock:
         server = _servers.get(key)
         if server is None:
-            server = _servers[key] = McpServer(class_ref, options, setup)
+            server = _servers[key] = McpServer(class_ref, options, setup, shared=shared)
         return server
 
 

@@ -138,7 +138,7 @@ def sqlite_dump(blob: bytes) -> dict[str, Any]:
         for kind, name, _ in objects:
             if kind != "table":
                 continue
-            cur = conn.execute(f'SELECT * FROM "{name}"')  # noqa: S608 - a name from sqlite_master
+            cur = conn.execute(f'SELECT * FROM "{name}"')
             cols = [d[0] for d in cur.description]
             rows = [[_cell(v) for v in row] for row in cur.fetchall()]
             rows.sort(key=lambda r: json.dumps(r))  # rowid order is insertion history

@@ -157,7 +157,9 @@ def factory_for(class_ref: str, context: str = "", options: EnvironmentOptions |
     if is_mcp_ref(class_ref):
         if server is None:
             raise EnvironmentConfigError(f"{where}{class_ref} needs an entry under the toolset's servers")
-        from funreason_pipeline.environments.mcp_env import mcp_factory  # the MCP adapter loads only when used
+        from funreason_pipeline.environments.mcp_env import (
+            mcp_factory,  # the MCP adapter loads only when used
+        )
         try:
             return mcp_factory(class_ref, server)
         except EnvironmentConfigError as exc:
