@@ -163,3 +163,15 @@ def test_a_toolset_crosses_from_an_mcp_server_to_a_python_class():
     world.call(clinic_tool, {})  # routed to the Python class (its answer may be a refusal: not logged in)
     snap = world.snapshot()
     assert set(snap) == set(ts.classes) and snap["mcp:memory"]["state"]
+
+
+def test_a_folder_state_is_patched_to_any_other_state_exactly(tmp_path):
+    from funreason_pipeline.environments.mcp_state import capture, restore
+    folder = tmp_path / "files"
+    a = (("docs/", None), ("docs/a.txt", b"->not a link"), ("docs/deep/", None), ("docs/deep/x", b"1"),
+         ("link", ("link", "docs/a.txt")), ("top.txt", b"top"))
+    b = (("docs", b"now a file"), ("new/", None), ("top.txt", b"changed"))
+    for start, goal in ((a, b), (b, a), ((), a), (a, ())):
+        restore("dir", folder, start)
+        restore("dir", folder, goal, current=capture("dir", folder))
+        assert dict(capture("dir", folder)) == dict(goal)

@@ -140,7 +140,8 @@ class McpServer:
                     self.proc = None
                     return ToolResult(None, f"{method}: the server could not be restarted: {exc}"), blob
             if self.state_path is not None and self.on_disk is not blob:
-                restore(self.kind, self.state_path, blob)
+                known = None if self.on_disk is _UNKNOWN else self.on_disk
+                restore(self.kind, self.state_path, blob, known)
                 self.on_disk = blob
             try:
                 answer = self.proc.call_tool(method, replace_text(arguments, *self.to_real),

@@ -21,7 +21,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-Blob = Any  # bytes | tuple[tuple[str, bytes | None], ...] | None: immutable, so copies share it
+# bytes | None for a file; for a folder ((relative path, bytes | None for a folder | ("link", target)), ...):
+# immutable, so copies share it
+Blob = Any
 MASKED = "<masked>"
 
 
@@ -49,17 +51,21 @@ def capture(kind: str, path: Path) -> Blob:
                 full = os.path.join(root, f)
                 rel = os.path.normpath(os.path.join(rel_root, f))
                 # a symlink is kept as its target, never followed (it may point outside the state)
-                out.append((rel, b"->" + os.readlink(full).encode()) if os.path.islink(full)
+                out.append((rel, ("link", os.readlink(full))) if os.path.islink(full)
                            else (rel, Path(full).read_bytes()))
         return tuple(out)
     return path.read_bytes() if path.is_file() else None
 
 
-def restore(kind: str, path: Path, blob: Blob) -> None:
-    """Make the state on disk exactly `blob` (and nothing else the server left there)."""
+def restore(kind: str, path: Path, blob: Blob, current: Blob | None = None) -> None:
+    """Make the state on disk exactly `blob` (and nothing else the server left there). `current`: the
+    folder's known content, when known; then only what differs is written (probing restores often)."""
     if kind == "none":
         return
     if kind == "dir":
+        if isinstance(current, tuple) and path.is_dir():
+            _patch_dir(path, current, blob)
+            return
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
@@ -69,8 +75,8 @@ def restore(kind: str, path: Path, blob: Blob) -> None:
                 target.mkdir(parents=True, exist_ok=True)
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if data.startswith(b"->") and rel and not target.exists():
-                    os.symlink(data[2:].decode(), target)
+                if isinstance(data, tuple):
+                    os.symlink(data[1], target)
                 else:
                     target.write_bytes(data)
         return
@@ -81,6 +87,30 @@ def restore(kind: str, path: Path, blob: Blob) -> None:
     if blob is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(blob)
+
+
+def _patch_dir(path: Path, have: tuple, want: tuple) -> None:
+    old, new = dict(have), dict(want)
+    for rel in sorted(set(old) - set(new), reverse=True):  # children before their folders
+        target = path / rel
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+    for rel, data in want:  # folders come before their files (os.walk order)
+        if rel in old and old[rel] == data:
+            continue
+        target = path / rel
+        if data is None:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, tuple):
+            os.symlink(data[1], target)
+        else:
+            target.write_bytes(data)
 
 
 def canonical(kind: str, blob: Blob, mask: list[str] | tuple[str, ...] = (),
@@ -97,6 +127,8 @@ def canonical(kind: str, blob: Blob, mask: list[str] | tuple[str, ...] = (),
                 node = node.setdefault(part, {})
             if data is None:
                 node.setdefault(parts[-1], {})
+            elif isinstance(data, tuple):
+                node[parts[-1]] = {"link": data[1]}
             else:
                 node[parts[-1]] = {"sha256": hashlib.sha256(data).hexdigest()[:16], "size": len(data)}
         value: Any = tree
