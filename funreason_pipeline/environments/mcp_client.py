@@ -102,6 +102,7 @@ class McpProcess:
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._write_lock = threading.Lock()
         self.started = time.perf_counter()
+        self.owner = os.getpid()  # a forked child must never end its parent's servers
         try:
             self.proc = _in_spawner(lambda: subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -264,7 +265,7 @@ class McpProcess:
 def close_all() -> None:
     """Every server this process started (atexit; tests)."""
     with _live_lock:
-        procs = list(_live)
+        procs = [p for p in _live if p.owner == os.getpid()]
     for p in procs:
         p.close()
 
