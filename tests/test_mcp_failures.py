@@ -111,6 +111,12 @@ def test_bad_entries_are_config_errors(entry, message):
         parse_toolsets(text, source="<test>", base_dir=ROOT)
 
 
+def test_server_names_are_checked():
+    text = "toolsets:\n  - name: e\n    classes: ['mcp:My-Server']\n    servers:\n      My-Server: {command: x, state: {kind: none}}\n"
+    with pytest.raises(EnvironmentConfigError, match="server names .'My-Server'. must match"):
+        parse_toolsets(text, source="<test>", base_dir=ROOT)
+
+
 def test_classes_and_servers_must_match():
     text = "toolsets:\n  - name: e\n    classes: ['mcp:x']\n    servers:\n      y: {command: some-server, state: {kind: none}}\n"
     with pytest.raises(EnvironmentConfigError, match="classes mcp:<name> and servers must match"):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from funreason_pipeline.environments.mcp_server import close_servers
+from funreason_pipeline.environments.mcp_server import close_servers, runtime_root, sweep_runtime_root
 from funreason_pipeline.environments.toolsets import World, generate_scenario
 from tests.mcp_helpers import MCP_TOOLSETS, ROOT, mcp_toolset, our_server_pids
 
@@ -51,6 +51,10 @@ def test_a_sigkilled_run_leaves_no_server_process():
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [p for p in pids if _alive(p)] == []
+    # the killed run could not remove its servers' folders; the next run that starts a server does
+    assert list(runtime_root().glob(f"*-{child.pid}-*"))
+    sweep_runtime_root()
+    assert list(runtime_root().glob(f"*-{child.pid}-*")) == []
 
 
 def test_closing_ends_every_server_this_process_started():

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MCP_PREFIX = "mcp:"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_SERVER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SERVER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # what the server must not inherit from us: our HOME, temp folder and secrets (only these pass on)
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
 

@@ -46,6 +46,21 @@ def runtime_root() -> Path:
     return root
 
 
+def sweep_runtime_root() -> None:
+    """Remove the state folders of owners that are gone (a killed run cannot clean up after itself;
+    its servers died with it, by their death signal). Folders are named `<server>-<owner pid>-...`."""
+    for d in runtime_root().iterdir():
+        parts = d.name.split("-")
+        if len(parts) < 3 or not parts[-2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[-2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:  # someone else's live process
+            continue
+
+
 class McpServer:
     """A started, self-tested server with its catalog."""
 
@@ -55,7 +70,8 @@ class McpServer:
         self.label = f"MCP server {class_ref}"
         self.kind = options.state.kind
         self.shared = shared
-        self.root = Path(os.path.realpath(tempfile.mkdtemp(prefix=f"{class_ref[4:]}-", dir=runtime_root())))
+        self.root = Path(os.path.realpath(tempfile.mkdtemp(prefix=f"{class_ref[4:]}-{os.getpid()}-",
+                                                               dir=runtime_root())))
         self.state_dir = str(self.root / "state")
         self.state_path = Path(expand(options.state.path, self.state_dir)) if options.state.path else None
         # real folder <-> the folder calls and results show (stable across workers and runs)
@@ -235,6 +251,8 @@ def server_for(class_ref: str, options: McpServerOptions, setup: list[McpCall], 
     with _servers_lock:
         server = _servers.get(key)
         if server is None:
+            if not any(pid == os.getpid() for pid, _, _ in _servers):
+                sweep_runtime_root()
             server = _servers[key] = McpServer(class_ref, options, setup, shared=shared)
         return server
 

@@ -24,7 +24,7 @@ from funreason_pipeline.environments.base import (
     ToolResult,
 )
 from funreason_pipeline.environments.bfcl import BFCL_CLASSES, BfclFactory
-from funreason_pipeline.environments.mcp_config import McpServerOptions, is_mcp_ref, server_name
+from funreason_pipeline.environments.mcp_config import SERVER_NAME, McpServerOptions, is_mcp_ref, server_name
 from funreason_pipeline.environments.user import EnvironmentOptions, is_import_path, user_factory
 from funreason_pipeline.models import ToolSpec
 
@@ -58,6 +58,9 @@ class ToolsetConfig(BaseModel):
         stray = sorted(set(self.environments) - set(self.classes))
         if stray:
             raise ValueError(f"environments {stray} are not among the toolset's classes {self.classes}")
+        bad = sorted(n for n in self.servers if not SERVER_NAME.match(n))
+        if bad:
+            raise ValueError(f"server names {bad} must match {SERVER_NAME.pattern}")
         named = {server_name(c) for c in self.classes if is_mcp_ref(c)}
         if named - set(self.servers) or set(self.servers) - named:
             raise ValueError(f"classes mcp:<name> and servers must match: classes name {sorted(named)}, "
