@@ -140,14 +140,20 @@ def test_copies_and_instances_never_share_state(name):
     assert world.call(read, args).value != twin.copy().call(read, args).value
 
 
-def test_memory_server_writes_neither_home_nor_its_package_folder():
-    _world, _ = _run("mcp_memory")
-    server = mcp_toolset("mcp_memory").factory("mcp:memory").server()
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_servers_write_neither_home_nor_their_package_folders(name):
+    _run(name)
+    cls = REAL[name][0]
+    server = mcp_toolset(name).factory(cls).server()
     env = dict(x.split("=", 1) for x in Path(f"/proc/{server.pid}/environ").read_text().split("\0") if "=" in x)
     assert env["HOME"].startswith(str(server.root)) and env["TMPDIR"].startswith(str(server.root))
-    assert env["MEMORY_FILE_PATH"] == f"{server.state_dir}/memory.jsonl"
-    package = ROOT / ".mcp/npm/node_modules/@modelcontextprotocol/server-memory"
-    assert not [p for p in package.rglob("*.json*") if p.name.startswith("memory")]
+    if name == "mcp_memory":
+        assert env["MEMORY_FILE_PATH"] == f"{server.state_dir}/memory.jsonl"
+    # nothing in the installed packages is newer than their install (make mcp-servers' stamp)
+    install = ROOT / (".mcp/venvs/sqlite" if name == "mcp_sqlite" else ".mcp/npm")
+    stamp = (install / ".installed").stat().st_mtime
+    newer = [p for p in install.rglob("*") if p.name != ".installed" and p.lstat().st_mtime > stamp]
+    assert newer == []
     assert sorted(os.listdir(Path.home())) == HOME_BEFORE
     assert set(our_server_pids()) >= {server.pid}
 
