@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 
-.PHONY: install demo test test-ci faults browser cluster cluster-down ui check lint clean
+.PHONY: install mcp-servers demo test test-ci faults browser cluster cluster-down ui check lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,25 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# the MCP servers of data/mcp_toolsets.yaml and tests/test_mcp_*.py, from the registries into .mcp/
+# (exact versions in deploy/mcp/): npm packages under .mcp/npm, mcp-server-sqlite in its own venv
+# because it needs the mcp 1.x SDK
+MCP := .mcp
+mcp-servers: $(MCP)/npm/.installed $(MCP)/venvs/sqlite/.installed
+
+$(MCP)/npm/.installed: deploy/mcp/npm/package.json deploy/mcp/npm/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	mkdir -p $(MCP)/npm
+	cp deploy/mcp/npm/package.json deploy/mcp/npm/package-lock.json $(MCP)/npm/
+	npm ci --prefix $(MCP)/npm --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(MCP)/venvs/sqlite/.installed: deploy/mcp/sqlite-requirements.txt
+	$(PYTHON) -m venv $(MCP)/venvs/sqlite
+	$(MCP)/venvs/sqlite/bin/pip install $(PIP_QUIET) -r deploy/mcp/sqlite-requirements.txt 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(MCP)/venvs/sqlite/bin/python -c "import mcp_server_sqlite"
+	touch $@
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
@@ -24,7 +43,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m funreason_pipeline.cli demo
 
-test: install
+test: install mcp-servers
 	$(BIN)/pytest -q -n 2 tests
 
 # the full fault suite: R1 fault mix and R2 crash-and-resume (LLM stage, DuckDB writes) at a larger size
@@ -35,7 +54,7 @@ faults: install
 browser:
 	./scripts/install_chromium.sh
 
-test-ci: install browser
+test-ci: install mcp-servers browser
 	./scripts/cluster_up.sh install
 	FUNREASON_REQUIRE_BROWSER=1 FUNREASON_REQUIRE_CLUSTER=1 $(BIN)/pytest -q -n 2 tests
 

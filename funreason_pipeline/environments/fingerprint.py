@@ -51,6 +51,12 @@ def graph_fingerprint(ts) -> str:
         h.update(f"bfcl-eval {importlib.metadata.version('bfcl-eval')}".encode())
     files = _code_files()
     for cls in ts.classes:
+        server = ts.server_options(cls)
+        if server is not None:  # an MCP server: its name and version as it reports them, its scenarios
+            info = ts.factory(cls).server_info()
+            h.update(f"mcp {cls} {info.get('name')} {info.get('version')}".encode())
+            files += [Path(server.scenarios)] if server.scenarios else []
+            continue
         files += _module_files(cls)
         opts = ts.environments.get(cls)
         for ref in (getattr(opts, "scenarios", None), getattr(opts, "schema_file", None)):

@@ -24,6 +24,7 @@ from funreason_pipeline.environments.base import (
     ToolResult,
 )
 from funreason_pipeline.environments.bfcl import BFCL_CLASSES, BfclFactory
+from funreason_pipeline.environments.mcp_config import SERVER_NAME, McpServerOptions, is_mcp_ref, server_name
 from funreason_pipeline.environments.user import EnvironmentOptions, is_import_path, user_factory
 from funreason_pipeline.models import ToolSpec
 
@@ -35,6 +36,8 @@ class ToolsetConfig(BaseModel):
     classes: list[str] = Field(min_length=1, max_length=3)
     # options of user classes, keyed like `classes`; file paths in them are made absolute on load
     environments: dict[str, EnvironmentOptions] = Field(default_factory=dict)
+    # MCP servers, used as classes `mcp:<name>` (environments/mcp_config.py)
+    servers: dict[str, McpServerOptions] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -55,10 +58,20 @@ class ToolsetConfig(BaseModel):
         stray = sorted(set(self.environments) - set(self.classes))
         if stray:
             raise ValueError(f"environments {stray} are not among the toolset's classes {self.classes}")
+        bad = sorted(n for n in self.servers if not SERVER_NAME.match(n))
+        if bad:
+            raise ValueError(f"server names {bad} must match {SERVER_NAME.pattern}")
+        named = {server_name(c) for c in self.classes if is_mcp_ref(c)}
+        if named - set(self.servers) or set(self.servers) - named:
+            raise ValueError(f"classes mcp:<name> and servers must match: classes name {sorted(named)}, "
+                             f"servers are {sorted(self.servers)}")
         return self
 
     def factory(self, class_ref: str) -> EnvironmentFactory:
-        return factory_for(class_ref, options=self.environments.get(class_ref))
+        return factory_for(class_ref, options=self.environments.get(class_ref), server=self.server_options(class_ref))
+
+    def server_options(self, class_ref: str) -> McpServerOptions | None:
+        return self.servers.get(server_name(class_ref)) if is_mcp_ref(class_ref) else None
 
 
 class ToolsetFile(BaseModel):
@@ -83,12 +96,15 @@ def parse_toolsets(text: str, source: str = "<toolsets>", base_dir: Path | None 
     if dupes:
         raise EnvironmentConfigError(f"{source}: toolset names repeat: {dupes}")
     base = base_dir or Path.cwd()
-    toolsets = [ts.model_copy(update={"environments": {c: o.resolved(base) for c, o in ts.environments.items()}})
+    toolsets = [ts.model_copy(update={"environments": {c: o.resolved(base) for c, o in ts.environments.items()},
+                                      "servers": {n: o.resolved(base) for n, o in ts.servers.items()}})
                 for ts in parsed.toolsets]
     for ts in toolsets:
         for cls in ts.classes:
             # fail early: unknown classes, user classes that do not import or whose scenarios do not load
-            factory_for(cls, context=f"{source}: toolset {ts.name!r}", options=ts.environments.get(cls))
+            # (an MCP server starts on first use, so a broken one fails only its own toolset)
+            factory_for(cls, context=f"{source}: toolset {ts.name!r}", options=ts.environments.get(cls),
+                        server=ts.server_options(cls))
     return toolsets
 
 
@@ -137,9 +153,20 @@ def toolset_by_name(name: str, path: str | Path | None = None) -> ToolsetConfig:
     raise EnvironmentConfigError(f"unknown toolset {name!r}")
 
 
-def factory_for(class_ref: str, context: str = "", options: EnvironmentOptions | None = None) -> EnvironmentFactory:
+def factory_for(class_ref: str, context: str = "", options: EnvironmentOptions | None = None,
+                server: McpServerOptions | None = None) -> EnvironmentFactory:
     """Resolve a class reference from the config to an environment factory."""
     where = f"{context}: " if context else ""
+    if is_mcp_ref(class_ref):
+        if server is None:
+            raise EnvironmentConfigError(f"{where}{class_ref} needs an entry under the toolset's servers")
+        from funreason_pipeline.environments.mcp_env import (
+            mcp_factory,  # the MCP adapter loads only when used
+        )
+        try:
+            return mcp_factory(class_ref, server)
+        except EnvironmentConfigError as exc:
+            raise EnvironmentConfigError(f"{where}{exc}") from exc
     if class_ref in BFCL_CLASSES:
         if options is not None and options != EnvironmentOptions():
             raise EnvironmentConfigError(f"{where}{class_ref} is a BFCL class; it takes no environment options")
@@ -151,7 +178,7 @@ def factory_for(class_ref: str, context: str = "", options: EnvironmentOptions |
             raise EnvironmentConfigError(f"{where}{exc}") from exc
     raise EnvironmentConfigError(
         f"{where}unknown environment class {class_ref!r}; BFCL classes are {', '.join(sorted(BFCL_CLASSES))}, "
-        "user classes are import paths package.module:ClassName"
+        "user classes are import paths package.module:ClassName, MCP servers are mcp:<name>"
     )
 
 
