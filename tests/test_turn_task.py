@@ -197,6 +197,18 @@ def test_cancelling_what_the_same_request_booked_is_not_kept_and_checking_it_in_
     cancel = _walk(world, [("cancel_appointment", {"appointment_id": appointment})], calls)
     with pytest.raises(TurnNotKept, match=f"undoes_own_write: cancel_appointment takes back \"{appointment}\""):
         shape_turn(world, [c.model_copy(deep=True) for c in calls] + cancel, target_pos=2, offset=0, specs=specs)
+    # a travel login makes the token cancel_booking then uses: it acts with it, it does not take it back
+    tworld, tspecs = _world("travel")
+    tstate = tworld.snapshot()["TravelAPI"]
+    booking = next(iter(tstate["booking_record"]))
+    auth = _walk(tworld, [("authenticate_travel", {
+        "client_id": "CLI-15762", "client_secret": "qatngff79tnu3enm",
+        "refresh_token": "tbm9rrw3g4f997er", "grant_type": "read_write",
+        "user_first_name": "Ana", "user_last_name": "Lee"})])
+    cancel_b = _walk(tworld, [("cancel_booking", {"access_token": auth[0].result["access_token"],
+                                                  "booking_id": booking})], auth)
+    shaped = shape_turn(tworld, auth + cancel_b, target_pos=1, offset=0, specs=tspecs)
+    assert [c.tool for c in shaped.calls] == ["authenticate_travel", "cancel_booking"]
     check_in = _walk(world, [("check_in", {"appointment_id": appointment})], calls)
     shaped = shape_turn(world, [c.model_copy(deep=True) for c in calls] + check_in, target_pos=2, offset=0,
                         specs=specs)

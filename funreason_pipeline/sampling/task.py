@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.matching.names import is_secret
 from funreason_pipeline.matching.values import harvest
 from funreason_pipeline.models import ToolCall, ToolSpec
 from funreason_pipeline.verify.replay import canonical
@@ -370,8 +371,10 @@ def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozense
         if _UNDO & set(_name_words(target.tool)):
             # cancelling, deleting or closing what the same request just made (book, then cancel
             # that appointment), whether the user named it or its result did
-            undone += sorted({canonical(v) for _, v in argument_values(target.arguments)
-                              if not isinstance(v, bool) and v not in (None, "")} & _made_by(deltas[i]))
+            # (a credential the turn's login made is what lets it act, not what it takes back)
+            undone += sorted({canonical(v) for p, v in argument_values(target.arguments)
+                              if not is_secret(p) and not isinstance(v, bool) and v not in (None, "")}
+                             & _made_by(deltas[i]))
         if deltas[target_pos] and undone:
             raise TurnNotKept(f"undoes_own_write: {target.tool} takes back {undone[0]} that "
                               f"{calls[i].tool} of the same turn made", [calls[i].tool])
