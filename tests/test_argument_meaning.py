@@ -298,3 +298,19 @@ def test_prose_is_not_a_login_or_a_file_and_a_person_is_not_a_file():
     results = harvest({"current_directory_content": ["notes.txt", "q3_report.pdf"]}, source=0, producer="ls")
     for args in proposals(tickets["create_ticket"], results):
         assert not is_handle(args["title"]), args
+
+
+def test_a_list_comes_from_one_result_or_from_the_user_never_a_mix():
+    twitter = specs("twitter")
+    shown = harvest([{"id": 0, "mentions": ["@xdubois54", "@isaac_writes"]}], source=4, producer="get_user_tweets")
+    other = harvest([{"id": 1, "mentions": ["@olivia_horvat"]}], source=6, producer="get_tweet")
+    unseen = harvest({"tweets": {"5": {"mentions": ["@mira", "@rahul"]}}})  # the state, not in any result
+    provider = ArgumentProvider(optional_rate=1.0)
+    for s in SEEDS:
+        args, sources, _ = provider.propose(twitter["post_tweet"], shown + other, unseen, random.Random(s))
+        names = args.get("mentions") or []
+        if "mentions" in sources:
+            allowed = {4: {"@xdubois54", "@isaac_writes"}, 6: {"@olivia_horvat"}}[sources["mentions"]]
+            assert set(names) <= allowed, (args, sources)
+        else:
+            assert not set(names) & {"@xdubois54", "@isaac_writes", "@olivia_horvat"}, (args, sources)

@@ -478,13 +478,26 @@ class ArgumentProvider:
         if "enum" in items:  # all of them is a common request (lock every door)
             k = len(items["enum"]) if rng.random() < 0.3 else rng.randint(1, len(items["enum"]))
             return Choice(rng.sample(items["enum"], k))
-        pool = [v for (key, producer), vals in self._groups(results).items()
-                if affinity(name, desc, key, producer) > 0 for v in vals
-                if _fits_value(items, v) and not is_message_text(v.value)]
-        pool += [v for (key, _), vals in self._groups(state).items()
-                 if affinity(name, desc, key) > 0 for v in vals if _fits_value(items, v) and not is_message_text(v.value)]
-        # one value once: mentioning the same user three times is a value chosen by count, not meaning
-        pool = list({_same_key(v.value): v for v in pool}.values())
+        from_results = [v for (key, producer), vals in self._groups(results).items()
+                        if affinity(name, desc, key, producer) > 0 for v in vals
+                        if _fits_value(items, v) and not is_message_text(v.value)]
+        from_state = [v for (key, _), vals in self._groups(state).items()
+                      if affinity(name, desc, key) > 0 for v in vals if _fits_value(items, v) and not is_message_text(v.value)]
+        # one source per list: items from a result the model has seen, or items the user gives, never
+        # a mix (a state value beside result values would be one the model cannot know); each value once
+        firsts = {}
+        for v in from_results:
+            firsts.setdefault(_same_key(v.value), v)
+        rest = {}
+        for v in from_state:
+            if _same_key(v.value) not in firsts:
+                rest.setdefault(_same_key(v.value), v)
+        if firsts and (not rest or rng.random() < 0.7):
+            # from one call's result: a list's single source is then the whole truth of where it came from
+            one = rng.choice(sorted({v.source for v in firsts.values()}, key=str))
+            pool = [v for v in firsts.values() if v.source == one]
+        else:
+            pool = list(rest.values())
         if not pool:
             return None
         k = rng.randint(1, min(4, len(pool)))
