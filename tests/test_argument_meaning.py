@@ -291,9 +291,10 @@ def test_prose_is_not_a_login_or_a_file_and_a_person_is_not_a_file():
     assert is_handle("nurse_ola") and is_handle("notes.txt") and not is_handle("Thanks for the help!")
     assert not fits_name("user_name", "references.bib") and fits_name("user_name", "J. R. Smith")
     messages = specs("messages")
-    results = harvest({"username": "nurse_ola", "files": ["notes.txt"]}, source=0, producer="login")
+    results = harvest({"username": "nurse_ola", "files": ["notes.txt"], "order_type": "Sell", "symbol": "GOOG"},
+                      source=0, producer="login")
     for args in proposals(messages["send_message"], results):
-        assert not is_handle(args["message"]), args
+        assert not is_handle(args["message"]) and len(args["message"].split()) >= 2, args
     tickets = specs("tickets")
     results = harvest({"current_directory_content": ["notes.txt", "q3_report.pdf"]}, source=0, producer="ls")
     for args in proposals(tickets["create_ticket"], results):

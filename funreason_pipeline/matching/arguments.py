@@ -95,6 +95,8 @@ class Meaning:
             return False
         if self.prose and (looks_like_id(value) or is_handle(value)):  # ids, dates, logins, files: not prose
             return False
+        if self.prose and not self.short and isinstance(value, str) and len(value.split()) < 2:
+            return False  # a message that says "Sell" or "GOOG" is a label or a symbol passed on
         if self.short and isinstance(value, str) and (len(value) > 80 or "\n" in value):
             return False
         if self.name and not fits_name(self.name, value):
