@@ -93,6 +93,7 @@ def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> l
         by.setdefault(c.step, []).append(c)
     steps = [by[k] for k in sorted(by)]
     tool_of = {offset + i: c.tool for i, c in enumerate(calls)}
+    pos = {id(c): i for i, c in enumerate(calls)}
     texts = []
     for k, step in enumerate(steps):
         lines = []
@@ -109,7 +110,11 @@ def write_reasoning(tool: AdvancedTool, calls: list[ToolCall], offset: int) -> l
             why = "; ".join(bits) if bits else "it needs no arguments"
             lines.append(f"I call {call.tool} ({why}).")
         if k + 1 < len(steps):
-            lines.append("I need its result before the next call.")
+            mine = {offset + pos[id(c)] for c in step}
+            used = any(src in mine for later in steps[k + 1:] for c in later for src in c.sources.values())
+            # a login, a cd, a pressed brake: the next call needs what it did, not what it said
+            lines.append("I need its result before the next call." if used
+                         else "The next call needs this done first.")
         else:
             lines.append(f"{calls[-1].tool} does what the user asked for.")
         texts.append("\n".join(lines))
