@@ -1,8 +1,10 @@
-"""LLM layer: settings per role, a batch client (bounded, adaptive, cached), structured outputs.
+"""LLM layer: settings per role, a client whose sessions send requests (bounded, adaptive, cached),
+structured outputs. Which module does what: client.py's docstring.
 
 Public API (see docs in each module):
     LLMSettings.from_env(), Role, RoleSettings          settings per role; is_offline(role); fingerprint()
-    LLMClient(settings, db_path=...).run(requests)      -> BatchResult(results in input order, stats)
+    LLMClient(settings, db_path=...).session()          `await session.call(request)` from many coroutines
+    LLMClient(...).run(requests)                        a whole batch (benchmarks) -> BatchResult
     LLMRequest / LLMResponse / LLMFailure / BatchStats   the data contract
     run_structured(client, requests, parsers)            parse + one repair retry -> StructuredBatch
 """
