@@ -10,7 +10,7 @@ Public API (see docs in each module):
 """
 
 from funreason_pipeline.llm.cache import LLMCache, request_hash
-from funreason_pipeline.llm.client import ClientOptions, EndpointUnavailableError, LLMClient, LLMSession
+from funreason_pipeline.llm.client import LLMClient
 from funreason_pipeline.llm.models import (
     BatchResult,
     BatchStats,
@@ -21,7 +21,8 @@ from funreason_pipeline.llm.models import (
     LLMResult,
     ToolCall,
 )
-from funreason_pipeline.llm.settings import OFFLINE_MODEL, LLMSettings, Role, RoleSettings
+from funreason_pipeline.llm.session import EndpointUnavailableError, LLMSession
+from funreason_pipeline.llm.settings import OFFLINE_MODEL, ClientOptions, LLMSettings, Role, RoleSettings
 from funreason_pipeline.llm.structured import (
     ParsedResult,
     StructuredBatch,

@@ -14,6 +14,9 @@ A role without a base URL is **offline**: `settings.is_offline(role)`; the offli
 
 The API key is a `SecretStr`: it never shows in repr/str/model_dump, and it is not part of
 `fingerprint()` nor of any request hash.
+
+`ClientOptions` are the client's knobs set in code, not the environment: retry budget and backoff,
+limiter, breaker, cache flushes, HTTP backend, hedging budget (tests shorten them).
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ async def arun_structured(
         await session.aclose()
     stats = session.snapshot()
     stats.items = len(requests)  # items are counted once (repairs are requests, not items)
-    if session.dead_message():
+    if session.dead_message():  # the batch is only built when there is a dead endpoint to report
         session.raise_if_dead(BatchResult(results=[r.response if r.failure is None and r.response is not None
                                                    else r.failure for r in final], stats=stats))  # type: ignore[misc]
     reasons = Counter(r.reason for r in final if not r.ok)
