@@ -122,8 +122,6 @@ async def first_reply(
                 sends.pop(1)
                 old.cancel()
                 dropped.append(old)
-                # gone before its replacement goes out: at most hedge_max + 1 copies on the wire
-                await asyncio.wait([old])
                 counters["hedges_replaced"] += 1
             elif budget.in_use < budget.size:
                 extra += 1
