@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import openai
 
-import funreason_pipeline.llm.client as client_mod
+import funreason_pipeline.llm.endpoint as endpoint_mod
 from funreason_pipeline.llm import LLMClient, LLMRequest, LLMSettings
 from funreason_pipeline.llm.limiter import AdaptiveLimiter
 from testing.llm_server import R1_FAULTS as R1
@@ -262,11 +262,11 @@ class _Recorded:
             self.made.append(lim)
             return lim
 
-        client_mod.AdaptiveLimiter = make  # type: ignore[assignment,misc]
+        endpoint_mod.AdaptiveLimiter = make  # type: ignore[assignment,misc]
         return self.made
 
     def __exit__(self, *exc) -> None:
-        client_mod.AdaptiveLimiter = AdaptiveLimiter  # type: ignore[misc]
+        endpoint_mod.AdaptiveLimiter = AdaptiveLimiter  # type: ignore[misc]
 
 
 def r1(args: argparse.Namespace) -> list[str]:

@@ -260,7 +260,16 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def eof_received(self) -> None:
+        # the client hung up: noted when its end is read, not a loop iteration later in
+        # connection_lost, which would stamp it after requests read in the same iteration
+        self._gone()
+        # None: the transport closes (HTTP clients do not half-close)
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
+
+    def _gone(self) -> None:
         self.closed = True
         if self.timer is not None:  # the client gave up on an in-flight request
             self.timer.cancel()

@@ -1,11 +1,15 @@
-"""Shared helpers for the LLM layer tests: fast client options, request factories, a free port."""
+"""Shared helpers for the LLM layer tests: fast client options, request factories, a batch sent the
+way the pipeline sends it, a free port."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
-from funreason_pipeline.llm import ClientOptions, LLMClient, LLMRequest, LLMSettings
+from funreason_pipeline.llm import BatchResult, ClientOptions, LLMClient, LLMRequest, LLMSettings
+from funreason_pipeline.llm.client import run_sync
 
 # Short waits so that retries, backoff and flushes fit in a fast test suite.
 FAST = {
@@ -30,6 +34,21 @@ def make_client(
 ) -> LLMClient:
     settings = LLMSettings.for_endpoint(url, concurrency=concurrency, api_key=api_key, timeout_s=timeout_s)
     return LLMClient(settings, db_path=db, cache=db is not None, options=options(**opts))
+
+
+def run_batch(client: LLMClient, requests: Sequence[LLMRequest]) -> BatchResult:
+    """`requests` on one session of `client`, as the pipeline sends them (agents/flow_runner.py: one
+    session, a coroutine per request awaiting `call`, `run_sync` from sync code): results in input
+    order, the session's stats, and EndpointUnavailableError if a breaker refused requests."""
+
+    async def go() -> BatchResult:
+        async with client.session() as s:
+            results = await asyncio.gather(*(s.call(r) for r in requests))
+        batch = BatchResult(results=results, stats=s.snapshot())
+        s.raise_if_dead(batch)
+        return batch
+
+    return run_sync(go())
 
 
 def reqs(n: int, role: str = "querying", tag: str = "q", prompt_version: str = "v1") -> list[LLMRequest]:

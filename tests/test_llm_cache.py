@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from llm_helpers import comparable, make_client, reqs
+from llm_helpers import comparable, make_client, reqs, run_batch
 
 from funreason_pipeline.llm.cache import CacheRow, LLMCache
 from testing.llm_server import TestServer
@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_unchanged_rerun_sends_nothing_and_returns_the_same(tmp_path):
     db = tmp_path / "f.duckdb"
     with TestServer(latency=0.01) as srv:
-        first = make_client(srv.url, db).run(reqs(30))
+        first = run_batch(make_client(srv.url, db), reqs(30))
         assert srv.stats()["total"] == 30
-        again = make_client(srv.url, db).run(reqs(30))  # a new client, as a new Dagster run would be
+        again = run_batch(make_client(srv.url, db), reqs(30))  # a new client, as a new Dagster run would be
         assert srv.stats()["total"] == 30  # 0 requests sent
     assert again.stats.cache_hits == 30 and again.stats.sent == 0
     assert all(r.cached for r in again.results) and not any(r.cached for r in first.results)
@@ -52,10 +52,10 @@ def test_unchanged_rerun_sends_nothing_and_returns_the_same(tmp_path):
 def test_changed_prompt_version_resends_exactly_the_changed_requests(tmp_path):
     db = tmp_path / "f.duckdb"
     with TestServer() as srv:
-        make_client(srv.url, db).run(reqs(20))
+        run_batch(make_client(srv.url, db), reqs(20))
         changed = reqs(20)
         changed[:5] = reqs(5, prompt_version="v2")
-        res = make_client(srv.url, db).run(changed)
+        res = run_batch(make_client(srv.url, db), changed)
         assert srv.stats()["total"] == 25
     assert res.stats.sent == 5 and res.stats.cache_hits == 15
 
@@ -64,17 +64,17 @@ def test_unusable_responses_are_cached_transport_failures_are_not(tmp_path):
     db = tmp_path / "f.duckdb"
     # every answer truncated (finish_reason=length): complete responses -> cached
     with TestServer(rate_truncated=1.0) as srv:
-        r1 = make_client(srv.url, db).run(reqs(5))
+        r1 = run_batch(make_client(srv.url, db), reqs(5))
         assert all(r.ok and r.finish_reason == "length" for r in r1.results)
-        r2 = make_client(srv.url, db).run(reqs(5))
+        r2 = run_batch(make_client(srv.url, db), reqs(5))
         assert srv.stats()["total"] == 5 and r2.stats.cache_hits == 5
     # transport failures (500 after retries) -> not cached, re-sent by the rerun
     db2 = tmp_path / "g.duckdb"
     with TestServer(rate_500=1.0) as srv:
-        bad = make_client(srv.url, db2, max_attempts=1, breaker_failures=100).run(reqs(5))
+        bad = run_batch(make_client(srv.url, db2, max_attempts=1, breaker_failures=100), reqs(5))
         assert bad.stats.failed == 5
     with TestServer() as srv:
-        good = make_client(srv.url, db2).run(reqs(5))
+        good = run_batch(make_client(srv.url, db2), reqs(5))
         assert srv.stats()["total"] == 5 and good.stats.ok == 5
 
 
@@ -96,8 +96,8 @@ CHILD = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from llm_helpers import make_client, reqs
-    make_client({url!r}, {db!r}, concurrency=4, **{opts!r}).run(reqs({n}))
+    from llm_helpers import make_client, reqs, run_batch
+    run_batch(make_client({url!r}, {db!r}, concurrency=4, **{opts!r}), reqs({n}))
     """
 )
 
@@ -147,7 +147,7 @@ def test_sigkill_mid_batch_then_rerun_resends_only_unfinished(tmp_path, journal)
             assert flushed == len(persisted)  # nothing to recover without a journal
             assert 0 <= lost <= answered_before, (answered_before, flushed, len(persisted))
 
-        rerun = client.run(all_reqs)
+        rerun = run_batch(client, all_reqs)
         resent = [e["last_user"] for e in srv.stats()["log"][len(seen_before) :]]
 
     unfinished = {r.messages[-1]["content"] for r in all_reqs} - persisted_items
@@ -155,7 +155,7 @@ def test_sigkill_mid_batch_then_rerun_resends_only_unfinished(tmp_path, journal)
     assert rerun.stats.cache_hits == len(persisted) and rerun.stats.sent == len(unfinished)
 
     with TestServer(latency=0.0) as srv2:  # an uninterrupted run of the same batch
-        fresh = make_client(srv2.url, tmp_path / "fresh.duckdb", concurrency=4).run(all_reqs)
+        fresh = run_batch(make_client(srv2.url, tmp_path / "fresh.duckdb", concurrency=4), all_reqs)
     # same final results; the request hash includes the base URL, so compare the rest
     assert [comparable(r)[2:] for r in rerun.results] == [comparable(r)[2:] for r in fresh.results]
     with duckdb.connect(str(db), read_only=True) as con:

@@ -7,11 +7,11 @@ from collections import Counter
 import httpx2
 import openai
 import pytest
-from llm_helpers import make_client, reqs
+from llm_helpers import make_client, reqs, run_batch
 from pydantic import BaseModel
 
 from funreason_pipeline.llm import EndpointUnavailableError, LLMFailure, LLMResponse, run_structured
-from funreason_pipeline.llm.client import _Endpoint
+from funreason_pipeline.llm.transport import HttpPool
 from testing.llm_server import R1_FAULTS as FAULTS
 from testing.llm_server import TestServer
 
@@ -29,7 +29,7 @@ def test_fault_mix_every_item_accounted_for(tmp_path):
     with TestServer(latency=0.01, retry_after=0.05, hang_s=3, seed=11, **faults) as srv:
         # few attempts, so that some items really end as failures
         client = make_client(srv.url, tmp_path / "f.duckdb", concurrency=16, timeout_s=0.4, max_attempts=2)
-        batch = client.run(reqs(n))
+        batch = run_batch(client, reqs(n))
         st = srv.stats()
         structured = run_structured(
             make_client(
@@ -78,7 +78,7 @@ def test_fault_mix_never_opens_the_circuit_breaker(seed):
     n = 300
     with TestServer(latency=0.01, retry_after=0.05, hang_s=3, seed=seed, record=True, **FAULTS) as srv:
         client = make_client(srv.url, None, concurrency=16, timeout_s=0.3)  # default breaker options
-        batch = client.run(reqs(n))  # raises EndpointUnavailableError if the breaker opens
+        batch = run_batch(client, reqs(n))  # raises EndpointUnavailableError if the breaker opens
         st = srv.stats()
     # the stress really happened: a long run of breaker-counted failures, in the server's draw order
     run = longest = 0
@@ -126,10 +126,10 @@ def test_requests_refused_by_the_breaker_raise_even_if_it_closed_again(monkeypat
             )
 
     fake = Endpoint()
-    monkeypatch.setattr(_Endpoint, "client", lambda self: fake)
+    monkeypatch.setattr(HttpPool, "client", lambda self: fake)
     client = make_client("http://test/v1", None, concurrency=4, max_attempts=1, breaker_failures=3)
     with pytest.raises(EndpointUnavailableError, match="refused, though it answered again later") as exc:
-        client.run(reqs(10))
+        run_batch(client, reqs(10))
     kinds = exc.value.result.stats.failures_by_kind
     assert exc.value.result.results[0].ok and kinds["http_5xx"] == 3 and kinds["circuit_open"] == 6, kinds
     assert len(sent) == 4  # q-1..q-3 failed, q-4..q-9 were never sent

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from llm_helpers import run_batch
 
 from funreason_pipeline.agents.budget import PromptTooLong, fit_tool_list
 from funreason_pipeline.agents.dialogue import build_dialogue
@@ -129,7 +130,7 @@ def test_a_stalled_request_is_hedged_instead_of_waiting_out_its_timeout():
         client = LLMClient(settings, cache=False, options=ClientOptions(max_attempts=1))
         reqs = [LLMRequest(role="querying", item_id=f"q{i}", messages=[{"role": "user", "content": f"q {i}"}])
                 for i in range(120)]
-        res = client.run(reqs)
+        res = run_batch(client, reqs)
         st = srv.stats()
     assert st["by_outcome"].get("timeout", 0) >= 1  # some requests really hung
     assert res.stats.ok == 120 and res.stats.failed == 0, res.stats.failures_by_kind
@@ -142,8 +143,8 @@ def test_hedging_off_leaves_a_stalled_request_to_its_timeout():
     with TestServer(cfg) as srv:
         settings = LLMSettings.for_endpoint(srv.url, concurrency=16, timeout_s=1.0, hedge_factor=0.0)
         client = LLMClient(settings, cache=False, options=ClientOptions(max_attempts=1, breaker_failures=1000))
-        res = client.run([LLMRequest(role="querying", item_id=f"q{i}", messages=[{"role": "user", "content": f"q {i}"}])
-                          for i in range(30)])
+        res = run_batch(client, [LLMRequest(role="querying", item_id=f"q{i}",
+                                            messages=[{"role": "user", "content": f"q {i}"}]) for i in range(30)])
     assert res.stats.hedges == 0
     assert res.stats.failures_by_kind.get("timeout", 0) >= 1
 

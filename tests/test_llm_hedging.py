@@ -5,7 +5,7 @@ each copy's arrival and end ("done" = answered, "gone" = the client hung up)."""
 
 import asyncio
 
-from llm_helpers import options
+from llm_helpers import options, run_batch
 
 from funreason_pipeline.llm import LLMClient, LLMRequest, LLMResponse, LLMSettings
 from testing.llm_server import ServerConfig, TestServer
@@ -64,7 +64,7 @@ def test_hedge_copies_hold_no_slot_of_their_own_within_the_budget():
     # (when a hedge needed a slot of its own, it waited for one the stalled copies held) ...
     assert st.max_in_flight == 3
     # ... but no more than the budget allows, and every slot and budget unit came back
-    assert ep.extra_max == 1 and ep.extra == 0 and ep.limiter.in_flight == 0
+    assert ep.hedges.size == 1 and ep.hedges.in_use == 0 and ep.limiter.in_flight == 0
     pairs = [_copies(log, f"odd {i}") for i in range(6)]
     for first, hedge in pairs:  # each request: the stalled first copy, cancelled once its hedge answered
         assert (first["outcome"], first["end"]) == ("stalled", "gone")
@@ -79,7 +79,7 @@ def test_no_hedge_budget_no_hedges():
         settings = LLMSettings.for_endpoint(srv.url, concurrency=2, timeout_s=1.0, hedge_min_s=0.3)
         client = LLMClient(settings, cache=False, options=options(hedge_min_samples=WARM, max_attempts=1,
                                                                  hedge_budget=0.0, breaker_failures=100))
-        res = client.run([_req(f"warm {i}") for i in range(WARM)] + [_req("odd 0")])
+        res = run_batch(client, [_req(f"warm {i}") for i in range(WARM)] + [_req("odd 0")])
     assert res.stats.hedges == 0 and res.stats.failures_by_kind == {"timeout": 1}
 
 
@@ -95,7 +95,7 @@ def test_rolling_hedges_answer_a_request_whose_first_copies_all_stall():
     assert c4["end"] == "done"  # the fourth copy won
     assert c2["end"] == "gone" and c2["end_t"] < c4["t"]  # the oldest hedge made way for it
     assert c1["end"] == "gone" and c1["end_t"] > c4["t"]  # the first copy was kept until the answer
-    assert ep.extra == 0 and ep.limiter.in_flight == 0
+    assert ep.hedges.in_use == 0 and ep.limiter.in_flight == 0
 
 
 def test_a_slow_healthy_generation_outlives_rolling_hedges():
@@ -115,8 +115,8 @@ def test_the_default_retry_budget_outlasts_a_run_of_transient_failures():
     # 7 failures in a row happen to 1 request in ~4,000 at R1's ~30% failing attempts; 4 tries lost ~1%
     with TestServer(ServerConfig(responder=_responder(error=7), record=True)) as srv:
         res, st, _ep = _run(srv, 2, concurrency=4)
-        with_4 = LLMClient(LLMSettings.for_endpoint(srv.url), cache=False,
-                           options=options(max_attempts=4)).run([_req("odd 9")])
+        with_4 = run_batch(LLMClient(LLMSettings.for_endpoint(srv.url), cache=False,
+                                     options=options(max_attempts=4)), [_req("odd 9")])
     assert all(isinstance(r, LLMResponse) for r in res)
     assert st.http_attempts == WARM + 2 * 8 and st.retries == 2 * 7
     assert with_4.stats.failures_by_kind == {"http_5xx": 1} and with_4.results[0].attempts == 4
@@ -127,7 +127,7 @@ def test_a_retry_keeps_its_place_in_the_queue():
     # goes next, not behind them (a FIFO queue sent it last: chains with failures made the tail)
     with TestServer(ServerConfig(latency=0.05, responder=_responder(error=1), record=True)) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url, concurrency=1), cache=False, options=options())
-        res = client.run([_req("odd 0")] + [_req(f"later {i}") for i in range(6)])
+        res = run_batch(client, [_req("odd 0")] + [_req(f"later {i}") for i in range(6)])
         log = srv.stats()["log"]
     assert res.stats.ok == 7 and res.stats.retries == 1
     assert [e["last_user"] for e in log][:3] == ["odd 0", "later 0", "odd 0"]

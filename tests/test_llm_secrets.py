@@ -5,7 +5,7 @@ import uuid
 
 import duckdb
 import pytest
-from llm_helpers import options, reqs
+from llm_helpers import options, reqs, run_batch
 from pydantic import BaseModel
 
 from funreason_pipeline.llm import EndpointUnavailableError, LLMClient, LLMSettings, run_structured
@@ -62,6 +62,6 @@ def test_key_not_in_circuit_breaker_error(tmp_path):
         settings = LLMSettings.for_endpoint(srv.url, api_key=key)
         client = LLMClient(settings, cache=False, options=options(breaker_failures=3))
         with pytest.raises(EndpointUnavailableError) as exc:
-            client.run(reqs(10))
+            run_batch(client, reqs(10))
     assert "auth: Bearer ***" in str(exc.value) and key not in str(exc.value)
     assert key not in exc.value.result.model_dump_json()

@@ -91,7 +91,7 @@ def test_tool_calling_is_native_unless_a_role_asks_for_json():
 
 
 def test_reasoning_content_is_read_apart_from_the_content():
-    from funreason_pipeline.llm.models import parse_completion
+    from funreason_pipeline.llm.transport import parse_completion
 
     body = {"choices": [{"message": {"content": "", "reasoning_content": "I need the id first.",
                                      "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "{}"}}]},

@@ -20,7 +20,6 @@ __all__ = [
     "LLMResponse",
     "LLMResult",
     "ToolCall",
-    "parse_completion",
 ]
 
 
@@ -155,38 +154,3 @@ class BatchResult(BaseModel):
     @property
     def failures(self) -> list[LLMFailure]:
         return [r for r in self.results if isinstance(r, LLMFailure)]
-
-
-def parse_completion(body: bytes | str) -> tuple[str | None, list[ToolCall], str | None, int, int, str | None]:
-    """(content, tool_calls, finish_reason, input_tokens, output_tokens, reasoning) of a chat completion body.
-
-    Raises ValueError if the body is not a chat completion. Plain `json.loads`, no SDK objects.
-    """
-    try:
-        data = json.loads(body)
-        choice = data["choices"][0]
-        msg = choice["message"]
-        content = msg.get("content")
-        calls = []
-        for tc in msg.get("tool_calls") or ():
-            fn = tc["function"]
-            args = fn.get("arguments")
-            calls.append(
-                ToolCall.model_construct(
-                    id=tc.get("id") or "",
-                    name=fn["name"],
-                    arguments=args if isinstance(args, str) else json.dumps(args),
-                )
-            )
-        usage = data.get("usage") or {}
-        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-        return (
-            content if content is None or isinstance(content, str) else json.dumps(content),
-            calls,
-            choice.get("finish_reason"),
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-            reasoning if isinstance(reasoning, str) and reasoning else None,
-        )
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not a chat completion: {type(exc).__name__}: {exc}") from None

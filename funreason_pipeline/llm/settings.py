@@ -14,6 +14,9 @@ A role without a base URL is **offline**: `settings.is_offline(role)`; the offli
 
 The API key is a `SecretStr`: it never shows in repr/str/model_dump, and it is not part of
 `fingerprint()` nor of any request hash.
+
+`ClientOptions` are the client's knobs set in code, not the environment: retry budget and backoff,
+limiter, breaker, cache flushes, HTTP backend, hedging budget (tests shorten them).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["OFFLINE_MODEL", "ROLE_DEFAULTS", "LLMSettings", "Role", "RoleSettings"]
+__all__ = ["OFFLINE_MODEL", "ROLE_DEFAULTS", "ClientOptions", "LLMSettings", "Role", "RoleSettings"]
 
 OFFLINE_MODEL = "offline"
 ENV_PREFIX = "FUNREASON_LLM_"
@@ -66,7 +69,7 @@ class RoleSettings(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(2048, gt=0)
     timeout_s: float = Field(120.0, gt=0)
-    # tail latency (client.LLMSession._hedged_post): an answer slower than hedge_factor x the role's
+    # tail latency (hedging.first_reply): an answer slower than hedge_factor x the role's
     # recent p95 (and at least hedge_min_s) gets a second copy; the first to finish wins. 0 = off.
     # 2, not 3: a stalled copy holds its attempt's slot until it is hedged, so under E3's 10% hangs
     # 3 x p95 cost ~15% more wall time (bench/bench_tail.py); the copies hold no slot and come from
@@ -217,3 +220,43 @@ class LLMSettings(BaseModel):
 
     def fingerprint(self, role: Role | str) -> str:
         return self.role(role).fingerprint()
+
+
+class ClientOptions(BaseModel):
+    """Retry, rate-limit, breaker and cache knobs (defaults suit real endpoints; tests shorten them)."""
+
+    # tries for 5xx / timeout / connection / bad body. A failed request can end a whole trajectory, and
+    # at R1's mix (~30% of the attempts that count fail) 4 tries lost 0.9% of requests, 8 lose 1e-4;
+    # a dead endpoint is the breaker's job (25 failures in a row), not this budget's
+    max_attempts: int = Field(8, ge=1)
+    max_rate_limit_retries: int = Field(30, ge=0)  # extra tries for 429/503
+    backoff_base_s: float = 0.5
+    # the limiter bounds the load retries put on an endpoint, so backoff only spaces tries out over a
+    # short outage: 8 tries at 0.5 s doubling to 5 s span ~17 s (4 up to 20 s spanned ~2.6 s), while
+    # a 20 s cap let the unluckiest requests of a run (6-7 failures, a few per 10,000) wait 35-55 s
+    backoff_max_s: float = 5.0
+    max_retry_after_s: float = 60.0
+    aimd_decrease: float = Field(0.95, gt=0, lt=1)  # P3: 0.95 -> ~0.91 of capacity, 0.9 -> ~0.86
+    aimd_increase: float = Field(1.0, gt=0)
+    # no success for this many endpoint failures in a row: dead (limiter.py: why 25, not 10)
+    breaker_failures: int = Field(25, ge=1)
+    breaker_connect_failures: int = Field(3, ge=1)
+    breaker_cooldown_s: float = 30.0
+    raise_on_circuit_open: bool = True  # raise EndpointUnavailableError after the batch
+    # DuckDB flushes: None = 5 s, since every response is journalled at once (0.25 s if no journal)
+    cache_flush_interval_s: float | None = None
+    cache_flush_max_rows: int = 1024
+    cache_journal: bool = True
+    send_role_header: bool = True  # X-Funreason-Role: lets the test server script answers per role
+    max_live_tasks: int = 4096  # bounds memory for huge batches (tasks, not concurrency)
+    # "auto": aiohttp transport if installed (about 1/3 less CPU per request than httpx2 at C=64, and
+    # it scales to C=256) unless a proxy is configured; else httpx2 with its pool split in shards
+    http_backend: Literal["auto", "aiohttp", "httpx"] = "auto"
+    pool_shard_size: int = Field(32, ge=1)  # httpx2 only: connections per AsyncOpenAI shard
+    # hedging (per-role factor / floor / count are RoleSettings): answers needed before the p95 counts,
+    # and how often an unanswered request looks again while the p95 is not known yet
+    hedge_min_samples: int = Field(20, ge=1)
+    hedge_poll_s: float = Field(0.5, gt=0)
+    # hedge copies on the wire at once, as a share of the concurrency (they hold no limiter slot):
+    # bounds the extra load if a server stalls everything; 0 = no hedging
+    hedge_budget: float = Field(0.5, ge=0)

@@ -27,8 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from funreason_pipeline.llm.client import EndpointUnavailableError, LLMClient, LLMSession, run_sync
+from funreason_pipeline.llm.client import LLMClient, run_sync
 from funreason_pipeline.llm.models import BatchResult, BatchStats, LLMFailure, LLMRequest, LLMResponse
+from funreason_pipeline.llm.session import LLMSession
 from funreason_pipeline.llm.settings import Role
 
 __all__ = [
@@ -210,11 +211,9 @@ async def arun_structured(
         await session.aclose()
     stats = session.snapshot()
     stats.items = len(requests)  # items are counted once (repairs are requests, not items)
-    dead = session.dead_message()
-    if dead and client.options.raise_on_circuit_open:
-        batch = BatchResult(results=[r.response if r.failure is None and r.response is not None
-                                     else r.failure for r in final], stats=stats)  # type: ignore[misc]
-        raise EndpointUnavailableError(dead, batch)
+    if session.dead_message():  # the batch is only built when there is a dead endpoint to report
+        session.raise_if_dead(BatchResult(results=[r.response if r.failure is None and r.response is not None
+                                                   else r.failure for r in final], stats=stats))  # type: ignore[misc]
     reasons = Counter(r.reason for r in final if not r.ok)
     return StructuredBatch(
         results=final,
