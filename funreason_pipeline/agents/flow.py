@@ -25,6 +25,13 @@ from typing import Any
 
 from funreason_pipeline.agents import offline
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, intermediate_values, structure, turn_offset
+from funreason_pipeline.agents.answers import (
+    CritiqueAnswer,
+    QueryAnswer,
+    ReasoningAnswer,
+    ReplyAnswer,
+    ToolingAnswer,
+)
 from funreason_pipeline.agents.budget import (
     PromptTooLong,
     check_messages,
@@ -33,13 +40,6 @@ from funreason_pipeline.agents.budget import (
     payload,
 )
 from funreason_pipeline.agents.chat import group_steps, turn_messages
-from funreason_pipeline.agents.llm_backend import (
-    CritiqueAnswer,
-    QueryAnswer,
-    ReasoningAnswer,
-    ReplyAnswer,
-    ToolingAnswer,
-)
 from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt, prompt_version
 from funreason_pipeline.agents.query_check import check_query
 from funreason_pipeline.environments.toolsets import ToolsetConfig
