@@ -6,6 +6,17 @@ import pytest
 # Dagster wants a home even for ephemeral test instances; never the developer's data/ folder
 os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp(prefix="funreason-test-home-"))
 
+# Fixtures that build a whole demo: every test using one is heavy (`make test-heavy`, CI's `make test-all`),
+# whether it says so or not. demo_day (tests/test_rl_export.py): a demo day of all 14 BFCL toolsets.
+HEAVY_FIXTURES = {"demo_day"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.heavy)
+
 
 @pytest.fixture
 def tmp_db(tmp_path, monkeypatch):
@@ -14,3 +25,17 @@ def tmp_db(tmp_path, monkeypatch):
     monkeypatch.setenv("FUNREASON_DB", str(db))
     monkeypatch.setenv("FUNREASON_EXPORTS", str(tmp_path / "exports"))
     return db
+
+
+@pytest.fixture(scope="session")
+def stage_chain(tmp_path_factory):
+    """Stage rows instead of a whole demo: one offline tickets partition through every stage function of
+    funreason_pipeline.stages, without Dagster, each output stored in a real DuckDB file as its asset
+    would be (stage_rows.build_chain). Built once per session (per xdist worker); tests only read it."""
+    from stage_rows import build_chain
+
+    root = tmp_path_factory.mktemp("stages")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUNREASON_EXPORTS", str(root / "exports"))
+        out = build_chain(root / "funreason.duckdb")
+    return out

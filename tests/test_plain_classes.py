@@ -359,6 +359,7 @@ def test_a_lookup_that_finds_nothing_tries_the_state_s_names():
 
 
 
+@pytest.mark.heavy  # a whole `cli demo` of three toolsets
 def test_cli_demo_yields_on_the_plain_classes(tmp_path):
     """The blocking phase1_yield check passes for each plain class, with >= 4 user turns per dialogue."""
     db = tmp_path / "db.duckdb"

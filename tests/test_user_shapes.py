@@ -241,6 +241,7 @@ def test_cli_sets_a_default_dagster_home(monkeypatch, tmp_path):
 
 
 
+@pytest.mark.heavy  # a whole `cli demo` of three toolsets
 def test_cli_demo_on_the_examples_and_a_broken_environment(tmp_path):
     """Through the real CLI and Dagster: the examples pass their blocking checks with >= 4 user turns
     per dialogue; the broken toolset makes `cli demo` exit 1 with a message naming it and its error."""
