@@ -18,6 +18,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.heavy)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _probe_cache_shared_by_the_workers(tmp_path_factory, worker_id):
+    """graph_helpers' probing cache, shared by the xdist workers of this session (their common temp dir)."""
+    import graph_helpers
+
+    base = tmp_path_factory.getbasetemp()
+    graph_helpers.SHARED_DIR = base if worker_id == "master" else base.parent
+    yield
+    graph_helpers.SHARED_DIR = None
+
+
 @pytest.fixture
 def tmp_db(tmp_path, monkeypatch):
     """A fresh DuckDB path for the test; FUNREASON_DB points at it so every module agrees."""
