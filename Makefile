@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 PIP_QUIET := --quiet --disable-pip-version-check --no-warn-script-location
 
-.PHONY: install mcp-servers demo test test-ci faults browser cluster cluster-down ui check lint clean
+.PHONY: install mcp-servers demo test test-heavy test-all test-ci faults browser cluster cluster-down ui check lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m funreason_pipeline.cli demo
 
+# the everyday suite; the heavy end-to-end tests (@pytest.mark.heavy: cluster, browser, backfill daemon,
+# crash and resume, CLI demos, docs verbatim) are in test-heavy; test-all (what CI runs) is both, one session
 test: install mcp-servers
+	$(BIN)/pytest -q -n 2 -m "not heavy" tests
+
+test-heavy: install mcp-servers
+	$(BIN)/pytest -q -n 2 -m heavy tests
+
+test-all: install mcp-servers
 	$(BIN)/pytest -q -n 2 tests
 
 # the full fault suite: R1 fault mix and R2 crash-and-resume (LLM stage, DuckDB writes) at a larger size
@@ -56,7 +64,7 @@ browser:
 
 test-ci: install mcp-servers browser
 	./scripts/cluster_up.sh install
-	FUNREASON_REQUIRE_BROWSER=1 FUNREASON_REQUIRE_CLUSTER=1 $(BIN)/pytest -q -n 2 tests
+	FUNREASON_REQUIRE_BROWSER=1 FUNREASON_REQUIRE_CLUSTER=1 $(MAKE) test-all
 
 # a one-machine cluster with real services (README "Running on several machines"): apt-installs
 # PostgreSQL and Redis (as root), starts them on loopback with 2 Celery workers, runs a day of 4 toolsets

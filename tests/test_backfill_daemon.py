@@ -44,6 +44,7 @@ RUNS = """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backf
   ... on Runs { results { runId status tags { key value } } } } }"""
 
 
+@pytest.mark.heavy  # dagster-daemon and webserver processes running a 3-day backfill
 def test_backfill_three_days_two_toolsets_through_daemon(tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("FUNREASON_LLM_")]:
         monkeypatch.delenv(k)

@@ -171,6 +171,7 @@ def _reference(tmp_path: Path, toolsets: list[str]) -> subprocess.Popen:
     return e2e.spawn(cp.cli_cmd(cli), env, tmp_path / "reference.log")
 
 
+@pytest.mark.heavy  # real PostgreSQL, Redis and two Celery workers running a day, a worker killed
 def test_cluster_day_on_two_workers_matches_local_run_and_survives_a_killed_worker(cluster, tmp_path):
     from funreason_pipeline.environments.toolsets import load_toolsets
 
@@ -299,6 +300,7 @@ print("RETRIES", storage.CONFLICT_RETRIES["count"], flush=True)
 """
 
 
+@pytest.mark.heavy  # six processes writing one DuckLake table on the cluster's PostgreSQL
 def test_lake_concurrent_writers_lose_and_duplicate_nothing(cluster, tmp_path):
     """Six processes replace partitions of one DuckLake table at once, three rounds each: four own two
     toolsets each (one output of two partitions per run), two race on the same partition from empty.

@@ -53,6 +53,7 @@ def offline(monkeypatch):
         monkeypatch.delenv(k)
 
 
+@pytest.mark.heavy  # crash and resume: many killed `cli demo` processes and reruns
 def test_sigkill_during_duckdb_writes_then_rerun_matches_uninterrupted_run(tmp_path, offline):
     ref_db, db = tmp_path / "reference.duckdb", tmp_path / "crash.duckdb"
     ref_env = e2e.isolated_env(tmp_path / "ref", ref_db)

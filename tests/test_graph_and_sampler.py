@@ -5,27 +5,23 @@ import importlib
 import inspect
 import json
 import random
-from functools import cache
 
 import pytest
+from graph_helpers import bfcl_graph
 
 from funreason_pipeline.environments.bfcl import BFCL_CLASSES
 from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.graph.api_graph import ApiGraph
-from funreason_pipeline.graph.build import build_edges, data_edges_from_schemas
+from funreason_pipeline.graph.build import data_edges_from_schemas
 from funreason_pipeline.sampling.phase1 import sample_partition
 from funreason_pipeline.sampling.sampler import DirectedSampler, SamplerConfig, TargetPlanner
-from funreason_pipeline.seeds import stable_seed
 
 CROSS = ["files_twitter", "trading_messages", "travel_tickets", "vehicle_messages"]
 
 
-@cache
 def graph_for(name):
-    ts = toolset_by_name(name)
-    tools = toolset_tools(ts)
-    scenarios = [generate_scenario(ts, stable_seed("probe", name, i)) for i in range(4)]
-    return ts, tools, build_edges(ts, tools, scenarios, seed=1)
+    """(ts, tools, edges): 4 probe scenarios, seed 1, probed once per session (graph_helpers)."""
+    return bfcl_graph(name)
 
 
 def test_schema_data_edges_follow_names_and_nouns():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 from cli_helpers import clean_env
 
 # the definitions fix their toolset partitions at import: import them here, under the normal toolset
@@ -26,6 +27,7 @@ def _graph_builds(home: Path) -> int:
             limit=100).records)
 
 
+@pytest.mark.heavy  # three whole `cli demo` processes
 def test_graph_is_reused_until_its_inputs_change(tmp_path, monkeypatch):
     pkg = tmp_path / "reuse_envs"
     pkg.mkdir()

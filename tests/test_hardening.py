@@ -12,6 +12,7 @@ from funreason_pipeline.export.formats import parse_pythonic_calls
 from funreason_pipeline.verify.execution import ProposedCall, parse_tool_calls
 
 
+@pytest.mark.heavy  # two whole demos of two toolsets
 def test_two_offline_runs_of_one_partition_give_byte_identical_exports(tmp_path, monkeypatch):
     from funreason_pipeline.cli import run_demo
 

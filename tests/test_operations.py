@@ -97,12 +97,10 @@ def test_prompt_edit_marks_exactly_the_asset_and_lets_unchanged_output_stop_the_
         assert set(st.values()) == {StaleStatus.FRESH}, st
 
 
-def test_lineage_view_traces_a_sample_to_its_origins(tmp_db):
-    from funreason_pipeline.cli import run_demo
-
-    with dg.instance_for_test() as inst:
-        assert run_demo("2026-04-02", ["messages"], instance=inst)
-    with duckdb.connect(str(tmp_db), read_only=True) as con:
+def test_lineage_view_traces_a_sample_to_its_origins(stage_chain):
+    """On stage rows (conftest's `stage_chain`: every stage of one offline partition, stored as its asset
+    would be, the day export creating the view) instead of a whole demo."""
+    with duckdb.connect(str(stage_chain["db"]), read_only=True) as con:
         row = con.execute("SELECT sample_id, trajectory_id, scenario, graph_version, query_model, cot_model, "
                           "cot_prompt_version FROM sample_lineage LIMIT 1").fetchone()
     assert row is not None and all(v is not None for v in row)

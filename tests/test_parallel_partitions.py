@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("dagster_e2e", ROOT / "scripts" / "dagster_e2e.py")
@@ -34,6 +35,7 @@ OTHER_TABLES = {  # the per-toolset graph tables and the per-day export manifest
 }
 
 
+@pytest.mark.heavy  # four whole `cli demo` processes at once plus a reference run
 def test_four_partition_runs_in_parallel_on_one_duckdb(tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("FUNREASON_LLM_")]:
         monkeypatch.delenv(k)

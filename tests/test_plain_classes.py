@@ -18,6 +18,7 @@ from typing import NamedTuple
 import duckdb
 import pytest
 from cli_helpers import clean_env
+from graph_helpers import user_edges
 from pydantic import BaseModel
 
 from funreason_pipeline.environments.toolsets import generate_scenario, parse_toolsets, toolset_tools
@@ -34,7 +35,6 @@ from funreason_pipeline.matching.arguments import ArgumentProvider
 from funreason_pipeline.matching.names import result_key
 from funreason_pipeline.matching.values import harvest, harvest_rows
 from funreason_pipeline.models import ToolSpec
-from funreason_pipeline.seeds import stable_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN = ROOT / "tests" / "envs" / "plain_toolsets.yaml"
@@ -48,10 +48,8 @@ def plain():
 
 
 def _edges(ts):
-    tools = toolset_tools(ts)
-    scenarios = [generate_scenario(ts, stable_seed("probe", ts.name, i)) for i in range(4)]
-    report: dict = {}
-    return tools, build_edges(ts, tools, scenarios, seed=stable_seed("probe-args", ts.name), report=report), report
+    """(tools, edges, report) as the graph stage probes them, once per session (graph_helpers)."""
+    return user_edges(ts)
 
 
 def _spec(name: str, props: dict, required: list[str] | None = None) -> ToolSpec:
@@ -361,6 +359,7 @@ def test_a_lookup_that_finds_nothing_tries_the_state_s_names():
 
 
 
+@pytest.mark.heavy  # a whole `cli demo` of three toolsets
 def test_cli_demo_yields_on_the_plain_classes(tmp_path):
     """The blocking phase1_yield check passes for each plain class, with >= 4 user turns per dialogue."""
     db = tmp_path / "db.duckdb"

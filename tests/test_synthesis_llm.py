@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from graph_helpers import bfcl_graph
 
 from funreason_pipeline.agents import prompts
 from funreason_pipeline.agents.advanced_tool import mentionable
@@ -17,12 +18,9 @@ from funreason_pipeline.agents.dialogue import build_dialogue
 from funreason_pipeline.agents.flow import STEP_RESULTS
 from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
-from funreason_pipeline.environments.toolsets import generate_scenario, toolset_by_name, toolset_tools
-from funreason_pipeline.graph.build import build_edges
 from funreason_pipeline.llm import LLMClient, LLMSettings
 from funreason_pipeline.llm.structured import REPAIR_PROMPT
 from funreason_pipeline.sampling.phase1 import sample_partition
-from funreason_pipeline.seeds import stable_seed
 from testing.llm_server import R1_FAULTS, ServerConfig, TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,9 +32,7 @@ REPAIR = REPAIR_PROMPT.split("{")[0]
 
 @cache
 def phase1(name="tickets"):
-    ts = toolset_by_name(name)
-    tools = toolset_tools(ts)
-    edges = build_edges(ts, tools, [generate_scenario(ts, stable_seed("probe", name, i)) for i in range(4)], seed=1)
+    ts, tools, edges = bfcl_graph(name)  # probed once per session
     trajs = sample_partition(ts, tools, edges, "2026-07-01", 3, max_extra=0).trajectories
     return ts, tools, [type(t).model_validate_json(t.model_dump_json()) for t in trajs]
 

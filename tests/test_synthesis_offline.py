@@ -5,26 +5,23 @@ from functools import cache
 
 import pytest
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
+from graph_helpers import bfcl_graph
 
 from funreason_pipeline.agents.advanced_tool import structure
 from funreason_pipeline.agents.dialogue import build_dialogue
 from funreason_pipeline.agents.phase2 import run_phase2
 from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.agents.query_check import check_query
-from funreason_pipeline.environments.toolsets import World, generate_scenario, toolset_by_name, toolset_tools
+from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.export.formats import dialogue_to_samples
-from funreason_pipeline.graph.build import build_edges
 from funreason_pipeline.sampling.phase1 import sample_partition
-from funreason_pipeline.seeds import stable_seed
 
 TOOLSETS = ["tickets", "travel", "files_twitter", "trading_messages"]
 
 
 @cache
 def synthesize(name):
-    ts = toolset_by_name(name)
-    tools = toolset_tools(ts)
-    edges = build_edges(ts, tools, [generate_scenario(ts, stable_seed("probe", name, i)) for i in range(4)], seed=1)
+    ts, tools, edges = bfcl_graph(name)  # probed once per session
     trajs = sample_partition(ts, tools, edges, "2026-05-05", 4).trajectories
     # what the assets do: trajectories go through JSON (DuckDB) before the next stage
     trajs = [type(t).model_validate_json(t.model_dump_json()) for t in trajs]

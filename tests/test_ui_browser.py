@@ -101,6 +101,7 @@ def _render_until(url: str, png: Path, wanted: list[str], tmp: Path) -> str:
     raise AssertionError(f"{url}: rendered page lacks {missing}; DOM saved to {png.with_suffix('.html')}")
 
 
+@pytest.mark.heavy  # a demo, the Dagster webserver and headless Chromium
 def test_dagster_ui_renders_asset_graph_and_asset_page(tmp_path):
     _require_chromium()
     ARTIFACTS.mkdir(exist_ok=True)

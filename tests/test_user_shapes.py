@@ -25,6 +25,7 @@ from typing import Annotated, Literal, NotRequired, Optional, TypedDict
 import duckdb
 import pytest
 from cli_helpers import clean_env
+from graph_helpers import user_edges
 from pydantic import BaseModel, Field
 
 from funreason_pipeline import config
@@ -33,7 +34,6 @@ from funreason_pipeline.environments.toolsets import (
     generate_scenario,
     load_toolsets,
     parse_toolsets,
-    toolset_tools,
 )
 from funreason_pipeline.environments.user import UnusableType, UserFactory, derive_tools, hint_schema
 from funreason_pipeline.graph.api_graph import ApiGraph
@@ -82,11 +82,8 @@ def envs():
 
 
 def _edges(ts):
-    tools = toolset_tools(ts)
-    scenarios = [generate_scenario(ts, stable_seed("probe", ts.name, i)) for i in range(4)]
-    report: dict = {}
-    edges = build_edges(ts, tools, scenarios, seed=stable_seed("probe-args", ts.name), report=report)
-    return tools, edges, report
+    """(tools, edges, report) as the graph stage probes them, once per session (graph_helpers)."""
+    return user_edges(ts)
 
 
 def _found(edges: list[Edge]) -> set[tuple]:
@@ -244,6 +241,7 @@ def test_cli_sets_a_default_dagster_home(monkeypatch, tmp_path):
 
 
 
+@pytest.mark.heavy  # a whole `cli demo` of three toolsets
 def test_cli_demo_on_the_examples_and_a_broken_environment(tmp_path):
     """Through the real CLI and Dagster: the examples pass their blocking checks with >= 4 user turns
     per dialogue; the broken toolset makes `cli demo` exit 1 with a message naming it and its error."""
@@ -271,6 +269,7 @@ def test_cli_demo_on_the_examples_and_a_broken_environment(tmp_path):
 DOCS = ROOT / "docs" / "user_environments.md"
 
 
+@pytest.mark.heavy  # docs verbatim: every command of the docs page in a fresh copy, demos included
 def test_docs_commands_run_verbatim_in_a_fresh_copy(tmp_path):
     """Every `<!-- run -->` block of docs/user_environments.md, as written, in a copy of the tracked
     files (a fresh clone plus this checkout's .venv), with no FUNREASON_* or DAGSTER_HOME set."""
