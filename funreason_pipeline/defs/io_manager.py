@@ -191,7 +191,7 @@ def _multi_key(pdef: dg.MultiPartitionsDefinition, key: str | dg.MultiPartitionK
 
 def _dimension_exprs(asset_key: dg.AssetKey, pdef: dg.MultiPartitionsDefinition, expr: object) -> dict[str, str]:
     if not isinstance(expr, Mapping):
-        raise ValueError(f"Asset '{asset_key.to_user_string()}' has multi-dimensional partitions, so its "
+        raise TypeError(f"Asset '{asset_key.to_user_string()}' has multi-dimensional partitions, so its "
                          f"'partition_expr' metadata must map each dimension to a column, not {expr!r}")
     missing = [d.name for d in pdef.partitions_defs if not expr.get(d.name)]
     if missing:
