@@ -13,8 +13,6 @@ import enum
 import json
 import os
 import random
-import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -24,7 +22,7 @@ from typing import Annotated, Literal, NotRequired, Optional, TypedDict
 
 import duckdb
 import pytest
-from cli_helpers import clean_env
+from cli_helpers import clean_env, run_docs_verbatim
 from graph_helpers import user_edges
 from pydantic import BaseModel, Field
 
@@ -274,24 +272,8 @@ def test_docs_commands_run_verbatim_in_a_fresh_copy(tmp_path):
     """Every `<!-- run -->` block of docs/user_environments.md, as written, in a copy of the tracked
     files (a fresh clone plus this checkout's .venv), with no FUNREASON_* or DAGSTER_HOME set."""
     clone = tmp_path / "clone"
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for rel in tracked.splitlines():
-        if (ROOT / rel).is_file() and not rel.startswith(("tests/", "bench/")):
-            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, clone / rel)
-    (clone / ".venv").symlink_to(ROOT / ".venv")
-    text = DOCS.read_text()
-    for path, body in re.findall(r"<!-- file: (\S+) -->\n```\w+\n(.*?)```", text, re.DOTALL):
-        (clone / path).parent.mkdir(parents=True, exist_ok=True)
-        (clone / path).write_text(body)  # steps 1-3: the user writes these files
-    blocks = re.findall(r"<!-- run -->\n```bash\n(.*?)```", text, re.DOTALL)
-    assert len(blocks) >= 5
-    outputs = []
-    for block in blocks:
-        proc = subprocess.run(["bash", "-e", "-c", block], cwd=clone, env=clean_env(), capture_output=True,
-                              text=True, timeout=600, check=False)
-        assert proc.returncode == 0, f"{block}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-        outputs.append(proc.stdout)
+    outputs = run_docs_verbatim(DOCS, clone, ROOT)  # steps 1-3: the user writes the page's files
+    assert len(outputs) >= 5
     assert "data search_books -> borrow book_id" in outputs[0] and "state sign_in -> borrow" in outputs[0]
     assert "graph edges exercised" in outputs[1]
     assert (clone / "data" / "dagster_home" / "dagster.yaml").exists()  # the default DAGSTER_HOME
