@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from typing import Any
 
 from funreason_pipeline.agents.advanced_tool import AdvancedTool, mentionable
+from funreason_pipeline.matching.names import name_words
 from funreason_pipeline.models import ToolCall, ToolSpec
 
 OFFLINE = "offline"
@@ -30,13 +30,10 @@ _OPENERS = ["Could you", "Can you", "Please", "I need you to", "Would you", "Hel
 _CLOSERS = ["Thanks!", "Let me know how it goes.", "Appreciate it.", "", "Cheers.", "Keep it quick, please."]
 
 
-_NAME_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-
-
 def _words(name: str) -> str:
-    """A name as plain words, not stemmed: get_user_tickets -> "get user tickets", lockDoors ->
-    "lock doors" (matching's tokens singularize, which reads wrong in a sentence)."""
-    return " ".join(p.lower() for p in _NAME_PARTS.findall(name))
+    """A name as plain words: lockDoors -> "lock doors" (matching's tokens singularize, which reads
+    wrong in a sentence)."""
+    return " ".join(name_words(name))
 
 
 def _phrase(tool: str) -> str:

@@ -23,6 +23,12 @@ _SPLIT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
 @lru_cache(maxsize=4096)
+def name_words(name: str) -> tuple[str, ...]:
+    """A name's words as written, lower-cased, not singularized: "get_user_tickets" -> get, user,
+    tickets (for sentences; `tokens` is for matching)."""
+    return tuple(p.lower() for p in _SPLIT.findall(name))
+
+
 def tokens(name: str) -> tuple[str, ...]:
     out = []
     for part in _SPLIT.findall(name):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_pipeline.environments.toolsets import World
-from funreason_pipeline.matching.names import is_secret
+from funreason_pipeline.matching.names import is_secret, name_words
 from funreason_pipeline.matching.values import harvest
 from funreason_pipeline.models import ToolCall, ToolSpec
 from funreason_pipeline.verify.replay import canonical
@@ -326,10 +326,6 @@ _UNDO = frozenset({"cancel", "delete", "remove", "rm", "rmdir", "unfollow", "clo
                    "unsubscribe", "unregister", "withdraw", "retract"})
 
 
-def _name_words(name: str) -> list[str]:
-    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)]
-
-
 def _made_by(delta: frozenset) -> set[str]:
     """The names and values a write put into the state (canonical): the file `q3.txt`, the user
     followed, the contact added."""
@@ -368,7 +364,7 @@ def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozense
             raise TurnNotKept(f"reads_own_write: {target.tool} reads {min(made & wanted)} that "
                               f"{calls[i].tool} of the same turn made")
         undone = sorted(v for v in made & wanted if at_end[v] <= at_start[v])
-        if _UNDO & set(_name_words(target.tool)):
+        if _UNDO & set(name_words(target.tool)):
             # cancelling, deleting or closing what the same request just made (book, then cancel
             # that appointment), whether the user named it or its result did
             # (a credential the turn's login made is what lets it act, not what it takes back)
