@@ -315,3 +315,32 @@ def test_a_list_comes_from_one_result_or_from_the_user_never_a_mix():
             assert set(names) <= allowed, (args, sources)
         else:
             assert not set(names) & {"@xdubois54", "@isaac_writes", "@olivia_horvat"}, (args, sources)
+
+
+def test_a_folder_never_fills_a_files_parameter_and_a_file_never_a_folders():
+    """`diff(file_name1="config", file_name2="home")` with both directories asked for nothing: a listing
+    names files and folders alike, the state tells them apart (entries holding `contents` are folders)."""
+    from funreason_pipeline.matching.meaning import fits_kind
+    from funreason_pipeline.matching.values import entry_kind
+
+    assert not fits_kind("file_name1", "directory") and fits_kind("file_name1", "file")
+    assert not fits_kind("folder", "file") and fits_kind("folder", "directory")
+    assert fits_kind("file_name", "") and fits_kind("source", "directory")  # unknown, or not a file parameter
+    assert entry_kind({"name": "a", "contents": {}}) == "directory" and entry_kind({"content": "x"}) == "file"
+    assert entry_kind({"type": "directory"}) == "directory" and entry_kind({"id": 3}) == ""
+    files = specs("files")
+    tree = {"root": {"name": "alex", "contents": {
+        "config": {"name": "config", "contents": {}}, "home": {"name": "home", "contents": {}},
+        "notes.txt": {"name": "notes.txt", "content": "a"}, "todo.txt": {"name": "todo.txt", "content": "b"}}}}
+    state = harvest({"GorillaFileSystem": tree})
+    results = harvest({"current_directory_content": ["config", "home", "notes.txt", "todo.txt"]}, source=0,
+                      producer="ls")
+    fed = {("diff", p): {("ls", "current_directory_content")} for p in ("file_name1", "file_name2")}
+    for args in proposals(files["diff"], results, state, provider=ArgumentProvider(data_fields=fed)):
+        assert not {args["file_name1"], args["file_name2"]} & {"config", "home"}, args
+    for args in proposals(files["cd"], results, state):
+        assert args["folder"] not in ("notes.txt", "todo.txt"), args
+    # the same listing without the state: nothing tells them apart, and a folder may be proposed
+    seen = {v for args in proposals(files["diff"], results, provider=ArgumentProvider(data_fields=fed))
+            for v in args.values()}
+    assert seen & {"config", "home"}, seen

@@ -17,12 +17,15 @@ from typing import Any
 from funreason_pipeline.matching.formats import described_format, in_format
 from funreason_pipeline.matching.meaning import (
     can_carry,
+    fits_kind,
     fits_name,
     free_text,
     is_free_text,
     is_handle,
     is_message_text,
     looks_like_id,
+    names_a_file,
+    names_a_folder,
     names_a_person,
     person_name,
     zero_is_no_op,
@@ -261,13 +264,18 @@ class ArgumentProvider:
             good, bad = learned.get(label, (0, 0))
             buckets.append((weight * min(4.0, max(0.25, (1 + good) / (1 + bad / 2))), items, is_value, label))
 
+        kinds = self._kinds(state) if names_a_file(name) or names_a_folder(name) else None
         for weight, vals, text_only in self._matches(spec, name, schema, results, from_results=True):
             fitting = self._fitting(vals, schema, text_only, meaning)
+            if kinds:  # a listing names files and folders alike: the state tells them apart
+                fitting = [v for v in fitting if fits_kind(name, kinds.get(v.value, ""))]
             if fitting:  # the preferred producer's values win most draws: its edge is the point
                 add(weight * (20.0 if vals[0].producer == prefer else 1.0), fitting, True,
                     ("result", vals[0].key, vals[0].producer))
         for weight, vals, _ in self._matches(spec, name, schema, state, from_results=False):
             fitting = self._fitting(vals, schema, meaning=meaning)
+            if kinds:
+                fitting = [v for v in fitting if fits_kind(name, v.kind)]
             if fitting:  # what earlier calls created (a new folder, a booking) is what users act on next
                 add(weight, fitting, True, ("state", vals[0].key, vals[0].producer))
         hint = self._hints.get((spec.name, name))
@@ -568,6 +576,18 @@ class ArgumentProvider:
 
     def _group_order(self, values: list[Value]) -> list[tuple[str, str]]:
         return self.__dict__["_group_cache"][id(values)][3]
+
+    def _kinds(self, state: list[Value]) -> dict[str, str]:
+        """Name -> what the state says it is (file, directory), for names of one kind only; kept
+        for the last state list (the sampler hands a new list after each state change)."""
+        last = self.__dict__.get("_kind_cache")
+        if last is None or last[0] is not state:
+            kinds: dict[str, str] = {}
+            for v in state:
+                if v.kind and isinstance(v.value, str):
+                    kinds[v.value] = v.kind if kinds.get(v.value, v.kind) == v.kind else ""
+            last = self.__dict__["_kind_cache"] = (state, kinds)
+        return last[1]
 
     def _fitting(self, vals: list[Value], schema: dict[str, Any], text_only: bool = False,
                  meaning: Meaning = Meaning()) -> list[Value]:

@@ -9,6 +9,7 @@ predicates let the argument provider (and the quality counts) tell such values a
   dates or bare numbers (which belong where ids and dates go, never in prose);
 - `is_no_op`: arguments that make a call do nothing (a zero press, an empty update);
 - `fits_name`: a person's name holds no id, a folder's name no file extension;
+- `fits_kind`: a name the state files as a folder never fills a file's parameter, and the reverse;
 - `free_text`: a short plausible sentence for a prose parameter.
 """
 
@@ -88,6 +89,25 @@ def names_a_person(name: str) -> bool:
 def names_a_folder(name: str) -> bool:
     """A parameter that takes a directory's name (`dir_name`, `folder`)."""
     return bool(set(tokens(name)) & {"dir", "folder", "directory"}) and "file" not in tokens(name)
+
+
+def names_a_file(name: str) -> bool:
+    """A parameter that takes a file's name (`file_name`, `file_name1`), not a folder's."""
+    words = set(tokens(name))
+    return "file" in words and not words & {"dir", "folder", "directory"}
+
+
+_FOLDER_KINDS = frozenset({"directory", "dir", "folder"})
+
+
+def fits_kind(name: str, kind: str) -> bool:
+    """A name the world files as a folder is no file's name, and a file's is no folder's:
+    `diff(file_name1="config")` with `config` a directory asks for nothing."""
+    if not kind:
+        return True
+    if names_a_file(name):
+        return kind not in _FOLDER_KINDS
+    return not (names_a_folder(name) and kind == "file")
 
 
 _PERSON = re.compile(r"[A-Za-z][A-Za-z'-]*\.?(?: [A-Za-z][A-Za-z'-]*\.?)*")  # "Ana Jensen", "J. R. Smith"

@@ -20,6 +20,7 @@ class Value:
     source: int | None = None  # index of the call that produced it; None = from the state
     producer: str = ""  # tool name that produced it
     jtype: str = ""  # JSON type, computed once at harvest (matching runs per parameter per step)
+    kind: str = ""  # what a collection's entry says it is (`"type": "directory"`): a folder is no file
 
 
 def json_type(value: Any) -> str:
@@ -36,6 +37,17 @@ def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return "null"
+
+
+def entry_kind(entry: dict) -> str:
+    """What a collection's entry is, when it says so: its `type` or `kind` field, or, in a file
+    tree, "directory" for an entry holding `contents` and "file" for one holding `content`."""
+    for field in ("type", "kind"):
+        if isinstance(entry.get(field), str) and len(entry[field]) <= 20:
+            return entry[field]
+    if isinstance(entry.get("contents"), dict) or isinstance(entry.get("children"), dict):
+        return "directory"
+    return "file" if isinstance(entry.get("content"), str) else ""
 
 
 def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = "", depth: int = 0,
@@ -63,7 +75,7 @@ def harvest(obj: Any, key: str = "", source: int | None = None, producer: str = 
             return out
         for k, v in obj.items():
             if collection:
-                out.append(Value(key, k, source, producer, "string"))
+                out.append(Value(key, k, source, producer, "string", entry_kind(v)))
                 harvest(v, key, source, producer, depth + 1, out, limit)
             else:
                 harvest(v, k, source, producer, depth + 1, out, limit)
