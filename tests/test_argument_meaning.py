@@ -26,7 +26,7 @@ def specs(toolset):
 
 def proposals(spec, results=(), state=(), provider=None, seeds=SEEDS):
     provider = provider or ArgumentProvider(optional_rate=1.0)
-    return [provider.propose(spec, list(results), list(state), random.Random(s))[0] for s in seeds]
+    return [provider.propose(spec, list(results), list(state), random.Random(s)).args for s in seeds]
 
 
 # ---- formats ----------------------------------------------------------------------------------------
@@ -308,7 +308,8 @@ def test_a_list_comes_from_one_result_or_from_the_user_never_a_mix():
     unseen = harvest({"tweets": {"5": {"mentions": ["@mira", "@rahul"]}}})  # the state, not in any result
     provider = ArgumentProvider(optional_rate=1.0)
     for s in SEEDS:
-        args, sources, _ = provider.propose(twitter["post_tweet"], shown + other, unseen, random.Random(s))
+        got = provider.propose(twitter["post_tweet"], shown + other, unseen, random.Random(s))
+        args, sources = got.args, got.sources
         names = args.get("mentions") or []
         if "mentions" in sources:
             allowed = {4: {"@xdubois54", "@isaac_writes"}, 6: {"@olivia_horvat"}}[sources["mentions"]]

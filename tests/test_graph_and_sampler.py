@@ -179,7 +179,7 @@ def test_argument_sources_ranges_caps_maps_listings_and_examples():
                                                                "unit_in": {"type": "string"},
                                                                "unit_out": {"type": "string"}}})
     ex = ArgumentProvider(examples=examples, example_rate=1.0)
-    args, _, _ = ex.propose(spec, [], [], rng)
+    args = ex.propose(spec, [], [], rng).args
     assert {"unit_in": args["unit_in"], "unit_out": args["unit_out"]} in examples["imperial_si_conversion"]
     assert isinstance(args["value"], float | int)
     # an edge goal (prefer the result of `add`) takes the value from add, and still the unit pair
@@ -187,10 +187,11 @@ def test_argument_sources_ranges_caps_maps_listings_and_examples():
                            examples=examples, example_rate=1.0)
     results = harvest({"result": 12.5}, source=0, producer="add")
     for _ in range(10):
-        args, sources, _ = fed.propose(spec, results, [], rng, prefer="add")
+        got = fed.propose(spec, results, [], rng, prefer="add")
+        args, sources = got.args, got.sources
         assert {"unit_in": args["unit_in"], "unit_out": args["unit_out"]} in examples["imperial_si_conversion"]
         assert args["value"] == 12.5 or "value" not in sources
-    assert any(fed.propose(spec, results, [], rng, prefer="add")[1] == {"value": 0} for _ in range(10))
+    assert any(fed.propose(spec, results, [], rng, prefer="add").sources == {"value": 0} for _ in range(10))
 
 
 @pytest.mark.parametrize("name", ["messages", "vehicle", "math", "files"])
@@ -229,12 +230,12 @@ def test_argument_sources_that_failed_are_drawn_less_often():
     rng = random.Random(3)
 
     def from_state(n=300):
-        return sum(p.propose(spec, [], state, rng)[0]["file_name"].startswith("f") for _ in range(n))
+        return sum(p.propose(spec, [], state, rng).args["file_name"].startswith("f") for _ in range(n))
 
     before = from_state()
     for _ in range(40):  # every call with a file from the state fails (say, not in this directory)
-        args, _, _ = p.propose(spec, [], state, rng)
-        p.learn("cat", ok=not args["file_name"].startswith("f"))
+        proposal = p.propose(spec, [], state, rng)
+        p.learn(proposal, ok=not proposal.args["file_name"].startswith("f"))
     after = from_state()
     assert after < before * 0.8
 

@@ -31,7 +31,7 @@ from funreason_pipeline.graph.build import (
     observed_response_schema,
     response_fields,
 )
-from funreason_pipeline.matching.arguments import ArgumentProvider
+from funreason_pipeline.matching.arguments import ArgumentProvider, Proposal
 from funreason_pipeline.matching.names import result_key
 from funreason_pipeline.matching.values import harvest, harvest_rows
 from funreason_pipeline.models import ToolSpec
@@ -150,10 +150,11 @@ def _logins(provider: ArgumentProvider, n: int, seed: int = 0) -> list[tuple[dic
     rng, out = random.Random(seed), []
     for i in range(n):
         state = _accounts_state(seed * 1000 + i)
-        args, _, _ = provider.propose(LOGIN, [], harvest(state), rng, rows=harvest_rows(state))
+        proposal = provider.propose(LOGIN, [], harvest(state), rng, rows=harvest_rows(state))
+        args = proposal.args
         ok = state["X"]["accounts"].get(args.get("email")) == args.get("password")
-        provider.learn("login", ok, joint_only=provider.explore)
-        out.append((args, ok, provider.row_label()))
+        provider.learn(proposal, ok, joint_only=provider.explore)
+        out.append((args, ok, proposal.row_label))
     return out
 
 
@@ -185,9 +186,9 @@ def test_unnamed_pairs_need_an_identity_and_a_secret():
     spec = _spec("estimate_distance", {"cityA": {"type": "string"}, "cityB": {"type": "string"}})
     provider, rng = ArgumentProvider(explore=True), random.Random(0)
     for _ in range(30):
-        provider.propose(spec, [], harvest(state), rng, rows=harvest_rows(state))
-        assert provider.row_label() is None
-        provider.learn(spec.name, False, joint_only=True)
+        proposal = provider.propose(spec, [], harvest(state), rng, rows=harvest_rows(state))
+        assert proposal.row_label is None
+        provider.learn(proposal, False, joint_only=True)
 
 
 def test_a_record_filed_under_a_name_gives_the_name_with_its_token():
@@ -197,9 +198,10 @@ def test_a_record_filed_under_a_name_gives_the_name_with_its_token():
                    "user": None}}
     provider, rng, ok = ArgumentProvider(explore=True), random.Random(1), 0
     for _ in range(30):
-        args, _, _ = provider.propose(spec, [], harvest(state), rng, rows=harvest_rows(state))
+        proposal = provider.propose(spec, [], harvest(state), rng, rows=harvest_rows(state))
+        args = proposal.args
         good = state["X"]["team"].get(args["name"], {}).get("token") == args["token"]
-        provider.learn(spec.name, good, joint_only=True)
+        provider.learn(proposal, good, joint_only=True)
         ok += good
     assert ok >= 8
 
@@ -231,10 +233,10 @@ def test_a_bare_result_feeds_only_what_its_name_fits():
     for explore in (True, False):
         provider = ArgumentProvider(explore=explore)
         for _ in range(20):
-            args, sources, _ = provider.propose(_spec("post", {"comment": {"type": "string"}}), results, [], rng)
-            assert args["comment"] != "Welcome back ann"
-            args, sources, _ = provider.propose(_spec("read_note", {"note_id": {"type": "integer"}}), results, [], rng)
-            fed += args["note_id"] == 7 and sources == {"note_id": 1}
+            got = provider.propose(_spec("post", {"comment": {"type": "string"}}), results, [], rng)
+            assert got.args["comment"] != "Welcome back ann"
+            got = provider.propose(_spec("read_note", {"note_id": {"type": "integer"}}), results, [], rng)
+            fed += got.args["note_id"] == 7 and got.sources == {"note_id": 1}
     assert fed >= 30  # mostly the id add_note returned
 
 
@@ -290,9 +292,9 @@ def test_a_bare_result_becomes_an_edge_only_when_its_value_works(tmp_path):
 def _propose_until_ok(provider, spec, state, check, n=12, seed=0):
     rng = random.Random(seed)
     for i in range(n):
-        args, _, _ = provider.propose(spec, [], harvest(state), rng)
-        err = check(args)
-        provider.learn(spec.name, err is None, error=err)
+        proposal = provider.propose(spec, [], harvest(state), rng)
+        err = check(proposal.args)
+        provider.learn(proposal, err is None, error=err)
         if err is None:
             return i
     return None
@@ -315,13 +317,13 @@ def test_an_error_that_quotes_a_made_up_value_says_what_kind_it_wants():
 def test_an_error_about_a_value_taken_from_the_world_is_no_hint():
     spec = _spec("check_in", {"appointment_id": {"type": "string"}})
     provider = ArgumentProvider()
-    provider.propose(spec, [], harvest({"X": {"appointment_id": "A-1", "appointments": {"A-1": {"status": "x"}}}}),
-                     random.Random(0))
-    assert provider._last[1] == {"appointment_id": "A-1"} and not provider._last[2]  # taken from the state
-    provider.learn("check_in", False, error="appointment A-1 is cancelled")
+    proposal = provider.propose(
+        spec, [], harvest({"X": {"appointment_id": "A-1", "appointments": {"A-1": {"status": "x"}}}}), random.Random(0))
+    assert proposal.args == {"appointment_id": "A-1"} and not proposal.made_up  # taken from the state
+    provider.learn(proposal, False, error="appointment A-1 is cancelled")
     assert not provider._hints
-    provider._last = ("check_in", {"appointment_id": "alpha"}, {"appointment_id"})  # made up
-    provider.learn("check_in", False, error="user 'alpha' already exists")
+    made_up = Proposal("check_in", {"appointment_id": "alpha"}, made_up={"appointment_id"})
+    provider.learn(made_up, False, error="user 'alpha' already exists")
     assert not provider._hints  # an error that wants a new value points at no known one
 
 
@@ -343,15 +345,15 @@ def test_a_lookup_that_finds_nothing_tries_the_state_s_names():
     def hits(provider, n=20):
         rng, found = random.Random(2), 0
         for _ in range(n):
-            args, _, _ = provider.propose(spec, [], harvest(state), rng)
-            result = [{"sku": "x"}] if args["keyword"] in names else []
-            provider.learn("search", True, value=result)
+            proposal = provider.propose(spec, [], harvest(state), rng)
+            result = [{"sku": "x"}] if proposal.args["keyword"] in names else []
+            provider.learn(proposal, True, value=result)
             found += bool(result)
         return found
 
     assert hits(ArgumentProvider()) >= 10
     blind = ArgumentProvider()
-    blind.learn = lambda tool, ok, **kw: ArgumentProvider.learn(blind, tool, ok, error=kw.get("error"))
+    blind.learn = lambda proposal, ok, **kw: ArgumentProvider.learn(blind, proposal, ok, error=kw.get("error"))
     assert hits(blind) == 0
 
 

@@ -155,9 +155,9 @@ def test_a_username_and_its_pin_are_proposed_together_and_learned():
     def successes(with_rows: bool) -> int:
         provider, rng, ok = ArgumentProvider(), random.Random(3), 0
         for _ in range(60):
-            args, _, _ = provider.propose(login, [], harvest({"X": state}), rng, rows=rows if with_rows else None)
-            good = users.get(args.get("username")) == args.get("pin")
-            provider.learn("login", good)
+            proposal = provider.propose(login, [], harvest({"X": state}), rng, rows=rows if with_rows else None)
+            good = users.get(proposal.args.get("username")) == proposal.args.get("pin")
+            provider.learn(proposal, good)
             ok += good
         return ok
 

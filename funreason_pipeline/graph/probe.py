@@ -96,10 +96,10 @@ class WorldProbe:
         for spec in self.tools:
             for _ in range(self.attempts * 2):
                 probe = self.base.copy()
-                args, _, _ = self.provider.propose(spec, [], state, self.rng, rows=rows)
-                label = self.provider.row_label()
+                proposal = self.provider.propose(spec, [], state, self.rng, rows=rows)
+                args, label = proposal.args, proposal.row_label
                 res = probe.call(spec.name, args)
-                self.provider.learn(spec.name, res.ok, joint_only=True, error=res.error, value=res.value)
+                self.provider.learn(proposal, res.ok, joint_only=True, error=res.error, value=res.value)
                 if not res.ok:
                     self.fresh_errors[spec.name] = res.error or ""
                     continue
@@ -168,9 +168,10 @@ class WorldProbe:
             tries = -1
             b_tries = self.attempts
             while (tries := tries + 1) < b_tries:
-                args, sources, fields = self.provider.propose(b, results, after_state, self.rng, rows=rows)
+                proposal = self.provider.propose(b, results, after_state, self.rng, rows=rows)
+                args, sources, fields = proposal.args, proposal.sources, proposal.fields
                 res = world.call(b.name, args)
-                self.provider.learn(b.name, res.ok, joint_only=True, error=res.error, value=res.value)
+                self.provider.learn(proposal, res.ok, joint_only=True, error=res.error, value=res.value)
                 if not res.ok:
                     if len(prefix) == 1 and error_kind(res.error) != error_kind(fresh_error):
                         # a new complaint: one step on (locked doors, now the brake); both A's and
@@ -222,7 +223,7 @@ class WorldProbe:
                 ok = False
                 for attempt in range(tries):  # the other arguments matter too (a second account)
                     v = vals[attempt % len(vals)]
-                    args, _, _ = self.provider.propose(spec, results, state, rng, rows=rows)
+                    args = self.provider.propose(spec, results, state, rng, rows=rows).args
                     args[param] = v.value
                     if world.copy().call(b, args).ok:
                         ok = True
@@ -252,8 +253,8 @@ class WorldProbe:
             except CyclicStateError:
                 continue
             for _ in range(self.attempts):
-                args, _, _ = self.provider.propose(self.by_name[tool], results, harvest(snap), rng,
-                                                   rows=harvest_rows(snap))
+                args = self.provider.propose(self.by_name[tool], results, harvest(snap), rng,
+                                             rows=harvest_rows(snap)).args
                 if world.copy().call(tool, args).ok:
                     self.recipes[tool] = self.recipes[e.src_tool] + [(tool, args)]
                     return self.recipes[tool]
@@ -277,8 +278,8 @@ class WorldProbe:
                     snap = got[0].snapshot()
                 except CyclicStateError:
                     return None
-                a_args, _, _ = self.provider.propose(self.by_name[a], got[1], harvest(snap), self.rng,
-                                                     rows=harvest_rows(snap))
+                a_args = self.provider.propose(self.by_name[a], got[1], harvest(snap), self.rng,
+                                               rows=harvest_rows(snap)).args
             calls.append((a, a_args))
         return calls
 

@@ -139,6 +139,25 @@ class Choice:
     source: int | None = None
     weight: float = 1.0
     key: str = ""
+    label: tuple = ()  # the source it was drawn from: ("result", key, producer), ("generated",), ...
+
+
+@dataclass
+class Proposal:
+    """The arguments proposed for one call of `tool`, and where each came from. `learn` takes it
+    back with the call's outcome and credits (or blames) those sources."""
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)  # param -> index of the call it came from
+    fields: dict[str, str] = field(default_factory=dict)  # param -> that call's result field
+    labels: dict[str, tuple] = field(default_factory=dict)  # param (or "@row") -> source label
+    made_up: set[str] = field(default_factory=set)  # params whose values were generated
+
+    @property
+    def row_label(self) -> tuple | None:
+        """The row assignment used, if two or more arguments came from one row of the state."""
+        return self.labels.get("@row")
 
 
 @dataclass
@@ -157,13 +176,10 @@ class ArgumentProvider:
     proven_rows: dict[str, set[tuple]] = field(default_factory=dict)
     # (tool, param) -> source label -> (successful calls, failed calls) with arguments from it
     _outcomes: dict[tuple[str, str], dict[tuple, tuple[int, int]]] = field(default_factory=dict, repr=False)
-    _labels: dict[str, tuple] = field(default_factory=dict, repr=False)  # param -> source, last proposal
     _failures: dict[str, int] = field(default_factory=dict, repr=False)  # tool -> failed calls so far
     # (tool, param) -> words of an error that quoted the value proposed for it ("unknown column
     # x" -> {"unknown", "column"}): state values filed under such a word are what it wants
     _hints: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
-    # tool, arguments and the parameters whose values were made up (generated), last proposal
-    _last: tuple[str, dict[str, Any], set[str]] = field(default=("", {}, set()), repr=False)
     _one_word: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (tool, param): an error asked for one
     # (tool, param) whose made-up text found nothing (a search for "alpha report" -> []): the
     # state's names and titles are tried instead, and learned from what finds something
@@ -172,16 +188,12 @@ class ArgumentProvider:
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
         prefer: str | None = None, rows: list[Row] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
-        """Arguments, plus for values taken from earlier calls: param -> call index, param -> field.
+    ) -> Proposal:
+        """Arguments, and for values taken from earlier calls the call index and result field.
         `prefer`: a producer tool whose results should feed the arguments (an edge to exercise).
         `rows`: values of the state that belong together (a username and its PIN), offered jointly."""
-        args: dict[str, Any] = {}
-        sources: dict[str, int] = {}
-        fields: dict[str, str] = {}
-        self._labels = {}
-        made_up: set[str] = set()
-        self._last = (spec.name, {}, made_up)
+        proposal = Proposal(spec.name)
+        args, sources, fields, made_up = proposal.args, proposal.sources, proposal.fields, proposal.made_up
         required = set(spec.required)
         examples = self.examples.get(spec.name)
         if examples and rng.random() < self.example_rate:
@@ -191,7 +203,10 @@ class ArgumentProvider:
             args.update({k: v for k, v in example.items() if k in spec.properties and not (
                 prefer and any(p == prefer for p, _ in self.data_fields.get((spec.name, k), ())))})
         if rows and len(args) < 2:
-            args.update(self._joint(spec, rows, rng, state))
+            joint, label = self._joint(spec, rows, rng, state)
+            if label is not None:
+                args.update(joint)
+                proposal.labels["@row"] = label
         for name in [n for n, v in args.items() if n in spec.properties and not isinstance(v, (dict, list))]:
             if not meaning_of(spec.name, name, spec.properties[name]).accepts(args[name]):
                 del args[name]  # a row's or example's value that reads as a message, or breaks a format
@@ -219,14 +234,18 @@ class ArgumentProvider:
                             break
                         value = self._generate_learned(spec, name, schema, rng)
                     args[name] = value
+                    made_up.add(name)
                 continue
+            if choice.label:
+                proposal.labels[name] = choice.label
+            if choice.label == ("generated",):
+                made_up.add(name)
             args[name] = _coerce(schema, choice.value)
             if choice.source is not None:
                 sources[name] = choice.source
                 fields[name] = choice.key
         _order_bounds(args, sources, fields)
-        self._last = (spec.name, args, made_up)
-        return args, sources, fields
+        return proposal
 
     def _repeats(self, spec: ToolSpec, name: str, choice: Choice, args: dict[str, Any]) -> bool:
         """Whether the choice repeats another argument's value, which no user asks for
@@ -239,10 +258,9 @@ class ArgumentProvider:
         return any(n != name and v == value and not isinstance(v, bool) for n, v in args.items())
 
     def _generate_learned(self, spec: ToolSpec, name: str, schema: dict[str, Any], rng: random.Random) -> Any:
-        """A generated value for a parameter nothing else can fill (noted as made up); one word
-        where an error asked for a single word ("tags are single words")."""
+        """A generated value for a parameter nothing else can fill; one word where an error asked
+        for a single word ("tags are single words")."""
         value = self.generate(name, schema, rng, spec.description, tool=spec.name)
-        self._last[2].add(name)
         if isinstance(value, str) and (spec.name, name) in self._one_word:
             return value.split()[0] if value.split() else value
         return value
@@ -308,18 +326,18 @@ class ArgumentProvider:
         for w, items, is_value, label in buckets:
             r -= w * len(items)
             if r <= 0 or label == buckets[-1][3]:
-                self._labels[name] = label
                 if label == ("generated",):
-                    return Choice(self._generate_learned(spec, name, schema, rng), None, w)
+                    return Choice(self._generate_learned(spec, name, schema, rng), None, w, label=label)
                 pick = rng.choice(items)
                 if is_value:
-                    return Choice(pick.value, pick.source, w, pick.key)
-                return Choice(pick, None, w)
+                    return Choice(pick.value, pick.source, w, pick.key, label)
+                return Choice(pick, None, w, label=label)
         raise AssertionError("unreachable: the last bucket always returns")
 
     def _joint(self, spec: ToolSpec, rows: list[Row], rng: random.Random,
-               state: list[Value] | None = None) -> dict[str, Any]:
-        """Two or more parameters from one row of the state (a username with its PIN). Which
+               state: list[Value] | None = None) -> tuple[dict[str, Any], tuple | None]:
+        """Two or more parameters from one row of the state (a username with its PIN), and the row
+        assignment's label (None: no row this time). Which
         parameters a row's fields go to is learned: assignments that worked are drawn more often,
         and a tool whose joint proposals keep failing gets them rarely (learned per tool). An
         assignment that worked while probing counts as successes from the start."""
@@ -327,12 +345,12 @@ class ArgumentProvider:
         proven = self.proven_rows.get(spec.name, set())
         known = any(label in proven for _, label, _ in options)
         if not options or (self._failures.get(spec.name, 0) < 2 and not known):
-            return {}  # only where single values keep failing, or probing showed a row works
+            return {}, None  # only where single values keep failing, or probing showed a row works
         learned = self._outcomes.get((spec.name, "@row"), {})
         good = sum(g for g, _ in learned.values()) + (4 if known else 0)
         bad = sum(b for _, b in learned.values())
         if rng.random() >= min(0.9, max(0.1, (1 + 2 * good) / (2 + 2 * good + bad))):
-            return {}
+            return {}, None
         weights = []
         for base, label, _ in options:
             g, b = learned.get(label, (0, 0))
@@ -341,8 +359,7 @@ class ArgumentProvider:
         _, label, fitting = rng.choices(options, weights=weights)[0]
         row = rng.choice(fitting)
         values = dict(row.fields)
-        self._labels["@row"] = label
-        return {param: _coerce(spec.properties[param], values[f]) for param, f in label[2]}
+        return {param: _coerce(spec.properties[param], values[f]) for param, f in label[2]}, label
 
     def _row_options(self, spec: ToolSpec, rows: list[Row],
                      state: list[Value] = ()) -> list[tuple[float, tuple, list[Row]]]:
@@ -433,25 +450,22 @@ class ArgumentProvider:
                      for p in (ident, secret[0])]
         return ident, secret[0], unmatched[0], unmatched[1]
 
-    def row_label(self) -> tuple | None:
-        """The row assignment the last proposal used, if it came from a row of the state."""
-        return self._labels.get("@row")
-
-    def learn(self, tool: str, ok: bool, joint_only: bool = False, error: str | None = None,
+    def learn(self, proposal: Proposal, ok: bool, joint_only: bool = False, error: str | None = None,
               value: Any = None) -> None:
-        """Credit (or blame) the sources of the arguments just proposed for `tool`: arguments drawn
+        """Credit (or blame) the sources of a proposal's arguments with its call's outcome: arguments drawn
         from sources that worked before are drawn more often, cutting failed attempts. `joint_only`
         (probing) learns only which rows fill which parameters; single sources stay exploratory.
         An `error` that quotes a proposed value says what kind of value that parameter wants; an
         empty list (`value`) after made-up text says a lookup wants a name the state holds."""
+        tool, args, made_up = proposal.tool, proposal.args, proposal.made_up
         nothing = ok and value == []
-        if nothing and self._last[0] == tool:
-            self._found_nothing.update((tool, p) for p in self._last[2] if isinstance(self._last[1].get(p), str))
+        if nothing:
+            self._found_nothing.update((tool, p) for p in made_up if isinstance(args.get(p), str))
         if not ok:
             self._failures[tool] = self._failures.get(tool, 0) + 1
-            if error and self._last[0] == tool:
-                self._note_error(tool, self._last[1], self._last[2], error)
-        for name, label in self._labels.items():
+            if error:
+                self._note_error(tool, args, made_up, error)
+        for name, label in proposal.labels.items():
             if joint_only and name != "@row":
                 continue
             worked = ok and not (nothing and label[0] == "lookup")  # a name that finds nothing did not work

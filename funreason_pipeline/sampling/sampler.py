@@ -17,7 +17,7 @@ from funreason_pipeline.environments.failures import failure_of
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
-from funreason_pipeline.matching.arguments import NEW_STATE, ArgumentProvider
+from funreason_pipeline.matching.arguments import NEW_STATE, ArgumentProvider, Proposal
 from funreason_pipeline.matching.names import GENERIC, error_words, tokens, tool_nouns
 from funreason_pipeline.matching.values import Row, Value, changed_keys, harvest, harvest_rows
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
@@ -256,14 +256,16 @@ class DirectedSampler:
                 # the target gets more tries: reaching it is the point of the turn
                 for attempt in range(cfg.target_attempts if tool == target else cfg.arg_attempts):
                     if attempt == 0 and enabling is not None and rng.random() < cfg.enabling_args_rate:
-                        args, sources = dict(enabling), {}  # the arguments that made the target work in probing
+                        # the arguments that made the target work in probing (no source to credit)
+                        proposal = Proposal(tool, dict(enabling))
                     else:
-                        args, sources, _ = self.provider.propose(
+                        proposal = self.provider.propose(
                             self.tools[tool], results, state, rng,
                             prefer=target if reached else via if tool == target else None, rows=rows)
+                    args, sources = proposal.args, proposal.sources
                     backup = world.copy() if tool in self._risky else None
                     res = world.call(tool, args)
-                    self.provider.learn(tool, res.ok, error=res.error, value=res.value)
+                    self.provider.learn(proposal, res.ok, error=res.error, value=res.value)
                     if res.ok and backup is not None:
                         try:
                             world.snapshot()
