@@ -8,21 +8,17 @@ successful calls enter the trace.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 
-from funreason_pipeline.environments.base import CyclicStateError, ToolResult
-from funreason_pipeline.environments.failures import failure_of
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
-from funreason_pipeline.matching.arguments import NEW_STATE, ArgumentProvider, Proposal
+from funreason_pipeline.matching.arguments import ArgumentProvider
 from funreason_pipeline.matching.names import GENERIC, error_words, tokens, tool_nouns
-from funreason_pipeline.matching.values import Row, Value, changed_keys, harvest, harvest_rows
-from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory, Turn
-from funreason_pipeline.sampling.task import TurnNotKept, shape_turn, turn_problems
-from funreason_pipeline.verify.replay import seal_trajectory
+from funreason_pipeline.matching.values import changed_keys
+from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
+from funreason_pipeline.sampling.walk import Abandoned, Walk
 
 
 @dataclass(frozen=True)
@@ -170,227 +166,20 @@ class DirectedSampler:
                                          proven_rows=graph.proven_rows)
 
     def sample(self, trajectory_id: str, seed: int, scenario: dict, planner: TargetPlanner) -> SampleResult:
-        cfg = self.config
+        """One trajectory on `scenario`: turns toward the planner's goals (sampling/walk.py)."""
         rng = random.Random(seed)
-        world = World.from_scenario(self.toolset, scenario, self.tool_list)
-        flat: list[ToolCall] = []
-        results: list[Value] = []
-        satisfied: set[str] = set()  # called, or waived because the state they create already holds
-        turns: list[Turn] = []
-        rejections: list[Rejection] = []
-        reached_targets: list[str] = []
-        state: list[Value] | None = None
-        initial: set[tuple[str, object]] | None = None  # (key, value) pairs of the initial state
-        parts: dict[str, list[Value]] = {}  # harvested state values per environment class
-        row_parts: dict[str, list[Row]] = {}  # values of the state that belong together, per class
-        rows: list[Row] = []
-        snaps: dict[str, dict] = {}  # the last snapshot per class
-        dirty: set[str] = set(self.toolset.classes)  # classes whose state must be read again
-        last_call: dict[str, int] = {}  # tool -> index of its latest call in `flat`
-
+        walk = Walk(self, trajectory_id, rng, World.from_scenario(self.toolset, scenario, self.tool_list), planner)
         planner.previous, planner.queued, planner.requeued = None, [], set()
-        wanted = rng.randint(cfg.min_turns, cfg.max_turns)
-        for ti in range(2 * wanted):  # a turn that is not kept leaves room for another request
-            if len(turns) >= wanted:
-                break
-            target, via = planner.next_goal()
-            # an edge to exercise: call `via` first (unless this trajectory already did), then the
-            # target, with arguments preferably taken from via's result
-            via_done = via is None or via in last_call
-            turn_calls: list[ToolCall] = []
-            banned: set[str] = set()
-            reached = False
-            repairs_left = cfg.repairs_per_turn
-            pending: list[str] = []  # a stack: tools an error asked for, then the tool to retry
-            pending_for: set[str] = set()  # tools in a repair chain (their own failures may be repaired)
-            repaired_with: set[str] = set()
-            free_left = rng.randint(0, cfg.free_continuation_max)
-            onward = planner.open_from(target) if free_left else set()
-            # the turn is walked on the live world, then cut down to a task (sampling/task.py) and
-            # re-executed from here: keep what the cut needs to restart from the turn's start
-            world_before, n_flat, n_results = world.copy(), len(flat), len(results)
-            satisfied_before, last_call_before = set(satisfied), dict(last_call)
-            for _ in range(cfg.max_calls_per_turn * 3):
-                if len(turn_calls) >= cfg.max_calls_per_turn or (reached and free_left <= 0):
-                    break
-                while pending and pending[-1] in banned:
-                    pending.pop()
-                goal = target if via_done or via in banned or reached else via
-                if pending and not reached:
-                    tool = pending.pop()
-                else:
-                    tool = self._next_tool(goal, reached, satisfied, banned, {c.tool for c in turn_calls}, rng,
-                                           onward)
-                if tool is None:
-                    break
-                if state is None:
-                    # only the class of the last call can have changed: re-read just that part
-                    try:
-                        for cls in sorted(dirty):
-                            snap = world.envs[cls].snapshot()
-                            if flat and cls in snaps:
-                                self._learn_changes(flat[-1], snaps[cls], snap)
-                            snaps[cls] = snap
-                            row_parts[cls] = harvest_rows({cls: snap})
-                            part = harvest({cls: snap})
-                            if initial is not None:  # tag what earlier calls created: acted on next
-                                part = [v if (v.key, v.value) in initial
-                                        else Value(v.key, v.value, None, NEW_STATE, v.jtype) for v in part]
-                            parts[cls] = part
-                    except CyclicStateError as exc:
-                        # e.g. a directory copied into itself; from now on calls of that tool are
-                        # made on a copy first and undone when they do it again
-                        self._risky.add(flat[-1].tool)
-                        rejections.append(Rejection(item_id=trajectory_id, reason="cyclic_state", detail=str(exc)))
-                        return SampleResult(None, rejections, [])
-                    dirty.clear()
-                    state = [v for cls in self.toolset.classes for v in parts[cls]]
-                    rows = [r for cls in self.toolset.classes for r in row_parts[cls]]
-                    if initial is None:
-                        initial = {(v.key, v.value) for v in state}
-                enabling = self.graph.enabling_for(tool, goal) if not reached and tool != goal else None
-                if enabling is not None and not _fits_here(enabling, self.tools[tool], results, state):
-                    enabling = None  # probed on another scenario: its credentials or ids do not exist here
-                call = None
-                same_error, last_error = 0, None  # consecutive attempts failing with the very same message
-                # the target gets more tries: reaching it is the point of the turn
-                for attempt in range(cfg.target_attempts if tool == target else cfg.arg_attempts):
-                    if attempt == 0 and enabling is not None and rng.random() < cfg.enabling_args_rate:
-                        # the arguments that made the target work in probing (no source to credit)
-                        proposal = Proposal(tool, dict(enabling))
-                    else:
-                        proposal = self.provider.propose(
-                            self.tools[tool], results, state, rng,
-                            prefer=target if reached else via if tool == target else None, rows=rows)
-                    args, sources = proposal.args, proposal.sources
-                    backup = world.copy() if tool in self._risky else None
-                    res = world.call(tool, args)
-                    self.provider.learn(proposal, res.ok, error=res.error, value=res.value)
-                    if res.ok and backup is not None:
-                        try:
-                            world.snapshot()
-                        except CyclicStateError as exc:  # undo it: this call is a failed attempt
-                            world, res = backup, ToolResult(None, f"unusable state: {exc}")
-                    if res.ok:
-                        call = ToolCall(tool=tool, arguments=args, result=res.value, sources=sources)
-                        break
-                    rejections.append(Rejection(
-                        item_id=f"{trajectory_id}/turn{ti}/{tool}", reason="tool_error",
-                        detail=json.dumps({"tool": tool, "arguments": args, "error": res.error}, default=str)[:2000],
-                    ))
-                    same_error = same_error + 1 if res.error == last_error else 1
-                    last_error = res.error
-                    if same_error >= cfg.same_error_stop:
-                        break  # new arguments do not change the answer ("Start the engine"): repair instead
-                if call is None:
-                    redo = self.graph.state_prereqs.get(target, set()) & (satisfied - banned) \
-                        if tool == target else set()
-                    # a fixer that is not legal yet fails and is repaired in turn (engine -> doors)
-                    fixers = self._named_by(res.error, exclude={tool} | banned | repaired_with)
-                    if repairs_left > 0 and (redo or fixers) and (tool in (target, via) or tool in pending_for):
-                        # The target's prerequisites "succeeded" without effect (a login with an
-                        # unknown id returns login_status false), or the error names what is missing
-                        # ("Booking not found": book_flight returns a booking_id; "Start the engine"):
-                        # repair, then retry; a repair that fails may be repaired in turn.
-                        repairs_left -= 1
-                        satisfied -= redo
-                        pending.append(tool)
-                        if fixers:  # a repair that did not help is not tried again in this turn
-                            pending.append(rng.choices(list(fixers), weights=list(fixers.values()))[0])
-                            repaired_with.add(pending[-1])
-                        pending_for.update(pending)
-                        continue
-                    banned.add(tool)
-                    if tool in self.graph.state_prereqs.get(target, ()):
-                        satisfied.add(tool)  # e.g. login fails as "already logged in"
-                    continue
-                call.after = sorted(last_call[p] for p in self.graph.state_prereqs.get(tool, ()) if p in last_call)
-                last_call[tool] = len(flat)
-                results.extend(harvest(call.result, source=len(flat), producer=tool))
-                flat.append(call)
-                turn_calls.append(call)
-                satisfied.add(tool)
-                via_done = via_done or tool == via
-                dirty.add(self.tools[tool].class_name)
-                state = None
-                if reached:
-                    free_left -= 1
-                elif tool == target:
-                    reached = True
-            if not turn_calls:
-                rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}", reason="target_unreachable",
-                                            detail=json.dumps({"target": target})))
-                continue
-            if not reached:
-                # the calls happened on the live state, so the turn stays, aimed at its last call
-                rejections.append(Rejection(
-                    item_id=f"{trajectory_id}/turn{ti}", reason="target_missed",
-                    detail=json.dumps({"target": target, "kept_as": turn_calls[-1].tool}),
-                ))
-                target = turn_calls[-1].tool
-            target_pos = max(i for i, c in enumerate(turn_calls) if c.tool == target)
-            del flat[n_flat:]
-            # a new list, not a truncated one: the argument provider caches groups per result list
-            # and assumes it only grows
-            results = results[:n_results]
-            last_call = dict(last_call_before)
-            state, dirty = None, set(self.toolset.classes)  # the world is replaced below: read it again
-            snaps.clear()
-            try:
-                shaped = shape_turn(world_before, turn_calls, target_pos, n_flat, self.tools)
-                problems = turn_problems(shaped.calls, len(shaped.calls) - 1, n_flat, failure_of)
-                if problems:
-                    raise TurnNotKept("; ".join(problems))
-            except (TurnNotKept, CyclicStateError) as exc:
-                # the walk cannot be cut to a clean task: the turn never happened
-                world, satisfied = world_before, satisfied_before
-                why = "cyclic_state" if isinstance(exc, CyclicStateError) else str(exc).split(":")[0]
-                first = [t for t in getattr(exc, "undone_by", []) if t != target]
-                if first and target not in planner.requeued:
-                    planner.requeued.add(target)
-                    planner.queued = [*dict.fromkeys(first), target]
-                rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}", reason=why, detail=str(exc)[:2000]))
-                continue
-            for c, why in shaped.dropped:
-                rejections.append(Rejection(item_id=f"{trajectory_id}/turn{ti}/{c.tool}", reason=why,
-                                            detail=json.dumps({"tool": c.tool, "arguments": c.arguments,
-                                                               "target": target}, default=str)[:2000]))
-            world, turn_calls = shaped.world, shaped.calls
-            satisfied = satisfied_before | {c.tool for c in turn_calls} | (
-                satisfied - {c.tool for c, _ in shaped.dropped})
-            for c in turn_calls:
-                last_call[c.tool] = len(flat)
-                results.extend(harvest(c.result, source=len(flat), producer=c.tool))
-                flat.append(c)
-            if target not in {c.tool for c in turn_calls}:
-                continue
-            planner.pending.add(target)  # covered once the trajectory is accepted
-            planner.previous = target
-            reached_targets.append(target)
-            turns.append(Turn(target_tool=target, calls=turn_calls))
-
-        if not turns:
-            rejections.append(Rejection(item_id=trajectory_id, reason="empty_trajectory"))
-            return SampleResult(None, rejections, [])
-        problems = [f"turn {k}: {p}" for k, t in enumerate(turns) for p in turn_problems(
-            t.calls, max(i for i, c in enumerate(t.calls) if c.tool == t.target_tool),
-            sum(len(u.calls) for u in turns[:k]), failure_of)]
-        if problems:  # the cut above should make this impossible: a gate, not a filter
-            rejections.append(Rejection(item_id=trajectory_id, reason=problems[0].split(": ")[1],
-                                        detail="; ".join(problems)[:2000]))
-            return SampleResult(None, rejections, [])
-        traj = Trajectory(trajectory_id=trajectory_id, toolset=self.toolset.name, seed=seed,
-                          scenario=scenario, turns=turns)
-        traj, problems, end_world = seal_trajectory(traj, self.toolset, self.tool_list)
+        wanted = rng.randint(self.config.min_turns, self.config.max_turns)
         try:
-            end_world.snapshot()
-        except CyclicStateError as exc:
-            problems.append(str(exc))
-        if problems:  # a tool with hidden state or an error that still mutated: never ship it
-            rejections.append(Rejection(item_id=trajectory_id, reason="replay_mismatch",
-                                        detail="; ".join(problems)[:2000]))
-            return SampleResult(None, rejections, [])
-        return SampleResult(traj, rejections, reached_targets)
+            for ti in range(2 * wanted):  # a turn that is not kept leaves room for another request
+                if len(walk.turns) >= wanted:
+                    break
+                walk.next_turn(ti)
+        except Abandoned:
+            return SampleResult(None, walk.rejections, [])
+        traj, reached = walk.finish(scenario, seed)
+        return SampleResult(traj, walk.rejections, reached)
 
     def _learn_changes(self, call: ToolCall, before: dict, after: dict) -> None:
         """Remember which state fields a call changed; a tool's result keys name what it hands out."""
@@ -460,21 +249,3 @@ class DirectedSampler:
                 return target if target in relaxed else None
         best = min(r[:2] for r in ranked)
         return rng.choice([t for *key, t in ranked if tuple(key) == best])
-
-
-def _fits_here(args: dict, spec: ToolSpec, results: list[Value], state: list[Value]) -> bool:
-    """Whether probe-proven arguments make sense in this world: each string is a schema enum member
-    or a value the world shows (a username from another scenario is not)."""
-    seen: set | None = None
-    for name, value in args.items():
-        for v in value if isinstance(value, list) else [value]:
-            if not isinstance(v, str):
-                continue
-            schema = spec.properties.get(name, {})
-            if v in schema.get("enum", ()) or v in schema.get("items", {}).get("enum", ()):
-                continue
-            if seen is None:
-                seen = {x.value for x in state} | {x.value for x in results}
-            if v not in seen:
-                return False
-    return True
