@@ -66,7 +66,7 @@ test-ci: install mcp-servers browser
 	./scripts/cluster_up.sh install
 	FUNREASON_REQUIRE_BROWSER=1 FUNREASON_REQUIRE_CLUSTER=1 $(MAKE) test-all
 
-# a one-machine cluster with real services (README "Running on several machines"): apt-installs
+# a one-machine cluster with real services (docs/cluster.md): apt-installs
 # PostgreSQL and Redis (as root), starts them on loopback with 2 Celery workers, runs a day of 4 toolsets
 cluster: install
 	./scripts/cluster_up.sh
