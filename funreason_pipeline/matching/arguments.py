@@ -30,7 +30,15 @@ from funreason_pipeline.matching.meaning import (
     person_name,
     zero_is_no_op,
 )
-from funreason_pipeline.matching.names import BARE, affinity, error_words, is_secret, tokens
+from funreason_pipeline.matching.names import (
+    BARE,
+    affinity,
+    error_words,
+    is_secret,
+    name_words,
+    names_existing,
+    tokens,
+)
 from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
 from funreason_pipeline.models import ToolSpec
 
@@ -219,11 +227,11 @@ class ArgumentProvider:
             rate = 1.0 if fed and prefer in producers & made else 0.8 if fed else self.optional_rate
             if name in args or (name not in required and rng.random() > rate):
                 continue
-            choice = self._choose(spec, name, schema, results, state, rng, prefer)
+            choice = self._choose(spec, name, schema, results, state, rng, prefer, rows)
             for _ in range(3):  # never one value in two parameters (divide(a=x, b=x), mv(x, x)): draw again
                 if choice is None or not self._repeats(spec, name, choice, args):
                     break
-                choice = self._choose(spec, name, schema, results, state, rng, prefer)
+                choice = self._choose(spec, name, schema, results, state, rng, prefer, rows)
             if choice is not None and self._repeats(spec, name, choice, args):
                 choice = None
             if choice is None:
@@ -266,11 +274,14 @@ class ArgumentProvider:
         return value
 
     def _choose(self, spec: ToolSpec, name: str, schema: dict[str, Any], results: list[Value],
-                state: list[Value], rng: random.Random, prefer: str | None = None) -> Choice | None:
+                state: list[Value], rng: random.Random, prefer: str | None = None,
+                rows: list[Row] | None = None, nested: bool = False) -> Choice | None:
         """Pick one candidate: buckets of equally weighted values, chosen by total weight, then one
         value uniformly inside the bucket (no per-value objects: pools reach thousands of values)."""
         if schema.get("type") == "array":
-            return self._choose_array(name, schema, results, state, rng)
+            return self._choose_array(name, schema, results, state, rng, spec, prefer, rows=rows)
+        if _structured(schema):
+            return self._object(spec, schema, results, state, rng, prefer, rows=rows)
         desc = schema.get("description", "")
         meaning = meaning_of(spec.name, name, schema)
         # (weight per item, items, is_value, source label); the weight is scaled by how calls of this
@@ -319,7 +330,7 @@ class ArgumentProvider:
             add(1.0, hints, False, ("hint",))
         if not buckets:
             return None
-        if "enum" not in schema:
+        if "enum" not in schema and not (nested and names_existing(desc)):  # a record's reference is never made up
             add(0.3, [None], False, ("generated",))
         total = sum(w * len(items) for w, items, _, _ in buckets)
         r = rng.random() * total
@@ -495,10 +506,76 @@ class ArgumentProvider:
         if said and not said & _TAKEN:
             self._hints[(tool, name)] = said
 
+    def _object(self, spec: ToolSpec, schema: dict[str, Any], results: list[Value], state: list[Value],
+                rng: random.Random, prefer: str | None = None, depth: int = 0,
+                rows: list[Row] | None = None) -> Choice | None:
+        """An object built from its schema (an MCP server's `{name, entityType, observations}`):
+        every required field and an optional one now and then, each chosen as a parameter of its
+        own (from results, the state, or made up), no value in two fields. The source is the first
+        earlier call a field came from. A record that a tool acts on but does not make (a relation
+        to delete) is mostly one the state holds, whole; a tool that makes records gets a new `name`."""
+        props, required = schema.get("properties") or {}, set(schema.get("required") or ())
+        if depth > 3:
+            return None
+        makes = bool(_MAKES & set(name_words(spec.name)))
+        if not makes and rows:
+            existing = [r for r in rows if required <= {f for f, _ in r.fields}]
+            if existing:
+                fields = dict(rng.choice(existing).fields)
+                return Choice({k: _coerce(props[k], v) for k, v in fields.items() if k in props}, label=("record",))
+        out: dict[str, Any] = {}
+        first: Choice | None = None
+        for prop, ps in props.items():
+            if prop not in required and rng.random() > self.optional_rate:
+                continue
+            choice = None
+            for _ in range(3 if not (makes and prop == "name") else 0):  # a new record's own name is new
+                if ps.get("type") == "array":
+                    choice = self._choose_array(prop, ps, results, state, rng, spec, prefer, depth + 1, rows)
+                elif _structured(ps):
+                    choice = self._object(spec, ps, results, state, rng, prefer, depth + 1, rows)
+                else:
+                    choice = self._choose(spec, prop, ps, results, state, rng, prefer, nested=True)
+                if choice is None or not self._repeats(spec, prop, choice, out):
+                    break
+                choice = None
+            if choice is None and names_existing(ps.get("description", "")):
+                # the other end of a relation: any other name the world shows, never a made-up one
+                taken = {_same_key(v) for v in out.values()}
+                pool = [v for v in (*results, *state) if v.key == "name" and isinstance(v.value, str)
+                        and _same_key(v.value) not in taken]
+                if not pool:
+                    return None  # a relation to a thing that is not there is no record to make
+                pick = rng.choice(pool)
+                choice = Choice(pick.value, pick.source, 1.0, pick.key, ("name",))
+            if choice is None:
+                value = self.generate(prop, ps, rng, tool=spec.name)
+                for _ in range(5):
+                    if not self._repeats(spec, prop, Choice(value), out):
+                        break
+                    value = self.generate(prop, ps, rng, tool=spec.name)
+                choice = Choice(value, label=("generated",))
+            out[prop] = _coerce(ps, choice.value)
+            if first is None and choice.source is not None:
+                first = choice
+        return Choice(out, first.source if first else None, 1.0, first.key if first else "", ("object",))
+
     def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
-                      rng: random.Random) -> Choice | None:
+                      rng: random.Random, spec: ToolSpec | None = None, prefer: str | None = None,
+                      depth: int = 0, rows: list[Row] | None = None) -> Choice | None:
         items = schema.get("items", {"type": "string"})
         desc = schema.get("description", "")
+        if spec is not None and _structured(items):  # a list of records: each built from the item schema
+            built: dict[str, Choice] = {}
+            for _ in range(rng.randint(1, 3)):
+                one = self._object(spec, items, results, state, rng, prefer, depth + 1, rows)
+                if one is not None:
+                    built.setdefault(_same_key(one.value), one)
+            if not built:
+                return None
+            src = next((c for c in built.values() if c.source is not None), None)
+            return Choice([c.value for c in built.values()], src.source if src else None, 1.0,
+                          src.key if src else "", ("objects",))
         if "enum" in items:  # all of them is a common request (lock every door)
             k = len(items["enum"]) if rng.random() < 0.3 else rng.randint(1, len(items["enum"]))
             return Choice(rng.sample(items["enum"], k))
@@ -662,10 +739,12 @@ class ArgumentProvider:
             return list({_same_key(x): x for x in items}.values())  # each item once
         if t == "object":
             # an updates-like object with named fields gets one or two of them: an empty one changes nothing
+            # (a record with required fields gets all of them)
             props = schema.get("properties") or {}
             if not props:
                 return {}
-            keys = rng.sample(sorted(props), min(len(props), rng.randint(1, 2)))
+            keys = [k for k in props if k in (schema.get("required") or ())] or rng.sample(
+                sorted(props), min(len(props), rng.randint(1, 2)))
             return {k: self.generate(k, props[k], rng, tool=tool) for k in keys}
         options = _OPTIONS.search(desc)
         if options:  # "Here are the options: read_write, read, write": an enum in prose
@@ -690,6 +769,16 @@ class ArgumentProvider:
         if "dir" in tokens(name) or "folder" in tokens(name):
             return words[0]
         return " ".join(words)
+
+
+# verbs of tools that make the records they are given (their `name` is a new one)
+_MAKES = frozenset({"create", "add", "new", "insert", "register", "make", "write", "post", "put", "append"})
+
+
+def _structured(schema: dict[str, Any]) -> bool:
+    """An object whose schema names required fields: a record to build field by field (an object
+    without required fields is an update of one or two of its fields, left to `generate`)."""
+    return schema.get("type") == "object" and bool(schema.get("properties")) and bool(schema.get("required"))
 
 
 def _same_key(value: Any) -> str:

@@ -110,6 +110,13 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
     return 0.0
 
 
+def names_existing(description: str) -> bool:
+    """A field described as the name of a thing it points at ("The name of the entity where the
+    relation starts"): an existing thing's name, never a made-up one."""
+    return bool(_NAME_OF.search(description.lower()))
+
+
+_NAME_OF = re.compile(r"^the name of (?:the|an?) \w+ (?:where|to|from|that|which|containing|of)\b")
 _OPPOSITES = tuple((a, b) for a, b in (("first", "last"), ("min", "max"), ("start", "end"), ("source", "destination"),
                                        ("sender", "receiver")) for a, b in ((a, b), (b, a)))
 _OUTCOMES = frozenset({"status", "success", "count", "type"})  # a field that reports on a thing, not the thing

@@ -343,14 +343,18 @@ def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozense
     there before the turn: `mkdir x` then `rmdir x` leaves the world as it was (`no_net_effect`);
     `follow_user(ana)` then `unfollow_user(ana)` takes back what the request itself made
     (`undoes_own_write`); `touch a.txt` then `tail a.txt`, or `add_contact(Ana)` then
-    `get_user_id(Ana)`, reads back what the request itself made (`reads_own_write`)."""
+    `get_user_id(Ana)`, reads back what the request itself made (`reads_own_write`); deleting what
+    is not there, which some servers answer as done, removes nothing (`removes_nothing`)."""
     kept_writes = [i for i in kept if deltas[i]]
+    target = calls[target_pos]
+    if not deltas[target_pos] and _UNDO & set(name_words(target.tool)):
+        # a server that answers "done" to deleting what is not there (a relation never made)
+        raise TurnNotKept(f"removes_nothing: {target.tool} left the state as it was")
     end = world.snapshot()
     others = [calls[i].tool for i in kept_writes if i != target_pos]
     if kept_writes and canonical(end) == canonical(start):
         raise TurnNotKept(f"no_net_effect: {', '.join(calls[i].tool for i in kept_writes)} leave the "
                           "state as the turn found it", others)
-    target = calls[target_pos]
     wanted = {canonical(v) for p, v in argument_values(target.arguments)
               if p not in target.sources and not isinstance(v, bool) and v not in (None, "")}
     at_start, at_end = _strings(start), _strings(end)
