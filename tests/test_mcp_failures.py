@@ -104,6 +104,7 @@ def test_a_state_leak_is_found_by_the_self_test(tmp_path):
     ("state: {kind: none}\n        scenarios: nowhere.json", "scenarios"),
     ("state: {kind: tape}", "kind"),
     ("state: {kind: none}\n        mask_patterns: ['(']", "not a regular expression"),
+    ("state: {kind: none}\n        error_patterns: ['[']", "not a regular expression"),
 ])
 def test_bad_entries_are_config_errors(entry, message):
     text = f"toolsets:\n  - name: e\n    classes: ['mcp:x']\n    servers:\n      x:\n        command: some-server\n        {entry}\n"
@@ -161,3 +162,24 @@ def test_a_server_keeping_state_in_memory_runs_with_a_process_per_instance():
         time.sleep(0.05)
     else:
         raise AssertionError(f"the instance's server {pid} outlived it")
+
+
+def test_a_failure_reported_inside_a_text_result_is_a_failure_where_the_server_declares_it():
+    """The filesystem server reads several files and reports the one it could not read in its text,
+    without `isError`: its entry's `error_patterns` make that a failed call, not a read that worked."""
+    ts = mcp_toolset("mcp_files")
+    world = World.from_scenario(ts, generate_scenario(ts, 0))
+    listing = world.call("list_directory", {"path": "/workspace/files"})
+    assert listing.ok, listing.error
+    text = listing.value["content"]  # the server's structured content: {"content": "[DIR] notes\n[FILE] ..."}
+    name = next(line.split("] ", 1)[1] for line in text.splitlines() if line.startswith("[FILE]"))
+    good = world.call("read_multiple_files", {"paths": [f"/workspace/files/{name}"]})
+    assert good.ok, good.error
+    partly = world.call("read_multiple_files", {"paths": [f"/workspace/files/{name}", "/workspace/files/nope.txt"]})
+    assert not partly.ok and "nope.txt: Error - ENOENT" in partly.error
+    # the same answer without the declared pattern would pass as a read that worked
+    from funreason_pipeline.environments.mcp_catalog import call_result
+
+    answer = {"content": [{"type": "text", "text": partly.value["content"]}], "structuredContent": partly.value}
+    assert call_result("read_multiple_files", answer).ok
+    assert not call_result("read_multiple_files", answer, ts.servers["files"].error_patterns).ok

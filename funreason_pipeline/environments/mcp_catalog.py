@@ -71,10 +71,11 @@ def catalog(tools: list[dict[str, Any]], class_ref: str, label: str,
     return specs, hints
 
 
-def call_result(method: str, answer: dict[str, Any]) -> ToolResult:
+def call_result(method: str, answer: dict[str, Any], error_patterns: list[str] = ()) -> ToolResult:
     """A tools/call answer as a ToolResult: structured content when the server gives it, else the
     text (parsed when it is JSON). `isError` is an error; so is a failure reported in the value
-    (`Error: ...`, `{"success": false}`, `{"status": "error"}`), as for every other adapter."""
+    (`Error: ...`, `{"success": false}`, `{"status": "error"}`), as for every other adapter, and
+    text matching one of the server's declared `error_patterns` (a partial failure is a failure)."""
     content = answer.get("content") or []
     texts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
     others = [c for c in content if isinstance(c, dict) and c.get("type") != "text"]
@@ -88,7 +89,20 @@ def call_result(method: str, answer: dict[str, Any]) -> ToolResult:
     if answer.get("isError"):
         return ToolResult(value, ("\n".join(texts) or "the tool reported an error").strip()[:1000])
     failure = failure_of(value, method)
+    if not failure:
+        failure = _declared_failure(texts, error_patterns)
     return ToolResult(value, failure) if failure else ToolResult(value)
+
+
+def _declared_failure(texts: list[str], patterns: list[str]) -> str | None:
+    """The first line of a text result that holds a match of a declared error pattern."""
+    for pattern in patterns:
+        for text in texts:
+            m = re.search(pattern, text)
+            if m:
+                start = text.rfind("\n", 0, m.start()) + 1
+                return text[start:].split("\n", 1)[0].strip()[:1000] or "the tool reported an error in its text"
+    return None
 
 
 def _maybe_json(text: str) -> Any:

@@ -73,6 +73,9 @@ class McpServerOptions(BaseModel):
     mask: list[str] = Field(default_factory=list)
     # regular expressions whose matches in any text of results and snapshots are masked
     mask_patterns: list[str] = Field(default_factory=list)
+    # regular expressions that mark a failure reported inside a text result, where the server sets
+    # no `isError` (the filesystem server's read_multiple_files: "a.txt: Error - ENOENT: ...")
+    error_patterns: list[str] = Field(default_factory=list)
     # a .json file: a list of scenarios, each {"calls": [{"tool": ..., "arguments": {...}}]} run on an empty state
     scenarios: str | None = None
     # read calls the start-up self-test compares (default: read-only tools without required arguments)
@@ -96,14 +99,14 @@ class McpServerOptions(BaseModel):
                     raise ValueError(f"unknown placeholder {{{name}}} in {text!r}; the only one is {{state_dir}}")
         return v
 
-    @field_validator("mask_patterns")
+    @field_validator("mask_patterns", "error_patterns")
     @classmethod
     def _patterns_compile(cls, v: list[str]) -> list[str]:
         for p in v:
             try:
                 re.compile(p)
             except re.error as exc:
-                raise ValueError(f"mask pattern {p!r} is not a regular expression: {exc}") from exc
+                raise ValueError(f"pattern {p!r} is not a regular expression: {exc}") from exc
         return v
 
     @field_validator("visible_state_dir")

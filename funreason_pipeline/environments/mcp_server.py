@@ -162,7 +162,7 @@ class McpServer:
             try:
                 answer = self.proc.call_tool(method, replace_text(arguments, *self.to_real),
                                              self.options.call_timeout_s)
-                result = call_result(method, answer)
+                result = call_result(method, answer, self.options.error_patterns)
             except McpToolError as exc:  # a JSON-RPC error answer: bad arguments, unknown tool
                 result = ToolResult(None, f"{method}: {exc}")
             except McpServerError as exc:  # crashed, hung or broke the protocol: a fresh process next call
