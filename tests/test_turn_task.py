@@ -298,3 +298,17 @@ def test_a_conversion_and_its_inverse_is_not_a_request():
     assert any(p.startswith("round_trip: liter_to_gallon gives back 12.49") for p in turn_problems(there + back, 1, 0))
     # converting a number the user gave once is a request
     assert turn_problems(there, 0, 0) == []
+
+
+def test_adding_what_is_there_already_adds_nothing_and_a_stateless_add_is_an_answer():
+    world, specs = _world("trading")
+    watched = world.snapshot()["TradingBot"]["watch_list"][0]
+    calls = _walk(world, [("add_to_watchlist", {"stock": watched})])
+    with pytest.raises(TurnNotKept, match="adds_nothing: add_to_watchlist"):
+        shape_turn(world, calls, target_pos=0, offset=0, specs=specs)
+    new = next(s for s in world.snapshot()["TradingBot"]["stocks"] if s not in world.snapshot()["TradingBot"]["watch_list"])
+    calls = _walk(world, [("add_to_watchlist", {"stock": new})])
+    assert shape_turn(world, calls, target_pos=0, offset=0, specs=specs).calls[0].tool == "add_to_watchlist"
+    world, specs = _world("math")  # MathAPI keeps no state: its `add` changes nothing by design
+    calls = _walk(world, [("add", {"a": 2, "b": 3})])
+    assert shape_turn(world, calls, target_pos=0, offset=0, specs=specs).calls[0].tool == "add"

@@ -50,10 +50,24 @@ def describe(tool: AdvancedTool, specs: dict[str, ToolSpec]) -> tuple[str, str]:
 
 
 def _value_text(value: Any) -> str:
+    records = [value] if isinstance(value, dict) else value if isinstance(value, list) else []
+    if records and all(isinstance(r, dict) for r in records):
+        # records read field by field, each value quoted: 'from "COBOL", to "Grace Hopper", relation
+        # type "influenced"; from ...', not a run of words that loses which value is which
+        return "; ".join(filter(None, (_record_text(r) for r in records)))
     parts = mentionable(value)
     if not parts:
         return json.dumps(value) if isinstance(value, bool) else ""
     return ", ".join(parts)
+
+
+def _record_text(record: dict) -> str:
+    fields = []
+    for key, v in record.items():
+        parts = mentionable(v)
+        if parts:
+            fields.append(f"{_words(key)} " + " and ".join(f'"{p}"' for p in parts))
+    return ", ".join(fields)
 
 
 def write_query(tool: AdvancedTool, specs: dict[str, ToolSpec], seed: int) -> str:

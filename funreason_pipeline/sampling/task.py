@@ -241,7 +241,7 @@ def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offs
         raise TurnNotKept("replay_differs: no set of prerequisites reproduces the turn")
     kept = sorted(keep)
     _link_state_results(calls, kept, offset)
-    _check_purpose(calls, kept, deltas, target_pos, start_snapshot, world)
+    _check_purpose(calls, kept, deltas, target_pos, start_snapshot, world, cls_of[calls[target_pos].tool])
     dropped = [(calls[i], "unrequested_write" if writes[i] else "dead_read")
                for i in range(len(calls)) if i not in keep]
     renumber = {offset + old: offset + new for new, old in enumerate(kept)}
@@ -326,6 +326,15 @@ _UNDO = frozenset({"cancel", "delete", "remove", "rm", "rmdir", "unfollow", "clo
                    "unsubscribe", "unregister", "withdraw", "retract"})
 
 
+# verbs of a write that makes something (a record, an entry, a link)
+_MAKES = frozenset({"create", "add", "insert", "register", "append", "post", "new"})
+
+
+def _holds_state(snapshot: Any, cls: str) -> bool:
+    """Whether the class keeps any state at all (MathAPI's snapshot is empty)."""
+    return not isinstance(snapshot, dict) or not cls or bool(snapshot.get(cls, True))
+
+
 def _made_by(delta: frozenset) -> set[str]:
     """The names and values a write put into the state (canonical): the file `q3.txt`, the user
     followed, the contact added."""
@@ -338,18 +347,23 @@ def _made_by(delta: frozenset) -> set[str]:
 
 
 def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozenset], target_pos: int,
-                   start: Any, world: World) -> None:
+                   start: Any, world: World, target_class: str = "") -> None:
     """A turn must change something the user would want changed, and a read must read what was
     there before the turn: `mkdir x` then `rmdir x` leaves the world as it was (`no_net_effect`);
     `follow_user(ana)` then `unfollow_user(ana)` takes back what the request itself made
     (`undoes_own_write`); `touch a.txt` then `tail a.txt`, or `add_contact(Ana)` then
     `get_user_id(Ana)`, reads back what the request itself made (`reads_own_write`); deleting what
-    is not there, which some servers answer as done, removes nothing (`removes_nothing`)."""
+    is not there, which some servers answer as done, removes nothing (`removes_nothing`), and adding
+    what is there already adds nothing (`adds_nothing`)."""
     kept_writes = [i for i in kept if deltas[i]]
     target = calls[target_pos]
-    if not deltas[target_pos] and _UNDO & set(name_words(target.tool)):
-        # a server that answers "done" to deleting what is not there (a relation never made)
-        raise TurnNotKept(f"removes_nothing: {target.tool} left the state as it was")
+    verbs = set(name_words(target.tool))
+    if not deltas[target_pos] and (verbs & (_UNDO | _MAKES)) and _holds_state(start, target_class):
+        # a server that answers "done" to deleting what is not there (a relation never made) or
+        # to adding what is there already (an observation the entity has); a stateless tool
+        # (math's `add`) changes nothing by design
+        why = "removes_nothing" if verbs & _UNDO else "adds_nothing"
+        raise TurnNotKept(f"{why}: {target.tool} left the state as it was")
     end = world.snapshot()
     others = [calls[i].tool for i in kept_writes if i != target_pos]
     if kept_writes and canonical(end) == canonical(start):
