@@ -75,3 +75,22 @@ def test_deleting_what_is_not_there_is_not_a_turn():
     res = world.copy().call("delete_relations", real)
     calls = [ToolCall(tool="delete_relations", arguments=real, result=res.value)]
     assert shape_turn(world, calls, target_pos=0, offset=0, specs=specs).calls[0].tool == "delete_relations"
+
+
+def test_beside_another_class_a_relation_points_only_at_the_memorys_entities():
+    """In a toolset of the memory server and the clinic class, a relation's ends are entities of the
+    memory, never the clinic's patients or staff (whose records also have a `name`)."""
+    ts = mcp_toolset("mcp_memory_clinic")
+    tools = toolset_tools(ts)
+    specs = {t.name: t for t in tools}
+    world = World.from_scenario(ts, generate_scenario(ts, 2), tools)
+    snap = world.snapshot()
+    entities = {r["name"] for r in snap["mcp:memory"]["state"] if r["type"] == "entity"}
+    others = {v.value for v in harvest({k: v for k, v in snap.items() if k != "mcp:memory"}) if v.key == "name"}
+    assert others  # the clinic's names are there to be taken by mistake
+    provider = ArgumentProvider()
+    for s in range(15):
+        args = provider.propose(specs["create_relations"], [], harvest(snap), random.Random(s),
+                                rows=harvest_rows(snap)).args
+        for rel in args["relations"]:
+            assert {rel["from"], rel["to"]} <= entities, rel

@@ -37,6 +37,7 @@ from funreason_pipeline.matching.names import (
     is_secret,
     name_words,
     names_existing,
+    referenced_noun,
     tokens,
 )
 from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
@@ -524,7 +525,7 @@ class ArgumentProvider:
                 fields = dict(rng.choice(existing).fields)
                 return Choice({k: _coerce(props[k], v) for k, v in fields.items() if k in props}, label=("record",))
         out: dict[str, Any] = {}
-        first: Choice | None = None
+        sources: list[Choice] = []
         for prop, ps in props.items():
             if prop not in required and rng.random() > self.optional_rate:
                 continue
@@ -539,15 +540,16 @@ class ArgumentProvider:
                 if choice is None or not self._repeats(spec, prop, choice, out):
                     break
                 choice = None
-            if choice is None and names_existing(ps.get("description", "")):
-                # the other end of a relation: any other name the world shows, never a made-up one
+            noun = referenced_noun(ps.get("description", ""))
+            if choice is None and noun:
+                # the other end of a relation: another name of that kind of thing the state holds
+                # (a record with a `name` that says it is an entity), never a made-up one
                 taken = {_same_key(v) for v in out.values()}
-                pool = [v for v in (*results, *state) if v.key == "name" and isinstance(v.value, str)
-                        and _same_key(v.value) not in taken]
+                pool = sorted({dict(r.fields)["name"] for r in rows or () if _is_a(r, noun)
+                               and _same_key(dict(r.fields)["name"]) not in taken})
                 if not pool:
                     return None  # a relation to a thing that is not there is no record to make
-                pick = rng.choice(pool)
-                choice = Choice(pick.value, pick.source, 1.0, pick.key, ("name",))
+                choice = Choice(rng.choice(pool), label=("name",))
             if choice is None:
                 value = self.generate(prop, ps, rng, tool=spec.name)
                 for _ in range(5):
@@ -556,8 +558,11 @@ class ArgumentProvider:
                     value = self.generate(prop, ps, rng, tool=spec.name)
                 choice = Choice(value, label=("generated",))
             out[prop] = _coerce(ps, choice.value)
-            if first is None and choice.source is not None:
-                first = choice
+            sources.append(choice)
+        # one source for the record only when every field came from that one call's result: a record
+        # partly made up or given is the user's to give, whole
+        first = sources[0] if sources and sources[0].source is not None and all(
+            c.source == sources[0].source for c in sources) else None
         return Choice(out, first.source if first else None, 1.0, first.key if first else "", ("object",))
 
     def _choose_array(self, name: str, schema: dict[str, Any], results: list[Value], state: list[Value],
@@ -573,7 +578,8 @@ class ArgumentProvider:
                     built.setdefault(_same_key(one.value), one)
             if not built:
                 return None
-            src = next((c for c in built.values() if c.source is not None), None)
+            one = {c.source for c in built.values()}
+            src = next(iter(built.values())) if len(one) == 1 and None not in one else None
             return Choice([c.value for c in built.values()], src.source if src else None, 1.0,
                           src.key if src else "", ("objects",))
         if "enum" in items:  # all of them is a common request (lock every door)
@@ -773,6 +779,13 @@ class ArgumentProvider:
 
 # verbs of tools that make the records they are given (their `name` is a new one)
 _MAKES = frozenset({"create", "add", "new", "insert", "register", "make", "write", "post", "put", "append"})
+
+
+def _is_a(row: Row, noun: str) -> bool:
+    """A record with a `name` that says it is a `noun` (`type: entity`, or an `entityType` field)."""
+    fields = dict(row.fields)
+    return isinstance(fields.get("name"), str) and any(
+        noun in tokens(str(f)) or (isinstance(v, str) and v.lower() == noun) for f, v in row.fields)
 
 
 def _structured(schema: dict[str, Any]) -> bool:

@@ -113,10 +113,16 @@ def affinity(param: str, param_desc: str, key: str, producer: str = "") -> float
 def names_existing(description: str) -> bool:
     """A field described as the name of a thing it points at ("The name of the entity where the
     relation starts"): an existing thing's name, never a made-up one."""
-    return bool(_NAME_OF.search(description.lower()))
+    return referenced_noun(description) is not None
 
 
-_NAME_OF = re.compile(r"^the name of (?:the|an?) \w+ (?:where|to|from|that|which|containing|of)\b")
+def referenced_noun(description: str) -> str | None:
+    """The kind of thing such a field points at ("entity"), or None."""
+    m = _NAME_OF.search(description.lower())
+    return m.group(1) if m else None
+
+
+_NAME_OF = re.compile(r"^the name of (?:the|an?) (\w+) (?:where|to|from|that|which|containing|of)\b")
 _OPPOSITES = tuple((a, b) for a, b in (("first", "last"), ("min", "max"), ("start", "end"), ("source", "destination"),
                                        ("sender", "receiver")) for a, b in ((a, b), (b, a)))
 _OUTCOMES = frozenset({"status", "success", "count", "type"})  # a field that reports on a thing, not the thing
