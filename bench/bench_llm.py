@@ -15,6 +15,7 @@ R1  the same client against the R1 fault mix (20% 500, 10% 429 + Retry-After, 5%
     .venv/bin/python bench/bench_llm.py                 # all, 3 runs each, writes docs/benchmarks.md
     .venv/bin/python bench/bench_llm.py --only p2 --runs 1 --no-write
     .venv/bin/python bench/bench_llm.py --only r1 --runs 3 --no-write
+    .venv/bin/python bench/bench_llm.py --only pair --runs 3 --no-write   # P1 + P2 side by side at each C
 """
 
 from __future__ import annotations
@@ -184,6 +185,80 @@ def p2(args: argparse.Namespace) -> list[str]:
             f"(median **{statistics.median(tr):.3f}**); CPU per request {', '.join(f'{x:.3f}' for x in cr)} "
             f"(median **{statistics.median(cr):.3f}**)."
         ),
+    ]
+    return lines
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of another process so far, from /proc (the test server's share)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pair_n(args: argparse.Namespace, c: int) -> int:
+    """Requests per run at concurrency c: about 30 waves (2000 at C = 64), at least 1000."""
+    return args.n if args.n_fixed else max(1000, min(4000, 32 * c if c < 64 else args.n * c // 64))
+
+
+def pair(args: argparse.Namespace) -> list[str]:
+    """P1 + P2 side by side: at each C, ours (cache on) and the bare loop alternated in one process
+    (the order flips each run), the server in its own; wall, client CPU and server CPU per run."""
+    lat = args.latency
+    rows: dict[int, dict[str, list[tuple[float, float, float]]]] = {}
+    with run_subprocess_server(ServerConfig(latency=lat)) as (url, proc):
+        run_bare(url, 8, 64, "warm")
+        run_ours(url, 8, 64, "warm")
+        for c in args.c:
+            n = pair_n(args, c)
+            rows[c] = {"bare": [], "ours": []}
+            for r in range(args.runs):
+                order = ("bare", "ours") if r % 2 == 0 else ("ours", "bare")
+                for name in order:
+                    s0 = _proc_cpu(proc.pid)
+                    tag = f"pair-{name}-{c}-{r}-{time.time_ns()}"
+                    fn = run_bare if name == "bare" else run_ours
+                    wall, cpu, _ = fn(url, c, n, tag)
+                    srv = _proc_cpu(proc.pid) - s0
+                    ratio = n / wall / (c / lat)
+                    rows[c][name].append((ratio, cpu / n * 1000, srv / n * 1000))
+                    print(
+                        f"C={c} N={n} run {r} {name}: ratio {ratio:.3f}, client CPU {cpu / n * 1000:.3f} ms/req, "
+                        f"server CPU {srv / n * 1000:.3f} ms/req, load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
+    med = statistics.median
+    lines = [
+        "### P1 and P2: LLMClient side by side with a bare semaphore-bounded AsyncOpenAI loop",
+        "",
+        (
+            f"L = {lat} s; at each C, `LLMClient.run` (DuckDB cache on, fresh file per run) and a bare "
+            "`AsyncOpenAI.chat.completions.create` loop under an `asyncio.Semaphore(C)` (`max_retries=0`) "
+            "alternated in one process (order flipped each run), the test server in another. CPU = "
+            "`time.process_time()` of the client process (all threads, so ours includes the DuckDB writes); "
+            "server CPU from /proc for the same run."
+        ),
+        "",
+        "| C | N | ours: ratio to C/L | bare: ratio | ours / bare throughput | ours: CPU ms/req | bare: CPU ms/req "
+        "| ours / bare CPU | server CPU ms/req (ours, bare) | ceiling N/(ceil(N/C)L) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c, d in rows.items():
+        n = pair_n(args, c)
+        o, b = d["ours"], d["bare"]
+        tr = med(x[0] / y[0] for x, y in zip(o, b, strict=True))
+        cr = med(x[1] / y[1] for x, y in zip(o, b, strict=True))
+        lines.append(
+            f"| {c} | {n} | **{med(x[0] for x in o):.3f}** ({', '.join(f'{x[0]:.3f}' for x in o)}) "
+            f"| {med(x[0] for x in b):.3f} ({', '.join(f'{x[0]:.3f}' for x in b)}) | {tr:.3f} "
+            f"| **{med(x[1] for x in o):.3f}** ({', '.join(f'{x[1]:.2f}' for x in o)}) "
+            f"| {med(x[1] for x in b):.3f} ({', '.join(f'{x[1]:.2f}' for x in b)}) | {cr:.3f} "
+            f"| {med(x[2] for x in o):.3f}, {med(x[2] for x in b):.3f} | {ceiling(n, c, lat):.3f} |"
+        )
+    lines += [
+        "",
+        "Medians of the runs; per-run figures in brackets. 'ours / bare' columns are medians of the "
+        "per-run ratios (each run pair back to back).",
     ]
     return lines
 
@@ -398,6 +473,7 @@ def main() -> None:
     ap.add_argument("--only", default="p1,p2,p3,r1")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--n-fixed", action="store_true", help="pair: N = --n at every C (default: scaled with C)")
     ap.add_argument("--latency", type=float, default=0.5)
     ap.add_argument("--c", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--p2-c", type=int, default=64)
@@ -426,7 +502,7 @@ def main() -> None:
         ),
         "",
     ]
-    for name, fn in (("p1", p1), ("p2", p2), ("p3", p3), ("r1", r1)):
+    for name, fn in (("pair", pair), ("p1", p1), ("p2", p2), ("p3", p3), ("r1", r1)):
         if name in only:
             load0 = os.getloadavg()[0]
             lines = fn(args)

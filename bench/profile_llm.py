@@ -1,0 +1,66 @@
+"""cProfile of one LLMClient run (or the bare loop) against the test server in its own process.
+
+Prints the top functions by cumulative and by own CPU time of the client's main thread (the DuckDB
+cache writes run in a worker thread and are not in the profile; `time.process_time` covers them).
+
+    .venv/bin/python bench/profile_llm.py --c 256 --n 4000             # ours
+    .venv/bin/python bench/profile_llm.py --c 256 --n 4000 --bare      # the bare AsyncOpenAI loop
+    .venv/bin/python bench/profile_llm.py --c 256 --n 4000 --out /tmp/ours.prof   # keep the stats
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_llm import run_bare, run_ours  # noqa: E402
+
+from testing.llm_server import ServerConfig, run_subprocess_server  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--c", type=int, default=256)
+    ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--latency", type=float, default=0.5)
+    ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--no-profile", action="store_true", help="just the CPU per request, no cProfile")
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--out", default=None, help="write the pstats file here")
+    args = ap.parse_args()
+    fn = run_bare if args.bare else run_ours
+    with run_subprocess_server(ServerConfig(latency=args.latency)) as (url, _):
+        fn(url, 8, 64, "warm")
+        prof = None if args.no_profile else cProfile.Profile()
+        if prof is not None:
+            prof.enable()
+        c0 = time.process_time()
+        wall, cpu, _ = fn(url, args.c, args.n, f"prof-{time.time_ns()}")
+        if prof is not None:
+            prof.disable()
+        print(
+            f"{'bare' if args.bare else 'ours'} C={args.c} N={args.n}: ratio {args.n / wall / (args.c / args.latency):.3f}, "
+            f"CPU {cpu / args.n * 1000:.3f} ms/req ({(time.process_time() - c0) / args.n * 1000:.3f} with the profiler's share)"
+        )
+    if prof is None:
+        return
+    if args.out:
+        prof.dump_stats(args.out)
+    for key in ("cumulative", "tottime"):
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).strip_dirs().sort_stats(key).print_stats(args.top)
+        print(f"--- by {key} ---")
+        print(s.getvalue().split("\n", 6)[-1] if False else s.getvalue())
+
+
+if __name__ == "__main__":
+    main()
