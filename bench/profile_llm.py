@@ -1,6 +1,6 @@
 """cProfile of one LLMClient run (or the bare loop) against the test server in its own process.
 
-Prints the top functions by cumulative and by own CPU time of the client's main thread (the DuckDB
+Prints the top functions by cumulative and by own CPU time (`time.thread_time`) of the client's main thread (the DuckDB
 cache writes run in a worker thread and are not in the profile; `time.process_time` covers them).
 
     .venv/bin/python bench/profile_llm.py --c 256 --n 4000             # ours
@@ -40,7 +40,9 @@ def main() -> None:
     fn = run_bare if args.bare else run_ours
     with run_subprocess_server(ServerConfig(latency=args.latency)) as (url, _):
         fn(url, 8, 64, "warm")
-        prof = None if args.no_profile else cProfile.Profile()
+        # timed by the main thread's CPU clock, not wall time: other work on a shared machine would
+        # otherwise land on whatever function was running when this process was descheduled
+        prof = None if args.no_profile else cProfile.Profile(time.thread_time)
         if prof is not None:
             prof.enable()
         c0 = time.process_time()

@@ -111,7 +111,7 @@ class AioHttpSender:
     """Posts chat requests of one endpoint on one `aiohttp.ClientSession` (created on first use, in the
     running loop), with the openai client's headers built once (see the module doc)."""
 
-    __slots__ = ("_connections", "_headers", "_role_headers", "_sdk", "_session", "_timeouts", "url")
+    __slots__ = ("_connections", "_headers", "_sdk", "_session", "_timeouts", "url")
 
     def __init__(self, url: str, key: str | None, connections: int) -> None:
         # built only for its headers and base URL: every request the SDK would send carries these
@@ -120,7 +120,6 @@ class AioHttpSender:
         self.url = str(self._sdk.base_url).rstrip("/") + "/chat/completions"
         self._connections = connections
         self._session: Any = None
-        self._role_headers: dict[str | None, dict[str, str]] = {}
         self._timeouts: dict[float, Any] = {}
 
     def _open(self) -> Any:
@@ -134,17 +133,10 @@ class AioHttpSender:
             keepalive_timeout=5.0,
             ssl=httpx2.create_ssl_context(verify=True, trust_env=True),
         )
-        self._session = aiohttp.ClientSession(connector=connector)
+        # the SDK's headers as the session's defaults: a request adds only its own (the role header)
+        self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         self.url = yarl.URL(self.url)  # parsed once, not per request
         return self._session
-
-    def _headers_for(self, options: Mapping[str, Any]) -> dict[str, str]:
-        extra = options.get("headers")
-        role = extra.get(ROLE_HEADER) if extra else None
-        headers = self._role_headers.get(role)
-        if headers is None:
-            headers = self._role_headers[role] = {**self._headers, **(extra or {})}
-        return headers
 
     def _timeout(self, timeout_s: float) -> Any:
         t = self._timeouts.get(timeout_s)
@@ -161,7 +153,7 @@ class AioHttpSender:
         """One HTTP copy; never raises for endpoint trouble (cancellation passes through)."""
         session = self._session or self._open()
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = self._headers_for(options)
+        headers = options.get("headers")
         t0 = time.perf_counter()
         try:
             async with session.post(
