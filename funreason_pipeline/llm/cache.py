@@ -6,7 +6,7 @@ usable or not, as the raw response JSON text, so parsing it again gives the same
 failures (5xx, timeouts, broken bodies, ...) are not stored and are re-sent by a rerun.
 
 Writes go through `storage.connect` in batches from a background thread (`CacheWriter`): every
-`interval_s` (default 5 s, stretched so flushing stays under ~10% of a core) or `max_rows` (1024)
+`interval_s` (default 5 s, stretched so flushing stays under ~10% of a core) or `max_rows` (4096)
 responses, and at the end. Each response is also appended at once to a small per-process journal file next to the
 database, so a process killed with SIGKILL loses no answered request: the next batch on the same
 database moves the dead process's journal into `llm_calls` first (`LLMCache.recover`), then re-sends
@@ -232,7 +232,7 @@ class CacheWriter:
         self,
         cache: LLMCache,
         interval_s: float | None = None,
-        max_rows: int = 1024,
+        max_rows: int = 4096,
         max_duty: float | None = None,
         journal: bool = True,
     ) -> None:
