@@ -72,10 +72,28 @@ def pick_backend(choice: str) -> str:
     return "aiohttp"
 
 
-def _sdk_headers(sdk: openai.AsyncOpenAI) -> dict[str, str]:
-    """The headers the SDK sends with every request (defaults, platform, organization/project, auth)."""
-    merged = {**sdk.default_headers, **sdk.auth_headers}
-    return {k: v for k, v in merged.items() if isinstance(v, str)}  # drops the SDK's Omit() markers
+# (base URL, key) -> (the SDK's headers, the chat completions URL): an AsyncOpenAI costs ~60 ms of CPU
+# to build (it loads a TLS context), so it is built once per endpoint and process, not per session
+_SDK_SHAPES: dict[tuple[str, str | None], tuple[dict[str, str], str]] = {}
+_TLS: list[Any] = []  # the SDK's TLS context (certifi, SSL_CERT_FILE), built once, only for https
+
+
+def _sdk_shape(url: str, key: str | None) -> tuple[dict[str, str], str]:
+    """The headers the SDK sends with every request (defaults, platform, organization / project, auth)
+    and the URL it posts chat completions to, read from an AsyncOpenAI with this base URL and key."""
+    shape = _SDK_SHAPES.get((url, key))
+    if shape is None:
+        sdk = openai.AsyncOpenAI(base_url=url, api_key=key or _PLACEHOLDER_KEY, max_retries=0)
+        merged = {**sdk.default_headers, **sdk.auth_headers}
+        headers = {k: v for k, v in merged.items() if isinstance(v, str)}  # drops the SDK's Omit() markers
+        shape = _SDK_SHAPES[(url, key)] = (headers, str(sdk.base_url).rstrip("/") + "/chat/completions")
+    return shape
+
+
+def _tls_context() -> Any:
+    if not _TLS:
+        _TLS.append(httpx2.create_ssl_context(verify=True, trust_env=True))
+    return _TLS[0]
 
 
 def _status_error(status: int, raw: bytes) -> tuple[str, str | None]:
@@ -111,13 +129,10 @@ class AioHttpSender:
     """Posts chat requests of one endpoint on one `aiohttp.ClientSession` (created on first use, in the
     running loop), with the openai client's headers built once (see the module doc)."""
 
-    __slots__ = ("_connections", "_headers", "_sdk", "_session", "_timeouts", "url")
+    __slots__ = ("_connections", "_headers", "_session", "_timeouts", "url")
 
     def __init__(self, url: str, key: str | None, connections: int) -> None:
-        # built only for its headers and base URL: every request the SDK would send carries these
-        self._sdk = openai.AsyncOpenAI(base_url=url, api_key=key or _PLACEHOLDER_KEY, max_retries=0)
-        self._headers = _sdk_headers(self._sdk)
-        self.url = str(self._sdk.base_url).rstrip("/") + "/chat/completions"
+        self._headers, self.url = _sdk_shape(url, key)
         self._connections = connections
         self._session: Any = None
         self._timeouts: dict[float, Any] = {}
@@ -126,12 +141,12 @@ class AioHttpSender:
         import aiohttp
         import yarl
 
-        # as openai.DefaultAioHttpClient's transport: the SDK's TLS context, a pool of `connections`
-        # (C + the hedge budget), idle connections kept 5 s (httpx2.Limits' default)
+        # as openai.DefaultAioHttpClient's transport: the SDK's TLS context (https only), a pool of
+        # `connections` (C + the hedge budget), idle connections kept 5 s (httpx2.Limits' default)
         connector = aiohttp.TCPConnector(
             limit=self._connections,
             keepalive_timeout=5.0,
-            ssl=httpx2.create_ssl_context(verify=True, trust_env=True),
+            ssl=_tls_context() if self.url.startswith("https:") else True,
         )
         # the SDK's headers as the session's defaults: a request adds only its own (the role header)
         self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
@@ -175,7 +190,6 @@ class AioHttpSender:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        await self._sdk.close()
 
 
 def _aiohttp_kind(exc: BaseException, timeout_s: float) -> tuple[FailureKind, str]:
