@@ -420,16 +420,18 @@ NOTES = [
         "which is why single runs scatter by a few percent; figures are medians of alternated runs."
     ),
     (
-        "- P1 at C = 256 (512 req/s) is bound by the client's CPU: ~1.9 ms per request is ~1 core, and the "
-        "test server needs part of the other one. The SDK's request building and the HTTP transport are "
-        "most of that time; the default httpx2 transport reached only ~0.3-0.4 of C/L there (its pool scans "
-        "every connection per request), hence the aiohttp transport (`openai.DefaultAioHttpClient`)."
+        "- P1/P2 (`--only pair`, since 2026-12-07): ours and the bare loop at each C in the same run, "
+        "alternated; CPU = `time.process_time()` of the client process, which a loaded machine inflates "
+        "less than wall time but still inflates (both clients alike): read the ratios ours / bare first."
     ),
     (
-        "- P2's bare loop costs ~5 ms per request here with openai 3.57 / httpx2 (targets.md quotes "
-        "2.5-2.7 ms on another setup); LLMClient posts through `AsyncOpenAI.post(..., cast_to=httpx2.Response)` "
-        "(no param transform, no `ChatCompletion` objects, one `json.loads`) on the aiohttp transport. "
-        "'cache on' includes journalling each response and flushing to DuckDB every 5 s / 1024 rows."
+        "- LLMClient's transport (aiohttp installed, no proxy): `AioHttpSender` posts the JSON body on one "
+        "`aiohttp.ClientSession` with the openai client's headers read once; the SDK path "
+        "(`AsyncOpenAI.post`: `FinalRequestOptions`, URL parse, header merge, httpx2 request / send / "
+        "response around the SDK's own aiohttp transport) was ~80% of the client's CPU per request. "
+        "Without aiohttp or behind a proxy: `AsyncOpenAI.post(..., cast_to=httpx2.Response)` on httpx2, "
+        "as before. 'cache on' includes journalling each response and flushing to DuckDB every 15 s / "
+        "4096 rows."
     ),
     (
         "- P3: AIMD with decrease 0.95 x in-flight once per epoch (harder while decreases follow each other "

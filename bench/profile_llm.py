@@ -27,6 +27,38 @@ from bench_llm import run_bare, run_ours  # noqa: E402
 from testing.llm_server import ServerConfig, run_subprocess_server  # noqa: E402
 
 
+def component(fn: str, name: str) -> str:
+    """Which layer a profiled function belongs to (for the table in docs/benchmarks.md)."""
+    if "funreason_pipeline/llm" in fn:
+        return "funreason_pipeline.llm (session, hedging, limiter, transport, cache)"
+    for pkg, label in (("openai/", "openai SDK"), ("httpx2/", "httpx2"), ("aiohttp/", "aiohttp (+ yarl, multidict)"),
+                       ("yarl/", "aiohttp (+ yarl, multidict)"), ("multidict/", "aiohttp (+ yarl, multidict)"),
+                       ("pydantic", "pydantic"), ("/json/", "json"), ("asyncio/", "asyncio event loop"),
+                       ("selectors.py", "asyncio event loop")):
+        if pkg in fn:
+            return label
+    if fn == "~":
+        if any(k in name for k in ("epoll", "Context' objects", "socket")):
+            return "asyncio event loop"
+        if "json" in name or "sha256" in name:
+            return "json"
+    return "other (builtins, stdlib helpers)"
+
+
+def summary(prof: cProfile.Profile | str) -> str:
+    """Markdown: share of the main thread's CPU by layer (own time of its functions)."""
+    st = pstats.Stats(prof)
+    acc: dict[str, float] = {}
+    for (fn, _line, name), (_cc, _nc, tt, _ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+        key = component(fn, name)
+        acc[key] = acc.get(key, 0.0) + tt
+    total = sum(acc.values())
+    lines = ["| layer | share of the main thread's CPU |", "| --- | --- |"]
+    for k, v in sorted(acc.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {k} | {100 * v / total:.0f}% |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--c", type=int, default=256)
@@ -36,7 +68,11 @@ def main() -> None:
     ap.add_argument("--no-profile", action="store_true", help="just the CPU per request, no cProfile")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--out", default=None, help="write the pstats file here")
+    ap.add_argument("--summary", default=None, help="only print the layer table of this pstats file")
     args = ap.parse_args()
+    if args.summary:
+        print(summary(args.summary))
+        return
     fn = run_bare if args.bare else run_ours
     with run_subprocess_server(ServerConfig(latency=args.latency)) as (url, _):
         fn(url, 8, 64, "warm")
@@ -59,6 +95,7 @@ def main() -> None:
         return
     if args.out:
         prof.dump_stats(args.out)
+    print(summary(prof))
     for key in ("cumulative", "tottime"):
         s = io.StringIO()
         pstats.Stats(prof, stream=s).strip_dirs().sort_stats(key).print_stats(args.top)
