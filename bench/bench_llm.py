@@ -239,8 +239,10 @@ def pair(args: argparse.Namespace) -> list[str]:
             "server CPU from /proc for the same run."
         ),
         "",
-        "| C | N | ours: ratio to C/L | bare: ratio | ours / bare throughput | ours: CPU ms/req | bare: CPU ms/req "
-        "| ours / bare CPU | server CPU ms/req (ours, bare) | ceiling N/(ceil(N/C)L) |",
+        (
+            "| C | N | ours: ratio to C/L | bare: ratio | ours / bare throughput | ours: CPU ms/req | bare: CPU ms/req "
+            "| ours / bare CPU | server CPU ms/req (ours, bare) | ceiling N/(ceil(N/C)L) |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c, d in rows.items():
@@ -257,8 +259,10 @@ def pair(args: argparse.Namespace) -> list[str]:
         )
     lines += [
         "",
-        "Medians of the runs; per-run figures in brackets. 'ours / bare' columns are medians of the "
-        "per-run ratios (each run pair back to back).",
+        (
+            "Medians of the runs; per-run figures in brackets. 'ours / bare' columns are medians of the "
+            "per-run ratios (each run pair back to back)."
+        ),
     ]
     return lines
 

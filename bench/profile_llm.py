@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_llm import run_bare, run_ours  # noqa: E402
+from bench_llm import run_bare, run_ours
 
-from testing.llm_server import ServerConfig, run_subprocess_server  # noqa: E402
+from testing.llm_server import ServerConfig, run_subprocess_server
 
 
 def component(fn: str, name: str) -> str:

@@ -8,8 +8,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from funreason_pipeline.llm.cache import CacheRow, CacheWriter, request_hash
