@@ -15,6 +15,7 @@ R1  the same client against the R1 fault mix (20% 500, 10% 429 + Retry-After, 5%
     .venv/bin/python bench/bench_llm.py                 # all, 3 runs each, writes docs/benchmarks.md
     .venv/bin/python bench/bench_llm.py --only p2 --runs 1 --no-write
     .venv/bin/python bench/bench_llm.py --only r1 --runs 3 --no-write
+    .venv/bin/python bench/bench_llm.py --only pair --runs 3 --no-write   # P1 + P2 side by side at each C
 """
 
 from __future__ import annotations
@@ -188,6 +189,84 @@ def p2(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of another process so far, from /proc (the test server's share)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pair_n(args: argparse.Namespace, c: int) -> int:
+    """Requests per run at concurrency c: about 30 waves (2000 at C = 64), at least 1000."""
+    return args.n if args.n_fixed else max(1000, min(4000, 32 * c if c < 64 else args.n * c // 64))
+
+
+def pair(args: argparse.Namespace) -> list[str]:
+    """P1 + P2 side by side: at each C, ours (cache on) and the bare loop alternated in one process
+    (the order flips each run), the server in its own; wall, client CPU and server CPU per run."""
+    lat = args.latency
+    rows: dict[int, dict[str, list[tuple[float, float, float]]]] = {}
+    with run_subprocess_server(ServerConfig(latency=lat)) as (url, proc):
+        run_bare(url, 8, 64, "warm")
+        run_ours(url, 8, 64, "warm")
+        for c in args.c:
+            n = pair_n(args, c)
+            rows[c] = {"bare": [], "ours": []}
+            for r in range(args.runs):
+                order = ("bare", "ours") if r % 2 == 0 else ("ours", "bare")
+                for name in order:
+                    s0 = _proc_cpu(proc.pid)
+                    tag = f"pair-{name}-{c}-{r}-{time.time_ns()}"
+                    fn = run_bare if name == "bare" else run_ours
+                    wall, cpu, _ = fn(url, c, n, tag)
+                    srv = _proc_cpu(proc.pid) - s0
+                    ratio = n / wall / (c / lat)
+                    rows[c][name].append((ratio, cpu / n * 1000, srv / n * 1000))
+                    print(
+                        f"C={c} N={n} run {r} {name}: ratio {ratio:.3f}, client CPU {cpu / n * 1000:.3f} ms/req, "
+                        f"server CPU {srv / n * 1000:.3f} ms/req, load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
+    med = statistics.median
+    lines = [
+        "### P1 and P2: LLMClient side by side with a bare semaphore-bounded AsyncOpenAI loop",
+        "",
+        (
+            f"L = {lat} s; at each C, `LLMClient.run` (DuckDB cache on, fresh file per run) and a bare "
+            "`AsyncOpenAI.chat.completions.create` loop under an `asyncio.Semaphore(C)` (`max_retries=0`) "
+            "alternated in one process (order flipped each run), the test server in another. CPU = "
+            "`time.process_time()` of the client process (all threads, so ours includes the DuckDB writes); "
+            "server CPU from /proc for the same run."
+        ),
+        "",
+        (
+            "| C | N | ours: ratio to C/L | bare: ratio | ours / bare throughput | ours: CPU ms/req | bare: CPU ms/req "
+            "| ours / bare CPU | server CPU ms/req (ours, bare) | ceiling N/(ceil(N/C)L) |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for c, d in rows.items():
+        n = pair_n(args, c)
+        o, b = d["ours"], d["bare"]
+        tr = med(x[0] / y[0] for x, y in zip(o, b, strict=True))
+        cr = med(x[1] / y[1] for x, y in zip(o, b, strict=True))
+        lines.append(
+            f"| {c} | {n} | **{med(x[0] for x in o):.3f}** ({', '.join(f'{x[0]:.3f}' for x in o)}) "
+            f"| {med(x[0] for x in b):.3f} ({', '.join(f'{x[0]:.3f}' for x in b)}) | {tr:.3f} "
+            f"| **{med(x[1] for x in o):.3f}** ({', '.join(f'{x[1]:.2f}' for x in o)}) "
+            f"| {med(x[1] for x in b):.3f} ({', '.join(f'{x[1]:.2f}' for x in b)}) | {cr:.3f} "
+            f"| {med(x[2] for x in o):.3f}, {med(x[2] for x in b):.3f} | {ceiling(n, c, lat):.3f} |"
+        )
+    lines += [
+        "",
+        (
+            "Medians of the runs; per-run figures in brackets. 'ours / bare' columns are medians of the "
+            "per-run ratios (each run pair back to back)."
+        ),
+    ]
+    return lines
+
+
 def p3(args: argparse.Namespace) -> list[str]:
     cap, c, lat = args.capacity, args.p3_c, args.latency
     cfg = ServerConfig(latency=lat, capacity=cap, retry_after=args.retry_after)
@@ -345,16 +424,18 @@ NOTES = [
         "which is why single runs scatter by a few percent; figures are medians of alternated runs."
     ),
     (
-        "- P1 at C = 256 (512 req/s) is bound by the client's CPU: ~1.9 ms per request is ~1 core, and the "
-        "test server needs part of the other one. The SDK's request building and the HTTP transport are "
-        "most of that time; the default httpx2 transport reached only ~0.3-0.4 of C/L there (its pool scans "
-        "every connection per request), hence the aiohttp transport (`openai.DefaultAioHttpClient`)."
+        "- P1/P2 (`--only pair`, since 2026-12-07): ours and the bare loop at each C in the same run, "
+        "alternated; CPU = `time.process_time()` of the client process, which a loaded machine inflates "
+        "less than wall time but still inflates (both clients alike): read the ratios ours / bare first."
     ),
     (
-        "- P2's bare loop costs ~5 ms per request here with openai 3.57 / httpx2 (targets.md quotes "
-        "2.5-2.7 ms on another setup); LLMClient posts through `AsyncOpenAI.post(..., cast_to=httpx2.Response)` "
-        "(no param transform, no `ChatCompletion` objects, one `json.loads`) on the aiohttp transport. "
-        "'cache on' includes journalling each response and flushing to DuckDB every 5 s / 1024 rows."
+        "- LLMClient's transport (aiohttp installed, no proxy): `AioHttpSender` posts the JSON body on one "
+        "`aiohttp.ClientSession` with the openai client's headers read once; the SDK path "
+        "(`AsyncOpenAI.post`: `FinalRequestOptions`, URL parse, header merge, httpx2 request / send / "
+        "response around the SDK's own aiohttp transport) was ~80% of the client's CPU per request. "
+        "Without aiohttp or behind a proxy: `AsyncOpenAI.post(..., cast_to=httpx2.Response)` on httpx2, "
+        "as before. 'cache on' includes journalling each response and flushing to DuckDB every 15 s / "
+        "4096 rows."
     ),
     (
         "- P3: AIMD with decrease 0.95 x in-flight once per epoch (harder while decreases follow each other "
@@ -398,6 +479,7 @@ def main() -> None:
     ap.add_argument("--only", default="p1,p2,p3,r1")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--n-fixed", action="store_true", help="pair: N = --n at every C (default: scaled with C)")
     ap.add_argument("--latency", type=float, default=0.5)
     ap.add_argument("--c", type=int, nargs="+", default=[16, 64, 256])
     ap.add_argument("--p2-c", type=int, default=64)
@@ -426,7 +508,7 @@ def main() -> None:
         ),
         "",
     ]
-    for name, fn in (("p1", p1), ("p2", p2), ("p3", p3), ("r1", r1)):
+    for name, fn in (("pair", pair), ("p1", p1), ("p2", p2), ("p3", p3), ("r1", r1)):
         if name in only:
             load0 = os.getloadavg()[0]
             lines = fn(args)

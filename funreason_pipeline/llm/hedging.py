@@ -97,22 +97,24 @@ async def first_reply(
       (the role's) bounds the try."""
     hedging = s.hedge_factor > 0 and s.hedge_max > 0 and budget.size > 0
     sends: list[list[float]] = [[]]
-    copies = [asyncio.ensure_future(send(sends[0]))]
+    if not hedging:  # no hedge can ever be due: the one copy, awaited here (no task, no timer)
+        return await send(sends[0])
+    loop = asyncio.get_running_loop()
+    copies = [loop.create_task(send(sends[0]))]
     dropped: list[asyncio.Future] = []  # hedges cancelled to make way for newer ones
     extra = 0  # this try's copies beyond the first (counted in budget.in_use)
     try:
+        await asyncio.sleep(0)  # let the copy start, so its send time is known (no poll timer for it)
         while True:
-            d = delay() if hedging else None
+            d = delay()
             newest = sends[-1][0] if sends[-1] else None
-            if not hedging:
-                timeout = None
-            elif d is None or newest is None:  # not known yet / not sent yet: look again soon
+            if d is None or newest is None:  # not known yet / not sent yet: look again soon
                 timeout = poll_s
             else:
                 timeout = max(0.0, newest + d - time.perf_counter())
                 if timeout == 0.0 and len(copies) <= s.hedge_max and budget.in_use >= budget.size:
                     timeout = poll_s  # budget spent: look again soon
-            done, _ = await asyncio.wait(copies, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done = await _first_done(loop, copies, timeout)
             if done:  # an answer (a success if several came at once), or the try's failure
                 return min(done, key=lambda f: f.result().kind is not None).result()
             if d is None or newest is None or time.perf_counter() < newest + d:
@@ -129,12 +131,40 @@ async def first_reply(
             else:
                 continue
             sends.append([])
-            copies.append(asyncio.ensure_future(send(sends[-1])))
+            copies.append(loop.create_task(send(sends[-1])))
             counters["hedges"] += 1
     finally:
         budget.in_use -= extra
         for c in copies:
             c.cancel()  # no-op for the finished ones
         for c in copies + dropped:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await c
+            if not c.done():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await c
+            elif not c.cancelled():
+                c.exception()  # retrieved: no "never retrieved" warning
+
+
+async def _first_done(loop: asyncio.AbstractEventLoop, copies: list[asyncio.Task[Reply]],
+                      timeout: float) -> list[asyncio.Task[Reply]]:
+    """The copies that are done, waiting until one is or `timeout` passes: `asyncio.wait(...,
+    FIRST_COMPLETED)` without its sets, checks and per-call generality (one future, one timer)."""
+    done = [c for c in copies if c.done()]
+    if done or timeout <= 0.0:
+        return done
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    handle = loop.call_later(timeout, wake)
+    for c in copies:
+        c.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+        for c in copies:
+            c.remove_done_callback(wake)
+    return [c for c in copies if c.done()]

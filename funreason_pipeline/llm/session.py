@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -111,6 +112,9 @@ class LLMSession:
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[tuple[str, str | None], Endpoint] = {}
         self.latency: dict[tuple[str, str], LatencyTracker] = {}
+        # per RoleSettings object (the client's settings live as long as the session): its endpoint
+        # and latency tracker, so a request does not rebuild the keys (secret, enum values) each time
+        self._routes: dict[int, tuple[RoleSettings, Endpoint, LatencyTracker]] = {}
         self.writer: CacheWriter | None = None
         self.in_flight = 0  # HTTP copies now on the wire (hedges included)
         self.max_in_flight = 0
@@ -190,7 +194,7 @@ class LLMSession:
                     self.stats.cached_input_tokens += tin
                     self.stats.cached_output_tokens += tout
                     return resp
-        ep = self._endpoint(job.settings)
+        ep, tracker = self._route(job.settings)
         job.body = request_body(job.settings, job.req)
         job.options = request_options(job.settings, self.options.send_role_header)
         if self.cache is not None and self.writer is None:
@@ -201,16 +205,18 @@ class LLMSession:
                 journal=self.options.cache_journal,
             )
             self.writer.start()
-        return await self._execute(ep, job)
+        return await self._execute(ep, job, tracker)
 
     # --- cache look-ups, coalesced ---------------------------------------------------------------
     async def _lookup(self, h: str) -> tuple[str, float] | None:
+        # one waiter per hash (`_call` sends identical requests once); a waiter cancelled meanwhile is
+        # replaced, and the round skips it (no shield needed)
         fut = self._lookup_wanted.get(h)
-        if fut is None:
+        if fut is None or fut.cancelled():
             fut = self._lookup_wanted[h] = asyncio.get_running_loop().create_future()
         if self._lookup_task is None:
             self._lookup_task = asyncio.ensure_future(self._lookup_round())
-        return await asyncio.shield(fut)
+        return await fut
 
     async def _lookup_round(self) -> None:
         try:
@@ -237,6 +243,18 @@ class LLMSession:
         return cache.lookup(hashes)
 
     # --- sending -----------------------------------------------------------------------------------
+    def _route(self, s: RoleSettings) -> tuple[Endpoint, LatencyTracker]:
+        """The endpoint of `s` and the latency tracker of its role there."""
+        route = self._routes.get(id(s))
+        if route is None or route[0] is not s:
+            ep = self._endpoint(s)
+            key = (ep.url, s.role.value)
+            tracker = self.latency.get(key)
+            if tracker is None:
+                tracker = self.latency[key] = LatencyTracker()
+            route = self._routes[id(s)] = (s, ep, tracker)
+        return route[1], route[2]
+
     def _endpoint(self, s: RoleSettings) -> Endpoint:
         key = s.api_key.get_secret_value() if s.api_key else None
         ek = (s.base_url or "", key)
@@ -262,7 +280,7 @@ class LLMSession:
         finally:
             self.in_flight -= 1
 
-    async def _execute(self, ep: Endpoint, job: _Job) -> LLMResponse | LLMFailure:
+    async def _execute(self, ep: Endpoint, job: _Job, tracker: LatencyTracker) -> LLMResponse | LLMFailure:
         """Tries until an answer or a final failure. Each try holds one limiter slot for all its
         copies, freed only once breaker and limiter have seen its outcome, so a request waiting for
         the slot already sees an endpoint this answer declared dead."""
@@ -271,6 +289,14 @@ class LLMSession:
         budget = RetryBudget(self.options)
         attempts = 0
         since = time.monotonic()  # a retry keeps its first try's place in the limiter's queue
+        s, min_samples = job.settings, self.options.hedge_min_samples
+
+        def send(sent: list[float]) -> Coroutine[Any, Any, Reply]:
+            return self._copy(ep, job, sent)
+
+        def delay() -> float | None:
+            return hedge_delay(s, tracker, min_samples)
+
         while True:
             admitted = breaker.allow()
             if not admitted:
@@ -285,19 +311,12 @@ class LLMSession:
             try:
                 if breaker.is_open and admitted != 2:
                     continue  # it opened while this request waited for its slot: look again
-                reply = await first_reply(
-                    lambda sent: self._copy(ep, job, sent),
-                    lambda: self.hedge_delay(ep, job.settings),
-                    job.settings,
-                    ep.hedges,
-                    self.options.hedge_poll_s,
-                    counters,
-                )
+                reply = await first_reply(send, delay, s, ep.hedges, self.options.hedge_poll_s, counters)
                 attempts += 1
                 counters["attempts"] += 1
                 if attempts == 1:
                     counters["sent"] += 1
-                outcome = self._outcome(ep, job, reply, epoch, attempts, budget)
+                outcome = self._outcome(ep, job, reply, epoch, attempts, budget, tracker)
             finally:
                 limiter.release()
             if not isinstance(outcome, float):
@@ -305,7 +324,7 @@ class LLMSession:
             await asyncio.sleep(outcome)
 
     def _outcome(self, ep: Endpoint, job: _Job, reply: Reply, epoch: int, attempts: int,
-                 budget: RetryBudget) -> LLMResponse | LLMFailure | float:
+                 budget: RetryBudget, tracker: LatencyTracker) -> LLMResponse | LLMFailure | float:
         """A try's outcome: the response, a final failure, or the delay before the next try."""
         kind, message, status = reply.kind, reply.message, reply.status
         if kind is None:
@@ -314,7 +333,7 @@ class LLMSession:
             except ValueError as exc:
                 kind, message, status = FailureKind.BAD_RESPONSE, str(exc), 200
             else:
-                self._answered(ep, job, reply, resp, tin, tout)
+                self._answered(ep, job, reply, resp, tin, tout, tracker)
                 return resp
         message = ep.scrub(message)
         if kind is FailureKind.RATE_LIMITED:
@@ -322,12 +341,9 @@ class LLMSession:
         delay = budget.after_failure(kind, message, reply.headers, epoch, ep.rtt, ep.limiter, ep.breaker)
         return _failure(job, kind, message, attempts, status) if delay is None else delay
 
-    def _answered(self, ep: Endpoint, job: _Job, reply: Reply, resp: LLMResponse, tin: int, tout: int) -> None:
+    def _answered(self, ep: Endpoint, job: _Job, reply: Reply, resp: LLMResponse, tin: int, tout: int,
+                  tracker: LatencyTracker) -> None:
         ep.answered(reply.latency)
-        key = (ep.url, job.settings.role.value)
-        tracker = self.latency.get(key)
-        if tracker is None:
-            tracker = self.latency[key] = LatencyTracker()
         tracker.add(reply.latency)
         self.counters["input_tokens"] += tin
         self.counters["output_tokens"] += tout
