@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-# docs/benchmarks.md is edited elsewhere: its links and codes are checked, its prose pointers in the xfail below
+# docs/benchmarks.md's pointers are checked by their own test below
 POINTER_EXEMPT = {"docs/benchmarks.md"}
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
@@ -85,8 +83,6 @@ def test_no_outside_pointers_or_issue_numbers():
     assert bad_pointers(ROOT, POINTER_EXEMPT) == []
 
 
-@pytest.mark.xfail(reason="docs/benchmarks.md still names issues and targets.md/shared notes in its prose; "
-                          "its sections are edited elsewhere", strict=False)
 def test_no_outside_pointers_or_issue_numbers_in_benchmarks():
     assert [p for p in bad_pointers(ROOT) if p.startswith("docs/benchmarks.md")] == []
 
