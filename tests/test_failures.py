@@ -119,3 +119,18 @@ def test_bfcl_file_content_saying_not_found_is_data():
     assert res.ok and res.value == {"file_content": "not found"}
     res = fs.call("cat", {"file_name": "missing.txt"})
     assert not res.ok and "No such file" in res.error
+
+
+def test_a_python_set_in_an_error_message_prints_in_one_order_whatever_the_hash_seed():
+    """BFCL's TravelAPI says "Must be one of {'economy', 'business', 'first'}" in the order of the
+    process's hash seed; rejections recorded from it must be the same in every run."""
+    import subprocess
+    import sys
+
+    code = ("from funreason_pipeline.environments.base import invoke_tool\n"
+            "def book(travel_class):\n"
+            "    return {'error': f'Must be one of {set([\"economy\", \"business\", \"first\"])}'}\n"
+            "print(invoke_tool(book, 'book', {'travel_class': 'x'}).error)")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(6)}
+    assert seen == {"Must be one of {'business', 'economy', 'first'}\n"}

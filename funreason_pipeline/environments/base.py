@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -134,7 +135,16 @@ def invoke_tool(fn: Any, method: str, kwargs: dict[str, Any]) -> ToolResult:
     except (TypeError, ValueError) as exc:
         return ToolResult(None, f"{method} returned an unserialisable result: {exc}")
     failure = failure_of(value, method)  # `{"error": ...}`, `login_status: False`, "Stock not found", ...
-    return ToolResult(value, failure) if failure else ToolResult(value)
+    return ToolResult(value, stable_sets(failure)) if failure else ToolResult(value)
+
+
+_SET_REPR = re.compile(r"\{('[^'{}]*'(?:, '[^'{}]*')+)\}")
+
+
+def stable_sets(text: str) -> str:
+    """A Python set printed in a message ("Must be one of {'first', 'economy'}") in sorted order:
+    its printed order follows the process's hash seed, and rejections must not differ by run."""
+    return _SET_REPR.sub(lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", text)
 
 
 def to_json_value(value: Any) -> Any:
