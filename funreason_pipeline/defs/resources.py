@@ -7,7 +7,7 @@ from datetime import date
 
 import dagster as dg
 
-from funreason_pipeline import config, storage
+from funreason_pipeline import config, processes, storage
 from funreason_pipeline.defs.io_manager import PolarsDuckDBIOManager
 from funreason_pipeline.llm import LLMClient, LLMSettings
 from funreason_pipeline.models import Rejection
@@ -55,10 +55,23 @@ class LLMResource(dg.ConfigurableResource):
         return LLMClient(settings, db_path=database)
 
 
+class Processes(dg.ConfigurableResource):
+    """How many processes a step spreads its partitions over when its run covers several (a day's
+    toolsets in one run): `cli demo --workers`, the nightly run's config."""
+
+    workers: int = 1
+
+    def in_process(self, calls: int) -> bool:
+        return self.workers <= 1 or calls <= 1
+
+    def map(self, fn, calls: list[tuple[tuple, dict]]) -> list:
+        return processes.map_calls(fn, calls, self.workers)
+
+
 def build_resources(database: str | None = None, llm: LLMResource | None = None) -> dict:
     db = str(database or config.db_path())
     return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db),
-            "llm": llm or LLMResource()}
+            "llm": llm or LLMResource(), "processes": Processes()}
 
 
 @dg.definitions

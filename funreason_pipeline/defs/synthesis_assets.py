@@ -8,6 +8,7 @@ a changed model is not a new code version, but its requests miss the cache and a
 import dagster as dg
 import polars as pl
 
+from funreason_pipeline import frames
 from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt_version
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
@@ -15,10 +16,9 @@ from funreason_pipeline.defs.partitions import (
     day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
-    split_key,
 )
-from funreason_pipeline.defs.resources import LLMResource, Store
-from funreason_pipeline.defs.results import materialize, output
+from funreason_pipeline.defs.resources import LLMResource, Processes, Store
+from funreason_pipeline.defs.results import materialize, output, per_partition
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.llm import llm_stages as run_llm_stages
 
@@ -83,12 +83,17 @@ class DialoguesConfig(dg.Config):
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
     group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with tools; per "
     "turn user -> assistant reasoning + tool_calls -> tool results -> assistant reply), verified turns only.",
 )
-def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store: Store,
+def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store: Store, processes: Processes,
               trajectories: pl.DataFrame, queries: pl.DataFrame, cot_traces: pl.DataFrame,
               tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    day, toolset = split_key(context)
-    out = dialogues_stage(day, toolset, trajectories, queries, cot_traces, tool_catalog, config.error_injection_rate)
-    return materialize(context, out, store)
+    by_part = [frames.split_by(f, ("day", "toolset")) for f in (trajectories, queries, cot_traces)]
+    catalogs = frames.split_by(tool_catalog, ("toolset",))
+    return materialize(context, per_partition(processes, dialogues_stage, {
+        f"{day}|{ts}": ((day, ts, *(p.get((day, ts), f.clear()) for p, f in zip(by_part, (trajectories, queries,
+                                                                                          cot_traces), strict=True)),
+                         catalogs.get((ts,), tool_catalog.clear()), config.error_injection_rate), {})
+        for day, ts in day_toolset_keys(context)}), store)
