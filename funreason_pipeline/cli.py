@@ -5,6 +5,7 @@ summary. It launches and reports; the order of the work is Dagster's definition 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date
 
@@ -25,7 +26,13 @@ def run_demo(day: str, toolsets: list[str], instance: dg.DagsterInstance | None 
     from funreason_pipeline.defs.day import run_day
 
     cfg = {**(run_config or {}), "resources": {"processes": {"config": {"workers": workers}}}}
-    return run_day(day, toolsets, instance=instance, run_config=cfg, rebuild_graph=rebuild_graph)
+    report = run_day(day, toolsets, instance=instance, run_config=cfg, rebuild_graph=rebuild_graph)
+    for what in report.failed:
+        print(f"  {what}: run failed (see `make ui` for logs)")
+    t = report.timings
+    print(f"materialized {len(toolsets)} toolsets for {day} in {t['total_s']:.1f}s ({t['runs']} runs)")
+    print("timings " + json.dumps(t))  # machine-readable: bench/bench_e2e.py reads it
+    return report.ok
 
 
 def summary() -> str:

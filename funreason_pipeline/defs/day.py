@@ -17,7 +17,6 @@ toolset that fails its yield then stops only itself.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -26,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from funreason_pipeline import storage
 from funreason_pipeline.defs.automation import export_job, graph_job, nightly_run_config
 from funreason_pipeline.defs.graph_freshness import outdated_graphs
 from funreason_pipeline.defs.partitions import toolset_partitions
 from funreason_pipeline.defs.phase1_assets import YIELD_FAILED
+from funreason_pipeline.defs.resources import stored_rows_per_toolset
 from funreason_pipeline.defs.run_reaping import reap_dead_runs, run_tags
 
 NIGHTLY_HOUR = int(os.environ.get("FUNREASON_NIGHTLY_HOUR", "2"))
@@ -132,7 +131,7 @@ def stale_graphs(instance: dg.DagsterInstance, toolsets: list[str], check_databa
     """The toolsets whose catalog and graph must be (re)built (defs/graph_freshness.py says when);
     `check_database`: also those the database no longer holds. The graph is per toolset, not per
     day: probing costs several times a day's Phase I, so a current graph is reused."""
-    stored = storage.rows_per_toolset(("tool_catalog", "api_graph")) if check_database else None
+    stored = stored_rows_per_toolset(("tool_catalog", "api_graph")) if check_database else None
     return list(outdated_graphs(instance, toolsets, stored))
 
 
@@ -236,10 +235,26 @@ def execute(defs: dg.Definitions, instance: dg.DagsterInstance, run: DayRun) -> 
         asset_selection=[dg.AssetKey(a) for a in run.assets] if run.assets else None)
 
 
+def _listing(names: list[str]) -> str:
+    out = ""
+    for n in names:
+        out = f"{out}, {n}" if out else n
+    return out
+
+
+@dataclass
+class DayReport:
+    """What `run_day` did: whether every run succeeded, the failed runs, the timings (seconds, runs)."""
+
+    ok: bool
+    failed: list[str]
+    timings: dict
+
+
 def run_day(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, run_config: dict | None = None,
-            rebuild_graph: bool = False, say: Callable[[str], None] = print) -> bool:
+            rebuild_graph: bool = False, say: Callable[[str], None] = print) -> DayReport:
     """All of the day's runs, in order, in this process: what `cli demo` does. True when every run
-    succeeded (a Phase I yield failure stops only its toolset, but makes this False)."""
+    succeeded (a Phase I yield failure stops only its toolset, but fails the day)."""
     from funreason_pipeline.definitions import defs as load_defs  # the definitions load this module
 
     instance = instance or dg.DagsterInstance.get()
@@ -264,7 +279,7 @@ def run_day(day: str, toolsets: list[str], instance: dg.DagsterInstance | None =
     reused = [ts for ts in toolsets if ts not in to_build]
     if reused:
         say(f"reusing the current tool catalog and API graph of {len(reused)} toolset(s) "
-            f"({', '.join(reused)}); --rebuild-graph builds them anew")
+            f"({_listing(reused)}); --rebuild-graph builds them anew")
     for run in graph_runs(to_build, run_config):
         say(f"tool catalogs and API graphs of {run.span} (one run)")
         go(run)
@@ -292,8 +307,4 @@ def run_day(day: str, toolsets: list[str], instance: dg.DagsterInstance | None =
     timings["export_s"] = round(time.monotonic() - t_export, 2)
     timings["total_s"] = round(time.monotonic() - started, 2)
     timings["runs"] = runs
-    for what in failed:
-        say(f"  {what}: run failed (see `make ui` for logs)")
-    say(f"materialized {len(toolsets)} toolsets for {day} in {time.monotonic() - started:.1f}s ({runs} runs)")
-    say("timings " + json.dumps(timings))  # machine-readable: bench/bench_e2e.py reads it
-    return not failed
+    return DayReport(not failed, failed, timings)

@@ -5,7 +5,6 @@ a day's toolsets are one run) and calls its stage once per partition, over the r
 import dagster as dg
 import polars as pl
 
-from funreason_pipeline import frames
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
@@ -15,9 +14,9 @@ from funreason_pipeline.defs.partitions import (
     toolset_partitions,
 )
 from funreason_pipeline.defs.resources import Processes, Store
-from funreason_pipeline.defs.results import each_partition, materialize, per_partition
+from funreason_pipeline.defs.results import failed_partitions, materialize, per_partition
 from funreason_pipeline.stages.graph import catalog_stage, graph_stage
-from funreason_pipeline.stages.output import combine
+from funreason_pipeline.stages.inputs import partition_calls, toolset_calls
 from funreason_pipeline.stages.phase1 import trajectories_stage
 
 GROUP_GRAPH = "environment_graph"
@@ -33,8 +32,7 @@ GROUP_PHASE1 = "phase1_trajectories"
     description="Every tool of the toolset's environment classes: JSON Schema parameters and response schema.",
 )
 def tool_catalog(context: dg.AssetExecutionContext, processes: Processes) -> dg.MaterializeResult[pl.DataFrame]:
-    return materialize(context, per_partition(processes, catalog_stage,
-                                              {ts: ((ts,), {}) for ts in context.partition_keys}))
+    return materialize(context, per_partition(processes, catalog_stage, toolset_calls(context.partition_keys)))
 
 
 @dg.asset(
@@ -51,9 +49,8 @@ def tool_catalog(context: dg.AssetExecutionContext, processes: Processes) -> dg.
 )
 def api_graph(context: dg.AssetExecutionContext, processes: Processes,
               tool_catalog: pl.DataFrame):  # no return annotation: check_specs
-    catalogs = frames.split_by(tool_catalog, ("toolset",))
-    return materialize(context, per_partition(processes, graph_stage, {
-        ts: ((ts, catalogs.get((ts,), tool_catalog.clear())), {}) for ts in context.partition_keys}))
+    return materialize(context, per_partition(processes, graph_stage, toolset_calls(
+        context.partition_keys, {"tool_catalog": tool_catalog})))
 
 
 class TrajectoryConfig(dg.Config):
@@ -111,16 +108,12 @@ def trajectories(
     api_graph: pl.DataFrame,
 ):  # no return annotation: with check_specs Dagster reads one as several outputs
     keys = day_toolset_keys(context)
-    catalogs, graphs = frames.split_by(tool_catalog, ("toolset",)), frames.split_by(api_graph, ("toolset",))
     # the sampler's progress lines only from this process (a logger does not cross to a worker)
     log = context.log.info if processes.in_process(len(keys)) else None
-    outs = each_partition(processes, trajectories_stage, {
-        f"{day}|{ts}": ((day, ts, catalogs.get((ts,), tool_catalog.clear()), graphs.get((ts,), api_graph.clear())),
-                        {"log": log, **config.model_dump()}) for day, ts in keys})
-    out = combine(outs)
-    # which partitions failed their yield: the day's plan (defs/day.py) takes only the others further
-    out.metrics[YIELD_FAILED] = [k for k, o in outs.items() if any(c.name == "phase1_yield" and not c.passed
-                                                                   for c in o.checks)]
+    out = per_partition(processes, trajectories_stage, partition_calls(
+        keys, by_toolset={"tool_catalog": tool_catalog, "api_graph": api_graph}, log=log, **config.model_dump()))
+    # which partitions failed their yield: the day's runs (defs/day.py) take only the others further
+    out.metrics[YIELD_FAILED] = failed_partitions(out, "phase1_yield", [f"{d}|{t}" for d, t in keys])
     return materialize(context, out, store)
 
 

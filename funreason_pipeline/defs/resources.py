@@ -68,6 +68,11 @@ class Processes(dg.ConfigurableResource):
         return processes.map_calls(fn, calls, self.workers)
 
 
+def stored_rows_per_toolset(tables: tuple[str, ...]) -> dict[tuple[str, str], int]:
+    """{(table, toolset): rows} in the pipeline's store (to see a graph the database lost)."""
+    return storage.rows_per_toolset(tables)
+
+
 def build_resources(database: str | None = None, llm: LLMResource | None = None) -> dict:
     db = str(database or config.db_path())
     return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db),

@@ -66,6 +66,14 @@ def each_partition(processes: Processes, stage: Callable[..., StageOutput],
     return dict(zip(calls, processes.map(stage, list(calls.values())), strict=True))
 
 
+def failed_partitions(out: StageOutput, check: str, keys: list[str]) -> list[str]:
+    """The partitions of a (combined) output whose check `check` failed."""
+    for c in out.checks:
+        if c.name == check:
+            return list(c.metadata.get("failed_partitions", [] if c.passed else keys))
+    return []
+
+
 def output(name: str, out: StageOutput, store: Store, version: bool) -> dg.Output:
     """One output of a multi-asset (the LLM stages); `version`: a content version (one partition),
     else Dagster's own (a range of partitions)."""

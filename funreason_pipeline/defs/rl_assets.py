@@ -8,7 +8,6 @@ combines, and its check runs the reward module on every row.
 import dagster as dg
 import polars as pl
 
-from funreason_pipeline import frames
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
@@ -18,6 +17,7 @@ from funreason_pipeline.defs.partitions import (
 )
 from funreason_pipeline.defs.resources import Processes, Store
 from funreason_pipeline.defs.results import materialize, per_partition
+from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.rl import rl_stage
 
 
@@ -35,9 +35,6 @@ from funreason_pipeline.stages.rl import rl_stage
 )
 def rl_samples(context: dg.AssetExecutionContext, store: Store, processes: Processes, sft_samples: pl.DataFrame,
                trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):  # no annotation: check_specs
-    rows, trajs = frames.split_by(sft_samples, ("day", "toolset")), frames.split_by(trajectories, ("day", "toolset"))
-    catalogs = frames.split_by(tool_catalog, ("toolset",))
-    return materialize(context, per_partition(processes, rl_stage, {
-        f"{day}|{ts}": ((day, ts, rows.get((day, ts), sft_samples.clear()), trajs.get((day, ts), trajectories.clear()),
-                           catalogs.get((ts,), tool_catalog.clear()), store.database), {})
-        for day, ts in day_toolset_keys(context)}), store)
+    return materialize(context, per_partition(processes, rl_stage, partition_calls(
+        day_toolset_keys(context), {"sft_samples": sft_samples, "trajectories": trajectories}, {"tool_catalog": tool_catalog},
+        database=store.database)), store)

@@ -3,7 +3,6 @@
 import dagster as dg
 import polars as pl
 
-from funreason_pipeline import frames
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
@@ -13,6 +12,7 @@ from funreason_pipeline.defs.partitions import (
 )
 from funreason_pipeline.defs.resources import Processes, Store
 from funreason_pipeline.defs.results import materialize, per_partition
+from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.sft import sft_stage
 
 
@@ -37,9 +37,6 @@ from funreason_pipeline.stages.sft import sft_stage
 )
 def sft_samples(context: dg.AssetExecutionContext, store: Store, processes: Processes, dialogues: pl.DataFrame,
                 trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):  # no annotation: check_specs
-    rows, trajs = frames.split_by(dialogues, ("day", "toolset")), frames.split_by(trajectories, ("day", "toolset"))
-    catalogs = frames.split_by(tool_catalog, ("toolset",))
-    return materialize(context, per_partition(processes, sft_stage, {
-        f"{day}|{ts}": ((day, ts, rows.get((day, ts), dialogues.clear()), trajs.get((day, ts), trajectories.clear()),
-                           catalogs.get((ts,), tool_catalog.clear()), store.database), {})
-        for day, ts in day_toolset_keys(context)}), store)
+    return materialize(context, per_partition(processes, sft_stage, partition_calls(
+        day_toolset_keys(context), {"dialogues": dialogues, "trajectories": trajectories}, {"tool_catalog": tool_catalog},
+        database=store.database)), store)

@@ -8,7 +8,6 @@ a changed model is not a new code version, but its requests miss the cache and a
 import dagster as dg
 import polars as pl
 
-from funreason_pipeline import frames
 from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt_version
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
@@ -20,6 +19,7 @@ from funreason_pipeline.defs.partitions import (
 from funreason_pipeline.defs.resources import LLMResource, Processes, Store
 from funreason_pipeline.defs.results import materialize, output, per_partition
 from funreason_pipeline.stages.dialogues import dialogues_stage
+from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.llm import llm_stages as run_llm_stages
 
 GROUP = "synthesis"
@@ -90,10 +90,6 @@ class DialoguesConfig(dg.Config):
 def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store: Store, processes: Processes,
               trajectories: pl.DataFrame, queries: pl.DataFrame, cot_traces: pl.DataFrame,
               tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    by_part = [frames.split_by(f, ("day", "toolset")) for f in (trajectories, queries, cot_traces)]
-    catalogs = frames.split_by(tool_catalog, ("toolset",))
-    return materialize(context, per_partition(processes, dialogues_stage, {
-        f"{day}|{ts}": ((day, ts, *(p.get((day, ts), f.clear()) for p, f in zip(by_part, (trajectories, queries,
-                                                                                          cot_traces), strict=True)),
-                         catalogs.get((ts,), tool_catalog.clear()), config.error_injection_rate), {})
-        for day, ts in day_toolset_keys(context)}), store)
+    return materialize(context, per_partition(processes, dialogues_stage, partition_calls(
+        day_toolset_keys(context), {"trajectories": trajectories, "queries": queries, "cot_traces": cot_traces},
+        {"tool_catalog": tool_catalog}, error_injection_rate=config.error_injection_rate)), store)
