@@ -283,13 +283,16 @@ def run_day(day: str, toolsets: list[str], instance: dg.DagsterInstance | None =
     for run in graph_runs(to_build, run_config):
         say(f"tool catalogs and API graphs of {run.span} (one run)")
         go(run)
+    t_graphs = time.monotonic()
     ready = [ts for ts in toolsets if ts not in stale_graphs(instance, toolsets, check_database=False)]
     phase1_ids = set()
     for run in phase1_runs(day, ready, run_config):
         say(f"Phase I for {run.span} (one run)")
         phase1_ids.add(go(run).run_id)
     t_llm = time.monotonic()
-    timings = {"phase1_s": round(t_llm - started, 2), "graphs_built": len(to_build)}
+    # phase1_s includes the graphs (as it always did: bench/bench_e2e.py reads it); graphs_s is their part
+    timings = {"phase1_s": round(t_llm - started, 2), "graphs_s": round(t_graphs - started, 2),
+               "graphs_built": len(to_build)}
     passed = phase1_passed(instance, day, ready, phase1_ids)
     rest_ids = set()
     for run in rest_runs(day, passed, run_config):
