@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-_pools: dict[int, ProcessPoolExecutor] = {}
+_pools: dict[tuple, ProcessPoolExecutor] = {}
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     # one pool per size for the life of the process: the CLI runs several steps in-process, and a
-    # worker's start (importing the environments) costs seconds each time
-    if workers not in _pools:
+    # worker's start (importing the environments) costs seconds each time. Workers keep the
+    # environment they started with, so a changed environment (where the database is) gets new ones.
+    key = (workers, tuple(sorted(os.environ.items())))
+    if key not in _pools:
+        shutdown()
         # spawn, not fork: the parent has run polars/DuckDB threads, and a forked child can deadlock
         # on a lock one of those threads held at the fork
-        _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    return _pools[workers]
+        _pools[key] = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return _pools[key]
 
 
 @atexit.register
