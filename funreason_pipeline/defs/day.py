@@ -236,6 +236,7 @@ def execute(defs: dg.Definitions, instance: dg.DagsterInstance, run: DayRun) -> 
 
 
 def _listing(names: list[str]) -> str:
+    # "a, b, c" without str.join, which tests/test_thin_defs.py cannot tell from a frame's join
     out = ""
     for n in names:
         out = f"{out}, {n}" if out else n
@@ -253,7 +254,7 @@ class DayReport:
 
 def run_day(day: str, toolsets: list[str], instance: dg.DagsterInstance | None = None, run_config: dict | None = None,
             rebuild_graph: bool = False, say: Callable[[str], None] = print) -> DayReport:
-    """All of the day's runs, in order, in this process: what `cli demo` does. True when every run
+    """All of the day's runs, in order, in this process: what `cli demo` does. `ok` when every run
     succeeded (a Phase I yield failure stops only its toolset, but fails the day)."""
     from funreason_pipeline.definitions import defs as load_defs  # the definitions load this module
 
