@@ -14,9 +14,11 @@ from funreason_pipeline.models import Rejection
 
 
 class Store(dg.ConfigurableResource):
-    """Side tables several stages write; the same file as the IO manager's."""
+    """Side tables several stages write (the same file as the IO manager's), and the export root the
+    SFT, RL and day export stages write their files under."""
 
     database: str
+    exports: str
 
     def replace_rejections(self, stage: str, day: date | None, toolset: str, rejections: list[Rejection]) -> int:
         return storage.replace_rejections(
@@ -75,7 +77,7 @@ def stored_rows_per_toolset(tables: tuple[str, ...]) -> dict[tuple[str, str], in
 
 def build_resources(database: str | None = None, llm: LLMResource | None = None) -> dict:
     db = str(database or config.db_path())
-    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db),
+    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db, exports=str(config.exports_dir(db))),
             "llm": llm or LLMResource(), "processes": Processes()}
 
 

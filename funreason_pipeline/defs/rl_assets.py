@@ -37,4 +37,4 @@ def rl_samples(context: dg.AssetExecutionContext, store: Store, processes: Proce
                trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):  # no annotation: check_specs
     return materialize(context, per_partition(processes, rl_stage, partition_calls(
         day_toolset_keys(context), {"sft_samples": sft_samples, "trajectories": trajectories}, {"tool_catalog": tool_catalog},
-        database=store.database)), store)
+        exports=store.exports)), store)

@@ -39,4 +39,4 @@ def sft_samples(context: dg.AssetExecutionContext, store: Store, processes: Proc
                 trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):  # no annotation: check_specs
     return materialize(context, per_partition(processes, sft_stage, partition_calls(
         day_toolset_keys(context), {"dialogues": dialogues, "trajectories": trajectories}, {"tool_catalog": tool_catalog},
-        database=store.database)), store)
+        database=store.database, exports=store.exports)), store)
