@@ -118,6 +118,7 @@ def test_backfill_three_days_two_toolsets_through_daemon(tmp_path, monkeypatch):
         assert st["isAssetBackfill"] and st["numPartitions"] == len(PARTITIONS)
 
         runs = web.gql(RUNS, {"id": backfill_id})["runsOrError"]["results"]
+        mark(f"{len(runs)} runs for {len(PARTITIONS)} partitions")
         assert {r["status"] for r in runs} == {"SUCCESS"}, [r["status"] for r in runs]
         tags = [{t["key"]: t["value"] for t in r["tags"]} for r in runs]
         covered = {t["dagster/partition"] for t in tags if "dagster/partition" in t}
