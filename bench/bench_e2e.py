@@ -110,9 +110,11 @@ def graph_home() -> Path:
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNREASON_LLM")}
     env.update(DAGSTER_HOME=str(home), FUNREASON_DB=str(home / "x.duckdb"), FUNREASON_EXPORTS=str(home / "exports"))
-    code = ("import sys; from funreason_pipeline import cli; from funreason_pipeline.environments.toolsets import "
-            "load_toolsets; sys.exit(0 if all([cli._materialize(cli.GRAPH_KEYS, None, partition_key=t.name) "
-            "for t in load_toolsets()]) else 1)")
+    # the day's graph step alone (defs/day.py): one run over every toolset
+    code = ("import sys, dagster as dg; from funreason_pipeline.definitions import defs; "
+            "from funreason_pipeline.defs.day import execute, graph_runs; "
+            "from funreason_pipeline.environments.toolsets import load_toolsets; d, i = defs(), dg.DagsterInstance.get(); "
+            "sys.exit(0 if all([execute(d, i, r).success for r in graph_runs([t.name for t in load_toolsets()])]) else 1)")
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True)
     return home
 

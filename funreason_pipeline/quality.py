@@ -153,7 +153,7 @@ def summary_lines(stats: Mapping[str, Any]) -> list[str]:
     samples = (f"  samples {stats['samples']} (yield {stats['yield_turns_to_samples']:.3f} of sampled turns); "
                + ", ".join(f"{k} {v}" for k, v in stats["samples_by_provenance"].items()))
     return [
-        "quality (targets.md Q3/Q4):",
+        "quality (Q3/Q4 of docs/benchmarks.md):",
         dialogues,
         dependent,
         targeted + (f" ({unusable} declared unusable)" if unusable else ""),

@@ -44,14 +44,14 @@ class Launcher:
         import dagster as dg
         from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-        from funreason_pipeline import cli
+        from funreason_pipeline.defs.run_reaping import run_tags
 
         self.dg = dg
         self.repo = ReconstructableRepository.for_module("funreason_pipeline.definitions", "defs",
                                                          working_directory=os.getcwd())
         self.repo_def = self.repo.get_definition()
         self.instance = dg.DagsterInstance.get()
-        self.tags = cli._run_tags()
+        self.tags = run_tags()
 
     def asset_keys(self) -> list[str]:
         return [k.to_user_string() for k in self.repo_def.asset_graph.get_all_asset_keys()]
@@ -77,10 +77,10 @@ def reap() -> list[str]:
     """Runs of an earlier launcher that was killed stay STARTED and keep their `llm` pool slots."""
     import dagster as dg
 
-    from funreason_pipeline import cli
+    from funreason_pipeline.defs.run_reaping import reap_dead_runs
 
     with dg.DagsterInstance.get() as instance:
-        return cli.reap_dead_runs(instance)
+        return reap_dead_runs(instance)
 
 
 def step_placement(since: float) -> list[dict]:

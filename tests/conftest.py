@@ -46,7 +46,4 @@ def stage_chain(tmp_path_factory):
     from stage_rows import build_chain
 
     root = tmp_path_factory.mktemp("stages")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUNREASON_EXPORTS", str(root / "exports"))
-        out = build_chain(root / "funreason.duckdb")
-    return out
+    return build_chain(root / "funreason.duckdb")  # exports under root/exports

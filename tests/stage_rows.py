@@ -38,7 +38,7 @@ def store(db, name: str, out: StageOutput) -> None:
 
 
 def build_chain(db: Path) -> dict:
-    """The stages in order, each stored as its asset would be; exports go to FUNREASON_EXPORTS."""
+    """The stages in order, each stored as its asset would be; exports go to exports/ beside `db`."""
     out = {"db": db, "catalog": catalog_stage(TS)}
     out["graph"] = graph_stage(TS, out["catalog"].frame)
     out["trajectories"] = trajectories_stage(DAY, TS, out["catalog"].frame, out["graph"].frame, **PHASE1)
@@ -49,9 +49,10 @@ def build_chain(db: Path) -> dict:
         store(db, name, out[name])
     store(db, "tool_catalog", out["catalog"])
     store(db, "api_graph", out["graph"])
-    out["sft"] = sft_stage(DAY, TS, out["dialogues"].frame, out["trajectories"].frame, out["catalog"].frame, str(db))
+    out["sft"] = sft_stage(DAY, TS, out["dialogues"].frame, out["trajectories"].frame, out["catalog"].frame, str(db),
+                          db.parent / "exports")
     store(db, "sft_samples", out["sft"])
-    out["rl"] = rl_stage(DAY, TS, out["sft"].frame, out["trajectories"].frame, out["catalog"].frame, str(db))
+    out["rl"] = rl_stage(DAY, TS, out["sft"].frame, out["trajectories"].frame, out["catalog"].frame, db.parent / "exports")
     store(db, "rl_samples", out["rl"])
-    out["day"] = day_export_stage(DAY, out["sft"].frame, out["rl"].frame, str(db))
+    out["day"] = day_export_stage(DAY, out["sft"].frame, out["rl"].frame, str(db), db.parent / "exports")
     return out

@@ -15,7 +15,7 @@ from cli_helpers import clean_env
 # the definitions fix their toolset partitions at import: import them here, under the normal toolset
 # config, not first inside a test that adds a toolset (stale_graphs imports them lazily)
 import funreason_pipeline.defs.partitions  # noqa: F401
-from funreason_pipeline.cli import stale_graphs
+from funreason_pipeline.defs.day import stale_graphs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,21 +79,28 @@ def test_graph_is_reused_until_its_inputs_change(tmp_path, monkeypatch):
         assert stale_graphs(inst, ["reuse_depot"]) == []
 
 
-def test_graph_sensor_requests_exactly_the_outdated_graphs(tmp_db):
-    """The nightly side: the sensor asks for the graphs never built (all, on a new instance), not for
-    one built from the current inputs, and again for it once its recorded fingerprint differs."""
+def test_nightly_day_requests_exactly_the_outdated_graphs(tmp_db):
+    """The nightly side (defs/day.next_requests, what nightly_day_sensor yields): its first step asks
+    for the graphs never built (all, on a new instance, as one run over the range), not for one built
+    from the current inputs, and again for it once its recorded fingerprint differs."""
     from funreason_pipeline.definitions import defs
+    from funreason_pipeline.defs.day import RANGE_END, RANGE_START, next_requests
+    from funreason_pipeline.defs.partitions import toolset_partitions
     from funreason_pipeline.defs.resources import build_resources
-    from funreason_pipeline.environments.toolsets import load_toolsets
 
     d = defs()
-    sensor = d.resolve_sensor_def("environment_graph_sensor")
-    names = sorted(t.name for t in load_toolsets())
+    order = toolset_partitions.get_partition_keys()
     with dg.instance_for_test() as inst:
         def requested() -> list[str]:
-            return sorted(r.partition_key for r in sensor.evaluate_tick(
-                dg.build_sensor_context(instance=inst, repository_def=d.get_repository_def())).run_requests)
+            out = []
+            for r in next_requests(inst, "2026-02-02", order):
+                assert r.job_name == "environment_graph"
+                first, last = (r.partition_key, r.partition_key) if r.partition_key else \
+                    (r.tags[RANGE_START], r.tags[RANGE_END])
+                out += order[order.index(first):order.index(last) + 1]
+            return sorted(out)
 
+        names = sorted(order)
         assert requested() == names
         assert dg.materialize(list(d.assets), selection=["tool_catalog", "api_graph"], partition_key="math",
                               resources=build_resources(str(tmp_db)), instance=inst).success

@@ -2,7 +2,6 @@
 
 import importlib
 import shutil
-from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -15,29 +14,30 @@ from funreason_pipeline.defs.resources import build_resources
 from funreason_pipeline.environments.toolsets import load_toolsets
 
 
-def test_nightly_schedule_requests_yesterday_for_every_toolset():
-    from funreason_pipeline.definitions import defs
+def _graphs_current(inst):
+    from funreason_pipeline.environments.fingerprint import graph_fingerprint
 
-    d = defs()
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 3, 2, 0, tzinfo=UTC),
-                                    repository_def=d.get_repository_def())
-    reqs = list(d.resolve_schedule_def("nightly_synthesis_schedule").evaluate_tick(ctx).run_requests)
-    assert sorted(r.partition_key for r in reqs) == sorted(f"2026-02-02|{t.name}" for t in load_toolsets())
+    for t in load_toolsets():
+        inst.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key="api_graph", partition=t.name, metadata={"graph_fingerprint": graph_fingerprint(t)}))
 
 
 def test_nightly_run_size_comes_from_the_environment(monkeypatch):
     from funreason_pipeline.definitions import defs
+    from funreason_pipeline.defs.day import next_requests, nightly_config
 
     monkeypatch.setenv("FUNREASON_NIGHTLY_TRAJECTORIES", "24")
     monkeypatch.setenv("FUNREASON_NIGHTLY_EDGE_TARGET", "0.9")
+    monkeypatch.setenv("FUNREASON_NIGHTLY_WORKERS", "3")
     d = defs()
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 2, 3, 2, 0, tzinfo=UTC),
-                                    repository_def=d.get_repository_def())
-    reqs = list(d.resolve_schedule_def("nightly_synthesis_schedule").evaluate_tick(ctx).run_requests)
-    assert reqs and all(r.run_config == {"ops": {"trajectories": {"config": {
-        "trajectories_per_partition": 24, "edge_coverage_target": 0.9}}}} for r in reqs)
-    # the config is valid for the job (Dagster checks it against TrajectoryConfig)
-    job = d.resolve_job_def("nightly_synthesis")
+    with dg.instance_for_test() as inst:
+        _graphs_current(inst)
+        reqs = next_requests(inst, "2026-02-02", [t.name for t in load_toolsets()], nightly_config())
+    assert len(reqs) == 1 and reqs[0].run_config == {
+        "ops": {"trajectories": {"config": {"trajectories_per_partition": 24, "edge_coverage_target": 0.9}}},
+        "resources": {"processes": {"config": {"workers": 3}}}}
+    # the config is valid for the job (Dagster checks it against TrajectoryConfig and the resource)
+    job = d.resolve_job_def("day_synthesis")
     assert job.run_config_schema.config_type is not None
     assert dg.validate_run_config(job, reqs[0].run_config)
     from funreason_pipeline.defs.automation import nightly_run_config
@@ -49,6 +49,10 @@ def test_nightly_run_size_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("FUNREASON_NIGHTLY_TRAJECTORIES", "-3")
     with pytest.raises(ValueError, match="FUNREASON_NIGHTLY_TRAJECTORIES"):
         nightly_run_config()
+    monkeypatch.setenv("FUNREASON_NIGHTLY_TRAJECTORIES", "")
+    monkeypatch.setenv("FUNREASON_NIGHTLY_WORKERS", "0")
+    with pytest.raises(ValueError, match="FUNREASON_NIGHTLY_WORKERS"):
+        nightly_config()
 
 
 def _assets():

@@ -55,11 +55,12 @@ def _env(**values):
 
 
 def _run_day(base: Path, day: str, toolsets: list[str], trajectories: int) -> None:
-    from funreason_pipeline.cli import run_config_for, run_demo
+    from funreason_pipeline.cli import run_demo
+    from funreason_pipeline.defs.day import day_run_config
 
     with _env(FUNREASON_DB=str(base / "funreason.duckdb"), FUNREASON_EXPORTS=str(base / "data" / "exports")), \
             dg.instance_for_test() as instance:
-        assert run_demo(day, toolsets, instance=instance, run_config=run_config_for(trajectories=trajectories))
+        assert run_demo(day, toolsets, instance=instance, run_config=day_run_config(trajectories=trajectories))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import polars as pl
 import pytest
 from stage_rows import DAY, PHASE1, TS
 
-from funreason_pipeline import config
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.output import Markdown, StageOutput
 from funreason_pipeline.stages.phase1 import trajectories_stage
@@ -22,11 +21,8 @@ from funreason_pipeline.stages.sft import sft_stage
 
 @pytest.fixture(scope="module")
 def chain(stage_chain):
-    """The stages in order, each stored as its asset would be (conftest's session `stage_chain`), with
-    FUNREASON_EXPORTS pointing at its exports while this module's tests run, as when it was built."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FUNREASON_EXPORTS", str(stage_chain["db"].parent / "exports"))
-        yield stage_chain
+    """The stages in order, each stored as its asset would be (conftest's session `stage_chain`)."""
+    return stage_chain
 
 
 def _checks(out: StageOutput) -> dict:
@@ -104,19 +100,18 @@ def test_sft_stage_samples_exports_and_checks(chain):
     turns = int(chain["dialogues"].frame["n_turns"].sum())
     assert s.frame.height == s.metrics["samples"] == turns
     assert all(c.passed for c in s.checks) and _checks(s)["yield_above_floor"].warn
-    out = config.exports_dir(chain["db"]) / DAY / TS
+    out = chain["db"].parent / "exports" / DAY / TS
     assert s.metrics["exports"] == out and (out / "openai.jsonl").read_text().count("\n") == turns
     assert set(s.frame["provenance"].to_list()) == {"offline"}
 
 
-def test_sft_stage_counts_its_own_rejections_before_they_are_stored(chain, tmp_path, monkeypatch):
+def test_sft_stage_counts_its_own_rejections_before_they_are_stored(chain, tmp_path):
     """A duplicated dialogue's samples are rejected; the card already counts them although the stage
     wrote nothing (the asset stores them after the stage)."""
-    monkeypatch.setenv("FUNREASON_EXPORTS", str(tmp_path / "exports"))
     dlg = chain["dialogues"].frame
     twin = dlg.head(1).with_columns(pl.lit("dlg-twin").alias("dialogue_id"))
     s = sft_stage(DAY, TS, pl.concat([dlg, twin]), chain["trajectories"].frame, chain["catalog"].frame,
-                  str(chain["db"]))
+                  str(chain["db"]), tmp_path / "exports")
     reasons = s.metrics["rejections_by_reason"]
     assert reasons and s.frame.height == chain["sft"].frame.height
     card = (tmp_path / "exports" / DAY / TS / "README.md").read_text()
@@ -124,14 +119,14 @@ def test_sft_stage_counts_its_own_rejections_before_they_are_stored(chain, tmp_p
         assert any("sft_samples" in line and reason in line and str(n) in line for line in card.splitlines()), reason
 
 
-def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain, tmp_path, monkeypatch):
-    monkeypatch.setenv("FUNREASON_EXPORTS", str(tmp_path / "exports"))
+def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain, tmp_path):
     dlg = chain["dialogues"].frame
     messages = json.loads(dlg["messages"][0])
     next(m for m in messages if m["role"] == "tool")["content"] = json.dumps({"tampered": True})
     tampered = dlg.with_columns(pl.when(pl.col("dialogue_id") == dlg["dialogue_id"][0]).then(pl.lit(json.dumps(
         messages))).otherwise(pl.col("messages")).alias("messages"))
-    s = sft_stage(DAY, TS, tampered, chain["trajectories"].frame, chain["catalog"].frame, str(chain["db"]))
+    s = sft_stage(DAY, TS, tampered, chain["trajectories"].frame, chain["catalog"].frame, str(chain["db"]),
+                  tmp_path / "exports")
     check = _checks(s)["every_sample_replays"]
     assert not check.passed and not check.warn and "result_mismatch" in check.metadata["by_reason"]
 
@@ -165,7 +160,7 @@ def test_rl_check_fails_on_a_ground_truth_that_does_not_reach_its_end_state(chai
 
 def test_day_export_manifest_matches_the_files(chain):
     d = chain["day"]
-    out = config.exports_dir(chain["db"]) / DAY
+    out = chain["db"].parent / "exports" / DAY
     assert d.metrics["samples"] == chain["sft"].frame.height and d.metrics["toolsets"] == 1
     assert "README.md" in d.frame["file"].to_list() and "rl.parquet" in d.frame["file"].to_list()
     for row in d.frame.iter_rows(named=True):

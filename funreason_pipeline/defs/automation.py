@@ -1,13 +1,10 @@
-"""Jobs, the nightly schedule, and the automation condition that starts the day export."""
+"""The graph and export jobs, the nightly run's size, and the automation condition that starts the day
+export (the day's order of runs and the nightly sensor: defs/day.py)."""
 
 import os
 from datetime import timedelta
 
 import dagster as dg
-
-from funreason_pipeline.defs.partitions import toolset_partitions
-
-NIGHTLY_HOUR = int(os.environ.get("FUNREASON_NIGHTLY_HOUR", "2"))
 
 
 def nightly_run_config() -> dict | None:
@@ -34,36 +31,8 @@ def nightly_run_config() -> dict | None:
 # per-toolset graph assets: rebuilt when the toolset config or the environments change
 graph_job = dg.define_asset_job(
     "environment_graph", selection=dg.AssetSelection.assets("tool_catalog", "api_graph"),
-    description="Tool catalog and environment-API graph for one toolset.",
+    description="Tool catalogs and environment-API graphs of a range of toolsets (one run).",
 )
-
-# the day's Phase I for one toolset; the LLM stages then run once for all toolsets (nightly_flow.py)
-synthesis_job = dg.define_asset_job(
-    "nightly_synthesis",
-    selection=dg.AssetSelection.assets("trajectories"),
-    description="Phase I trajectories for a day x toolset; nightly_llm_sensor then runs every toolset's LLM "
-    "stages in one run, and nightly_dialogues_sensor the rest.",
-)
-
-
-@dg.schedule(
-    job=synthesis_job, cron_schedule=f"0 {NIGHTLY_HOUR} * * *", execution_timezone="UTC",
-    name="nightly_synthesis_schedule",
-    description=f"Nightly at {NIGHTLY_HOUR:02d}:00 UTC (FUNREASON_NIGHTLY_HOUR): yesterday x every toolset.",
-)
-def nightly_schedule(context: dg.ScheduleEvaluationContext):
-    """One run per toolset for the day that just ended.
-
-    Written out rather than built with build_schedule_from_partitioned_job: the day dimension
-    includes today (end_offset=1, so `make demo` can build today), and that helper would then
-    request today's still-open partition.
-    """
-    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    run_config = nightly_run_config() or {}
-    for toolset in toolset_partitions.get_partition_keys():
-        key = dg.MultiPartitionKey({"day": yesterday, "toolset": toolset})
-        yield dg.RunRequest(run_key=f"{yesterday}|{toolset}", partition_key=str(key), run_config=run_config)
-
 
 export_job = dg.define_asset_job(
     "combined_day_export", selection=dg.AssetSelection.assets("day_export"),

@@ -23,4 +23,4 @@ per_day = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="da
 )
 def day_export(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.DataFrame,
                rl_samples: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    return materialize(context, day_export_stage(context.partition_key, sft_samples, rl_samples, store.database))
+    return materialize(context, day_export_stage(context.partition_key, sft_samples, rl_samples, store.database, store.exports))

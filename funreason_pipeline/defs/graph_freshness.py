@@ -1,4 +1,5 @@
-"""Which toolsets' catalog and graph are out of date, and a sensor that rebuilds them.
+"""Which toolsets' catalog and graph are out of date (defs/day.py rebuilds those, for `cli demo` and
+the nightly sensor).
 
 The graph assets are per toolset, not per day: the nightly run reuses them. They are out of date
 when never built, or built from other inputs (`graph_fingerprint`: the environment classes' source,
@@ -8,8 +9,6 @@ caller knows the stored row counts, when the database no longer holds what the r
 
 import dagster as dg
 
-from funreason_pipeline.defs.automation import graph_job
-from funreason_pipeline.defs.partitions import toolset_partitions
 from funreason_pipeline.environments.fingerprint import graph_fingerprint
 from funreason_pipeline.environments.toolsets import toolset_by_name
 
@@ -17,8 +16,9 @@ from funreason_pipeline.environments.toolsets import toolset_by_name
 def _built_from(instance: dg.DagsterInstance, toolset: str) -> dict:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("api_graph"), asset_partitions=[toolset]), limit=1).records
-    md = records[0].asset_materialization.metadata if records else {}
-    return {k: getattr(v, "value", None) for k, v in md.items()}
+    md = {k: getattr(v, "value", None) for k, v in (records[0].asset_materialization.metadata if records else {}).items()}
+    # a run over several toolsets records one metadata for all of them, each toolset's figures inside
+    return (md.get("per_partition") or {}).get(toolset, md)
 
 
 def outdated_graphs(instance: dg.DagsterInstance, toolsets: list[str],
@@ -39,18 +39,3 @@ def outdated_graphs(instance: dg.DagsterInstance, toolsets: list[str],
                 or stored.get(("api_graph", ts), 0) != (built.get("data_edges") or 0) + (built.get("state_edges") or 0)):
             out[ts] = ("the database does not hold the graph its last run built", fingerprint)
     return out
-
-
-@dg.sensor(job=graph_job, minimum_interval_seconds=600, name="environment_graph_sensor",
-           description="Rebuilds a toolset's tool catalog and API graph when it was never built or its inputs "
-           "changed (environment source, option files, toolset entry, graph code), so the nightly Phase I "
-           "samples on a current graph. Once per toolset and fingerprint.")
-def environment_graph_sensor(context: dg.SensorEvaluationContext):
-    toolsets = toolset_partitions.get_partition_keys()
-    outdated = outdated_graphs(context.instance, toolsets)
-    if not outdated:
-        yield dg.SkipReason(f"the graphs of all {len(toolsets)} toolsets are current")
-        return
-    for ts, (why, fingerprint) in outdated.items():
-        context.log.info(f"{ts}: {why}")
-        yield dg.RunRequest(run_key=f"graph|{ts}|{fingerprint}", partition_key=ts)

@@ -1,5 +1,6 @@
 """Tool catalog, environment-API graph and Phase I trajectories as Dagster assets (thin: the stages are
-stages/graph.py and stages/phase1.py)."""
+stages/graph.py and stages/phase1.py). Each takes the run's partitions at once (BackfillPolicy.single_run:
+a day's toolsets are one run) and calls its stage once per partition, over the run's processes."""
 
 import dagster as dg
 import polars as pl
@@ -7,14 +8,15 @@ import polars as pl
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
+    day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
-    split_key,
     toolset_partitions,
 )
-from funreason_pipeline.defs.resources import Store
-from funreason_pipeline.defs.results import materialize
+from funreason_pipeline.defs.resources import Processes, Store
+from funreason_pipeline.defs.results import failed_partitions, materialize, per_partition
 from funreason_pipeline.stages.graph import catalog_stage, graph_stage
+from funreason_pipeline.stages.inputs import partition_calls, toolset_calls
 from funreason_pipeline.stages.phase1 import trajectories_stage
 
 GROUP_GRAPH = "environment_graph"
@@ -26,11 +28,11 @@ GROUP_PHASE1 = "phase1_trajectories"
     metadata={"partition_expr": "toolset"},
     group_name=GROUP_GRAPH, owners=OWNERS,
     kinds={"python", "duckdb", "polars"},
-    code_version="catalog-v1",
+    code_version="catalog-v1", backfill_policy=dg.BackfillPolicy.single_run(),
     description="Every tool of the toolset's environment classes: JSON Schema parameters and response schema.",
 )
-def tool_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult[pl.DataFrame]:
-    return materialize(context, catalog_stage(context.partition_key))
+def tool_catalog(context: dg.AssetExecutionContext, processes: Processes) -> dg.MaterializeResult[pl.DataFrame]:
+    return materialize(context, per_partition(processes, catalog_stage, toolset_calls(context.partition_keys)))
 
 
 @dg.asset(
@@ -38,15 +40,17 @@ def tool_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult[pl.D
     metadata={"partition_expr": "toolset"},
     group_name=GROUP_GRAPH, owners=OWNERS,
     kinds={"networkx", "duckdb", "polars"},
-    code_version="graph-v1",
+    code_version="graph-v1", backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[dg.AssetCheckSpec("graph_has_edges", asset="api_graph",
                                    description="The graph has edges (warning); without, the failure names the "
                                    "likely cause (no call succeeded in probing, results without named fields).")],
     description="Prerequisite edges between tools: data edges (a response field feeds a parameter) from "
     "schemas and probing, state edges (a call leaves state another needs) confirmed by execution probing.",
 )
-def api_graph(context: dg.AssetExecutionContext, tool_catalog: pl.DataFrame):  # no return annotation: check_specs
-    return materialize(context, graph_stage(context.partition_key, tool_catalog))
+def api_graph(context: dg.AssetExecutionContext, processes: Processes,
+              tool_catalog: pl.DataFrame):  # no return annotation: check_specs
+    return materialize(context, per_partition(processes, graph_stage, toolset_calls(
+        context.partition_keys, {"tool_catalog": tool_catalog})))
 
 
 class TrajectoryConfig(dg.Config):
@@ -75,7 +79,7 @@ class TrajectoryConfig(dg.Config):
     },
     group_name=GROUP_PHASE1, owners=OWNERS,
     kinds={"python", "duckdb", "polars"},
-    code_version="phase1-v1",
+    code_version="phase1-v1", backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec("every_trajectory_replays", asset="trajectories", blocking=True,
                           description="Fresh environments + recorded scenario + recorded calls reproduce every result."),
@@ -99,9 +103,18 @@ def trajectories(
     context: dg.AssetExecutionContext,
     config: TrajectoryConfig,
     store: Store,
+    processes: Processes,
     tool_catalog: pl.DataFrame,
     api_graph: pl.DataFrame,
 ):  # no return annotation: with check_specs Dagster reads one as several outputs
-    day, toolset = split_key(context)
-    out = trajectories_stage(day, toolset, tool_catalog, api_graph, log=context.log.info, **config.model_dump())
+    keys = day_toolset_keys(context)
+    # the sampler's progress lines only from this process (a logger does not cross to a worker)
+    log = context.log.info if processes.in_process(len(keys)) else None
+    out = per_partition(processes, trajectories_stage, partition_calls(
+        keys, by_toolset={"tool_catalog": tool_catalog, "api_graph": api_graph}, log=log, **config.model_dump()))
+    # which partitions failed their yield: the day's runs (defs/day.py) take only the others further
+    out.metrics[YIELD_FAILED] = failed_partitions(out, "phase1_yield", [f"{d}|{t}" for d, t in keys])
     return materialize(context, out, store)
+
+
+YIELD_FAILED = "phase1_yield_failed"

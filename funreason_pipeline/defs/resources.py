@@ -7,16 +7,18 @@ from datetime import date
 
 import dagster as dg
 
-from funreason_pipeline import config, storage
+from funreason_pipeline import config, processes, storage
 from funreason_pipeline.defs.io_manager import PolarsDuckDBIOManager
 from funreason_pipeline.llm import LLMClient, LLMSettings
 from funreason_pipeline.models import Rejection
 
 
 class Store(dg.ConfigurableResource):
-    """Side tables several stages write; the same file as the IO manager's."""
+    """Side tables several stages write (the same file as the IO manager's), and the export root the
+    SFT, RL and day export stages write their files under."""
 
     database: str
+    exports: str
 
     def replace_rejections(self, stage: str, day: date | None, toolset: str, rejections: list[Rejection]) -> int:
         return storage.replace_rejections(
@@ -55,10 +57,28 @@ class LLMResource(dg.ConfigurableResource):
         return LLMClient(settings, db_path=database)
 
 
+class Processes(dg.ConfigurableResource):
+    """How many processes a step spreads its partitions over when its run covers several (a day's
+    toolsets in one run): `cli demo --workers`, the nightly run's config."""
+
+    workers: int = 1
+
+    def in_process(self, calls: int) -> bool:
+        return self.workers <= 1 or calls <= 1
+
+    def map(self, fn, calls: list[tuple[tuple, dict]]) -> list:
+        return processes.map_calls(fn, calls, self.workers)
+
+
+def stored_rows_per_toolset(tables: tuple[str, ...]) -> dict[tuple[str, str], int]:
+    """{(table, toolset): rows} in the pipeline's store (to see a graph the database lost)."""
+    return storage.rows_per_toolset(tables)
+
+
 def build_resources(database: str | None = None, llm: LLMResource | None = None) -> dict:
     db = str(database or config.db_path())
-    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db),
-            "llm": llm or LLMResource()}
+    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db, exports=str(config.exports_dir(db))),
+            "llm": llm or LLMResource(), "processes": Processes()}
 
 
 @dg.definitions

@@ -4,14 +4,15 @@ place the assets' outputs are assembled, so every asset reports the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from funreason_pipeline.defs.resources import Store
-from funreason_pipeline.stages.output import Check, Markdown, StageOutput
+from funreason_pipeline.defs.resources import Processes, Store
+from funreason_pipeline.stages.output import Check, Markdown, StageOutput, combine
 
 
 def metadata(values: dict[str, Any]) -> dict[str, Any]:
@@ -46,9 +47,31 @@ def materialize(context: dg.AssetExecutionContext, out: StageOutput, store: Stor
         getattr(context.log, level)(line)
     if store is not None:
         write_rejections(store, stage or context.assets_def.key.to_user_string(), out)
-    return dg.MaterializeResult(value=out.frame, data_version=dg.DataVersion(out.content_version()),
+    # one partition: a content version (unchanged output stops the cascade); a range: Dagster's own
+    one = not context.has_partition_key_range or len(context.partition_keys) == 1
+    return dg.MaterializeResult(value=out.frame, data_version=dg.DataVersion(out.content_version()) if one else None,
                                 metadata=metadata(out.metrics),
                                 check_results=[check_result(c) for c in out.checks] or None)
+
+
+def per_partition(processes: Processes, stage: Callable[..., StageOutput],
+                  calls: dict[str, tuple[tuple, dict]]) -> StageOutput:
+    """`stage` once per partition of the run (key -> its arguments), spread over the run's processes,
+    as one output (stages/output.combine)."""
+    return combine(each_partition(processes, stage, calls))
+
+
+def each_partition(processes: Processes, stage: Callable[..., StageOutput],
+                   calls: dict[str, tuple[tuple, dict]]) -> dict[str, StageOutput]:
+    return dict(zip(calls, processes.map(stage, list(calls.values())), strict=True))
+
+
+def failed_partitions(out: StageOutput, check: str, keys: list[str]) -> list[str]:
+    """The partitions of a (combined) output whose check `check` failed."""
+    for c in out.checks:
+        if c.name == check:
+            return list(c.metadata.get("failed_partitions", [] if c.passed else keys))
+    return []
 
 
 def output(name: str, out: StageOutput, store: Store, version: bool) -> dg.Output:

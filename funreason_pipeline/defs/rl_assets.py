@@ -11,12 +11,13 @@ import polars as pl
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
+    day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
-    split_key,
 )
-from funreason_pipeline.defs.resources import Store
-from funreason_pipeline.defs.results import materialize
+from funreason_pipeline.defs.resources import Processes, Store
+from funreason_pipeline.defs.results import materialize, per_partition
+from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.rl import rl_stage
 
 
@@ -24,6 +25,7 @@ from funreason_pipeline.stages.rl import rl_stage
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
     group_name="sft", owners=OWNERS, kinds={"python", "duckdb", "parquet"}, code_version="rl-v1",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[dg.AssetCheckSpec(
         "ground_truth_scores_one", asset="rl_samples", blocking=True,
         description="Every row's ground-truth calls score 1.0 with funreason_pipeline.reward.")],
@@ -31,7 +33,8 @@ from funreason_pipeline.stages.rl import rl_stage
     "the prompt, tools, initial state, prior calls and the turn's ground truth (calls + end state), under "
     "data/exports/<day>/<toolset>/rl.parquet.",
 )
-def rl_samples(context: dg.AssetExecutionContext, store: Store, sft_samples: pl.DataFrame,
+def rl_samples(context: dg.AssetExecutionContext, store: Store, processes: Processes, sft_samples: pl.DataFrame,
                trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):  # no annotation: check_specs
-    day, toolset = split_key(context)
-    return materialize(context, rl_stage(day, toolset, sft_samples, trajectories, tool_catalog, store.database), store)
+    return materialize(context, per_partition(processes, rl_stage, partition_calls(
+        day_toolset_keys(context), {"sft_samples": sft_samples, "trajectories": trajectories}, {"tool_catalog": tool_catalog},
+        exports=store.exports)), store)

@@ -6,12 +6,13 @@ import polars as pl
 from funreason_pipeline.defs.partitions import (
     DAY_TOOLSET_EXPR,
     OWNERS,
+    day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
-    split_key,
 )
-from funreason_pipeline.defs.resources import Store
-from funreason_pipeline.defs.results import materialize
+from funreason_pipeline.defs.resources import Processes, Store
+from funreason_pipeline.defs.results import materialize, per_partition
+from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.sft import sft_stage
 
 
@@ -21,6 +22,7 @@ from funreason_pipeline.stages.sft import sft_stage
     # read through the database for the statistics (quality.from_database), not loaded as frames
     deps=["queries", "cot_traces", dg.AssetDep("api_graph", partition_mapping=per_toolset)],
     group_name="sft", owners=OWNERS, kinds={"python", "duckdb", "polars", "parquet"}, code_version="sft-v2",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec("every_sample_replays", asset="sft_samples", blocking=True,
                           description="Re-executing each sample's calls from its trajectory's scenario reproduces its "
@@ -33,7 +35,8 @@ from funreason_pipeline.stages.sft import sft_stage
     "context) and their exports under data/exports/<day>/<toolset>/ (OpenAI/TRL, ShareGPT + LLaMA-Factory "
     "dataset_info, BFCL prompting, Parquet, dataset card).",
 )
-def sft_samples(context: dg.AssetExecutionContext, store: Store, dialogues: pl.DataFrame,
+def sft_samples(context: dg.AssetExecutionContext, store: Store, processes: Processes, dialogues: pl.DataFrame,
                 trajectories: pl.DataFrame, tool_catalog: pl.DataFrame):  # no annotation: check_specs
-    day, toolset = split_key(context)
-    return materialize(context, sft_stage(day, toolset, dialogues, trajectories, tool_catalog, store.database), store)
+    return materialize(context, per_partition(processes, sft_stage, partition_calls(
+        day_toolset_keys(context), {"dialogues": dialogues, "trajectories": trajectories}, {"tool_catalog": tool_catalog},
+        database=store.database, exports=store.exports)), store)

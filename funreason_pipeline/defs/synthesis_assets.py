@@ -15,11 +15,11 @@ from funreason_pipeline.defs.partitions import (
     day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
-    split_key,
 )
-from funreason_pipeline.defs.resources import LLMResource, Store
-from funreason_pipeline.defs.results import materialize, output
+from funreason_pipeline.defs.resources import LLMResource, Processes, Store
+from funreason_pipeline.defs.results import materialize, output, per_partition
 from funreason_pipeline.stages.dialogues import dialogues_stage
+from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.llm import llm_stages as run_llm_stages
 
 GROUP = "synthesis"
@@ -83,12 +83,13 @@ class DialoguesConfig(dg.Config):
     partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
     group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with tools; per "
     "turn user -> assistant reasoning + tool_calls -> tool results -> assistant reply), verified turns only.",
 )
-def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store: Store,
+def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store: Store, processes: Processes,
               trajectories: pl.DataFrame, queries: pl.DataFrame, cot_traces: pl.DataFrame,
               tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    day, toolset = split_key(context)
-    out = dialogues_stage(day, toolset, trajectories, queries, cot_traces, tool_catalog, config.error_injection_rate)
-    return materialize(context, out, store)
+    return materialize(context, per_partition(processes, dialogues_stage, partition_calls(
+        day_toolset_keys(context), {"trajectories": trajectories, "queries": queries, "cot_traces": cot_traces},
+        {"tool_catalog": tool_catalog}, error_injection_rate=config.error_injection_rate)), store)

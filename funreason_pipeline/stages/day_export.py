@@ -7,10 +7,11 @@ import hashlib
 import json
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
-from funreason_pipeline import config, frames, provenance, quality, storage
+from funreason_pipeline import frames, provenance, quality, storage
 from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
@@ -52,7 +53,9 @@ def _bfcl_docs_by_toolset(database: str, toolsets: set[str]) -> dict[str, dict]:
             for ts in sorted(toolsets)}
 
 
-def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFrame, database: str) -> StageOutput:
+def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFrame, database: str,
+                     exports: str | Path) -> StageOutput:
+    """`exports`: the export root (the Store resource's `exports`); the day's files go under <day>."""
     samples = [{"sample_id": r["sample_id"], "dialogue_id": r["dialogue_id"], "turn_index": r["turn_index"],
                 "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"]),
                 "train_from": r["train_from"], "role_models": json.loads(r["role_models"] or "{}"),
@@ -63,7 +66,7 @@ def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFra
     docs = _bfcl_docs_by_toolset(database, set(toolset_of.values()))
     for s in samples:
         s["bfcl_functions"] = docs.get(toolset_of[s["sample_id"]])
-    out_dir = config.exports_dir(database) / day
+    out_dir = Path(exports) / day
     paths = write_exports(samples, out_dir, dataset_name=f"funreason-{day}")
     paths["rl"] = write_rl_parquet([json.loads(r) for r in rl_samples["row"].to_list()], out_dir / RL_FILE)
     with storage.connect(database) as con:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from funreason_pipeline import config, frames
+from funreason_pipeline import frames
 from funreason_pipeline.export.rl import RL_FILE, rl_rows, write_rl_parquet
 from funreason_pipeline.models import Rejection
 from funreason_pipeline.reward import score_calls
@@ -30,13 +31,14 @@ def ground_truth_failures(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def rl_stage(day: str, toolset: str, sft_samples: pl.DataFrame, trajectories: pl.DataFrame,
-             tool_catalog: pl.DataFrame, database: str) -> StageOutput:
+             tool_catalog: pl.DataFrame, exports: str | Path) -> StageOutput:
+    """`exports`: the export root; the rows' Parquet file goes under <day>/<toolset>."""
     inp = partition_inputs(toolset, tool_catalog, trajectories)
     scenarios = {tid: t.scenario for tid, t in inp.trajectories.items()}
     samples = [{**r, "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"])}
                for r in sft_samples.iter_rows(named=True)]
     rows, rejections = rl_rows(samples, scenarios, inp.toolset, inp.tools)
-    out = write_rl_parquet(rows, config.exports_dir(database) / day / toolset / RL_FILE)
+    out = write_rl_parquet(rows, Path(exports) / day / toolset / RL_FILE)
     failures = ground_truth_failures(rows)
     the_day = date.fromisoformat(day)
     df = pl.DataFrame([{"day": the_day, "toolset": toolset, "sample_id": r["extra_info"]["sample_id"],

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
-from funreason_pipeline import config, frames, provenance, quality, storage
+from funreason_pipeline import frames, provenance, quality, storage
 from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import write_exports
@@ -18,9 +19,9 @@ from funreason_pipeline.stages.output import Check, Markdown, StageOutput
 
 
 def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.DataFrame,
-              tool_catalog: pl.DataFrame, database: str) -> StageOutput:
-    """`database`: where the upstream stages' rows and rejections are (the statistics read them)
-    and beside which the exports go (config.exports_dir)."""
+              tool_catalog: pl.DataFrame, database: str, exports: str | Path) -> StageOutput:
+    """`database`: where the upstream stages' rows and rejections are (the statistics read them);
+    `exports`: the export root (the Store resource's `exports`), the files go under <day>/<toolset>."""
     inp = partition_inputs(toolset, tool_catalog, trajectories)
     result = build_samples(list(dialogues.iter_rows(named=True)), inp.trajectories, inp.toolset, inp.tools)
     samples = result.samples
@@ -36,7 +37,7 @@ def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.
     stats = quality.quality_stats(q.with_samples(samples, result.current_queries())
                                   .with_rejections("sft_samples", [r.reason for r in result.rejections]))
     prov = provenance.summary([s["role_models"] for s in samples])
-    out_dir = config.exports_dir(database) / day / toolset
+    out_dir = Path(exports) / day / toolset
     write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}", bfcl_functions=bfcl_functions(inp.tools))
     (out_dir / "README.md").write_text(dataset_card(stats, prov, day, [toolset]))
     failures = result.replay_failures
