@@ -1,6 +1,6 @@
 """Quality statistics, computed in one place for the assets' metadata, the dataset cards and
 `cli summary`: yield per stage, rejections by stage and reason, user turns and calls per dialogue,
-dependent turns (targets.md Q4), steps per turn and calls per step, tool and edge coverage (Q3),
+dependent turns (Q4 of docs/benchmarks.md), steps per turn and calls per step, tool and edge coverage (Q3),
 near-duplicate rate (Q5), provenance.
 
 `quality_stats` is pure over a `QualityInput`; `from_database` fills one from the stage tables
@@ -137,7 +137,7 @@ def quality_stats(q: QualityInput) -> dict[str, Any]:
 
 
 def summary_lines(stats: Mapping[str, Any]) -> list[str]:
-    """Q3/Q4 of targets.md as the lines `cli summary` prints."""
+    """Q3/Q4 of docs/benchmarks.md as the lines `cli summary` prints."""
     tools, edges = stats["tools"], stats["edges"]
     never = ", ".join(tools["never_targeted"]) or "none"
     unusable = len(tools["declared_unusable"])

@@ -92,7 +92,7 @@ class TrajectoryConfig(dg.Config):
                           description="Every tool of the toolset is a reached target at least once (warning); "
                           "tools their environment declares unusable are listed, not counted."),
         dg.AssetCheckSpec("edges_exercised", asset="trajectories",
-                          description="At least 90% of the graph's edges are used by some call (targets.md Q3, "
+                          description="At least 90% of the graph's edges are used by some call (Q3 of docs/benchmarks.md, "
                           "warning): a call took the source's result or needed its state. Small partitions fall "
                           "short; more trajectories per partition close the gap."),
     ],
