@@ -192,6 +192,25 @@ class AioHttpSender:
             await self._session.close()
 
 
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    """The exception and what caused it, at most 10 deep."""
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < 10:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _timeout_or_refused(chain: list[BaseException], timeout_s: float) -> tuple[FailureKind, str] | None:
+    """A timeout anywhere in the chain, else an OSError (refused, unreachable, reset), else None."""
+    if any(isinstance(c, TimeoutError) for c in chain):
+        return FailureKind.TIMEOUT, f"no response within {timeout_s:g}s"
+    os_errors = [c for c in chain if isinstance(c, OSError)]
+    if os_errors:
+        return FailureKind.CONNECTION, f"{type(os_errors[0]).__name__}: {os_errors[0]}"
+    return None
+
+
 def _aiohttp_kind(exc: BaseException, timeout_s: float) -> tuple[FailureKind, str]:
     """A transport error of the aiohttp sender, classified as the SDK path classified it (`post` and
     `_transport_kind` after the SDK's aiohttp transport mapped it): a timeout anywhere in the chain ->
@@ -200,16 +219,9 @@ def _aiohttp_kind(exc: BaseException, timeout_s: float) -> tuple[FailureKind, st
     body) -> connection; anything else -> client_error."""
     import aiohttp
 
-    chain: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and len(chain) < 10:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    if any(isinstance(c, TimeoutError) for c in chain):
-        return FailureKind.TIMEOUT, f"no response within {timeout_s:g}s"
-    os_errors = [c for c in chain if isinstance(c, OSError)]
-    if os_errors:
-        return FailureKind.CONNECTION, f"{type(os_errors[0]).__name__}: {os_errors[0]}"
+    found = _timeout_or_refused(_causes(exc), timeout_s)
+    if found:
+        return found
     if isinstance(exc, aiohttp.ClientConnectionError):
         return FailureKind.TIMEOUT, f"{type(exc).__name__}: {exc}"
     if isinstance(exc, aiohttp.ClientError):
@@ -314,16 +326,10 @@ async def post(client: Any, body: dict[str, Any], options: dict[str, Any], timeo
 def _transport_kind(exc: openai.APIConnectionError, timeout_s: float) -> tuple[FailureKind, str]:
     """Timeout or connection failure, read from the cause chain: the SDK's aiohttp transport maps a
     refused connection to a ConnectTimeout, so the exception type alone is not to be trusted."""
-    chain: list[BaseException] = []
-    e: BaseException | None = exc.__cause__ or exc.__context__
-    while e is not None and len(chain) < 10:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    if any(isinstance(c, TimeoutError) for c in chain):
-        return FailureKind.TIMEOUT, f"no response within {timeout_s:g}s"
-    os_errors = [c for c in chain if isinstance(c, OSError)]
-    if os_errors:
-        return FailureKind.CONNECTION, f"{type(os_errors[0]).__name__}: {os_errors[0]}"
+    chain = _causes(exc.__cause__ or exc.__context__)
+    found = _timeout_or_refused(chain, timeout_s)
+    if found:
+        return found
     if isinstance(exc, openai.APITimeoutError):
         return FailureKind.TIMEOUT, f"no response within {timeout_s:g}s"
     c = chain[0] if chain else exc
