@@ -312,3 +312,21 @@ def test_adding_what_is_there_already_adds_nothing_and_a_stateless_add_is_an_ans
     world, specs = _world("math")  # MathAPI keeps no state: its `add` changes nothing by design
     calls = _walk(world, [("add", {"a": 2, "b": 3})])
     assert shape_turn(world, calls, target_pos=0, offset=0, specs=specs).calls[0].tool == "add"
+
+
+def test_a_record_comes_from_a_result_only_whole():
+    """create_entities([{name: "Nova Lab", entityType: "person", observations: ["worked on COBOL"]}])
+    after a search that returned "worked on COBOL": the new name is the user's, so the record is the
+    user's to give, whole; a relation read back whole from read_graph is that result's."""
+    from funreason_pipeline.sampling.task import link_values
+
+    search = _c("search_nodes", {"query": "COBOL"}, result={"entities": [
+        {"name": "Grace Hopper", "entityType": "person", "observations": ["worked on COBOL"]}]})
+    create = _c("create_entities", {"entities": [
+        {"name": "Nova Lab", "entityType": "person", "observations": ["worked on COBOL"]}]})
+    link_values([search, create], 0)
+    assert "entities" not in create.sources
+    graph = _c("read_graph", {}, result={"relations": [{"from": "Grace Hopper", "to": "COBOL", "relationType": "influenced"}]})
+    delete = _c("delete_relations", {"relations": [{"from": "Grace Hopper", "to": "COBOL", "relationType": "influenced"}]})
+    link_values([graph, delete], 10)
+    assert delete.sources == {"relations": 10}

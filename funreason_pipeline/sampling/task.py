@@ -81,6 +81,8 @@ def link_values(calls: list[ToolCall], offset: int, specs: dict[str, ToolSpec] |
         for param, v in argument_values(call.arguments):
             if param in call.sources or not telling(v) or (isinstance(v, str) and v in schema_text):
                 continue
+            if _is_record(call.arguments.get(param)):
+                continue  # a record: below, whole
             if canonical(v) in said:
                 continue  # still the user's: the patient id given to book_appointment, echoed in its result
             key = canonical(v)
@@ -88,8 +90,26 @@ def link_values(calls: list[ToolCall], offset: int, specs: dict[str, ToolSpec] |
                 if key in seen[i]:
                     call.sources[param] = offset + i
                     break
+        for param, value in call.arguments.items():
+            # a record (`entities: [{name, entityType, observations}]`) came from a result only when
+            # every value in it is in that one result; a new entity's name is the user's, and with
+            # it the whole record
+            if param in call.sources or not _is_record(value):
+                continue
+            leaves = {canonical(v) for p, v in argument_values({param: value})
+                      if telling(v) and not (isinstance(v, str) and v in schema_text)}
+            if leaves and not leaves & said:
+                i = next((i for i in range(j - 1, -1, -1) if leaves <= seen[i]), None)
+                if i is not None:
+                    call.sources[param] = offset + i
         seen.append(_values_of(call.result))
         said |= {canonical(v) for p, v in argument_values(call.arguments) if p not in call.sources}
+
+
+def _is_record(value: Any) -> bool:
+    """An object, or a list of objects: a record passed whole."""
+    return isinstance(value, dict) or (isinstance(value, list) and bool(value)
+                                       and all(isinstance(x, dict) for x in value))
 
 
 def _needs(call: ToolCall, offset: int, n: int) -> set[int]:
