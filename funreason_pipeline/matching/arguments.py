@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -228,21 +229,12 @@ class ArgumentProvider:
             rate = 1.0 if fed and prefer in producers & made else 0.8 if fed else self.optional_rate
             if name in args or (name not in required and rng.random() > rate):
                 continue
-            choice = self._choose(spec, name, schema, results, state, rng, prefer, rows)
-            for _ in range(3):  # never one value in two parameters (divide(a=x, b=x), mv(x, x)): draw again
-                if choice is None or not self._repeats(spec, name, choice, args):
-                    break
-                choice = self._choose(spec, name, schema, results, state, rng, prefer, rows)
-            if choice is not None and self._repeats(spec, name, choice, args):
-                choice = None
+            choice = self._unrepeated(spec, name, args, 4, lambda name=name, schema=schema: self._choose(
+                spec, name, schema, results, state, rng, prefer, rows))
             if choice is None:
                 if name in required:
-                    value = self._generate_learned(spec, name, schema, rng)
-                    for _ in range(5):
-                        if not self._repeats(spec, name, Choice(value), args):
-                            break
-                        value = self._generate_learned(spec, name, schema, rng)
-                    args[name] = value
+                    args[name] = self._unrepeated_value(spec, name, args, lambda name=name, schema=schema: self._generate_learned(
+                        spec, name, schema, rng))
                     made_up.add(name)
                 continue
             if choice.label:
@@ -255,6 +247,24 @@ class ArgumentProvider:
                 fields[name] = choice.key
         _order_bounds(args, sources, fields)
         return proposal
+
+    def _unrepeated(self, spec: ToolSpec, name: str, args: dict[str, Any], tries: int,
+                    draw: Callable[[], Choice | None]) -> Choice | None:
+        """Up to `tries` draws for a choice that repeats no other argument, or None."""
+        for _ in range(tries):
+            choice = draw()
+            if choice is None or not self._repeats(spec, name, choice, args):
+                return choice
+        return None
+
+    def _unrepeated_value(self, spec: ToolSpec, name: str, args: dict[str, Any], make: Callable[[], Any]) -> Any:
+        """A made-up value, made again (up to 5 times) while it repeats another argument."""
+        value = make()
+        for _ in range(5):
+            if not self._repeats(spec, name, Choice(value), args):
+                break
+            value = make()
+        return value
 
     def _repeats(self, spec: ToolSpec, name: str, choice: Choice, args: dict[str, Any]) -> bool:
         """Whether the choice repeats another argument's value, which no user asks for
@@ -512,9 +522,10 @@ class ArgumentProvider:
                 rows: list[Row] | None = None) -> Choice | None:
         """An object built from its schema (an MCP server's `{name, entityType, observations}`):
         every required field and an optional one now and then, each chosen as a parameter of its
-        own (from results, the state, or made up), no value in two fields. The source is the first
-        earlier call a field came from. A record that a tool acts on but does not make (a relation
-        to delete) is mostly one the state holds, whole; a tool that makes records gets a new `name`."""
+        own (from results, the state, or made up), no value in two fields. Its source is a call only
+        when every field came from that call. A record that a tool acts on but does not make (a
+        relation to delete) is one the state holds, whole, when the state has one; a tool that makes
+        records gives each a new `name`."""
         props, required = schema.get("properties") or {}, set(schema.get("required") or ())
         if depth > 3:
             return None
@@ -529,17 +540,15 @@ class ArgumentProvider:
         for prop, ps in props.items():
             if prop not in required and rng.random() > self.optional_rate:
                 continue
-            choice = None
-            for _ in range(3 if not (makes and prop == "name") else 0):  # a new record's own name is new
+            def draw(prop=prop, ps=ps) -> Choice | None:
                 if ps.get("type") == "array":
-                    choice = self._choose_array(prop, ps, results, state, rng, spec, prefer, depth + 1, rows)
-                elif _structured(ps):
-                    choice = self._object(spec, ps, results, state, rng, prefer, depth + 1, rows)
-                else:
-                    choice = self._choose(spec, prop, ps, results, state, rng, prefer, nested=True)
-                if choice is None or not self._repeats(spec, prop, choice, out):
-                    break
-                choice = None
+                    return self._choose_array(prop, ps, results, state, rng, spec, prefer, depth + 1, rows)
+                if _structured(ps):
+                    return self._object(spec, ps, results, state, rng, prefer, depth + 1, rows)
+                return self._choose(spec, prop, ps, results, state, rng, prefer, nested=True)
+
+            # a new record's own name is new: not drawn from the world
+            choice = self._unrepeated(spec, prop, out, 0 if makes and prop == "name" else 3, draw)
             noun = referenced_noun(ps.get("description", ""))
             if choice is None and noun:
                 # the other end of a relation: another name of that kind of thing the state holds
@@ -551,11 +560,8 @@ class ArgumentProvider:
                     return None  # a relation to a thing that is not there is no record to make
                 choice = Choice(rng.choice(pool), label=("name",))
             if choice is None:
-                value = self.generate(prop, ps, rng, tool=spec.name)
-                for _ in range(5):
-                    if not self._repeats(spec, prop, Choice(value), out):
-                        break
-                    value = self.generate(prop, ps, rng, tool=spec.name)
+                value = self._unrepeated_value(spec, prop, out, lambda prop=prop, ps=ps: self.generate(
+                    prop, ps, rng, tool=spec.name))
                 choice = Choice(value, label=("generated",))
             out[prop] = _coerce(ps, choice.value)
             sources.append(choice)
