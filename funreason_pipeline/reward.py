@@ -17,9 +17,11 @@ Model output is data: calls are parsed (JSON, or `ast` for Python-like call list
 a name outside the toolset's tools (private and dunder names included) is refused with a reason and
 not run. `TurnEnv` exposes the same environment step by step for trainers that let the model see
 tool results within a turn; `compute_score` is the signature verl's custom reward function expects.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: verl loads a reward given by file path without
+registering the module in `sys.modules` (verl/utils/import_utils.py `load_module`), and a dataclass
+with postponed annotations looks its module up there and fails to load.
+"""
 
 import json
 import re
@@ -100,6 +102,32 @@ def _as_call(raw: Any) -> tuple[str, dict[str, Any]]:
     return name, args
 
 
+def start_world(info: Mapping[str, Any]) -> tuple[ToolsetConfig, World, list[Any]]:
+    """The world at the start of a row's turn from its `extra_info` (or verl's `create_kwargs`, the
+    same fields): `toolset`, `classes`, `initial_state`, `prior_calls` (replayed, each must give its
+    recorded result). Returns the toolset, the world and the prior calls' results."""
+    if not isinstance(info, Mapping):
+        raise RowError(f"extra_info must be a mapping, got {type(info).__name__}")
+    toolset = _toolset(str(info.get("toolset")), _field(info, "classes"))
+    try:
+        world = World.from_scenario(toolset, _field(info, "initial_state"), toolset_tools(toolset))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise RowError(f"initial_state does not build the toolset's classes: {exc}") from exc
+    prior_results: list[Any] = []
+    for turn in _field(info, "prior_calls"):
+        for c in turn:
+            try:
+                name, args = _as_call(c)
+            except (TypeError, ValueError) as exc:
+                raise RowError(f"a prior call is malformed: {exc}") from exc
+            res = world.call(name, args)
+            got = res.value if res.ok else {"error": res.error}
+            if canonical(got) != canonical(c.get("result")):
+                raise RowError(f"prior call {name} does not reproduce its recorded result")
+            prior_results.append(got)
+    return toolset, world, prior_results
+
+
 class TurnEnv:
     """The environment of one RL row at the start of its turn; the model's calls run here."""
 
@@ -107,17 +135,9 @@ class TurnEnv:
         info = _field(row, "extra_info") if "extra_info" in row else row
         reward_model = _field(row, "reward_model") if "reward_model" in row else row
         truth = _field(reward_model, "ground_truth")
-        self.toolset = _toolset(str(info.get("toolset")), _field(info, "classes"))
-        tools = toolset_tools(self.toolset)
-        self.world = World.from_scenario(self.toolset, _field(info, "initial_state"), tools)
-        self.prior_results: list[Any] = []
-        for turn in _field(info, "prior_calls"):
-            for c in turn:
-                res = self.world.call(c["name"], dict(c["arguments"]))
-                got = res.value if res.ok else {"error": res.error}
-                if canonical(got) != canonical(c.get("result")):
-                    raise RowError(f"prior call {c['name']} does not reproduce its recorded result")
-                self.prior_results.append(got)
+        if not isinstance(truth, Mapping) or not isinstance(truth.get("calls"), list) or "end_state" not in truth:
+            raise RowError("ground_truth must hold `calls` (a list) and `end_state`")
+        self.toolset, self.world, self.prior_results = start_world(info)
         self.start_state = self._snapshot()
         self.expected_calls = list(truth["calls"])
         self.expected_state = truth["end_state"]
@@ -246,13 +266,23 @@ def parse_completion(text: str) -> list[dict[str, Any]]:
         return value if isinstance(value, list) else [value]
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None) -> dict:
-    """verl's custom reward function signature (`custom_reward_function.path` = this module,
-    `name` = compute_score): parse the completion's calls, run them, score them."""
-    row = {"reward_model": {"ground_truth": ground_truth}, "extra_info": extra_info or {}}
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
+                  **kwargs: Any) -> dict:
+    """verl's custom reward function (`custom_reward_function.path` = this file or
+    `pkg://funreason_pipeline.reward`, `name` = compute_score): parse the completion's calls (in a
+    multi-turn tool rollout the decoded response holds every step's `<tool_call>` blocks), run them
+    on the row's start state, score them. Extra keyword arguments verl passes (`reward_kwargs`,
+    `reward_router_address`, ...) are accepted and unused. Never raises: an unusable row or
+    completion scores 0 with the reason."""
+    if not isinstance(extra_info, Mapping) or not extra_info:
+        return {"score": 0.0, "valid": 0.0, "reason": "no extra_info: the row's start state is unknown"}
+    row = {"reward_model": {"ground_truth": ground_truth}, "extra_info": extra_info}
     try:
         calls = parse_completion(solution_str)
     except (ValueError, TypeError) as exc:
         return {"score": 0.0, "valid": 0.0, "reason": f"unparsable completion: {exc}"[:300]}
-    verdict = score_calls(row, calls)
+    try:
+        verdict = score_calls(row, calls)
+    except (RowError, TypeError, KeyError) as exc:  # RowError is a ValueError
+        return {"score": 0.0, "valid": 0.0, "reason": f"unusable row: {exc}"[:300]}
     return {"score": verdict.score, "valid": float(verdict.valid), "reason": "; ".join(verdict.problems)[:300]}
