@@ -12,8 +12,10 @@ The contract followed is verl 0.9.1's (`verl/tools/base_tool.py` and
 
 So a trajectory's environment cannot live in the tool instance: it lives here, keyed by the
 request id verl gives each rollout (`agent_data.request_id`), shared by all tools of the process, and
-built on the first call from `create_kwargs` (the row's toolset, classes, initial state and earlier
-turns' calls, which are replayed). Calls of one rollout run one at a time, in the order verl issued
+built on the first call from the row's start: its toolset, classes, initial state and earlier turns'
+calls (replayed). The RL export writes that start once per row, under
+`extra_info.tools_kwargs.funreason_world.create_kwargs` (`agent_data.tools_kwargs` carries it to every
+tool), rather than a copy per tool; a tool's own `create_kwargs`, when a row gives them, win. Calls of one rollout run one at a time, in the order verl issued
 them. Only the toolset's tool methods run (the name must be a tool of the toolset: private and
 dunder names never are). Memory is bounded: a rollout's world is dropped after `idle_seconds`
 without a call, and the oldest worlds go first when more than `max_worlds` are alive.
@@ -52,6 +54,7 @@ except ImportError:
         video: list[Any] | None = None
 
 CREATE_FIELDS = ("toolset", "classes", "initial_state", "prior_calls")
+WORLD_KEY = "funreason_world"  # export/rl.py writes the row's start under tools_kwargs[WORLD_KEY]
 
 
 def create_kwargs(extra_info: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,6 +134,14 @@ def _request_id(kwargs: Mapping[str, Any]) -> str:
     return str(rid)
 
 
+def _shared_start(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    tools_kwargs = getattr(kwargs.get("agent_data"), "tools_kwargs", None) or {}
+    start = (tools_kwargs.get(WORLD_KEY) or {}).get("create_kwargs")
+    if not start:
+        raise RowError(f"the row gives no start state: extra_info.tools_kwargs.{WORLD_KEY}.create_kwargs is missing")
+    return start
+
+
 class FunReasonTool(_Base):
     """One tool of a toolset, for verl's tool agent loop (see the module docstring).
 
@@ -164,7 +175,7 @@ class FunReasonTool(_Base):
             raise RowError(f"unknown instance {instance_id!r}: call create first")
         if not isinstance(parameters, Mapping):
             return ToolResponse(text=result_text({"error": "arguments must be a JSON object"})), 0.0, {"ok": False}
-        rollout = self.worlds.get(_request_id(kwargs), self._instances[instance_id])
+        rollout = self.worlds.get(_request_id(kwargs), self._instances[instance_id] or _shared_start(kwargs))
         async with rollout.lock:  # calls of one generation arrive together: run them one at a time
             rollout.used = time.monotonic()
             rollout.calls += 1

@@ -36,7 +36,7 @@ _spec.loader.exec_module(parity)
 
 DAY = "2026-12-02"  # before the fix, dialogue twitter-2026-12-02-0000 failed BFCL's checker
 BFCL_TOOLSETS = parity.BFCL_TOOLSETS
-VERL_COLUMNS = ["data_source", "prompt", "ability", "reward_model", "extra_info"]
+VERL_COLUMNS = ["data_source", "agent_name", "prompt", "prompt_bfcl", "ability", "reward_model", "extra_info"]
 CANARY = Path("/tmp/funreason_rl_canary_must_not_exist")
 
 
@@ -159,9 +159,19 @@ def test_rl_export_has_one_row_per_sample_in_the_verl_layout(demo_day, rows, tmp
         info = r["extra_info"]
         assert r["data_source"] == f"funreason-mt/{info['toolset']}" and r["ability"] == "multi_turn_function_calling"
         assert r["reward_model"]["style"] == "rule" and set(_truth(r)) == {"calls", "end_state"}
+        assert r["agent_name"] == "tool_agent" and info["need_tools_kwargs"] is True
         assert r["prompt"][0]["role"] == "system" and r["prompt"][-1]["role"] == "user"
+        assert r["prompt_bfcl"][0]["role"] == "system" and r["prompt_bfcl"][-1] == r["prompt"][-1]
         openai = json.loads(info["messages"])
         assert openai[-1] == {"role": "user", "content": r["prompt"][-1]["content"]}
+        # the Hermes prompt: earlier calls as <tool_call> blocks, their results as tool messages, no reasoning
+        n_calls = sum(len(m.get("tool_calls") or []) for m in openai)
+        assert sum(m["content"].count("<tool_call>") for m in r["prompt"]) == n_calls
+        assert sum(m["role"] == "tool" for m in r["prompt"]) == sum(m["role"] == "tool" for m in openai)
+        assert not any("<think>" in m["content"] for m in r["prompt"])
+        start = info["tools_kwargs"]["funreason_world"]["create_kwargs"]
+        assert (start["initial_state"], start["prior_calls"]) == (info["initial_state"], info["prior_calls"])
+        assert info["split"] in ("train", "validation") and info["prompt_chars"] > len(r["prompt"][-1]["content"])
         assert len(json.loads(info["prior_calls"])) == info["turn_index"]
         assert set(json.loads(info["initial_state"])) <= set(info["classes"])
         assert {t["function"]["name"] for t in json.loads(info["tools"])} >= {c["name"] for c in _truth(r)["calls"]}

@@ -65,7 +65,8 @@ async def _call_tool(tools, name, arguments, tools_kwargs, agent_data):
 def _rollout(row, steps: list[list[dict]], worlds: Worlds, request_id: str) -> list[str]:
     """One rollout: each step's calls gathered concurrently, as verl runs one generation's calls."""
     tools = _tools(row, worlds)
-    kwargs = {name: {"create_kwargs": create_kwargs(_info(row))} for name in tools}
+    kwargs = _info(row)["tools_kwargs"]  # as exported: the row's start once, for every tool
+    assert _info(row)["need_tools_kwargs"] and set(_info(row)["tool_selection"]) == set(tools)
     agent_data = SimpleNamespace(request_id=request_id, tools_kwargs=kwargs)
 
     async def run():
@@ -216,3 +217,54 @@ def test_the_process_store_is_shared_by_every_tool_object():
     b = FunReasonTool({"type": "native"}, {"type": "function", "function": {"name": "b"}})
     assert a.worlds is b.worlds is verl_tool.WORLDS and verl_tool.WORLDS.max_worlds == 7
     verl_tool.WORLDS.max_worlds = 4096
+
+
+def _verl_accepts(entry: dict) -> list[str]:
+    """verl 0.9.1's tool config rules (verl/tools/schemas.py OpenAIFunctionToolSchema and
+    tool_registry.initialize_tools_from_config), restated: what it would reject, and keys it would drop."""
+    problems = []
+    if set(entry) != {"class_name", "config", "tool_schema"} or entry["config"].get("type") != "native":
+        problems.append(f"entry keys {sorted(entry)}")
+    fn = entry["tool_schema"]["function"]
+    if not isinstance(fn.get("name"), str) or not isinstance(fn.get("description"), str):
+        problems.append("function name/description")
+    params = fn["parameters"]
+    if params.get("type") != "object" or not isinstance(params.get("properties"), dict):
+        problems.append("parameters")
+    for name, prop in params["properties"].items():
+        t = prop.get("type")
+        if not (isinstance(t, str) or (isinstance(t, list) and all(isinstance(x, str) for x in t))):
+            problems.append(f"{name}: type {t!r}")
+        if set(prop) - {"type", "description", "enum"}:
+            problems.append(f"{name}: keys verl drops {sorted(set(prop) - {'type', 'description', 'enum'})}")
+    return problems
+
+
+def test_the_tool_config_yaml_builds_every_tool_as_verls_registry_does(stage_chain):
+    import yaml
+
+    from funreason_pipeline.export.rl import tool_config_yaml, verl_tool_schema
+
+    row = _richest(_rows(stage_chain))
+    tools = json.loads(_info(row)["tools"])
+    config = yaml.safe_load(tool_config_yaml(tools))
+    assert [e["tool_schema"]["function"]["name"] for e in config["tools"]] == sorted(_info(row)["tool_selection"])
+    for entry in config["tools"]:
+        assert _verl_accepts(entry) == []
+        module, cls = entry["class_name"].rsplit(".", 1)  # verl's get_tool_class
+        tool = getattr(importlib.import_module(module), cls)(config=entry["config"], tool_schema=entry["tool_schema"])
+        assert tool.name == entry["tool_schema"]["function"]["name"]
+    # what verl's schema model would drop (nested items, defaults) moves into the description
+    nested = {"type": "function", "function": {"name": "f", "description": "d", "parameters": {
+        "type": "object", "required": ["xs"], "properties": {
+            "xs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}}}}
+    assert _verl_accepts({"class_name": "x", "config": {"type": "native"}, "tool_schema": nested})
+    fixed = verl_tool_schema(nested)
+    assert _verl_accepts({"class_name": "x", "config": {"type": "native"}, "tool_schema": fixed}) == []
+    assert '"items"' in fixed["function"]["parameters"]["properties"]["xs"]["description"]
+    assert fixed["function"]["parameters"]["properties"]["either"]["type"] == ["string", "integer"]
+    clash = json.loads(json.dumps(nested))
+    clash["function"]["description"] = "another"
+    with pytest.raises(ValueError, match="two tools named 'f'"):
+        tool_config_yaml([nested, clash])

@@ -26,19 +26,21 @@ reproduce its recorded results is returned as a rejection, never exported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from funreason_pipeline.environments.base import CyclicStateError, to_json_value
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.export.bfcl_docs import bfcl_functions
-from funreason_pipeline.export.formats import normalize_sample, to_bfcl_prompting_record
+from funreason_pipeline.export.formats import normalize_sample, split_think, to_bfcl_prompting_record
 from funreason_pipeline.export.steps import turn_steps
 from funreason_pipeline.models import ToolSpec
 from funreason_pipeline.verify.replay import canonical
@@ -46,9 +48,16 @@ from funreason_pipeline.verify.replay import canonical
 RL_FILE = "rl.parquet"
 ABILITY = "multi_turn_function_calling"
 
+AGENT_NAME = "tool_agent"  # verl's multi-turn tool agent loop (verl/experimental/agent_loop/tool_agent_loop.py)
+WORLD_KEY = "funreason_world"  # the one tools_kwargs entry every tool of funreason_pipeline.verl_tool reads
+VALIDATION_SHARE = 10  # percent of trajectories (by a hash of the id) in the validation split
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
 RL_SCHEMA = pa.schema([
     ("data_source", pa.string()),
-    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("agent_name", pa.string()),
+    ("prompt", _MESSAGES),
+    ("prompt_bfcl", _MESSAGES),
     ("ability", pa.string()),
     ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
     ("extra_info", pa.struct([
@@ -63,6 +72,13 @@ RL_SCHEMA = pa.schema([
         ("initial_state", pa.string()),
         ("prior_calls", pa.string()),
         ("messages", pa.string()),
+        ("trajectory_id", pa.string()),
+        ("prompt_chars", pa.int64()),
+        ("need_tools_kwargs", pa.bool_()),
+        ("tool_selection", pa.list_(pa.string())),
+        ("tools_kwargs", pa.struct([(WORLD_KEY, pa.struct([("create_kwargs", pa.struct([
+            ("toolset", pa.string()), ("classes", pa.list_(pa.string())),
+            ("initial_state", pa.string()), ("prior_calls", pa.string())]))]))])),
     ])),
 ])
 
@@ -125,14 +141,19 @@ def rl_row(sample: Mapping[str, Any], scenario: dict[str, Any], toolset: Toolset
     except CyclicStateError as exc:
         raise ReplayMismatch(f"the turn's end state cannot be compared: {exc}") from exc
     bfcl = to_bfcl_prompting_record(s, functions=bfcl_functions(tools))
+    prompt = hermes_prompt(messages[:tf])
+    trajectory_id = str(s.get("trajectory_id") or s["dialogue_id"])
+    initial_state, prior_calls = _dumps(scenario), _dumps(prior)
     return {
         "data_source": f"funreason-mt/{toolset.name}",
+        "agent_name": AGENT_NAME,
+        "prompt": prompt,
         # role and content only (a fixed Arrow type; chat templates ignore a tool message's name)
-        "prompt": [{"role": m["role"], "content": m["content"]} for m in bfcl["messages"][: bfcl["train_from"]]],
+        "prompt_bfcl": [{"role": m["role"], "content": m["content"]} for m in bfcl["messages"][: bfcl["train_from"]]],
         "ability": ABILITY,
         "reward_model": {"style": "rule", "ground_truth": _dumps({"calls": calls, "end_state": end_state})},
         "extra_info": {
-            "split": "train",
+            "split": split_of(trajectory_id),
             "index": 0,  # set per file by write_rl_parquet
             "sample_id": str(s["sample_id"]),
             "dialogue_id": str(s["dialogue_id"]),
@@ -140,11 +161,48 @@ def rl_row(sample: Mapping[str, Any], scenario: dict[str, Any], toolset: Toolset
             "toolset": toolset.name,
             "classes": list(toolset.classes),
             "tools": _dumps(s["tools"]),
-            "initial_state": _dumps(scenario),
-            "prior_calls": _dumps(prior),
+            "initial_state": initial_state,
+            "prior_calls": prior_calls,
             "messages": _dumps(messages[:tf]),
+            "trajectory_id": trajectory_id,
+            # what the chat template sees: the messages and the tool schemas it lists in the system turn
+            "prompt_chars": sum(len(m["content"]) for m in prompt) + len(_dumps(s["tools"])),
+            "need_tools_kwargs": True,
+            "tool_selection": [t["function"]["name"] for t in s["tools"]],
+            "tools_kwargs": {WORLD_KEY: {"create_kwargs": {
+                "toolset": toolset.name, "classes": list(toolset.classes),
+                "initial_state": initial_state, "prior_calls": prior_calls}}},
         },
     }
+
+
+def split_of(trajectory_id: str) -> str:
+    """"validation" for about VALIDATION_SHARE percent of trajectories, else "train": a hash of the
+    id, so a trajectory's turns share a split and a rerun gives the same split."""
+    bucket = int(hashlib.sha256(trajectory_id.encode()).hexdigest()[:8], 16) % 100
+    return "validation" if bucket < VALIDATION_SHARE else "train"
+
+
+def _hermes_call(call: Mapping[str, Any]) -> str:
+    fn = call["function"]
+    args = json.loads(fn["arguments"] or "{}") if isinstance(fn["arguments"], str) else fn["arguments"]
+    return "<tool_call>\n" + json.dumps({"name": fn["name"], "arguments": args}, ensure_ascii=False) + "\n</tool_call>"
+
+
+def hermes_prompt(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The chat so far as role/content messages in the Hermes tool format that verl's `hermes` tool
+    parser reads and Qwen's chat templates write: an assistant's calls as `<tool_call>{json}</tool_call>`
+    lines after its text, each result as a `tool` message. Earlier turns' reasoning is left out, as
+    those templates leave it out of the context."""
+    out = []
+    for m in messages:
+        content = m.get("content") or ""
+        if m["role"] == "assistant":
+            _, content = split_think(content)
+            calls = [_hermes_call(c) for c in m.get("tool_calls") or []]
+            content = "\n".join([content.strip(), *calls]).strip() if calls else content.strip()
+        out.append({"role": m["role"], "content": content})
+    return out
 
 
 def rl_rows(samples: Iterable[Mapping[str, Any]], scenarios: Mapping[str, dict[str, Any]],
@@ -180,6 +238,52 @@ def write_rl_parquet(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[
     pq.write_table(pa.Table.from_pylist(records, schema=RL_SCHEMA), tmp, compression="zstd")
     os.replace(tmp, out)
     return out
+
+
+VERL_TOOL_CLASS = "funreason_pipeline.verl_tool.FunReasonTool"
+TOOL_CONFIG_FILE = "verl_tools.yaml"
+_VERL_PROPERTY_KEYS = ("type", "description", "enum")  # what verl's OpenAIFunctionPropertySchema keeps
+
+
+def _verl_property(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """A parameter as verl's schema model keeps it (type, description, enum): what it would drop
+    (items, nested properties, defaults, formats) is kept in the description, so the model still sees it."""
+    out = {k: prop[k] for k in _VERL_PROPERTY_KEYS if k in prop}
+    if "type" not in out:  # anyOf/oneOf without a type: the branches' types, else any JSON value
+        types = [b["type"] for b in prop.get("anyOf", prop.get("oneOf", [])) if isinstance(b.get("type"), str)]
+        out["type"] = types if types else "object"
+    rest = {k: v for k, v in prop.items() if k not in _VERL_PROPERTY_KEYS}
+    if rest:
+        out["description"] = (out.get("description", "") + " JSON schema: " + _dumps(rest)).strip()
+    return out
+
+
+def verl_tool_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """One OpenAI tool as verl's `OpenAIFunctionToolSchema` validates it."""
+    fn = tool["function"]
+    params = fn.get("parameters") or {}
+    return {"type": "function", "function": {
+        "name": fn["name"], "description": fn.get("description") or fn["name"],
+        "parameters": {"type": "object",
+                       "properties": {k: _verl_property(v) for k, v in (params.get("properties") or {}).items()},
+                       "required": list(params.get("required") or [])}}}
+
+
+def tool_config_yaml(tools: Iterable[Mapping[str, Any]]) -> str:
+    """verl's `multi_turn.tool_config_path` file for these tools: each one a FunReasonTool. Raises
+    ValueError when two tools share a name with different schemas (one file cannot hold both)."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for t in tools:
+        schema = verl_tool_schema(t)
+        name = schema["function"]["name"]
+        if name in by_name and by_name[name] != schema:
+            raise ValueError(f"two tools named {name!r} with different schemas")
+        by_name[name] = schema
+    entries = [{"class_name": VERL_TOOL_CLASS, "config": {"type": "native"}, "tool_schema": by_name[n]}
+               for n in sorted(by_name)]
+    header = ("# verl tool config (actor_rollout_ref.rollout.multi_turn.tool_config_path), written by funreason-pipeline:\n"
+              "# every tool runs on the rollout's own environment (funreason_pipeline/verl_tool.py)\n")
+    return header + yaml.safe_dump({"tools": entries}, sort_keys=False, allow_unicode=True, width=120)
 
 
 RL_CARD_SECTION = """## RL export (`rl.parquet`)
