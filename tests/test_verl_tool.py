@@ -268,3 +268,21 @@ def test_the_tool_config_yaml_builds_every_tool_as_verls_registry_does(stage_cha
     clash["function"]["description"] = "another"
     with pytest.raises(ValueError, match="two tools named 'f'"):
         tool_config_yaml([nested, clash])
+
+
+def test_verl_settings_cover_every_row(stage_chain):
+    from funreason_pipeline.export.rl import verl_settings
+
+    rows = _rows(stage_chain)
+    got = verl_settings(rows)
+    assert got["rows"] == len(rows)
+    assert got["max_prompt_length"] * 3 >= max(_info(r)["prompt_chars"] for r in rows)
+    assert got["max_prompt_length"] & (got["max_prompt_length"] - 1) == 0  # a power of two
+    assert got["max_parallel_calls"] == max(len(s) for r in rows for s in _steps(_truth(r)["calls"]))
+    assert got["max_assistant_turns"] == 1 + max(len(_steps(_truth(r)["calls"])) for r in rows)
+    longer = copy.deepcopy(_richest(rows))
+    truth = _truth(longer)
+    truth["calls"][0]["result"] = {"listing": "x" * 5000}
+    longer["reward_model"]["ground_truth"] = json.dumps(truth)
+    assert verl_settings([*rows, longer])["max_tool_response_length"] > 5000 > got["max_tool_response_length"]
+    assert verl_settings([]) == {}

@@ -286,6 +286,42 @@ def tool_config_yaml(tools: Iterable[Mapping[str, Any]]) -> str:
     return header + yaml.safe_dump({"tools": entries}, sort_keys=False, allow_unicode=True, width=120)
 
 
+CHARS_PER_TOKEN = 3  # conservative for JSON-heavy chat text (real tokenizers give ~3.5-4): never too small
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(0, (max(1, n) - 1).bit_length())
+
+
+def verl_settings(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """The verl settings these rows need, from the rows themselves: the longest prompt (messages and
+    tool schemas, in characters and as a token estimate rounded up to a power of two for
+    `data.max_prompt_length`), the most calls in one step (`multi_turn.max_parallel_calls`: verl runs
+    only that many of a generation's calls, default 1), the most steps of a turn plus the closing reply
+    (`multi_turn.max_assistant_turns`) and the longest result (`multi_turn.max_tool_response_length`,
+    default 256 characters: a longer result is cut, and an id in its tail never reaches the model)."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    prompt_chars = max(int(r["extra_info"]["prompt_chars"]) for r in rows)
+    calls = [c for r in rows for c in json.loads(r["reward_model"]["ground_truth"])["calls"]]
+    per_step: dict[tuple[str, int], int] = {}
+    for r in rows:
+        for c in json.loads(r["reward_model"]["ground_truth"])["calls"]:
+            key = (r["extra_info"]["sample_id"], int(c.get("step", 0)))
+            per_step[key] = per_step.get(key, 0) + 1
+    steps = max((len({c.get("step", 0) for c in json.loads(r["reward_model"]["ground_truth"])["calls"]})
+                 for r in rows), default=0)
+    return {
+        "rows": len(rows),
+        "max_prompt_chars": prompt_chars,
+        "max_prompt_length": _power_of_two(-(-prompt_chars // CHARS_PER_TOKEN)),
+        "max_parallel_calls": max(per_step.values(), default=1),
+        "max_assistant_turns": steps + 1,
+        "max_tool_response_length": max((len(json.dumps(c["result"], ensure_ascii=False)) for c in calls), default=0),
+    }
+
+
 RL_CARD_SECTION = """## RL export (`rl.parquet`)
 
 One row per user turn in the layout verl reads (`data_source`, `prompt`, `ability`,
