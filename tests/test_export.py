@@ -469,10 +469,10 @@ def test_dataset_card_header_and_stats():
     assert meta["license"] == "apache-2.0"
     assert meta["task_categories"] == ["text-generation"]
     assert meta["size_categories"] == ["n<1K"]
-    assert [c["data_files"][0]["path"] for c in meta["configs"]] == [p for _, p, _ in CARD_CONFIGS]
-    assert set(EXPORT_FILES.values()) - {"dataset_info.json"} | {RL_FILE} == {
-        c["data_files"][0]["path"] for c in meta["configs"]
-    }
+    assert [c["data_files"][0]["path"] for c in meta["configs"]] == [p for _, p, _ in CARD_CONFIGS
+                                                                         if p.endswith(".jsonl")]
+    assert {p for _, p, _ in CARD_CONFIGS} == set(EXPORT_FILES.values()) - {"dataset_info.json"} | {RL_FILE}
+    assert "| - | `samples.parquet` |" in body and "| - | `rl.parquet` |" in body
     assert meta["configs"][0]["default"] is True
     assert "WARNING" not in card and "Offline backend" not in card
     assert "partly-offline-backend" not in meta["tags"]
@@ -491,7 +491,7 @@ def test_dataset_card_header_and_stats():
     from huggingface_hub import DatasetCard
 
     data = DatasetCard(card).data.to_dict()
-    assert data["license"] == "apache-2.0" and len(data["configs"]) == len(CARD_CONFIGS)
+    assert data["license"] == "apache-2.0" and len(data["configs"]) == len(CARD_CONFIGS) - 2
 
 
 def test_dataset_card_warns_for_offline_backend():
@@ -564,3 +564,33 @@ def test_dataset_card_says_how_to_train_each_file_and_shows_the_steps():
         assert text in flat, text
     assert "Steps: 1.75 per turn with calls, 1.20 calls per step, 55.0% of 40 turns" in body
     assert "| mean_steps_per_turn | 1.75 |" in body and "| 3 | 8 |" in body
+
+
+def test_every_config_of_the_dataset_card_loads_by_name(samples, tmp_path, monkeypatch):
+    """`load_dataset(<export dir>, <config>)` for each config the card names. The Parquet files are not
+    configs: `datasets` picks one loader for the whole directory, and a Parquet config beside JSON Lines
+    ones fails (shown below with a card that names one)."""
+    import yaml
+    from datasets import load_dataset
+
+    from funreason_pipeline.export.card import loadable_configs
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "out"
+    write_exports(samples, out, "funreason_mt")
+    prov = provenance.summary([dict.fromkeys(provenance.ROLES, "m")] * len(samples))
+    card = dataset_card({}, prov, "2026-01-15", ["fs_math"], num_samples=len(samples))
+    (out / "README.md").write_text(card)
+    meta, _ = _front_matter(card)
+    assert [c["config_name"] for c in meta["configs"]] == [n for n, _, _ in loadable_configs()]
+    for c in meta["configs"]:
+        ds = load_dataset(str(out), c["config_name"], split="train", cache_dir=str(tmp_path / "hf"))
+        assert ds.num_rows > 0, c["config_name"]
+    # the failure the card avoids: a Parquet config in a directory of JSON Lines files
+    meta["configs"].append({"config_name": "samples", "data_files": [{"split": "train", "path": "samples.parquet"}]})
+    (out / "README.md").write_text("---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n")
+    from datasets.exceptions import DatasetGenerationError
+
+    with pytest.raises(DatasetGenerationError):  # the JSON loader reading samples.parquet
+        load_dataset(str(out), "samples", split="train", cache_dir=str(tmp_path / "hf2"))

@@ -349,5 +349,5 @@ def test_rl_doc_and_dataset_card_examples_run(demo_day):
     page = (ROOT / "docs" / "rl.md").read_text()  # the README links it; its example runs from the repo root
     _check_example_output(_run_example(_python_block(page), demo_day))
     card = (demo_day / "data" / "exports" / DAY / "README.md").read_text()
-    assert RL_CARD_SECTION in card and "config_name: rl" in card
+    assert RL_CARD_SECTION in card and "config_name: rl" not in card and "| - | `rl.parquet` |" in card
     _check_example_output(_run_example(_python_block(RL_CARD_SECTION), demo_day / "data" / "exports" / DAY))

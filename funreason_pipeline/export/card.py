@@ -36,6 +36,14 @@ CARD_CONFIGS: tuple[tuple[str, str, str], ...] = (
     ("rl", RL_FILE, "RL rows (verl layout): prompt, tools, initial state, prior calls, ground truth per turn"),
 )
 
+
+
+def loadable_configs() -> tuple[tuple[str, str, str], ...]:
+    """The configs the card's YAML names: the JSON Lines files only. `datasets` picks one loader for a
+    whole directory (from its files), so a Parquet config beside JSON ones fails to load by name."""
+    return tuple(c for c in CARD_CONFIGS if c[1].endswith(".jsonl"))
+
+
 # How each file is trained: which messages carry the loss, and the trainer settings that give it.
 TRAINING_SECTION = """## How to train on each file
 
@@ -165,7 +173,7 @@ def _front_matter(dataset_name: str, num_samples: int | None, backend: str) -> s
             "data_files": [{"split": "train", "path": path}],
             **({"default": True} if i == 0 else {}),
         }
-        for i, (name, path, _) in enumerate(CARD_CONFIGS)
+        for i, (name, path, _) in enumerate(loadable_configs())
     ]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
 
@@ -258,7 +266,14 @@ def dataset_card(
         + "\n"
     )
     out.append("## Files and formats\n")
-    out.append(_table(["config", "file", "content"], [[n, f"`{p}`", d] for n, p, d in CARD_CONFIGS]) + "\n")
+    loadable = {n for n, _, _ in loadable_configs()}
+    out.append(_table(["config", "file", "content"],
+                      [[n if n in loadable else "-", f"`{p}`", d] for n, p, d in CARD_CONFIGS]) + "\n")
+    out.append(
+        "Each named config loads with `load_dataset(<this directory>, <config>)`. The Parquet files load\n"
+        "with `load_dataset(\"parquet\", data_files=<file>)`: `datasets` picks one loader for a whole\n"
+        "directory, so they cannot be configs beside the JSON Lines files.\n\n"
+    )
     out.append(
         "One SFT sample per user turn: the messages from the start of the dialogue through the end of\n"
         "that turn. Earlier turns are context; the loss belongs on the current turn's assistant messages,\n"
