@@ -49,11 +49,12 @@ from funreason_pipeline.verify.execution import (
     ProposedCall,
     call_problem,
     check_turn,
+    expected_world,
     parse_tool_calls,
     run_call,
-    start_world,
     verify_turn,
 )
+from funreason_pipeline.environments.toolsets import World
 
 FEEDBACK = "Feedback on your previous attempt: "
 STEP_RESULTS = "Results of your calls, in order: "  # JSON mode: a step's results come back as a user message
@@ -238,21 +239,22 @@ def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, 
 
 
 async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
-                      history: list[dict[str, Any]]) -> tuple[TraceRow, Rejection | None]:
-    """The turn's trace row, and its rejection when it did not pass. Online, the reasoner works step by
-    step on a copy of the turn's start state (`_attempt`), up to K_max attempts with the critic."""
+                      history: list[dict[str, Any]], start: World) -> tuple[TraceRow, Rejection | None, World]:
+    """The turn's trace row, its rejection when it did not pass, and the ground truth's world after
+    the turn (the next turn's start; `start` is the world at this turn's start, used up). Online, the
+    reasoner works step by step on a copy of `start` (`_attempt`), up to K_max attempts with the critic."""
     item = f"{t.trajectory_id}/{level}"
-    start = start_world(ctx.part.toolset, ctx.part.tools, t, level)
     if not ctx.online3:
         calls = t.turns[level].calls
         adv = _adv(q)
         reasoning = offline.write_reasoning(adv, calls, turn_offset(t, level))
         proposed = [ProposedCall(c.tool, c.arguments) for c in calls]
-        check = verify_turn(start, t, level, proposed)
+        check = verify_turn(start, t, level, proposed, consume=True)
         reply = offline.write_reply(adv, calls)
         row = _trace(t, level, check.passed, 1, reasoning, proposed, check.results, [], reply, ctx.v3,
                      {"reasoning": offline.OFFLINE}, [c.step for c in calls])
-        return row, None if check.passed else _rejection(item, "verification_failed", 1, check.problems)
+        return row, None if check.passed else _rejection(item, "verification_failed", 1, check.problems), \
+            check.expected
 
     n = ctx.out.traces.requests
     hint = f"Hint: the request amounts to `{q['advanced_tool']['name']}`: {q['advanced_tool']['description']}"
@@ -262,6 +264,7 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
     critic_models: set[str] = set()
     reasoning_models: set[str] = set()
     critiques: list[str] = []
+    expected = expected_world(start, t, level)  # what every attempt is checked against
     try:
         instructions = prompt("reasoning") + ("\n" + prompt("reasoning_json") if json_mode else "")
         shown = as_json_protocol(history) if json_mode else history
@@ -282,8 +285,8 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
         passed, attempt, run = False, 0, _Attempt()
         for attempt in range(1, ctx.k_max + 1):
             msgs = base + [{"role": "user", "content": FEEDBACK + c} for c in critiques]
-            run = await _attempt(ctx, t, level, start, msgs, tools, tools_chars, version, parser, json_mode,
-                                 f"{item}/a{attempt}", n)
+            run = await _attempt(ctx, t, level, start, expected, msgs, tools, tools_chars, version, parser,
+                                 json_mode, f"{item}/a{attempt}", n)
             reasoning_models |= run.models
             passed = run.passed
             if passed or attempt == ctx.k_max:
@@ -316,13 +319,13 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
                 passed, reason, problems = False, "reply_failed", ["no usable closing reply from the model"]
     except PromptTooLong as exc:
         row = _trace(t, level, False, 0, "", [], [], critiques, "", ctx.v3, {"reasoning": ""})
-        return row, Rejection(item_id=item, reason="prompt_too_long", detail=str(exc))
+        return row, Rejection(item_id=item, reason="prompt_too_long", detail=str(exc)), expected
     models = {"reasoning": "+".join(sorted(m for m in reasoning_models if m))}
     if critic_models:
         models["critic"] = "+".join(sorted(critic_models))
     row = _trace(t, level, passed, attempt, run.texts, [ProposedCall(c.tool, c.arguments) for c in run.calls],
                  [c.result for c in run.calls], critiques, reply, ctx.v3, models, [c.step for c in run.calls])
-    return row, None if passed else _rejection(item, reason, attempt, problems)
+    return row, None if passed else _rejection(item, reason, attempt, problems), expected
 
 
 # --- the step-wise reasoner ------------------------------------------------------------------------
@@ -392,11 +395,13 @@ def as_json_protocol(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(m["content"], list) else m for m in out]
 
 
-async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start, msgs: list[dict[str, Any]], tools, tools_chars: int,
-                   version: str, parser, json_mode: bool, item: str, counter: Counter) -> _Attempt:
+async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start: World, expected: World, msgs: list[dict[str, Any]],
+                   tools, tools_chars: int, version: str, parser, json_mode: bool, item: str,
+                   counter: Counter) -> _Attempt:
     """One attempt at a turn, as a trained model runs it: each step's calls run on a copy of the
     turn's start state and their results join the conversation before the next step is asked for,
-    until an answer without calls; then the turn is checked against the ground truth."""
+    until an answer without calls; then the turn is checked against the ground truth (`expected`:
+    the world after its calls)."""
     out = _Attempt()
     world = start.copy()
     steps: list[tuple[str, list[ToolCall]]] = []
@@ -428,7 +433,7 @@ async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start, msgs: list[dict[
         steps.append((step.reasoning, calls))
         out.texts.append(step.reasoning)
         out.calls += calls
-    check = check_turn(start, t, level, world, [c.result for c in out.calls])
+    check = check_turn(start, t, level, world, [c.result for c in out.calls], expected)
     out.passed, out.problems = check.passed, check.problems
     return out
 
@@ -451,6 +456,7 @@ async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
     earlier: list[str] = []
     history: list[dict[str, Any]] = []
     n = len(t.turns)
+    start: World | None = None  # the world at the turn's start: the scenario, then each turn's ground truth
     for level in range(n):
         if run2:
             got = await _query_turn(ctx, t, level, earlier)
@@ -473,7 +479,9 @@ async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
             earlier.append(q["query"])
             prog.done_turns += 1
             continue
-        row, rejection = await _trace_turn(ctx, t, level, q, history)
+        if start is None:
+            start = World.from_scenario(ctx.part.toolset, t.scenario, ctx.part.tools)
+        row, rejection, start = await _trace_turn(ctx, t, level, q, history, start)
         out.traces.rows.append(row)
         prog.done_turns += 1
         if rejection is not None:
