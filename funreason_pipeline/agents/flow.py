@@ -42,7 +42,7 @@ from funreason_pipeline.agents.budget import (
 from funreason_pipeline.agents.chat import group_steps, turn_messages
 from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt, prompt_version
 from funreason_pipeline.agents.query_check import check_query
-from funreason_pipeline.environments.toolsets import ToolsetConfig
+from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
 from funreason_pipeline.seeds import stable_seed
 from funreason_pipeline.verify.execution import (
@@ -54,7 +54,6 @@ from funreason_pipeline.verify.execution import (
     run_call,
     verify_turn,
 )
-from funreason_pipeline.environments.toolsets import World
 
 FEEDBACK = "Feedback on your previous attempt: "
 STEP_RESULTS = "Results of your calls, in order: "  # JSON mode: a step's results come back as a user message
@@ -99,14 +98,12 @@ class StageResult:
 
 @dataclass
 class Partition:
-    """One day x toolset partition's input. `queries` given = Phase II is not run (a subset run of
-    `cot_traces`): {(trajectory_id, turn): {"query", "advanced_tool"}}."""
+    """One day x toolset partition's input."""
 
     key: str
     toolset: ToolsetConfig
     tools: list[ToolSpec]
     trajectories: list[Trajectory]
-    queries: dict[tuple[str, int], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -451,34 +448,23 @@ def _shown_turn(level: int, query: str, row: TraceRow) -> list[dict[str, Any]]:
 
 
 # --- a trajectory ----------------------------------------------------------------------------------
-async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
+async def _trajectory(ctx: _Ctx, t: Trajectory) -> None:
     out, prog = ctx.out, ctx.progress
     earlier: list[str] = []
     history: list[dict[str, Any]] = []
     n = len(t.turns)
     start: World | None = None  # the world at the turn's start: the scenario, then each turn's ground truth
     for level in range(n):
-        if run2:
-            got = await _query_turn(ctx, t, level, earlier)
-            if isinstance(got, Rejection):
-                out.queries.rejections.append(got)
-                out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_rejected_turn")
-                                           for j in range(level + 1, n)]
-                prog.done_turns += n - level
-                prog.rejected_turns += n - level
-                return
-            out.queries.rows.append(got)
-            q = {"query": got.query, "advanced_tool": got.advanced_tool}
-        else:
-            q = (ctx.part.queries or {}).get((t.trajectory_id, level))
-            if q is None:  # Phase II rejected it (that rejection is in the queries stage): the dialogue ends
-                prog.done_turns += n - level
-                prog.rejected_turns += n - level
-                return
-        if not run3:
-            earlier.append(q["query"])
-            prog.done_turns += 1
-            continue
+        got = await _query_turn(ctx, t, level, earlier)
+        if isinstance(got, Rejection):
+            out.queries.rejections.append(got)
+            out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_rejected_turn")
+                                       for j in range(level + 1, n)]
+            prog.done_turns += n - level
+            prog.rejected_turns += n - level
+            return
+        out.queries.rows.append(got)
+        q = {"query": got.query, "advanced_tool": got.advanced_tool}
         if start is None:
             start = World.from_scenario(ctx.part.toolset, t.scenario, ctx.part.tools)
         row, rejection, start = await _trace_turn(ctx, t, level, q, history, start)
@@ -487,13 +473,10 @@ async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
         if rejection is not None:
             out.traces.rejections.append(rejection)
             prog.rejected_turns += 1
-            later = range(level + 1, n)
-            if run2:  # their queries were never written: recorded where the work stopped
-                out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn",
-                                                     detail=f"turn {level} did not pass Phase III") for j in later]
-            else:
-                out.traces.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn")
-                                          for j in later if (t.trajectory_id, j) in (ctx.part.queries or {})]
+            # their queries were never written: recorded where the work stopped
+            out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn",
+                                                 detail=f"turn {level} did not pass Phase III")
+                                       for j in range(level + 1, n)]
             prog.done_turns += n - level - 1
             prog.rejected_turns += n - level - 1
             return
@@ -501,19 +484,17 @@ async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
         history += _shown_turn(level, q["query"], row)
 
 
-async def _guarded(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
+async def _guarded(ctx: _Ctx, t: Trajectory) -> None:
     """One trajectory; an unexpected error ends it with a recorded rejection (its turns not yet done),
     not the whole run: one environment's bug must not cost a night's other trajectories."""
     try:
-        await _trajectory(ctx, t, run2, run3)
+        await _trajectory(ctx, t)
     except Exception as exc:  # noqa: BLE001 - recorded with its type and message, then logged
         out = ctx.out
-        done = {(r.trajectory_id, r.turn_index) for r in out.traces.rows} if run3 else \
-            {(r.trajectory_id, r.turn_index) for r in out.queries.rows}
-        stage = out.traces if run3 else out.queries
+        done = {(r.trajectory_id, r.turn_index) for r in out.traces.rows}
         left = [k for k in range(len(t.turns)) if (t.trajectory_id, k) not in done]
-        stage.rejections += [Rejection(item_id=f"{t.trajectory_id}/{k}", reason="flow_error",
-                                       detail=f"{type(exc).__name__}: {exc}"[:2000]) for k in left]
+        out.traces.rejections += [Rejection(item_id=f"{t.trajectory_id}/{k}", reason="flow_error",
+                                            detail=f"{type(exc).__name__}: {exc}"[:2000]) for k in left]
         log.warning("trajectory %s stopped by %s: %s", t.trajectory_id, type(exc).__name__, exc)
 
 
@@ -528,7 +509,7 @@ def _item_key(r: Rejection) -> tuple[str, int]:
 
 
 async def run_flow(parts: list[Partition], session=None, *, online2: bool = False, online3: bool = False,
-                   run2: bool = True, run3: bool = True, k_max: int = 3,
+                   k_max: int = 3,
                    progress: FlowProgress | None = None, report: Callable[[str], None] | None = None,
                    report_every_s: float = 1.0, max_steps: int = MAX_STEPS) -> dict[str, Outcome]:
     """All partitions' trajectories at once; {partition key: Outcome}. `session` is an open
@@ -539,7 +520,7 @@ async def run_flow(parts: list[Partition], session=None, *, online2: bool = Fals
     tasks = []
     for p in parts:
         ctx = _Ctx(p, session, online2, online3, k_max, outcomes[p.key], progress, max_steps)
-        tasks += [_guarded(ctx, t, run2 and p.queries is None, run3) for t in p.trajectories]
+        tasks += [_guarded(ctx, t) for t in p.trajectories]
 
     async def reporter() -> None:
         while True:
