@@ -79,7 +79,8 @@ class ScriptedAgents:
         if role == "tooling":
             key = _chain_key(json.loads(next(m for m in msgs if m["role"] == "user")["content"])["calls"])
             name = "handle_" + hashlib.sha1(key.encode()).hexdigest()[:10]
-            self.by_tool[name] = self.turns[key]
+            if key in self.turns:  # a turn of the trajectories it was given (none: it writes queries only)
+                self.by_tool[name] = self.turns[key]
             return {"content": json.dumps({"name": name, "description": "Does what the user asks."})}
         if role == "querying":
             spec = json.loads(user)
