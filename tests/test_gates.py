@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from flow_helpers import run_llm
 
 from funreason_pipeline.agents.dialogue import build_dialogue
-from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.environments.toolsets import World, generate_scenario, toolset_by_name, toolset_tools
 from funreason_pipeline.export.formats import dialogue_to_samples
 from funreason_pipeline.models import ToolCall, Trajectory, Turn
@@ -131,17 +131,18 @@ def test_verify_turn_rejects_no_calls():
 
 
 def test_phase3_records_the_reason_of_a_failed_verification():
-    """Through the stage: the offline reasoner proposes the stored calls, the stored result was tampered,
-    the turn fails and its rejection carries the verifier's reason."""
+    """Through the flow production runs: the offline reasoner proposes the stored calls, the stored
+    result was tampered, the turn fails and its rejection carries the verifier's reason; the next
+    turn's query is never written."""
     gt = tamper_result(sealed_gt(), 0, 1)
-    qmap = {(gt.trajectory_id, k): {"query": f"q{k}", "advanced_tool": {"name": "a", "description": "d"}}
-            for k in range(2)}
-    out = run_phase3(TS, TOOLS, [gt], qmap)
-    assert [r.passed for r in out.rows] == [False]
-    rej = {r.item_id: r for r in out.rejections}
+    out = run_llm(TS, TOOLS, [gt])
+    assert [r.turn_index for r in out.queries.rows] == [0]
+    assert [r.passed for r in out.traces.rows] == [False]
+    rej = {r.item_id: r for r in out.traces.rejections}
+    assert set(rej) == {f"{gt.trajectory_id}/0"}
     assert rej[f"{gt.trajectory_id}/0"].reason == "verification_failed"
     assert "response_mismatch" in json.loads(rej[f"{gt.trajectory_id}/0"].detail)["problems"][0]
-    assert rej[f"{gt.trajectory_id}/1"].reason == "after_failed_turn"
+    assert [(r.item_id, r.reason) for r in out.queries.rejections] == [(f"{gt.trajectory_id}/1", "after_failed_turn")]
 
 
 # ---- the trajectory replay (Phase I) ------------------------------------------------------------

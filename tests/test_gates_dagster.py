@@ -92,7 +92,7 @@ def test_mixed_online_offline_run_has_an_exact_card_and_row_provenance(tmp_db, m
     from funreason_pipeline.cli import run_demo
     from testing.llm_server import ServerConfig, TestServer
 
-    with TestServer(ServerConfig(responder=ScriptedAgents({}))) as srv:
+    with TestServer(ServerConfig(responder=ScriptedAgents([]))) as srv:
         for role in ("TOOLING", "QUERYING"):  # reasoning and critic: no endpoint, so Phase III runs offline
             monkeypatch.setenv(f"FUNREASON_LLM_BASE_URL_{role}", srv.url)
             monkeypatch.setenv(f"FUNREASON_LLM_MODEL_{role}", "writer-model")

@@ -10,13 +10,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from flow_helpers import run_llm
 from llm_helpers import run_batch
 
 from funreason_pipeline.agents.budget import PromptTooLong, fit_tool_list
 from funreason_pipeline.agents.dialogue import build_dialogue
 from funreason_pipeline.agents.flow import FEEDBACK
-from funreason_pipeline.agents.phase2 import run_phase2
-from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.llm import ClientOptions, LLMClient, LLMRequest, LLMSettings
 from testing.llm_server import ServerConfig, TestServer
 
@@ -173,10 +172,10 @@ def test_the_reasoner_sees_the_dialogue_that_is_exported():
 
     with TestServer(ServerConfig(responder=responder)) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url), cache=False)
-        p2 = run_phase2(trajs, tools, client)
+        out = run_llm(ts, tools, trajs, client)
         qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool}
-                for r in p2.rows}
-        p3 = run_phase3(ts, tools, trajs, qmap, client=client)
+                for r in out.queries.rows}
+        p3 = out.traces
     t = next(t for t in trajs if len(t.turns) >= 2)
     traces = {r.turn_index: {"passed": r.passed, "reasoning": r.reasoning, "calls": r.calls, "reply": r.reply,
                              "step_reasoning": r.step_reasoning}
@@ -195,7 +194,7 @@ def test_a_prompt_over_budget_is_rejected_with_a_reason_never_cut():
     _ts, tools, trajs = _toolset()
     with TestServer() as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url, context_tokens=2100, max_tokens=2048), cache=False)
-        p2 = run_phase2(trajs, tools, client)
+        p2 = run_llm(_ts, tools, trajs, client).queries
         sent = srv.stats()["total"]
     assert not p2.rows and sent == 0
     reasons = {r.reason for r in p2.rejections}
@@ -221,12 +220,9 @@ def test_tool_list_fits_by_compacting_then_by_class_or_says_why():
 
 
 def test_an_unexpected_error_in_one_trajectory_is_a_recorded_rejection_not_a_crash():
-    from funreason_pipeline.agents.flow import Partition
-    from funreason_pipeline.agents.flow_runner import run_partitions
-
     _ts, tools, trajs = _toolset()
     # no toolset: Phase III cannot build the turn's start state (a caller's mistake, deep in a turn)
-    out = run_partitions([Partition("p", None, tools, trajs)])["p"]
+    out = run_llm(None, tools, trajs)
     assert len(out.queries.rows) == len(trajs)  # each trajectory's first query was written
     reasons = {r.reason for r in out.traces.rejections}
     assert reasons == {"flow_error"}

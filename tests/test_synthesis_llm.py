@@ -10,14 +10,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from flow_helpers import run_llm
 from graph_helpers import bfcl_graph
 
 from funreason_pipeline.agents import prompts
 from funreason_pipeline.agents.advanced_tool import mentionable
 from funreason_pipeline.agents.dialogue import build_dialogue
 from funreason_pipeline.agents.flow import STEP_RESULTS
-from funreason_pipeline.agents.phase2 import run_phase2
-from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.llm import LLMClient, LLMSettings
 from funreason_pipeline.llm.structured import REPAIR_PROMPT
 from funreason_pipeline.sampling.phase1 import sample_partition
@@ -54,25 +53,43 @@ def gt_calls(t, level) -> list[dict]:
             for c, s in zip(t.turns[level].calls, turn_steps(t, level), strict=True)]
 
 
+def _chain_key(calls) -> str:
+    """A turn's calls as the tooling request shows them ({tool, arguments, result}), as one text."""
+    return json.dumps([[c["tool"], c["arguments"], c.get("result")] for c in calls], sort_keys=True)
+
+
 class ScriptedAgents:
     """A stand-in model: right answers derived from the request, the reasoner wrong on its first try
-    (it answers at once, without calls) and step by step after the critic's feedback."""
+    (it answers at once, without calls) and step by step after the critic's feedback.
 
-    def __init__(self, gt_by_query, reasoning_field: bool = False):
-        self.gt_by_query = gt_by_query  # query -> (trajectory, turn)
+    It learns which turn a query is for as the flow asks: the tooling request shows the turn's calls,
+    the tooling answer names the advanced tool after that turn, and the querying request names the
+    tool; the query written then maps to the turn (`gt_by_query`)."""
+
+    def __init__(self, trajs, reasoning_field: bool = False):
+        self.turns = {_chain_key(json.loads(json.dumps([c.model_dump() for c in t.turns[k].calls]))): (t, k)
+                      for t in trajs for k in range(len(t.turns))}
+        self.by_tool: dict = {}  # advanced tool name -> (trajectory, turn)
+        self.gt_by_query: dict = {}  # query -> (trajectory, turn)
         self.reasoning_field = reasoning_field  # thinking in `reasoning_content`, not in <think>
 
     def __call__(self, role, body):
         msgs = body["messages"]
         user = [m for m in msgs if m["role"] == "user"][-1]["content"]
         if role == "tooling":
-            return {"content": json.dumps({"name": "handle_request", "description": "Does what the user asks."})}
+            key = _chain_key(json.loads(next(m for m in msgs if m["role"] == "user")["content"])["calls"])
+            name = "handle_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+            if key in self.turns:  # a turn of the trajectories it was given (none: it writes queries only)
+                self.by_tool[name] = self.turns[key]
+            return {"content": json.dumps({"name": name, "description": "Does what the user asks."})}
         if role == "querying":
             spec = json.loads(user)
             values = [s for v in spec["user_supplied_values"].values() for s in mentionable(v)]
             ref = hashlib.sha1(user.encode()).hexdigest()[:8]  # distinct queries for distinct turns
-            return {"content": json.dumps({"query": f"Please take care of this for me (ref {ref}): "
-                                                    + "; ".join(values) + "."})}
+            query = f"Please take care of this for me (ref {ref}): " + "; ".join(values) + "."
+            if spec["advanced_tool"]["name"] in self.by_tool:
+                self.gt_by_query[query] = self.by_tool[spec["advanced_tool"]["name"]]
+            return {"content": json.dumps({"query": query})}
         if role == "critic":
             return {"content": json.dumps({"critique": "Your calls did not change anything the request asked for."})}
         if msgs[0]["content"].startswith(prompts.prompt("reply")[:40]):
@@ -86,22 +103,17 @@ class ScriptedAgents:
         return stepwise_answer(gt_calls(*self.gt_by_query[query]), body, self.reasoning_field)
 
 
-def _run(server_url, db, ts, tools, trajs, agents):
+def _run(server_url, db, ts, tools, trajs):
     client = LLMClient(LLMSettings.for_endpoint(server_url, api_key="sk-test-PLANTED-0123456789"), db_path=db)
-    p2 = run_phase2(trajs, tools, client)
-    for r in p2.rows:
-        t = next(t for t in trajs if t.trajectory_id == r.trajectory_id)
-        agents.gt_by_query[r.query] = (t, r.turn_index)
-    qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
-    p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
-    return p2, p3
+    out = run_llm(ts, tools, trajs, client, k_max=3)
+    return out.queries, out.traces
 
 
 def test_critic_loop_passes_on_attempt_two_and_keeps_clean_reasoning(tmp_path):
     ts, tools, trajs = phase1()
-    agents = ScriptedAgents({})
+    agents = ScriptedAgents(trajs)
     with TestServer(ServerConfig(responder=agents)) as srv:
-        p2, p3 = _run(srv.url, tmp_path / "c.duckdb", ts, tools, trajs, agents)
+        p2, p3 = _run(srv.url, tmp_path / "c.duckdb", ts, tools, trajs)
         by_role = srv.stats()["by_role"]
     assert p2.rows and not [r for r in p2.rejections if r.reason != "after_rejected_turn"]
     assert p3.rows and all(r.passed and r.attempts == 2 for r in p3.rows)
@@ -125,16 +137,16 @@ def test_prompt_edit_resends_exactly_the_changed_requests(tmp_path, monkeypatch)
     shutil.copytree(prompts.PROMPT_DIR, pdir)
     monkeypatch.setenv("FUNREASON_PROMPTS_DIR", str(pdir))
     ts, tools, trajs = phase1()
-    agents = ScriptedAgents({})
+    agents = ScriptedAgents(trajs)
     db = tmp_path / "p5.duckdb"
     with TestServer(ServerConfig(responder=agents)) as srv:
-        _, p3 = _run(srv.url, db, ts, tools, trajs, agents)
+        _, p3 = _run(srv.url, db, ts, tools, trajs)
         first = srv.stats()["total"]
         assert first > 0
-        _run(srv.url, db, ts, tools, trajs, agents)  # unchanged rerun: everything from the cache
+        _run(srv.url, db, ts, tools, trajs)  # unchanged rerun: everything from the cache
         assert srv.stats()["total"] == first
         (pdir / "critic.md").write_text((pdir / "critic.md").read_text() + "\nBe brief.\n")
-        _run(srv.url, db, ts, tools, trajs, agents)
+        _run(srv.url, db, ts, tools, trajs)
         stats = srv.stats()
     changed = len(p3.rows)  # one critic request per turn; the critique text is unchanged, so nothing else
     assert stats["total"] - first == changed
@@ -170,19 +182,14 @@ def test_fault_mix_every_item_is_accepted_or_rejected_with_a_reason(tmp_path):
     from funreason_pipeline.llm import ClientOptions
 
     ts, tools, trajs = phase1()
-    agents = ScriptedAgents({})
+    agents = ScriptedAgents(trajs)
     cfg = ServerConfig(responder=agents, retry_after=0.05, hang_s=3.0, seed=7, **R1_FAULTS)
     opts = ClientOptions(backoff_base_s=0.02, backoff_max_s=0.1, max_retry_after_s=0.1, breaker_failures=50)
     with TestServer(cfg) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url, timeout_s=0.5), db_path=tmp_path / "f.duckdb",
                            options=opts)
-        p2 = run_phase2(trajs, tools, client)
-        for r in p2.rows:
-            t = next(t for t in trajs if t.trajectory_id == r.trajectory_id)
-            agents.gt_by_query[r.query] = (t, r.turn_index)
-        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool}
-                for r in p2.rows}
-        p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
+        out = run_llm(ts, tools, trajs, client, k_max=3)
+        p2, p3 = out.queries, out.traces
         outcomes = srv.stats()["by_outcome"]
     assert len(outcomes) >= 4, outcomes  # the faults really happened
     turns = {f"{t.trajectory_id}/{k}" for t in trajs for k in range(len(t.turns))}
@@ -206,9 +213,9 @@ class NoReplyAgents(ScriptedAgents):
 
 def test_a_turn_without_a_closing_reply_is_one_reply_failed_rejection(tmp_path):
     ts, tools, trajs = phase1()
-    agents = NoReplyAgents({})
+    agents = NoReplyAgents(trajs)
     with TestServer(ServerConfig(responder=agents)) as srv:
-        p2, p3 = _run(srv.url, tmp_path / "r.duckdb", ts, tools, trajs, agents)
+        p2, p3 = _run(srv.url, tmp_path / "r.duckdb", ts, tools, trajs)
     first = [r for r in p3.rows if r.turn_index == 0]
     assert first and all(not r.passed and r.reply == "" for r in first)
     reasons = {}
@@ -216,10 +223,11 @@ def test_a_turn_without_a_closing_reply_is_one_reply_failed_rejection(tmp_path):
         reasons.setdefault(rej.item_id, []).append(rej.reason)
     # the calls passed verification; the turn fails once, for the missing reply, not twice
     assert all(reasons[f"{r.trajectory_id}/0"] == ["reply_failed"] for r in first)
-    # its later turns are not attempted, each with its own reason
-    later = {(t.trajectory_id, k) for t in trajs for k in range(1, len(t.turns))}
-    assert all(reasons.get(f"{tid}/{k}") == ["after_failed_turn"] for tid, k in later
-               if (tid, k) in {(r.trajectory_id, r.turn_index) for r in p2.rows})
+    # its later turns are not attempted, each with its own reason (where the work stopped: their
+    # queries were never written)
+    assert {(r.trajectory_id, r.turn_index) for r in p2.rows} == {(t.trajectory_id, 0) for t in trajs}
+    later = {f"{t.trajectory_id}/{k}" for t in trajs for k in range(1, len(t.turns))}
+    assert later and {r.item_id: r.reason for r in p2.rejections} == dict.fromkeys(later, "after_failed_turn")
 
 
 # --- the step-wise reasoner ------------------------------------------------------------------------
@@ -254,10 +262,10 @@ def test_each_step_is_asked_for_after_the_results_it_uses_are_in_the_conversatio
     """Native tool calls: a call that uses a value another call of its turn returns is proposed only in
     a request whose messages already hold that call's result (as a tool message)."""
     ts, tools, trajs = phase1()
-    agents = ScriptedAgents({}, reasoning_field=True)
+    agents = ScriptedAgents(trajs, reasoning_field=True)
     log: list = []
     with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
-        _p2, p3 = _run(srv.url, tmp_path / "s.duckdb", ts, tools, trajs, agents)
+        _p2, p3 = _run(srv.url, tmp_path / "s.duckdb", ts, tools, trajs)
     checked = 0
     for messages, tools_sent, answer in _reasoning_requests(log):
         assert tools_sent and {t["type"] for t in tools_sent} == {"function"}  # native: OpenAI tools
@@ -288,17 +296,13 @@ def test_each_step_is_asked_for_after_the_results_it_uses_are_in_the_conversatio
 
 def test_json_fallback_sends_no_tools_and_returns_results_as_messages(tmp_path):
     ts, tools, trajs = phase1()
-    agents = ScriptedAgents({})
+    agents = ScriptedAgents(trajs)
     log: list = []
     with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url, tool_calling="json"), db_path=tmp_path / "j.duckdb")
-        p2 = run_phase2(trajs, tools, client)
-        for r in p2.rows:
-            agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
-        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
-        p3 = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)
+        p3 = run_llm(ts, tools, trajs, client, k_max=3).traces
         sent = srv.stats()["total"]
-        again = run_phase3(ts, tools, trajs, qmap, k_max=3, client=client)  # same history: every step cached
+        again = run_llm(ts, tools, trajs, client, k_max=3).traces  # same history: every step cached
         assert srv.stats()["total"] == sent and again.rows == p3.rows
     requests = _reasoning_requests(log)
     assert requests and all(tools_sent is None for _, tools_sent, _ in requests)
@@ -337,10 +341,10 @@ class WrongStepAgents(ScriptedAgents):
 
 def test_a_wrong_step_fails_verification_and_the_critic_loop_recovers(tmp_path):
     ts, tools, trajs = phase1()
-    agents = WrongStepAgents({})
+    agents = WrongStepAgents(trajs)
     log: list = []
     with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
-        _p2, p3 = _run(srv.url, tmp_path / "w.duckdb", ts, tools, trajs, agents)
+        _p2, p3 = _run(srv.url, tmp_path / "w.duckdb", ts, tools, trajs)
     wrong = {(t.trajectory_id, k) for t in trajs for k in range(len(t.turns)) if any(_wrong_ids(t, k).values())}
     assert len(wrong) >= 2 and p3.rows and all(r.passed for r in p3.rows)
     for r in p3.rows:
@@ -369,15 +373,11 @@ class LoopingAgents(ScriptedAgents):
 
 def test_the_step_limit_ends_an_attempt_with_a_clear_problem(tmp_path):
     ts, tools, trajs = phase1()
-    agents = LoopingAgents({})
+    agents = LoopingAgents(trajs)
     log: list = []
     with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url), db_path=tmp_path / "l.duckdb")
-        p2 = run_phase2(trajs, tools, client)
-        for r in p2.rows:
-            agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
-        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
-        p3 = run_phase3(ts, tools, trajs, qmap, k_max=2, client=client, max_steps=2)
+        p3 = run_llm(ts, tools, trajs, client, k_max=2, max_steps=2).traces
     first = [r for r in p3.rows if r.turn_index == 0]
     assert len(first) == len(trajs) and not any(r.passed for r in p3.rows)
     rejected = {r.item_id: json.loads(r.detail) for r in p3.rejections if r.reason == "verification_failed"}
@@ -405,15 +405,11 @@ class BadCallAgents(ScriptedAgents):
 
 def test_unknown_tools_and_bad_argument_types_fail_the_attempt_with_a_clear_problem(tmp_path):
     ts, tools, trajs = phase1()
-    agents = BadCallAgents({})
+    agents = BadCallAgents(trajs)
     log: list = []
     with TestServer(ServerConfig(responder=_recording(agents, log))) as srv:
         client = LLMClient(LLMSettings.for_endpoint(srv.url), db_path=tmp_path / "b.duckdb")
-        p2 = run_phase2(trajs, tools, client)
-        for r in p2.rows:
-            agents.gt_by_query[r.query] = (next(t for t in trajs if t.trajectory_id == r.trajectory_id), r.turn_index)
-        qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
-        p3 = run_phase3(ts, tools, trajs, qmap, k_max=2, client=client)
+        p3 = run_llm(ts, tools, trajs, client, k_max=2).traces
     critic = [json.loads(b["messages"][1]["content"]) for role, b, _ in log if role == "critic"]
     assert critic and all(c["problems"] == ["unknown_tool: 'os.system' is not a tool of this toolset"]
                           and c["calls"] == [] for c in critic)

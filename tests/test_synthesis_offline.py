@@ -5,12 +5,11 @@ from functools import cache
 
 import pytest
 from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
+from flow_helpers import run_llm
 from graph_helpers import bfcl_graph
 
 from funreason_pipeline.agents.advanced_tool import structure
 from funreason_pipeline.agents.dialogue import build_dialogue
-from funreason_pipeline.agents.phase2 import run_phase2
-from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.agents.query_check import check_query
 from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.export.formats import dialogue_to_samples
@@ -25,9 +24,8 @@ def synthesize(name):
     trajs = sample_partition(ts, tools, edges, "2026-05-05", 4).trajectories
     # what the assets do: trajectories go through JSON (DuckDB) before the next stage
     trajs = [type(t).model_validate_json(t.model_dump_json()) for t in trajs]
-    p2 = run_phase2(trajs, tools)
-    qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
-    p3 = run_phase3(ts, tools, trajs, qmap)
+    out = run_llm(ts, tools, trajs)
+    p2, p3 = out.queries, out.traces
     dialogues = []
     for t in trajs:
         q = {r.turn_index: r.query for r in p2.rows if r.trajectory_id == t.trajectory_id}

@@ -13,11 +13,10 @@ from typing import Literal, Optional, TypedDict
 
 import duckdb
 import pytest
+from flow_helpers import run_llm
 from pydantic import BaseModel, Field
 
 from funreason_pipeline.agents.dialogue import build_dialogue
-from funreason_pipeline.agents.phase2 import run_phase2
-from funreason_pipeline.agents.phase3 import run_phase3
 from funreason_pipeline.environments.base import EnvironmentConfigError
 from funreason_pipeline.environments.toolsets import (
     ToolsetConfig,
@@ -522,9 +521,8 @@ def synthesize(ts: ToolsetConfig, n: int = 6):
     edges = build_edges(ts, tools, probes, seed=stable_seed("probe-args", ts.name))
     p1 = sample_partition(ts, tools, edges, "2026-05-05", n)
     trajs = [type(t).model_validate_json(t.model_dump_json()) for t in p1.trajectories]  # as stored
-    p2 = run_phase2(trajs, tools)
-    qmap = {(r.trajectory_id, r.turn_index): {"query": r.query, "advanced_tool": r.advanced_tool} for r in p2.rows}
-    p3 = run_phase3(ts, tools, trajs, qmap)
+    out = run_llm(ts, tools, trajs)
+    p2, p3 = out.queries, out.traces
     dialogues = []
     for t in trajs:
         q = {r.turn_index: r.query for r in p2.rows if r.trajectory_id == t.trajectory_id}

@@ -42,16 +42,16 @@ from funreason_pipeline.agents.budget import (
 from funreason_pipeline.agents.chat import group_steps, turn_messages
 from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt, prompt_version
 from funreason_pipeline.agents.query_check import check_query
-from funreason_pipeline.environments.toolsets import ToolsetConfig
+from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.models import Rejection, ToolCall, ToolSpec, Trajectory
 from funreason_pipeline.seeds import stable_seed
 from funreason_pipeline.verify.execution import (
     ProposedCall,
     call_problem,
     check_turn,
+    expected_world,
     parse_tool_calls,
     run_call,
-    start_world,
     verify_turn,
 )
 
@@ -98,14 +98,12 @@ class StageResult:
 
 @dataclass
 class Partition:
-    """One day x toolset partition's input. `queries` given = Phase II is not run (a subset run of
-    `cot_traces`): {(trajectory_id, turn): {"query", "advanced_tool"}}."""
+    """One day x toolset partition's input."""
 
     key: str
     toolset: ToolsetConfig
     tools: list[ToolSpec]
     trajectories: list[Trajectory]
-    queries: dict[tuple[str, int], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -238,21 +236,22 @@ def _trace(t, level, passed, attempts, reasoning, proposed, results, critiques, 
 
 
 async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
-                      history: list[dict[str, Any]]) -> tuple[TraceRow, Rejection | None]:
-    """The turn's trace row, and its rejection when it did not pass. Online, the reasoner works step by
-    step on a copy of the turn's start state (`_attempt`), up to K_max attempts with the critic."""
+                      history: list[dict[str, Any]], start: World) -> tuple[TraceRow, Rejection | None, World]:
+    """The turn's trace row, its rejection when it did not pass, and the ground truth's world after
+    the turn (the next turn's start; `start` is the world at this turn's start, used up). Online, the
+    reasoner works step by step on a copy of `start` (`_attempt`), up to K_max attempts with the critic."""
     item = f"{t.trajectory_id}/{level}"
-    start = start_world(ctx.part.toolset, ctx.part.tools, t, level)
     if not ctx.online3:
         calls = t.turns[level].calls
         adv = _adv(q)
         reasoning = offline.write_reasoning(adv, calls, turn_offset(t, level))
         proposed = [ProposedCall(c.tool, c.arguments) for c in calls]
-        check = verify_turn(start, t, level, proposed)
+        check = verify_turn(start, t, level, proposed, consume=True)
         reply = offline.write_reply(adv, calls)
         row = _trace(t, level, check.passed, 1, reasoning, proposed, check.results, [], reply, ctx.v3,
                      {"reasoning": offline.OFFLINE}, [c.step for c in calls])
-        return row, None if check.passed else _rejection(item, "verification_failed", 1, check.problems)
+        return row, None if check.passed else _rejection(item, "verification_failed", 1, check.problems), \
+            check.expected
 
     n = ctx.out.traces.requests
     hint = f"Hint: the request amounts to `{q['advanced_tool']['name']}`: {q['advanced_tool']['description']}"
@@ -262,6 +261,7 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
     critic_models: set[str] = set()
     reasoning_models: set[str] = set()
     critiques: list[str] = []
+    expected = expected_world(start, t, level)  # what every attempt is checked against
     try:
         instructions = prompt("reasoning") + ("\n" + prompt("reasoning_json") if json_mode else "")
         shown = as_json_protocol(history) if json_mode else history
@@ -282,8 +282,8 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
         passed, attempt, run = False, 0, _Attempt()
         for attempt in range(1, ctx.k_max + 1):
             msgs = base + [{"role": "user", "content": FEEDBACK + c} for c in critiques]
-            run = await _attempt(ctx, t, level, start, msgs, tools, tools_chars, version, parser, json_mode,
-                                 f"{item}/a{attempt}", n)
+            run = await _attempt(ctx, t, level, start, expected, msgs, tools, tools_chars, version, parser,
+                                 json_mode, f"{item}/a{attempt}", n)
             reasoning_models |= run.models
             passed = run.passed
             if passed or attempt == ctx.k_max:
@@ -316,13 +316,13 @@ async def _trace_turn(ctx: _Ctx, t: Trajectory, level: int, q: dict[str, Any],
                 passed, reason, problems = False, "reply_failed", ["no usable closing reply from the model"]
     except PromptTooLong as exc:
         row = _trace(t, level, False, 0, "", [], [], critiques, "", ctx.v3, {"reasoning": ""})
-        return row, Rejection(item_id=item, reason="prompt_too_long", detail=str(exc))
+        return row, Rejection(item_id=item, reason="prompt_too_long", detail=str(exc)), expected
     models = {"reasoning": "+".join(sorted(m for m in reasoning_models if m))}
     if critic_models:
         models["critic"] = "+".join(sorted(critic_models))
     row = _trace(t, level, passed, attempt, run.texts, [ProposedCall(c.tool, c.arguments) for c in run.calls],
                  [c.result for c in run.calls], critiques, reply, ctx.v3, models, [c.step for c in run.calls])
-    return row, None if passed else _rejection(item, reason, attempt, problems)
+    return row, None if passed else _rejection(item, reason, attempt, problems), expected
 
 
 # --- the step-wise reasoner ------------------------------------------------------------------------
@@ -392,11 +392,13 @@ def as_json_protocol(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(m["content"], list) else m for m in out]
 
 
-async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start, msgs: list[dict[str, Any]], tools, tools_chars: int,
-                   version: str, parser, json_mode: bool, item: str, counter: Counter) -> _Attempt:
+async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start: World, expected: World, msgs: list[dict[str, Any]],
+                   tools, tools_chars: int, version: str, parser, json_mode: bool, item: str,
+                   counter: Counter) -> _Attempt:
     """One attempt at a turn, as a trained model runs it: each step's calls run on a copy of the
     turn's start state and their results join the conversation before the next step is asked for,
-    until an answer without calls; then the turn is checked against the ground truth."""
+    until an answer without calls; then the turn is checked against the ground truth (`expected`:
+    the world after its calls)."""
     out = _Attempt()
     world = start.copy()
     steps: list[tuple[str, list[ToolCall]]] = []
@@ -428,7 +430,7 @@ async def _attempt(ctx: _Ctx, t: Trajectory, level: int, start, msgs: list[dict[
         steps.append((step.reasoning, calls))
         out.texts.append(step.reasoning)
         out.calls += calls
-    check = check_turn(start, t, level, world, [c.result for c in out.calls])
+    check = check_turn(start, t, level, world, [c.result for c in out.calls], expected)
     out.passed, out.problems = check.passed, check.problems
     return out
 
@@ -446,46 +448,35 @@ def _shown_turn(level: int, query: str, row: TraceRow) -> list[dict[str, Any]]:
 
 
 # --- a trajectory ----------------------------------------------------------------------------------
-async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
+async def _trajectory(ctx: _Ctx, t: Trajectory) -> None:
     out, prog = ctx.out, ctx.progress
     earlier: list[str] = []
     history: list[dict[str, Any]] = []
     n = len(t.turns)
+    start: World | None = None  # the world at the turn's start: the scenario, then each turn's ground truth
     for level in range(n):
-        if run2:
-            got = await _query_turn(ctx, t, level, earlier)
-            if isinstance(got, Rejection):
-                out.queries.rejections.append(got)
-                out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_rejected_turn")
-                                           for j in range(level + 1, n)]
-                prog.done_turns += n - level
-                prog.rejected_turns += n - level
-                return
-            out.queries.rows.append(got)
-            q = {"query": got.query, "advanced_tool": got.advanced_tool}
-        else:
-            q = (ctx.part.queries or {}).get((t.trajectory_id, level))
-            if q is None:  # Phase II rejected it (that rejection is in the queries stage): the dialogue ends
-                prog.done_turns += n - level
-                prog.rejected_turns += n - level
-                return
-        if not run3:
-            earlier.append(q["query"])
-            prog.done_turns += 1
-            continue
-        row, rejection = await _trace_turn(ctx, t, level, q, history)
+        got = await _query_turn(ctx, t, level, earlier)
+        if isinstance(got, Rejection):
+            out.queries.rejections.append(got)
+            out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_rejected_turn")
+                                       for j in range(level + 1, n)]
+            prog.done_turns += n - level
+            prog.rejected_turns += n - level
+            return
+        out.queries.rows.append(got)
+        q = {"query": got.query, "advanced_tool": got.advanced_tool}
+        if start is None:
+            start = World.from_scenario(ctx.part.toolset, t.scenario, ctx.part.tools)
+        row, rejection, start = await _trace_turn(ctx, t, level, q, history, start)
         out.traces.rows.append(row)
         prog.done_turns += 1
         if rejection is not None:
             out.traces.rejections.append(rejection)
             prog.rejected_turns += 1
-            later = range(level + 1, n)
-            if run2:  # their queries were never written: recorded where the work stopped
-                out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn",
-                                                     detail=f"turn {level} did not pass Phase III") for j in later]
-            else:
-                out.traces.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn")
-                                          for j in later if (t.trajectory_id, j) in (ctx.part.queries or {})]
+            # their queries were never written: recorded where the work stopped
+            out.queries.rejections += [Rejection(item_id=f"{t.trajectory_id}/{j}", reason="after_failed_turn",
+                                                 detail=f"turn {level} did not pass Phase III")
+                                       for j in range(level + 1, n)]
             prog.done_turns += n - level - 1
             prog.rejected_turns += n - level - 1
             return
@@ -493,19 +484,17 @@ async def _trajectory(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
         history += _shown_turn(level, q["query"], row)
 
 
-async def _guarded(ctx: _Ctx, t: Trajectory, run2: bool, run3: bool) -> None:
+async def _guarded(ctx: _Ctx, t: Trajectory) -> None:
     """One trajectory; an unexpected error ends it with a recorded rejection (its turns not yet done),
     not the whole run: one environment's bug must not cost a night's other trajectories."""
     try:
-        await _trajectory(ctx, t, run2, run3)
+        await _trajectory(ctx, t)
     except Exception as exc:  # noqa: BLE001 - recorded with its type and message, then logged
         out = ctx.out
-        done = {(r.trajectory_id, r.turn_index) for r in out.traces.rows} if run3 else \
-            {(r.trajectory_id, r.turn_index) for r in out.queries.rows}
-        stage = out.traces if run3 else out.queries
+        done = {(r.trajectory_id, r.turn_index) for r in out.traces.rows}
         left = [k for k in range(len(t.turns)) if (t.trajectory_id, k) not in done]
-        stage.rejections += [Rejection(item_id=f"{t.trajectory_id}/{k}", reason="flow_error",
-                                       detail=f"{type(exc).__name__}: {exc}"[:2000]) for k in left]
+        out.traces.rejections += [Rejection(item_id=f"{t.trajectory_id}/{k}", reason="flow_error",
+                                            detail=f"{type(exc).__name__}: {exc}"[:2000]) for k in left]
         log.warning("trajectory %s stopped by %s: %s", t.trajectory_id, type(exc).__name__, exc)
 
 
@@ -520,7 +509,7 @@ def _item_key(r: Rejection) -> tuple[str, int]:
 
 
 async def run_flow(parts: list[Partition], session=None, *, online2: bool = False, online3: bool = False,
-                   run2: bool = True, run3: bool = True, k_max: int = 3,
+                   k_max: int = 3,
                    progress: FlowProgress | None = None, report: Callable[[str], None] | None = None,
                    report_every_s: float = 1.0, max_steps: int = MAX_STEPS) -> dict[str, Outcome]:
     """All partitions' trajectories at once; {partition key: Outcome}. `session` is an open
@@ -531,7 +520,7 @@ async def run_flow(parts: list[Partition], session=None, *, online2: bool = Fals
     tasks = []
     for p in parts:
         ctx = _Ctx(p, session, online2, online3, k_max, outcomes[p.key], progress, max_steps)
-        tasks += [_guarded(ctx, t, run2 and p.queries is None, run3) for t in p.trajectories]
+        tasks += [_guarded(ctx, t) for t in p.trajectories]
 
     async def reporter() -> None:
         while True:

@@ -18,10 +18,9 @@ def online(client, roles: tuple[str, ...]) -> bool:
     return client is not None and not any(client.settings.is_offline(r) for r in roles)
 
 
-def run_partitions(parts: list[Partition], client=None, phases: tuple[str, ...] = ("queries", "cot_traces"),
-                   k_max: int = 3, log: Callable[[str], None] | None = None,
+def run_partitions(parts: list[Partition], client=None, k_max: int = 3, log: Callable[[str], None] | None = None,
                    progress: FlowProgress | None = None, max_steps: int = 8) -> dict[str, Outcome]:
-    """Phases II and/or III over `parts` at once. Raises EndpointUnavailableError (after every
+    """Phases II and III over `parts` at once. Raises EndpointUnavailableError (after every
     answer received is cached) when an endpoint was declared dead: the caller must not take the
     refused requests for final failures; a rerun sends only what is missing."""
     o2, o3 = online(client, PHASE2_ROLES), online(client, PHASE3_ROLES)
@@ -29,9 +28,8 @@ def run_partitions(parts: list[Partition], client=None, phases: tuple[str, ...] 
     async def go() -> dict[str, Outcome]:
         session = client.session() if (o2 or o3) else None
         try:
-            out = await run_flow(parts, session, online2=o2, online3=o3, run2="queries" in phases,
-                                 run3="cot_traces" in phases, k_max=k_max, progress=progress, report=log,
-                                 max_steps=max_steps)
+            out = await run_flow(parts, session, online2=o2, online3=o3, k_max=k_max, progress=progress,
+                                 report=log, max_steps=max_steps)
         finally:
             if session is not None:
                 await session.aclose()

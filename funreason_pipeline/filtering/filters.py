@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 from datasketch import MinHash, MinHashLSH
@@ -108,6 +109,14 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+@lru_cache(maxsize=64)
+def _lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The (bands, rows) MinHashLSH chooses for a threshold: it integrates the false positive and
+    negative rates over every split of num_perm each time it is made; the answer never changes."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
 def near_dup_queries(
     items: Sequence[tuple[Any, str]],
     threshold: float = 0.9,
@@ -127,7 +136,8 @@ def near_dup_queries(
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=num_perm)
+    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.1), num_perm=num_perm,
+                     params=_lsh_bands(max(0.05, threshold - 0.1), num_perm))
     empty = MinHash(num_perm=num_perm, seed=seed)  # copies share its permutations (their setup dominates)
     kept: list[tuple[Any, str]] = []
     kept_shingles: list[set[str]] = []

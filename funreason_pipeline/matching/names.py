@@ -29,6 +29,7 @@ def name_words(name: str) -> tuple[str, ...]:
     return tuple(p.lower() for p in _SPLIT.findall(name))
 
 
+@lru_cache(maxsize=1 << 16)  # pure, and asked of the same names and state keys again and again
 def tokens(name: str) -> tuple[str, ...]:
     out = []
     for part in _SPLIT.findall(name):

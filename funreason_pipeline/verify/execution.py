@@ -4,7 +4,9 @@ A turn passes when the end state equals the ground truth's and every ground-trut
 the produced results (an unordered multiset subset), as BFCL's state and response checkers require.
 `verify_turn` runs proposed calls on a copy of the environment at the turn's start state;
 `check_turn` judges calls already run on a live copy (the step-wise reasoner runs each step's calls
-as it proposes them, so they are not run twice).
+as it proposes them, so they are not run twice). The ground truth's world after the turn
+(`expected_world`) is the next turn's start: a trajectory's turns go from one to the next without
+replaying the earlier turns from the scenario each time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class TurnCheck:
     passed: bool
     problems: list[str]
     results: list[Any] = field(default_factory=list)
+    expected: World | None = field(default=None, repr=False)  # the ground truth's world after the turn
 
 
 def start_world(toolset: ToolsetConfig, tools: list[ToolSpec], traj: Trajectory, turn_index: int) -> World:
@@ -76,11 +79,20 @@ def run_call(world: World, call: ProposedCall) -> Any:
     return res.value if res.ok else {"error": res.error}
 
 
-def check_turn(start: World, traj: Trajectory, turn_index: int, world: World, results: list[Any]) -> TurnCheck:
-    """Judge a turn whose calls already ran on `world` (a copy of `start`), giving `results`."""
-    gt_world = start.copy()
+def expected_world(start: World, traj: Trajectory, turn_index: int, consume: bool = False) -> World:
+    """The world after the turn's ground-truth calls from `start`: on a copy, or on `start` itself
+    when the caller needs it no more (`consume`)."""
+    world = start if consume else start.copy()
     for call in traj.turns[turn_index].calls:
-        gt_world.call(call.tool, call.arguments)
+        world.call(call.tool, call.arguments)
+    return world
+
+
+def check_turn(start: World, traj: Trajectory, turn_index: int, world: World, results: list[Any],
+               expected: World | None = None) -> TurnCheck:
+    """Judge a turn whose calls already ran on `world` (a copy of `start`), giving `results`, against
+    `expected` (the turn's `expected_world`; made from `start` when not given)."""
+    gt_world = expected if expected is not None else expected_world(start, traj, turn_index)
     problems = []
     if not results:
         problems.append("empty_turn: no calls were made")
@@ -95,10 +107,13 @@ def check_turn(start: World, traj: Trajectory, turn_index: int, world: World, re
     missing = need - have
     if missing:
         problems.append(f"response_mismatch: {sum(missing.values())} expected result(s) were never produced")
-    return TurnCheck(not problems, problems, list(results))
+    return TurnCheck(not problems, problems, list(results), gt_world)
 
 
-def verify_turn(start: World, traj: Trajectory, turn_index: int, proposed: list[ProposedCall]) -> TurnCheck:
+def verify_turn(start: World, traj: Trajectory, turn_index: int, proposed: list[ProposedCall],
+                consume: bool = False) -> TurnCheck:
+    """Run `proposed` on a copy of `start` and judge them; `consume`: the ground truth runs on `start`
+    itself (the caller goes on from `TurnCheck.expected`), one copy fewer."""
     world = start.copy()
     results = [run_call(world, call) for call in proposed]
-    return check_turn(start, traj, turn_index, world, results)
+    return check_turn(start, traj, turn_index, world, results, expected_world(start, traj, turn_index, consume))

@@ -21,9 +21,13 @@ from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.models import ToolSpec, Trajectory
 
+# one encoder for every call: json.dumps with options builds a new JSONEncoder each time, and
+# canonical runs hundreds of thousands of times a day (Phase I compares every state leaf with it)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 def reason_of(problem: str) -> str:
