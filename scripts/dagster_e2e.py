@@ -263,11 +263,11 @@ def materialize_reference(db: Path, partitions: Sequence[tuple[str, str]], day_e
             assert r.success, f"reference graph run failed for {toolset}"
         for day, toolset in partitions:
             key = str(dg.MultiPartitionKey({"day": day, "toolset": toolset}))
-            r = dg.materialize(assets, selection=DAY_ASSETS, partition_key=key, instance=instance,
+            r = dg.materialize(assets, selection=dg.AssetSelection.assets(*DAY_ASSETS).required_multi_asset_neighbors(), partition_key=key, instance=instance,
                                resources=resources, raise_on_error=False)
             assert r.success, f"reference run failed for {key}"
         if day_export:
             for day in dict.fromkeys(day for day, _ in partitions):
-                r = dg.materialize(assets, selection=["day_export"], partition_key=day, instance=instance,
+                r = dg.materialize(assets, selection=["day_export", "day_exports"], partition_key=day, instance=instance,
                                    resources=resources, raise_on_error=False)
                 assert r.success, f"reference day_export failed for {day}"

@@ -47,7 +47,7 @@ def _phase1(db: Path, inst) -> None:
         assert dg.materialize(list(d.assets), selection=["tool_catalog", "api_graph"], partition_key=ts,
                               resources=res, instance=inst).success
         key = str(dg.MultiPartitionKey({"day": DAY, "toolset": ts}))
-        assert dg.materialize(list(d.assets), selection=["trajectories"], partition_key=key, resources=res,
+        assert dg.materialize(list(d.assets), selection=dg.AssetSelection.assets("trajectories").required_multi_asset_neighbors(), partition_key=key, resources=res,
                               instance=inst, run_config={"ops": {"trajectories": {"config": {
                                   "trajectories_per_partition": TRAJ}}}}).success
 
@@ -56,7 +56,7 @@ def _llm_run(db: Path, inst, llm=None, **kw) -> dg.ExecuteInProcessResult:
     from funreason_pipeline.defs.resources import build_resources
 
     d = _defs()
-    r = dg.materialize(list(d.assets), selection=["queries", "cot_traces"], resources=build_resources(str(db), llm),
+    r = dg.materialize(list(d.assets), selection=dg.AssetSelection.assets("queries", "cot_traces").required_multi_asset_neighbors(), resources=build_resources(str(db), llm),
                        instance=inst, **kw)
     assert r.success
     return r
