@@ -263,8 +263,9 @@ def materialize_reference(db: Path, partitions: Sequence[tuple[str, str]], day_e
             assert r.success, f"reference graph run failed for {toolset}"
         for day, toolset in partitions:
             key = str(dg.MultiPartitionKey({"day": day, "toolset": toolset}))
-            r = dg.materialize(assets, selection=dg.AssetSelection.assets(*DAY_ASSETS).required_multi_asset_neighbors(), partition_key=key, instance=instance,
-                               resources=resources, raise_on_error=False)
+            # each stage with the other outputs of its computation (rejections, export files)
+            r = dg.materialize(assets, selection=dg.AssetSelection.assets(*DAY_ASSETS).required_multi_asset_neighbors(),
+                               partition_key=key, instance=instance, resources=resources, raise_on_error=False)
             assert r.success, f"reference run failed for {key}"
         if day_export:
             for day in dict.fromkeys(day for day, _ in partitions):
