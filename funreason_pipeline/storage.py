@@ -1,8 +1,9 @@
 """The one storage seam: where tables live, connections with lock/conflict retry, side tables.
 
-Assets' main outputs go through the Dagster IO manager (defs/io_manager.py), which uses `connect` and
-`commit_with_retry` from here; side tables that several stages write (`rejections`, `llm_calls`) are
-written here. Two stores, chosen by the environment, behind the same SQL:
+Assets' tables go through the Dagster IO manager (defs/io_manager.py), which uses `connect` and
+`commit_with_retry` from here; the tables several writers share are written here: `rejections` (every
+rejecting stage's rejections asset, through defs/rejections_io.py) and `llm_calls` (the LLM cache);
+and the `sample_lineage` view is made here. Two stores, chosen by the environment, behind the same SQL:
 
 - **Local** (default, `make demo`): one DuckDB file (`FUNREASON_DB`). DuckDB allows one writing process
   per file, so every connection is short-lived and retried while another process holds the lock.
