@@ -146,3 +146,29 @@ def test_statistics_from_frames_equal_those_from_the_database(stage_chain, tools
     stored.pop("llm_tokens", None)  # the LLM cache's token sums: read from the database only
     assert given == stored
     assert given["turns_sampled"] > 0 and given["rejections_by_stage_and_reason"]
+
+
+@pytest.mark.parametrize("selection", ["trajectories*", "queries*", "sft_samples*", "day_export,day_exports"])
+def test_a_lineage_selection_takes_whole_computations(selection):
+    """A stage's rejections (and files) hang off its table in the graph, so the documented selections
+    (`dg launch --assets 'trajectories*'`, docs/operations.md) take every output of each computation:
+    none of the multi-assets is asked for a part of itself, which Dagster refuses."""
+    from funreason_pipeline.definitions import defs
+
+    repo = defs().get_repository_def()
+    keys = dg.AssetSelection.from_coercible(selection.split(",")).resolve(repo.asset_graph)
+    job = repo.get_implicit_job_def_for_assets(keys)
+    assert job.get_subset(asset_selection=keys) is not None
+    names = {k.to_user_string() for k in keys}
+    stage = selection.rstrip("*")
+    if stage.endswith("_samples") or stage in ("trajectories", "queries"):
+        assert f"{stage}_rejections" in names
+
+
+def test_a_selection_of_part_of_a_computation_is_refused():
+    from funreason_pipeline.definitions import defs
+
+    repo = defs().get_repository_def()
+    keys = {dg.AssetKey("sft_samples")}  # without its rejections and export files
+    with pytest.raises(dg.DagsterInvalidSubsetError):
+        repo.get_implicit_job_def_for_assets(keys).get_subset(asset_selection=keys)

@@ -20,6 +20,7 @@ from funreason_pipeline.defs.results import (
     per_partition,
     rejections_out,
     results,
+    stage_deps,
 )
 from funreason_pipeline.stages.graph import catalog_stage, graph_stage
 from funreason_pipeline.stages.inputs import partition_calls, toolset_calls
@@ -90,6 +91,7 @@ class TrajectoryConfig(dg.Config):
         "tool_catalog": dg.AssetIn(partition_mapping=per_toolset),
         "api_graph": dg.AssetIn(partition_mapping=per_toolset),
     },
+    internal_asset_deps=stage_deps("trajectories", ("tool_catalog", "api_graph")),
     partitions_def=day_toolset_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec("every_trajectory_replays", asset="trajectories", blocking=True,

@@ -75,6 +75,16 @@ def exports_out(name: str, group: str, code_version: str, description: str,
                        automation_condition=automation_condition)
 
 
+def stage_deps(stage: str, ins: tuple[str, ...], exports: str | None = None) -> dict[str, set[dg.AssetKey]]:
+    """A stage's multi-asset lineage: the table made from the inputs, its rejections and export files
+    from the table (and the inputs), so a selection by lineage (`trajectories*`) takes them all."""
+    made = {dg.AssetKey(k) for k in ins}
+    deps = {stage: made, rejections_key(stage): made | {dg.AssetKey(stage)}}
+    if exports is not None:
+        deps[exports] = made | {dg.AssetKey(stage)}
+    return deps
+
+
 def results(context: dg.AssetExecutionContext, name: str, out: StageOutput, *, rejections: bool = True,
             exports: str | None = None) -> Iterator[dg.MaterializeResult]:
     """The outputs of a stage's multi-asset: the table `name` (metadata, checks), its rejections (the

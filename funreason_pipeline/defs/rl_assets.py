@@ -16,7 +16,7 @@ from funreason_pipeline.defs.partitions import (
     per_toolset,
 )
 from funreason_pipeline.defs.resources import Processes
-from funreason_pipeline.defs.results import exports_out, per_partition, rejections_out, results
+from funreason_pipeline.defs.results import exports_out, per_partition, rejections_out, results, stage_deps
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.rl import rl_stage
 
@@ -38,9 +38,7 @@ INS = ("sft_samples", "trajectories", "tool_catalog")
                                   "The RL rows as <exports>/<day>/<toolset>/rl.parquet."),
     },
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    internal_asset_deps={"rl_samples": {dg.AssetKey(k) for k in INS},
-                         "rl_samples_rejections": {dg.AssetKey(k) for k in INS},
-                         "rl_exports": {dg.AssetKey(k) for k in (*INS, "rl_samples")}},
+    internal_asset_deps=stage_deps("rl_samples", INS, exports="rl_exports"),
     partitions_def=day_toolset_partitions, backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False,
     check_specs=[dg.AssetCheckSpec(
         "ground_truth_scores_one", asset="rl_samples", blocking=True,

@@ -11,7 +11,7 @@ from funreason_pipeline.defs.partitions import (
     per_toolset,
 )
 from funreason_pipeline.defs.resources import Processes
-from funreason_pipeline.defs.results import exports_out, per_partition, rejections_out, results
+from funreason_pipeline.defs.results import exports_out, per_partition, rejections_out, results, stage_deps
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.sft import sft_stage
 
@@ -38,10 +38,7 @@ INS = ("dialogues", "trajectories", "tool_catalog", "api_graph", "queries", "cot
     },
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset),
          "api_graph": dg.AssetIn(partition_mapping=per_toolset)},
-    # the exports are the samples' (the same computation): drawn as made from them
-    internal_asset_deps={"sft_samples": {dg.AssetKey(k) for k in INS},
-                         "sft_samples_rejections": {dg.AssetKey(k) for k in INS},
-                         "sft_exports": {dg.AssetKey(k) for k in (*INS, "sft_samples")}},
+    internal_asset_deps=stage_deps("sft_samples", INS, exports="sft_exports"),
     partitions_def=day_toolset_partitions, backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False,
     check_specs=[
         dg.AssetCheckSpec("every_sample_replays", asset="sft_samples", blocking=True,

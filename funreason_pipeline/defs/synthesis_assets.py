@@ -17,7 +17,7 @@ from funreason_pipeline.defs.partitions import (
     per_toolset,
 )
 from funreason_pipeline.defs.resources import LLMResource, Processes, Store
-from funreason_pipeline.defs.results import per_partition, rejections_out, results
+from funreason_pipeline.defs.results import per_partition, rejections_out, results, stage_deps
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.llm import llm_stages as run_llm_stages
@@ -56,12 +56,8 @@ LLM_DESCRIPTION = (
         "cot_traces_rejections": rejections_out("cot_traces", GROUP, f"cot-{prompt_version(*PHASE3_PROMPTS)}"),
     },
     ins={"trajectories": dg.AssetIn(), "tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    internal_asset_deps={"queries": {dg.AssetKey("trajectories"), dg.AssetKey("tool_catalog")},
-                         "cot_traces": {dg.AssetKey("queries"), dg.AssetKey("trajectories"),
-                                        dg.AssetKey("tool_catalog")},
-                         "queries_rejections": {dg.AssetKey("trajectories"), dg.AssetKey("tool_catalog")},
-                         "cot_traces_rejections": {dg.AssetKey("queries"), dg.AssetKey("trajectories"),
-                                                   dg.AssetKey("tool_catalog")}},
+    internal_asset_deps={**stage_deps("queries", ("trajectories", "tool_catalog")),
+                         **stage_deps("cot_traces", ("queries", "trajectories", "tool_catalog"))},
     # not subsettable: the backfill daemon then requests both in one run (subsettable, it ran queries
     # and cot_traces as two runs: a barrier again). Rerunning cot_traces reruns queries from the cache.
     name="llm_stages", can_subset=False, pool="llm", partitions_def=day_toolset_partitions,
@@ -95,6 +91,7 @@ class DialoguesConfig(dg.Config):
         "dialogues_rejections": rejections_out("dialogues", GROUP, "dialogues-v1"),
     },
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
+    internal_asset_deps=stage_deps("dialogues", ("trajectories", "queries", "cot_traces", "tool_catalog")),
     partitions_def=day_toolset_partitions, backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False,
 )
 def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, processes: Processes,
