@@ -40,6 +40,9 @@ SFT_SCHEMA = {"day": pl.Date, "toolset": pl.String, "sample_id": pl.String, "dia
               "train_from": pl.Int64, "role_models": pl.String, "provenance": pl.String}
 RL_SCHEMA = {"day": pl.Date, "toolset": pl.String, "sample_id": pl.String, "dialogue_id": pl.String,
              "turn_index": pl.Int64, "row": pl.String}
+# the `rejections` table: every dropped item with its stage and reason (defs/rejections_io.py stores it)
+REJECTIONS_SCHEMA = {"day": pl.Date, "toolset": pl.String, "stage": pl.String, "item_id": pl.String,
+                     "reason": pl.String, "detail": pl.String}
 MANIFEST_SCHEMA = {"day": pl.Date, "file": pl.String, "bytes": pl.Int64, "sha256": pl.String}
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from funreason_pipeline import provenance, storage
 from funreason_pipeline.export.steps import step_counts, step_figures
@@ -165,14 +166,76 @@ def summary_lines(stats: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _rows(frame: pl.DataFrame | None, *columns: str) -> list[tuple]:
+    """The rows of `columns` (none when the frame is missing or empty, e.g. a partition not yet made)."""
+    if frame is None or frame.height == 0:
+        return []
+    return list(frame.select(columns).iter_rows())
+
+
+def _has(frame: pl.DataFrame | None, column: str) -> bool:
+    return frame is not None and column in frame.columns
+
+
+def from_frames(*, trajectories: pl.DataFrame | None = None, tool_catalog: pl.DataFrame | None = None,
+                api_graph: pl.DataFrame | None = None, rejections: pl.DataFrame | None = None,
+                dialogues: pl.DataFrame | None = None, queries: pl.DataFrame | None = None,
+                cot_traces: pl.DataFrame | None = None, sft_samples: pl.DataFrame | None = None,
+                llm_tokens: tuple[int, int] | None = None) -> QualityInput:
+    """Everything `quality_stats` needs, from the stage tables' rows (a partition's, a day's or all; None:
+    the table is not there). The catalog and graph count for the toolsets of `trajectories` only."""
+    q = QualityInput()
+    q.trajectories = [(ts, json.loads(turns)) for ts, turns in _rows(trajectories, "toolset", "turns")]
+    toolsets = {ts for ts, _ in q.trajectories}
+    if tool_catalog is not None:
+        has_schemas = "parameters" in tool_catalog.columns
+        for ts, name, parameters in _rows(tool_catalog.with_columns(parameters=pl.lit(None)) if not has_schemas
+                                          else tool_catalog, "toolset", "tool_name", "parameters"):
+            if ts in toolsets:
+                q.tools.setdefault(ts, set()).add(name)
+                if parameters:
+                    q.parameters.setdefault(ts, {})[name] = (json.loads(parameters) or {}).get("properties", {})
+    for ts, src, dst in set(_rows(api_graph, "toolset", "src_tool", "dst_tool")):
+        if ts in toolsets:
+            q.edges.setdefault(ts, set()).add((src, dst))
+    for item, reason in _rows(rejections, "item_id", "reason"):
+        if reason == "target_unusable":
+            ts, tool = toolset_tool_of(item)
+            q.unusable.setdefault(ts, set()).add(tool)
+    q.dialogues = [(n, c, bool(e)) for n, c, e in _rows(dialogues, "n_turns", "n_calls", "error_tool_response")]
+    if _has(dialogues, "messages"):
+        q.turn_steps = [t for (msgs,) in _rows(dialogues, "messages") for t in step_counts(json.loads(msgs))]
+    tables = {"trajectories": trajectories, "queries": queries, "cot_traces": cot_traces, "dialogues": dialogues,
+              "sft_samples": sft_samples}
+    q.rows_per_stage = {t: tables[t].height if tables[t] is not None else 0 for t in STAGE_TABLES}
+    q.cot_passed = sum(1 for (p,) in _rows(cot_traces, "passed") if p)
+    q.rejections = [(s, r) for s, r in _rows(rejections, "stage", "reason")]
+    if _has(sft_samples, "role_models"):
+        q.sample_role_models = [json.loads(rm) if rm else {} for (rm,) in _rows(sft_samples, "role_models")]
+    elif sft_samples is not None:  # written before provenance was recorded per sample
+        q.sample_role_models = [{} for _ in range(sft_samples.height)]
+    q.llm_tokens = llm_tokens
+    return q
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                                       [table]).fetchall()}
 
 
+# the columns `from_frames` reads of each table (a column an older database lacks is left out)
+_READS = {"trajectories": ("toolset", "turns"), "tool_catalog": ("toolset", "tool_name", "parameters"),
+          "api_graph": ("toolset", "src_tool", "dst_tool"), "rejections": ("stage", "item_id", "reason"),
+          "dialogues": ("n_turns", "n_calls", "error_tool_response", "messages"), "queries": ("toolset",),
+          "cot_traces": ("passed",), "sft_samples": ("toolset", "role_models")}
+# tables shared by all days (the graph's): read whole, `from_frames` keeps the toolsets sampled
+_UNFILTERED = {"tool_catalog", "api_graph"}
+
+
 def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolset: str | None = None,
                   ) -> QualityInput:
-    """Everything `quality_stats` needs from the stage tables, for one day / toolset or all of them."""
+    """Everything `quality_stats` needs from the stage tables, for one day / toolset or all of them
+    (`cli summary`; the assets pass their input frames to `from_frames`, which this fills)."""
     present = storage.table_names(con)
     conds, params = [], []
     if day is not None:
@@ -183,43 +246,17 @@ def from_database(con: duckdb.DuckDBPyConnection, day: str | None = None, toolse
         params.append(toolset)
     where = (" WHERE " + " AND ".join(conds)) if conds else ""
 
-    def rows(table: str, cols: str, extra: str = "") -> list[tuple]:
+    def frame(table: str) -> pl.DataFrame | None:
         if table not in present:
-            return []
-        sql = f"SELECT {cols} FROM {table}{where}" + ((" AND " if conds else " WHERE ") + extra if extra else "")
-        return con.execute(sql, params).fetchall()
+            return None
+        cols = [c for c in _READS[table] if c in _columns(con, table)]
+        sql = f"SELECT {', '.join(cols)} FROM {table}"
+        if table in _UNFILTERED:
+            return con.execute(sql).pl()
+        return con.execute(sql + where, params).pl()
 
-    q = QualityInput()
-    q.trajectories = [(ts, json.loads(turns)) for ts, turns in rows("trajectories", "toolset, turns")]
-    toolsets = {ts for ts, _ in q.trajectories}
-    if "tool_catalog" in present:
-        has_schemas = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = "
-                                  "'tool_catalog' AND column_name = 'parameters'").fetchone()[0] > 0
-        cols = "toolset, tool_name, parameters" if has_schemas else "toolset, tool_name, NULL"
-        for ts, name, parameters in con.execute(f"SELECT {cols} FROM tool_catalog").fetchall():
-            if ts in toolsets:
-                q.tools.setdefault(ts, set()).add(name)
-                if parameters:
-                    q.parameters.setdefault(ts, {})[name] = (json.loads(parameters) or {}).get("properties", {})
-    if "api_graph" in present:
-        for ts, src, dst in con.execute("SELECT DISTINCT toolset, src_tool, dst_tool FROM api_graph").fetchall():
-            if ts in toolsets:
-                q.edges.setdefault(ts, set()).add((src, dst))
-    for (item,) in rows("rejections", "DISTINCT item_id", "reason = 'target_unusable'"):
-        ts, tool = toolset_tool_of(item)
-        q.unusable.setdefault(ts, set()).add(tool)
-    q.dialogues = [(n, c, bool(e)) for n, c, e in rows("dialogues", "n_turns, n_calls, error_tool_response")]
-    if "dialogues" in present and "messages" in _columns(con, "dialogues"):
-        q.turn_steps = [t for (msgs,) in rows("dialogues", "messages") for t in step_counts(json.loads(msgs))]
-    q.rows_per_stage = {t: rows(t, "count(*)")[0][0] if t in present else 0 for t in STAGE_TABLES}
-    q.cot_passed = rows("cot_traces", "count(*)", "passed")[0][0] if "cot_traces" in present else 0
-    q.rejections = [(s, r) for s, r in rows("rejections", "stage, reason")]
-    if "sft_samples" in present:
-        if "role_models" in _columns(con, "sft_samples"):
-            q.sample_role_models = [json.loads(rm) if rm else {} for (rm,) in rows("sft_samples", "role_models")]
-        else:  # written before provenance was recorded per sample
-            q.sample_role_models = [{} for _ in range(q.rows_per_stage["sft_samples"])]
+    tokens = None
     if "llm_calls" in present:
-        q.llm_tokens = tuple(int(x) for x in con.execute(
+        tokens = tuple(int(x) for x in con.execute(
             "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) FROM llm_calls").fetchone())
-    return q
+    return from_frames(**{t: frame(t) for t in _READS}, llm_tokens=tokens)

@@ -1,8 +1,9 @@
 """The one storage seam: where tables live, connections with lock/conflict retry, side tables.
 
-Assets' main outputs go through the Dagster IO manager (defs/io_manager.py), which uses `connect` and
-`commit_with_retry` from here; side tables that several stages write (`rejections`, `llm_calls`) are
-written here. Two stores, chosen by the environment, behind the same SQL:
+Assets' tables go through the Dagster IO manager (defs/io_manager.py), which uses `connect` and
+`commit_with_retry` from here; the tables several writers share are written here: `rejections` (every
+rejecting stage's rejections asset, through defs/rejections_io.py) and `llm_calls` (the LLM cache);
+and the `sample_lineage` view is made here. Two stores, chosen by the environment, behind the same SQL:
 
 - **Local** (default, `make demo`): one DuckDB file (`FUNREASON_DB`). DuckDB allows one writing process
   per file, so every connection is short-lived and retried while another process holds the lock.
@@ -31,6 +32,7 @@ import duckdb
 import polars as pl
 
 from funreason_pipeline import config
+from funreason_pipeline.frames import REJECTIONS_SCHEMA
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "lock on file")
 # DuckLake's words for a commit that lost to a concurrent one (its own retries exhausted, or a logical
@@ -247,16 +249,6 @@ def conform_table(con: duckdb.DuckDBPyConnection, table: str, relation: str,
     return added
 
 
-REJECTIONS_SCHEMA = {
-    "day": pl.Date,
-    "toolset": pl.String,
-    "stage": pl.String,
-    "item_id": pl.String,
-    "reason": pl.String,
-    "detail": pl.String,
-}
-
-
 def rejections_frame(rows: Sequence[dict]) -> pl.DataFrame:
     # polars 2 no longer casts an ISO string to a Date column: partition keys arrive as strings
     rows = [{**r, "day": date.fromisoformat(r["day"])} if isinstance(r.get("day"), str) else r for r in rows]
@@ -295,6 +287,49 @@ def replace_rejections(
     with partition_lock("rejections", f"{stage}|{toolset}|{day}"):
         commit_with_retry(write)
     return frame.height
+
+
+def load_rejections(stage: str, where: str | None = None, path: str | Path | None = None) -> pl.DataFrame:
+    """One stage's rejections (all, or those matching `where`, SQL over the table's columns); an empty
+    frame when none was ever stored."""
+    with connect(path) as con:
+        if "rejections" not in table_names(con):
+            return rejections_frame([])
+        cols = ", ".join(REJECTIONS_SCHEMA)
+        sql = f"SELECT {cols} FROM rejections WHERE stage = ?" + (f" AND ({where})" if where else "")
+        return con.execute(sql, [stage]).pl().cast(REJECTIONS_SCHEMA)
+
+
+def read_table(table: str, path: str | Path | None = None) -> pl.DataFrame:
+    """A whole table (the graph tables, shared by all days); an empty frame when it is not there."""
+    with connect(path) as con:
+        if table not in table_names(con):
+            return pl.DataFrame()
+        return con.execute(f"SELECT * FROM {table}").pl()
+
+
+# one sample's whole lineage: `SELECT * FROM sample_lineage WHERE sample_id = '...'`
+LINEAGE_VIEW = """
+CREATE OR REPLACE VIEW sample_lineage AS
+SELECT s.sample_id, s.day, s.toolset, s.turn_index, s.dialogue_id, d.trajectory_id,
+       t.seed AS trajectory_seed, t.scenario, t.graph_version,
+       q.query, q.prompt_version AS query_prompt_version, q.model AS query_model,
+       c.attempts, c.prompt_version AS cot_prompt_version, c.model AS cot_model,
+       d.models AS dialogue_models, d.prompt_versions AS dialogue_prompt_versions
+FROM sft_samples s
+JOIN dialogues d ON d.day = s.day AND d.toolset = s.toolset AND d.dialogue_id = s.dialogue_id
+JOIN trajectories t ON t.day = s.day AND t.toolset = s.toolset AND t.trajectory_id = d.trajectory_id
+LEFT JOIN queries q ON q.day = s.day AND q.toolset = s.toolset AND q.trajectory_id = d.trajectory_id
+     AND q.turn_index = s.turn_index
+LEFT JOIN cot_traces c ON c.day = s.day AND c.toolset = s.toolset AND c.trajectory_id = d.trajectory_id
+     AND c.turn_index = s.turn_index
+"""
+
+
+def create_lineage_view(path: str | Path | None = None) -> None:
+    """(Re)create the `sample_lineage` view over the stage tables (after the day's export)."""
+    with connect(path) as con:
+        con.execute(LINEAGE_VIEW)
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

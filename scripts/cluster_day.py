@@ -26,7 +26,7 @@ from pathlib import Path
 
 DEFAULT_DAY = "2026-11-26"
 GRAPH_KEYS = ["tool_catalog", "api_graph"]
-DAILY_KEYS = ["day_export"]
+DAILY_KEYS = ["day_export", "day_exports"]
 
 
 def _quiet() -> None:

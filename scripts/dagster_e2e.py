@@ -36,6 +36,9 @@ BIN = Path(sys.executable).parent
 LOCATION = "funreason_pipeline"
 GRAPH_ASSETS = ["tool_catalog", "api_graph"]
 DAY_ASSETS = ["trajectories", "queries", "cot_traces", "dialogues", "sft_samples", "rl_samples"]
+# what a run of DAY_ASSETS makes: each stage's table with its rejections (and export files), the outputs
+# of one computation (a selection names them all)
+DAY_OUTPUTS = [*DAY_ASSETS, *(f"{a}_rejections" for a in DAY_ASSETS), "sft_exports", "rl_exports"]
 # how a row of each day x toolset table is identified (a partition is compared by count AND keys)
 ROW_KEYS = {
     "trajectories": "trajectory_id",
@@ -263,11 +266,12 @@ def materialize_reference(db: Path, partitions: Sequence[tuple[str, str]], day_e
             assert r.success, f"reference graph run failed for {toolset}"
         for day, toolset in partitions:
             key = str(dg.MultiPartitionKey({"day": day, "toolset": toolset}))
-            r = dg.materialize(assets, selection=DAY_ASSETS, partition_key=key, instance=instance,
-                               resources=resources, raise_on_error=False)
+            # each stage with the other outputs of its computation (rejections, export files)
+            r = dg.materialize(assets, selection=DAY_OUTPUTS,
+                               partition_key=key, instance=instance, resources=resources, raise_on_error=False)
             assert r.success, f"reference run failed for {key}"
         if day_export:
             for day in dict.fromkeys(day for day, _ in partitions):
-                r = dg.materialize(assets, selection=["day_export"], partition_key=day, instance=instance,
+                r = dg.materialize(assets, selection=["day_export", "day_exports"], partition_key=day, instance=instance,
                                    resources=resources, raise_on_error=False)
                 assert r.success, f"reference day_export failed for {day}"

@@ -1,6 +1,7 @@
 """Stage rows instead of whole demos: one offline tickets partition through every stage function of
-funreason_pipeline.stages, called without Dagster, over a real DuckDB file (the stages that measure
-quality read it). Each output is stored as the IO manager and the Store would store its asset.
+funreason_pipeline.stages, called without Dagster. Each output is stored in a real DuckDB file and an
+export root as the IO managers would store its assets (table, rejections, export files), and the
+stages that measure quality get their upstream rows and rejections as arguments, as the assets do.
 
 conftest.py's session fixture `stage_chain` builds it once per session; tests/test_stages.py checks each
 stage's output and tests that only need one stage's rows (e.g. the lineage view) read them from there.
@@ -11,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from funreason_pipeline import storage
+from funreason_pipeline.export.files import write_files
 from funreason_pipeline.stages.day_export import day_export_stage
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.graph import catalog_stage, graph_stage
@@ -29,12 +32,26 @@ PHASE1 = {"trajectories_per_partition": 3, "candidate_budget": None, "min_turns"
 
 
 def store(db, name: str, out: StageOutput) -> None:
-    """What the IO manager and the Store do after an asset: the table and its rejections."""
+    """What the IO managers do after an asset: the table, its rejections and its export files."""
     with duckdb.connect(str(db)) as con:
         con.register("frame", out.frame.to_arrow())
         con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM frame")
     for (day, toolset), rejections in out.rejections.items():
         storage.replace_rejections(name, day, toolset, [r.model_dump() for r in rejections], path=db)
+    if out.exports is not None:
+        write_files(db.parent / "exports", out.exports.files)
+
+
+def rejections(out: dict, *stages: str) -> pl.DataFrame:
+    """The rejections of earlier stages as the sft and day export assets get them (one frame)."""
+    return pl.concat([out[s].rejections_frame(s) for s in stages])
+
+
+def sft_inputs(out: dict) -> dict:
+    """The sft stage's arguments besides the dialogues."""
+    return {"trajectories": out["trajectories"].frame, "tool_catalog": out["catalog"].frame,
+            "api_graph": out["graph"].frame, "queries": out["queries"].frame, "cot_traces": out["cot_traces"].frame,
+            "rejections": rejections(out, "trajectories", "queries", "cot_traces", "dialogues")}
 
 
 def build_chain(db: Path) -> dict:
@@ -49,10 +66,16 @@ def build_chain(db: Path) -> dict:
         store(db, name, out[name])
     store(db, "tool_catalog", out["catalog"])
     store(db, "api_graph", out["graph"])
-    out["sft"] = sft_stage(DAY, TS, out["dialogues"].frame, out["trajectories"].frame, out["catalog"].frame, str(db),
-                          db.parent / "exports")
+    out["sft"] = sft_stage(DAY, TS, out["dialogues"].frame, **sft_inputs(out))
     store(db, "sft_samples", out["sft"])
-    out["rl"] = rl_stage(DAY, TS, out["sft"].frame, out["trajectories"].frame, out["catalog"].frame, db.parent / "exports")
+    out["rl"] = rl_stage(DAY, TS, out["sft"].frame, out["trajectories"].frame, out["catalog"].frame)
     store(db, "rl_samples", out["rl"])
-    out["day"] = day_export_stage(DAY, out["sft"].frame, out["rl"].frame, str(db), db.parent / "exports")
+    out["sft_samples"], out["rl_samples"] = out["sft"], out["rl"]
+    out["day"] = day_export_stage(
+        DAY, out["sft"].frame, out["rl"].frame, out["trajectories"].frame, out["dialogues"].frame,
+        out["queries"].frame, out["cot_traces"].frame,
+        [out[s].rejections_frame(s) for s in ("trajectories", "queries", "cot_traces", "dialogues", "sft_samples",
+                                              "rl_samples")], out["catalog"].frame, out["graph"].frame)
+    store(db, "day_export", out["day"])
+    storage.create_lineage_view(db)  # what the day_export asset has the Store do
     return out

@@ -19,8 +19,10 @@ def _export_requested(d, inst, cursor, now):
 
 
 def _materialized(inst, day, toolset):
+    from funreason_pipeline.defs.export_assets import DAY_INS
+
     key = str(dg.MultiPartitionKey({"day": day, "toolset": toolset}))
-    for asset in ("sft_samples", "rl_samples"):  # day_export reads both
+    for asset in DAY_INS:  # what day_export reads: the samples, the RL rows, the rest for the statistics
         inst.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=key))
 
 

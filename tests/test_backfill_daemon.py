@@ -69,7 +69,7 @@ def test_backfill_three_days_two_toolsets_through_daemon(tmp_path, monkeypatch):
         from funreason_pipeline.defs.resources import build_resources
 
         d = defs()
-        assert set(e2e.GRAPH_ASSETS + e2e.DAY_ASSETS) <= {k.to_user_string() for k in d.resolve_all_asset_keys()}
+        assert set(e2e.GRAPH_ASSETS + e2e.DAY_OUTPUTS) <= {k.to_user_string() for k in d.resolve_all_asset_keys()}
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             for ts in TOOLSETS:
                 r = dg.materialize(list(d.assets), selection=e2e.GRAPH_ASSETS, partition_key=ts,
@@ -81,7 +81,7 @@ def test_backfill_three_days_two_toolsets_through_daemon(tmp_path, monkeypatch):
 
         launched = web.gql(LAUNCH, {"p": {
             "partitionNames": part_names,
-            "assetSelection": [{"path": [a]} for a in e2e.DAY_ASSETS],
+            "assetSelection": [{"path": [a]} for a in e2e.DAY_OUTPUTS],
             "title": "test_backfill_daemon",
             "runConfigData": {"execution": {"config": {"in_process": {}}}},
         }})["launchPartitionBackfill"]

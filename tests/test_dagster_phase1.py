@@ -23,8 +23,8 @@ def _run(db, toolset, day, instance):
     res = build_resources(str(db))
     r1 = dg.materialize([tool_catalog, api_graph], partition_key=toolset, resources=res, instance=instance)
     key = str(dg.MultiPartitionKey({"day": day, "toolset": toolset}))
-    r2 = dg.materialize([tool_catalog, api_graph, trajectories], selection=["trajectories"], partition_key=key,
-                        resources=res, instance=instance)
+    r2 = dg.materialize([tool_catalog, api_graph, trajectories], partition_key=key, resources=res, instance=instance,
+                        selection=dg.AssetSelection.assets("trajectories").required_multi_asset_neighbors())
     return r1, r2
 
 

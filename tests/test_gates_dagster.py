@@ -18,7 +18,9 @@ import pytest
 from funreason_pipeline import config
 from funreason_pipeline.defs.resources import build_resources
 
-DAY_ASSETS = ["trajectories", "queries", "cot_traces", "dialogues", "sft_samples"]
+# with each stage its rejections (and files): the other outputs of its computation
+DAY_ASSETS = dg.AssetSelection.assets("trajectories", "queries", "cot_traces", "dialogues",
+                                     "sft_samples").required_multi_asset_neighbors()
 
 
 def _assets():
@@ -78,7 +80,8 @@ def test_a_tampered_stored_dialogue_fails_every_sample_replays_with_its_reason(g
             tool["content"] = json.dumps({"tampered": True})
             con.execute("UPDATE dialogues SET messages = ? WHERE day = ? AND dialogue_id = ?",
                         [json.dumps(messages), day, dialogue_id])
-        r = _run(graph_db, inst, day, selection=["sft_samples"])
+        sft = dg.AssetSelection.assets("sft_samples").required_multi_asset_neighbors()  # with its rejections, files
+        r = _run(graph_db, inst, day, selection=sft)
     check = _checks(r)["every_sample_replays"]
     assert not check.passed and not r.success
     assert check.metadata["failures"].value >= 1

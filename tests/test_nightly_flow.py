@@ -54,7 +54,7 @@ def test_the_day_is_graphs_then_one_phase1_run_then_one_run_for_the_rest():
         reqs = next_requests(inst, DAY, toolsets, {"ops": {"trajectories": {"config": {"seed": 3}},
                                                           "llm_stages": {"config": {"k_max": 2}}}})
         assert len(reqs) == 1 and reqs[0].job_name == "day_synthesis"
-        assert [k.to_user_string() for k in reqs[0].asset_selection] == ["trajectories"]
+        assert [k.to_user_string() for k in reqs[0].asset_selection] == ["trajectories", "trajectories_rejections"]
         assert (reqs[0].tags[RANGE_START], reqs[0].tags[RANGE_END]) == (_key(toolsets[0]), _key(toolsets[-1]))
         assert reqs[0].run_config == {"ops": {"trajectories": {"config": {"seed": 3}}}}  # only its own op's config
         all_keys = day_toolset_partitions.get_partition_keys()

@@ -95,8 +95,8 @@ def test_prompt_edit_marks_exactly_the_asset_and_lets_unchanged_output_stop_the_
         # rerun the edited asset (with queries: one multi-asset; their requests come from the cache):
         # offline reasoning does not read the prompt, so the content (and its data version) is
         # unchanged and the descendants stay fresh instead of cascading
-        assert dg.materialize(everything, selection=["queries", "cot_traces"], partition_key=key, resources=res,
-                              instance=inst).success
+        llm = dg.AssetSelection.assets("queries", "cot_traces").required_multi_asset_neighbors()
+        assert dg.materialize(everything, selection=llm, partition_key=key, resources=res, instance=inst).success
         st = status(everything)
         assert set(st.values()) == {StaleStatus.FRESH}, st
 

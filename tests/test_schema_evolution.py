@@ -65,7 +65,9 @@ def _materialize(db: Path, selection: list[str], key: str,
     from funreason_pipeline.definitions import defs
     from funreason_pipeline.defs.resources import build_resources
 
-    return dg.materialize(list(defs().assets or []), selection=selection, partition_key=key,
+    # each asset with the other outputs of its computation (rejections, export files)
+    return dg.materialize(list(defs().assets or []), partition_key=key,
+                          selection=dg.AssetSelection.assets(*selection).required_multi_asset_neighbors(),
                           resources=build_resources(str(db)), instance=instance or dg.DagsterInstance.ephemeral(),
                           raise_on_error=False)
 

@@ -1,6 +1,7 @@
 """Every stage function of funreason_pipeline.stages, called without Dagster: one tickets partition
-from the tool catalog to the day export, offline, over a real DuckDB file (the stages that measure
-quality read it). Each stage is also fed an input it must report: a yield below the minimum, an
+from the tool catalog to the day export, offline; the outputs stored as their assets would be (a real
+DuckDB file, an export root). The stages return data only: export files as content, statistics
+from the frames they are given. Each stage is also fed an input it must report: a yield below the minimum, an
 unverified turn, a duplicate dialogue, a tampered tool result."""
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 import duckdb
 import polars as pl
 import pytest
-from stage_rows import DAY, PHASE1, TS
+from stage_rows import DAY, PHASE1, TS, sft_inputs
 
+from funreason_pipeline.export.formats import EXPORT_FILES
+from funreason_pipeline.export.rl import RL_FILE
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.output import Markdown, StageOutput
 from funreason_pipeline.stages.phase1 import trajectories_stage
@@ -101,32 +104,32 @@ def test_sft_stage_samples_exports_and_checks(chain):
     assert s.frame.height == s.metrics["samples"] == turns
     assert all(c.passed for c in s.checks) and _checks(s)["yield_above_floor"].warn
     out = chain["db"].parent / "exports" / DAY / TS
-    assert s.metrics["exports"] == out and (out / "openai.jsonl").read_text().count("\n") == turns
+    assert sorted(s.exports.files) == sorted(f"{DAY}/{TS}/{name}" for name in (*EXPORT_FILES.values(), "README.md"))
+    assert s.exports.files[f"{DAY}/{TS}/openai.jsonl"].decode().count("\n") == turns
+    assert (out / "openai.jsonl").read_bytes() == s.exports.files[f"{DAY}/{TS}/openai.jsonl"]
     assert set(s.frame["provenance"].to_list()) == {"offline"}
 
 
-def test_sft_stage_counts_its_own_rejections_before_they_are_stored(chain, tmp_path):
+def test_sft_stage_counts_its_own_rejections_before_they_are_stored(chain):
     """A duplicated dialogue's samples are rejected; the card already counts them although the stage
     wrote nothing (the asset stores them after the stage)."""
     dlg = chain["dialogues"].frame
     twin = dlg.head(1).with_columns(pl.lit("dlg-twin").alias("dialogue_id"))
-    s = sft_stage(DAY, TS, pl.concat([dlg, twin]), chain["trajectories"].frame, chain["catalog"].frame,
-                  str(chain["db"]), tmp_path / "exports")
+    s = sft_stage(DAY, TS, pl.concat([dlg, twin]), **sft_inputs(chain))
     reasons = s.metrics["rejections_by_reason"]
     assert reasons and s.frame.height == chain["sft"].frame.height
-    card = (tmp_path / "exports" / DAY / TS / "README.md").read_text()
+    card = s.exports.files[f"{DAY}/{TS}/README.md"].decode()
     for reason, n in reasons.items():
         assert any("sft_samples" in line and reason in line and str(n) in line for line in card.splitlines()), reason
 
 
-def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain, tmp_path):
+def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain):
     dlg = chain["dialogues"].frame
     messages = json.loads(dlg["messages"][0])
     next(m for m in messages if m["role"] == "tool")["content"] = json.dumps({"tampered": True})
     tampered = dlg.with_columns(pl.when(pl.col("dialogue_id") == dlg["dialogue_id"][0]).then(pl.lit(json.dumps(
         messages))).otherwise(pl.col("messages")).alias("messages"))
-    s = sft_stage(DAY, TS, tampered, chain["trajectories"].frame, chain["catalog"].frame, str(chain["db"]),
-                  tmp_path / "exports")
+    s = sft_stage(DAY, TS, tampered, **sft_inputs(chain))
     check = _checks(s)["every_sample_replays"]
     assert not check.passed and not check.warn and "result_mismatch" in check.metadata["by_reason"]
 
@@ -134,7 +137,7 @@ def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain, tmp_path):
 def test_rl_stage_rows_score_one(chain):
     rl = chain["rl"]
     assert rl.frame.height == rl.metrics["rows"] == chain["sft"].frame.height
-    assert _checks(rl)["ground_truth_scores_one"].passed and rl.metrics["export"].exists()
+    assert _checks(rl)["ground_truth_scores_one"].passed and list(rl.exports.files) == [f"{DAY}/{TS}/{RL_FILE}"]
     assert not rl.all_rejections()
 
 

@@ -1,8 +1,11 @@
 """defs/ holds Dagster only (issue 15 item 6): every asset calls exactly one stage function from
 funreason_pipeline.stages; no module under defs/ builds or reads frames (polars appears only in type
 annotations), holds SQL, or imports what row building and statistics need; and no stage module
-imports Dagster. The IO manager is exempt from the SQL, polars and import rules: reading and writing
-the asset tables is its job (Dagster's storage, not a stage)."""
+imports Dagster. The IO managers are exempt from the SQL, polars and import rules: reading and writing
+the asset tables, the rejections and the export files is their job (Dagster's storage, not a stage).
+
+And the stages return data: no module under stages/ opens a file, a database or the environment, or
+imports the storage and configuration modules that would (stages_io)."""
 
 import ast
 import re
@@ -10,7 +13,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "funreason_pipeline"
 DEFS = PACKAGE / "defs"
-STORAGE_ADAPTERS = {"io_manager.py"}
+# the IO managers: the asset tables, the `rejections` table, the export files
+STORAGE_ADAPTERS = {"io_manager.py", "rejections_io.py", "exports_io.py"}
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE)\b[\s\S]*\b(FROM|INTO|SET|TABLE|VIEW)\b")
 # what row building, hashing and statistics import; defs/ has no use for them
 FORBIDDEN_IMPORTS = {"json", "hashlib", "collections", "statistics", "duckdb", "funreason_pipeline.frames",
@@ -18,7 +22,7 @@ FORBIDDEN_IMPORTS = {"json", "hashlib", "collections", "statistics", "duckdb", "
 # reading or reshaping a frame's rows is stage work too
 FRAME_METHODS = {"iter_rows", "rows", "to_list", "to_dicts", "row", "height", "select", "filter", "with_columns",
                  "group_by", "partition_by", "join", "sum", "mean"}
-ALLOWED_IMPORTS = {"resources.py": {"funreason_pipeline.storage"}}  # Store: rejections go through storage
+ALLOWED_IMPORTS = {"resources.py": {"funreason_pipeline.storage"}}  # Store: graph tables, lineage view
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -131,3 +135,60 @@ def test_stages_and_the_core_import_no_dagster():
             importers.append(str(f.relative_to(PACKAGE)))
     assert importers == []
     assert any((PACKAGE / "stages").glob("*.py"))
+
+
+STAGES = PACKAGE / "stages"
+# file and database access, and the environment: the IO managers' and resources' business
+IO_CALLS = {"open", "read_text", "write_text", "read_bytes", "write_bytes", "connect", "getenv", "putenv",
+            "mkdir", "unlink", "touch", "write_parquet", "write_csv", "write_ndjson", "read_parquet", "read_csv",
+            "write_rl_parquet", "write_exports", "write_files", "read_files"}
+IO_MODULES = {"duckdb", "funreason_pipeline.storage", "funreason_pipeline.config", "os", "shutil", "tempfile",
+              "pathlib", "sqlite3", "funreason_pipeline.export.files"}
+
+
+def stages_io(source: str, name: str) -> list[str]:
+    """Where one stages/ module reads or writes outside its arguments (empty: nowhere)."""
+    tree = ast.parse(source)
+    problems = [f"{name}: imports {m}" for m in sorted(_imports(tree))
+                if m in IO_MODULES or any(m.startswith(f"{io}.") for io in IO_MODULES)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            if called in IO_CALLS:
+                problems.append(f"{name}:{node.lineno}: calls {called}")
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+            problems.append(f"{name}:{node.lineno}: reads the environment ({node.attr})")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "storage":
+            problems.append(f"{name}:{node.lineno}: storage.{node.attr}")
+    return problems
+
+
+def test_stages_return_data_only():
+    problems = [p for f in sorted(STAGES.glob("*.py")) for p in stages_io(f.read_text(), f.name)]
+    assert problems == []
+    assert len(list(STAGES.glob("*.py"))) >= 9  # the rule saw the stages
+
+
+def test_stage_io_would_be_seen():
+    bad = '''
+import os
+from pathlib import Path
+from funreason_pipeline import storage, config
+from funreason_pipeline.storage import connect
+
+def stage(day, exports):
+    root = os.environ.get("FUNREASON_EXPORTS") or config.exports_dir()
+    (Path(root) / day / "README.md").write_text("card")
+    with storage.connect(config.db_path()) as con:
+        con.execute("SELECT 1")
+    data = open("x").read()
+    return Path(root).read_bytes(), os.getenv("X")
+'''
+    problems = stages_io(bad, "bad.py")
+    for expected in ("bad.py: imports os", "bad.py: imports pathlib", "bad.py: imports funreason_pipeline.storage",
+                     "bad.py: imports funreason_pipeline.config", "bad.py:8: reads the environment (environ)",
+                     "bad.py:9: calls write_text", "bad.py:10: calls connect", "bad.py:10: storage.connect",
+                     "bad.py:12: calls open", "bad.py:13: calls read_bytes", "bad.py:13: calls getenv"):
+        assert expected in problems, (expected, problems)
+    assert stages_io("import polars as pl\n\ndef stage(frame):\n    return frame.height\n", "good.py") == []

@@ -35,8 +35,8 @@ graph_job = dg.define_asset_job(
 )
 
 export_job = dg.define_asset_job(
-    "combined_day_export", selection=dg.AssetSelection.assets("day_export"),
-    description="The day's combined export across toolsets, dataset card and lineage view.",
+    "combined_day_export", selection=dg.AssetSelection.assets("day_export", "day_exports"),
+    description="The day's combined export across toolsets (files, dataset card, manifest) and the lineage view.",
 )
 
 AC = dg.AutomationCondition
@@ -55,7 +55,7 @@ DAY_EXPORT_CONDITION = (
 ).with_label("the day's sft_samples are complete")
 
 day_export_automation = dg.AutomationConditionSensorDefinition(
-    "day_export_automation", target=dg.AssetSelection.assets("day_export"),
+    "day_export_automation", target=dg.AssetSelection.assets("day_export", "day_exports"),
     description="Evaluates day_export's automation condition: the combined export of a day starts once every "
     "toolset's sft_samples partition of that day is materialized. Turn it on with the schedules.",
 )

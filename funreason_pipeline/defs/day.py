@@ -33,8 +33,11 @@ from funreason_pipeline.defs.resources import stored_rows_per_toolset
 from funreason_pipeline.defs.run_reaping import reap_dead_runs, run_tags
 
 NIGHTLY_HOUR = int(os.environ.get("FUNREASON_NIGHTLY_HOUR", "2"))
-PHASE1_ASSETS = ("trajectories",)
-REST_ASSETS = ("queries", "cot_traces", "dialogues", "sft_samples", "rl_samples")
+# each stage's table with its rejections (and export files): the outputs of one computation, run together
+PHASE1_ASSETS = ("trajectories", "trajectories_rejections")
+REST_ASSETS = ("queries", "cot_traces", "queries_rejections", "cot_traces_rejections", "dialogues",
+               "dialogues_rejections", "sft_samples", "sft_samples_rejections", "sft_exports", "rl_samples",
+               "rl_samples_rejections", "rl_exports")
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # the console shows INFO (FUNREASON_LOG_LEVEL=DEBUG for Dagster's whole event stream); the run log keeps all
 QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("FUNREASON_LOG_LEVEL", "INFO").upper()}}}}

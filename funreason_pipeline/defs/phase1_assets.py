@@ -13,8 +13,15 @@ from funreason_pipeline.defs.partitions import (
     per_toolset,
     toolset_partitions,
 )
-from funreason_pipeline.defs.resources import Processes, Store
-from funreason_pipeline.defs.results import failed_partitions, materialize, per_partition
+from funreason_pipeline.defs.resources import Processes
+from funreason_pipeline.defs.results import (
+    failed_partitions,
+    materialize,
+    per_partition,
+    rejections_out,
+    results,
+    stage_deps,
+)
 from funreason_pipeline.stages.graph import catalog_stage, graph_stage
 from funreason_pipeline.stages.inputs import partition_calls, toolset_calls
 from funreason_pipeline.stages.phase1 import trajectories_stage
@@ -70,16 +77,22 @@ class TrajectoryConfig(dg.Config):
     min_tool_coverage: float = 0.75  # usable tools reached as a target / usable tools
 
 
-@dg.asset(
-    partitions_def=day_toolset_partitions,
-    metadata={"partition_expr": DAY_TOOLSET_EXPR},
+@dg.multi_asset(
+    name="trajectories",  # the op's name: run config stays {"ops": {"trajectories": ...}}
+    outs={
+        "trajectories": dg.AssetOut(
+            group_name=GROUP_PHASE1, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="phase1-v1",
+            metadata={"partition_expr": DAY_TOOLSET_EXPR},
+            description="Phase I: multi-turn ground-truth traces. A directed sampler walks the API graph toward a "
+            "target tool per turn, executing every call on one evolving environment state."),
+        "trajectories_rejections": rejections_out("trajectories", GROUP_PHASE1, "phase1-v1"),
+    },
     ins={
         "tool_catalog": dg.AssetIn(partition_mapping=per_toolset),
         "api_graph": dg.AssetIn(partition_mapping=per_toolset),
     },
-    group_name=GROUP_PHASE1, owners=OWNERS,
-    kinds={"python", "duckdb", "polars"},
-    code_version="phase1-v1", backfill_policy=dg.BackfillPolicy.single_run(),
+    internal_asset_deps=stage_deps("trajectories", ("tool_catalog", "api_graph")),
+    partitions_def=day_toolset_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec("every_trajectory_replays", asset="trajectories", blocking=True,
                           description="Fresh environments + recorded scenario + recorded calls reproduce every result."),
@@ -96,17 +109,15 @@ class TrajectoryConfig(dg.Config):
                           "warning): a call took the source's result or needed its state. Small partitions fall "
                           "short; more trajectories per partition close the gap."),
     ],
-    description="Phase I: multi-turn ground-truth traces. A directed sampler walks the API graph toward a "
-    "target tool per turn, executing every call on one evolving environment state.",
+    can_subset=False,  # the rejections are the same computation's: never one without the other
 )
 def trajectories(
     context: dg.AssetExecutionContext,
     config: TrajectoryConfig,
-    store: Store,
     processes: Processes,
     tool_catalog: pl.DataFrame,
     api_graph: pl.DataFrame,
-):  # no return annotation: with check_specs Dagster reads one as several outputs
+):
     keys = day_toolset_keys(context)
     # the sampler's progress lines only from this process (a logger does not cross to a worker)
     log = context.log.info if processes.in_process(len(keys)) else None
@@ -114,7 +125,7 @@ def trajectories(
         keys, by_toolset={"tool_catalog": tool_catalog, "api_graph": api_graph}, log=log, **config.model_dump()))
     # which partitions failed their yield: the day's runs (defs/day.py) take only the others further
     out.metrics[YIELD_FAILED] = failed_partitions(out, "phase1_yield", [f"{d}|{t}" for d, t in keys])
-    return materialize(context, out, store)
+    yield from results(context, "trajectories", out)
 
 
 YIELD_FAILED = "phase1_yield_failed"

@@ -1,29 +1,33 @@
-"""Resources: one DuckDB file for the IO manager and the side tables (rejections, llm_calls)."""
+"""Resources: one DuckDB file for the IO managers (asset tables, the `rejections` table) and the LLM
+cache (llm_calls), and the export root the exports IO manager writes the export assets' files under."""
 
 from __future__ import annotations
 
 import os
-from datetime import date
 
 import dagster as dg
+import polars as pl
 
 from funreason_pipeline import config, processes, storage
+from funreason_pipeline.defs.exports_io import ExportsIOManager
 from funreason_pipeline.defs.io_manager import PolarsDuckDBIOManager
+from funreason_pipeline.defs.rejections_io import RejectionsIOManager
 from funreason_pipeline.llm import LLMClient, LLMSettings
-from funreason_pipeline.models import Rejection
 
 
 class Store(dg.ConfigurableResource):
-    """Side tables several stages write (the same file as the IO manager's), and the export root the
-    SFT, RL and day export stages write their files under."""
+    """The store itself (the same file as the IO managers'), for what is not an asset's input: the LLM
+    cache's location, the graph tables of every toolset, and the `sample_lineage` view."""
 
     database: str
-    exports: str
 
-    def replace_rejections(self, stage: str, day: date | None, toolset: str, rejections: list[Rejection]) -> int:
-        return storage.replace_rejections(
-            stage, day, toolset, [r.model_dump() for r in rejections], path=self.database
-        )
+    def graph_tables(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(tool_catalog, api_graph) of every toolset: the day export reads the day's toolsets' rows (as
+        inputs they would make every toolset's graph a dependency of every day)."""
+        return storage.read_table("tool_catalog", self.database), storage.read_table("api_graph", self.database)
+
+    def create_lineage_view(self) -> None:
+        storage.create_lineage_view(self.database)
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -77,8 +81,10 @@ def stored_rows_per_toolset(tables: tuple[str, ...]) -> dict[tuple[str, str], in
 
 def build_resources(database: str | None = None, llm: LLMResource | None = None) -> dict:
     db = str(database or config.db_path())
-    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"), "store": Store(database=db, exports=str(config.exports_dir(db))),
-            "llm": llm or LLMResource(), "processes": Processes()}
+    return {"io_manager": PolarsDuckDBIOManager(database=db, schema="main"),
+            "rejections_io_manager": RejectionsIOManager(database=db),
+            "exports_io_manager": ExportsIOManager(root=str(config.exports_dir(db))),
+            "store": Store(database=db), "llm": llm or LLMResource(), "processes": Processes()}
 
 
 @dg.definitions

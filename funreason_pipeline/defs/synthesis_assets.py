@@ -17,7 +17,7 @@ from funreason_pipeline.defs.partitions import (
     per_toolset,
 )
 from funreason_pipeline.defs.resources import LLMResource, Processes, Store
-from funreason_pipeline.defs.results import materialize, output, per_partition
+from funreason_pipeline.defs.results import per_partition, rejections_out, results, stage_deps
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.llm import llm_stages as run_llm_stages
@@ -52,11 +52,12 @@ LLM_DESCRIPTION = (
             description="Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
             "tools, verified by execution against the ground truth, with a critic's feedback for up to K_max "
             "attempts."),
+        "queries_rejections": rejections_out("queries", GROUP, f"queries-{prompt_version('tooling', 'querying')}"),
+        "cot_traces_rejections": rejections_out("cot_traces", GROUP, f"cot-{prompt_version(*PHASE3_PROMPTS)}"),
     },
     ins={"trajectories": dg.AssetIn(), "tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    internal_asset_deps={"queries": {dg.AssetKey("trajectories"), dg.AssetKey("tool_catalog")},
-                         "cot_traces": {dg.AssetKey("queries"), dg.AssetKey("trajectories"),
-                                        dg.AssetKey("tool_catalog")}},
+    internal_asset_deps={**stage_deps("queries", ("trajectories", "tool_catalog")),
+                         **stage_deps("cot_traces", ("queries", "trajectories", "tool_catalog"))},
     # not subsettable: the backfill daemon then requests both in one run (subsettable, it ran queries
     # and cot_traces as two runs: a barrier again). Rerunning cot_traces reruns queries from the cache.
     name="llm_stages", can_subset=False, pool="llm", partitions_def=day_toolset_partitions,
@@ -71,25 +72,32 @@ def llm_stages(context: dg.AssetExecutionContext, config: LLMStagesConfig, store
     outs = run_llm_stages(keys, trajectories, tool_catalog, llm.client(store.database), k_max=config.k_max,
                           max_steps=config.max_steps, log=context.log.info)
     for name, out in outs.items():
-        # one partition: a content version (unchanged output stops the cascade); a range: Dagster's own
-        yield output(name, out, store, version=len(keys) == 1)
+        yield from results(context, name, out)
 
 
 class DialoguesConfig(dg.Config):
     error_injection_rate: float = 0.0
 
 
-@dg.asset(
-    partitions_def=day_toolset_partitions, metadata={"partition_expr": DAY_TOOLSET_EXPR},
+@dg.multi_asset(
+    name="dialogues",  # the op's name: run config stays {"ops": {"dialogues": ...}}
+    outs={
+        "dialogues": dg.AssetOut(
+            group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
+            metadata={"partition_expr": DAY_TOOLSET_EXPR},
+            description="Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with "
+            "tools; per turn user -> assistant reasoning + tool_calls -> tool results -> assistant reply), "
+            "verified turns only."),
+        "dialogues_rejections": rejections_out("dialogues", GROUP, "dialogues-v1"),
+    },
     ins={"tool_catalog": dg.AssetIn(partition_mapping=per_toolset)},
-    group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    description="Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with tools; per "
-    "turn user -> assistant reasoning + tool_calls -> tool results -> assistant reply), verified turns only.",
+    internal_asset_deps=stage_deps("dialogues", ("trajectories", "queries", "cot_traces", "tool_catalog")),
+    partitions_def=day_toolset_partitions, backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False,
 )
-def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, store: Store, processes: Processes,
+def dialogues(context: dg.AssetExecutionContext, config: DialoguesConfig, processes: Processes,
               trajectories: pl.DataFrame, queries: pl.DataFrame, cot_traces: pl.DataFrame,
-              tool_catalog: pl.DataFrame) -> dg.MaterializeResult[pl.DataFrame]:
-    return materialize(context, per_partition(processes, dialogues_stage, partition_calls(
+              tool_catalog: pl.DataFrame):
+    out = per_partition(processes, dialogues_stage, partition_calls(
         day_toolset_keys(context), {"trajectories": trajectories, "queries": queries, "cot_traces": cot_traces},
-        {"tool_catalog": tool_catalog}, error_injection_rate=config.error_injection_rate)), store)
+        {"tool_catalog": tool_catalog}, error_injection_rate=config.error_injection_rate))
+    yield from results(context, "dialogues", out)

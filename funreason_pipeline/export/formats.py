@@ -27,17 +27,18 @@ parsed, never compiled or evaluated, and anything but ``name(keyword=literal, ..
 from __future__ import annotations
 
 import ast
+import io
 import json
 import keyword
 import math
 import os
-import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
+from funreason_pipeline.export.files import write_files
 from funreason_pipeline.export.steps import turn_steps
 from funreason_pipeline.provenance import label
 
@@ -692,18 +693,6 @@ def to_bfcl_prompting_record(sample: Mapping[str, Any], system_template: str | N
 # --------------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; exports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _jsonl(records: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(_dumps(r) + "\n" for r in records).encode("utf-8")
 
@@ -722,23 +711,22 @@ def _prov(record: dict[str, Any], sample: Mapping[str, Any]) -> dict[str, Any]:
     return {**record, "role_models": role_models, "provenance": sample.get("provenance") or label(role_models)}
 
 
-def write_exports(
+def render_exports(
     samples: Iterable[Mapping[str, Any]],
-    out_dir: str | os.PathLike[str],
     dataset_name: str,
     *,
     sharegpt_per: Literal["dialogue", "sample"] = "dialogue",
     bfcl_functions: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Path]:
-    """Write every export of ``samples`` into ``out_dir``; returns ``{kind: path}`` (see EXPORT_FILES).
+) -> dict[str, bytes]:
+    """Every export of ``samples`` as content: ``{file name: bytes}`` (the names of EXPORT_FILES).
 
     Output is byte-identical for the same input: samples are sorted by (dialogue_id, turn_index,
     sample_id), JSON is written with sorted keys, and no file holds a timestamp.
 
-    ``sharegpt_per="dialogue"`` (default) writes, per dialogue, only its longest sample: LLaMA-Factory
+    ``sharegpt_per="dialogue"`` (default) renders, per dialogue, only its longest sample: LLaMA-Factory
     trains on every gpt/function_call message of a record, so one record per *turn* would train turn
     0 once per later turn; the longest sample trains each turn once on the same left context, which is
-    the per-turn objective. ``"sample"`` writes one record per sample.
+    the per-turn objective. ``"sample"`` renders one record per sample.
 
     ``bfcl_functions`` (tool name -> BFCL doc, ``bfcl_docs.bfcl_functions``) gives
     ``bfcl_prompting`` BFCL's own function docs with their response schemas; a sample may carry its
@@ -748,9 +736,6 @@ def write_exports(
     ids = [s["sample_id"] for s in ordered]
     if len(set(ids)) != len(ids):
         raise FormatError("duplicate sample_id in export input")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {kind: out / name for kind, name in EXPORT_FILES.items()}
 
     if sharegpt_per == "dialogue":
         longest: dict[str, Mapping[str, Any]] = {}
@@ -763,14 +748,14 @@ def write_exports(
         raise FormatError(f"sharegpt_per must be 'dialogue' or 'sample', got {sharegpt_per!r}")
 
     with_prov = any("role_models" in s for s in ordered)
-    _atomic_write(paths["openai"], _jsonl(_prov(to_openai_jsonl_record(s), s) for s in ordered))
-    _atomic_write(paths["trl_prompt_completion"],
-                  _jsonl(_prov(r, s) for s in ordered for r in to_trl_prompt_completion_records(s)))
-    _atomic_write(paths["sharegpt"], _jsonl(_prov(to_sharegpt_record(s), s) for s in sharegpt_samples))
-    _atomic_write(paths["bfcl_prompting"], _jsonl(
-        _prov(to_bfcl_prompting_record(s, functions=s.get("bfcl_functions") or bfcl_functions), s)
-        for s in ordered))
-
+    files = {
+        OPENAI_FILE: _jsonl(_prov(to_openai_jsonl_record(s), s) for s in ordered),
+        TRL_PROMPT_COMPLETION_FILE: _jsonl(_prov(r, s) for s in ordered for r in to_trl_prompt_completion_records(s)),
+        SHAREGPT_FILE: _jsonl(_prov(to_sharegpt_record(s), s) for s in sharegpt_samples),
+        BFCL_PROMPTING_FILE: _jsonl(
+            _prov(to_bfcl_prompting_record(s, functions=s.get("bfcl_functions") or bfcl_functions), s)
+            for s in ordered),
+    }
     columns: dict[str, list[Any]] = {
         "sample_id": [str(s["sample_id"]) for s in ordered],
         "dialogue_id": [str(s["dialogue_id"]) for s in ordered],
@@ -789,10 +774,24 @@ def write_exports(
         columns["provenance"] = [_prov({}, s).get("provenance") for s in ordered]
         schema |= {"role_models": pl.String, "provenance": pl.String}
     frame = pl.DataFrame(columns, schema=schema)
-    tmp = paths["parquet"].with_name(f".{PARQUET_FILE}.tmp")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, paths["parquet"])
+    parquet = io.BytesIO()
+    frame.write_parquet(parquet, compression="zstd", statistics=True)
+    files[PARQUET_FILE] = parquet.getvalue()
 
     info = llamafactory_dataset_info(dataset_name, SHAREGPT_FILE)
-    _atomic_write(paths["dataset_info"], (json.dumps(info, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    return paths
+    files[DATASET_INFO_FILE] = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return files
+
+
+def write_exports(
+    samples: Iterable[Mapping[str, Any]],
+    out_dir: str | os.PathLike[str],
+    dataset_name: str,
+    *,
+    sharegpt_per: Literal["dialogue", "sample"] = "dialogue",
+    bfcl_functions: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Path]:
+    """``render_exports`` written into ``out_dir``; returns ``{kind: path}`` (see EXPORT_FILES)."""
+    files = render_exports(samples, dataset_name, sharegpt_per=sharegpt_per, bfcl_functions=bfcl_functions)
+    write_files(out_dir, files)
+    return {kind: Path(out_dir) / name for kind, name in EXPORT_FILES.items()}

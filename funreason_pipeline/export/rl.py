@@ -40,6 +40,7 @@ import yaml
 from funreason_pipeline.environments.base import CyclicStateError, to_json_value
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World
 from funreason_pipeline.export.bfcl_docs import bfcl_functions
+from funreason_pipeline.export.files import atomic_write
 from funreason_pipeline.export.formats import normalize_sample, split_think, to_bfcl_prompting_record
 from funreason_pipeline.export.steps import turn_steps
 from funreason_pipeline.models import ToolSpec
@@ -224,19 +225,23 @@ def rl_rows(samples: Iterable[Mapping[str, Any]], scenarios: Mapping[str, dict[s
     return rows, rejections
 
 
-def write_rl_parquet(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Write rows sorted by (dialogue_id, turn_index), `extra_info.index` = position; the same rows
-    give the same bytes (fixed schema, no timestamps)."""
+def rl_parquet_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """The rows as a Parquet file's bytes, sorted by (dialogue_id, turn_index), `extra_info.index` =
+    position; the same rows give the same bytes (fixed schema, no timestamps)."""
     ordered = sorted(rows, key=lambda r: (r["extra_info"]["dialogue_id"], r["extra_info"]["turn_index"]))
     records = [{**r, "extra_info": {**r["extra_info"], "index": i}} for i, r in enumerate(ordered)]
     ids = [r["extra_info"]["sample_id"] for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate sample_id in RL export input")
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(records, schema=RL_SCHEMA), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def write_rl_parquet(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """`rl_parquet_bytes` written to `path` (atomically)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(pa.Table.from_pylist(records, schema=RL_SCHEMA), tmp, compression="zstd")
-    os.replace(tmp, out)
+    atomic_write(out, rl_parquet_bytes(rows))
     return out
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import polars as pl
@@ -26,22 +28,53 @@ class Check:
     warn: bool = False
 
 
+@dataclass(frozen=True)
+class ExportFiles:
+    """Export files as content: path relative to the export root (`<day>/<toolset>/openai.jsonl`,
+    `<day>/README.md`) -> bytes. The stage makes them; the exports IO manager writes them."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def under(cls, directory: str, files: dict[str, bytes]) -> ExportFiles:
+        """`files` (name -> bytes) in `directory` (relative to the export root)."""
+        return cls({f"{directory}/{name}": data for name, data in files.items()})
+
+    def content_version(self) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(self.files):
+            digest.update(path.encode() + b"\0" + hashlib.sha256(self.files[path]).digest())
+        return digest.hexdigest()[:16]
+
+
 @dataclass
 class StageOutput:
     """The table, the rejections by partition ((day or None, toolset) -> rejections; a partition
-    listed with none clears its old ones), the metrics, the checks, and log lines (level, text)."""
+    listed with none clears its old ones), the metrics, the checks, log lines (level, text), and
+    the export files the stage made (None: it makes none)."""
 
     frame: pl.DataFrame
     rejections: dict[tuple[str | None, str], list[Rejection]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    exports: ExportFiles | None = None
 
     def content_version(self) -> str:
         return frames.content_version(self.frame)
 
     def all_rejections(self) -> list[Rejection]:
         return [r for rs in self.rejections.values() for r in rs]
+
+    def rejections_frame(self, stage: str) -> pl.DataFrame:
+        """The rejections as rows of the `rejections` table (frames.REJECTIONS_SCHEMA), `stage` named."""
+        return pl.DataFrame([{"day": date.fromisoformat(day) if day else None, "toolset": toolset, "stage": stage,
+                              "item_id": r.item_id, "reason": r.reason, "detail": r.detail}
+                             for (day, toolset), rs in self.rejections.items() for r in rs],
+                            schema=frames.REJECTIONS_SCHEMA)
+
+    def rejections_version(self, stage: str) -> str:
+        return frames.content_version(self.rejections_frame(stage))
 
 
 def _scalar(v: Any) -> bool:
@@ -76,4 +109,6 @@ def combine(outs: dict[str, StageOutput]) -> StageOutput:
         checks.append(Check(name, not failed, {"partitions": len(found), "failed_partitions": [k for k, _ in failed]},
                             desc, warn=found[0][1].warn))
     log = [line for o in outs.values() for line in o.log]
-    return StageOutput(frame, rejections, metrics, checks, log)
+    made = [o.exports for o in outs.values() if o.exports is not None]
+    exports = ExportFiles({p: b for e in made for p, b in e.files.items()}) if made else None
+    return StageOutput(frame, rejections, metrics, checks, log, exports)

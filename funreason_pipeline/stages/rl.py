@@ -1,22 +1,22 @@
-"""The rl_samples stage: per SFT sample a row in verl's layout (export/rl.py), written to the
-partition's rl.parquet, each row's ground truth scored by the reward module (reward.py)."""
+"""The rl_samples stage: per SFT sample a row in verl's layout (export/rl.py), and the partition's
+rl.parquet as content (for the rl_exports asset), each row's ground truth scored by the reward module
+(reward.py)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from funreason_pipeline import frames
-from funreason_pipeline.export.rl import RL_FILE, rl_rows, write_rl_parquet
+from funreason_pipeline.export.rl import RL_FILE, rl_parquet_bytes, rl_rows
 from funreason_pipeline.models import Rejection
 from funreason_pipeline.reward import score_calls
 from funreason_pipeline.stages.inputs import partition_inputs
-from funreason_pipeline.stages.output import Check, StageOutput
+from funreason_pipeline.stages.output import Check, ExportFiles, StageOutput
 
 
 def ground_truth_failures(rows: list[dict[str, Any]]) -> list[str]:
@@ -31,14 +31,13 @@ def ground_truth_failures(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def rl_stage(day: str, toolset: str, sft_samples: pl.DataFrame, trajectories: pl.DataFrame,
-             tool_catalog: pl.DataFrame, exports: str | Path) -> StageOutput:
-    """`exports`: the export root; the rows' Parquet file goes under <day>/<toolset>."""
+             tool_catalog: pl.DataFrame) -> StageOutput:
+    """The rows' Parquet file goes to <day>/<toolset>/ under the export root."""
     inp = partition_inputs(toolset, tool_catalog, trajectories)
     scenarios = {tid: t.scenario for tid, t in inp.trajectories.items()}
     samples = [{**r, "messages": json.loads(r["messages"]), "tools": json.loads(r["tools"])}
                for r in sft_samples.iter_rows(named=True)]
     rows, rejections = rl_rows(samples, scenarios, inp.toolset, inp.tools)
-    out = write_rl_parquet(rows, Path(exports) / day / toolset / RL_FILE)
     failures = ground_truth_failures(rows)
     the_day = date.fromisoformat(day)
     df = pl.DataFrame([{"day": the_day, "toolset": toolset, "sample_id": r["extra_info"]["sample_id"],
@@ -46,6 +45,7 @@ def rl_stage(day: str, toolset: str, sft_samples: pl.DataFrame, trajectories: pl
                         "row": json.dumps(r, ensure_ascii=False)} for r in rows], schema=frames.RL_SCHEMA)
     return StageOutput(
         df, {(day, toolset): [Rejection(**r) for r in rejections]},
-        {"rows": df.height, "rejections_by_reason": dict(Counter(r["reason"] for r in rejections)), "export": out},
+        {"rows": df.height, "rejections_by_reason": dict(Counter(r["reason"] for r in rejections)), },
         [Check("ground_truth_scores_one", not failures, {"failures": len(failures), "first": "; ".join(failures[:3])})],
+        exports=ExportFiles.under(f"{day}/{toolset}", {RL_FILE: rl_parquet_bytes(rows)}),
     )

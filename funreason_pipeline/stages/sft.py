@@ -1,27 +1,27 @@
 """The sft_samples stage: dialogues -> filtered, replayed SFT samples (filtering/samples.py), their
-exports and dataset card under the partition's export directory, and their quality statistics."""
+export files and dataset card (as content, for the sft_exports asset), and their quality statistics."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
-from funreason_pipeline import frames, provenance, quality, storage
+from funreason_pipeline import frames, provenance, quality
 from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.card import dataset_card
-from funreason_pipeline.export.formats import write_exports
+from funreason_pipeline.export.formats import render_exports
 from funreason_pipeline.filtering.samples import build_samples
 from funreason_pipeline.stages.inputs import partition_inputs
-from funreason_pipeline.stages.output import Check, Markdown, StageOutput
+from funreason_pipeline.stages.output import Check, ExportFiles, Markdown, StageOutput
 
 
 def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.DataFrame,
-              tool_catalog: pl.DataFrame, database: str, exports: str | Path) -> StageOutput:
-    """`database`: where the upstream stages' rows and rejections are (the statistics read them);
-    `exports`: the export root (the Store resource's `exports`), the files go under <day>/<toolset>."""
+              tool_catalog: pl.DataFrame, api_graph: pl.DataFrame, queries: pl.DataFrame,
+              cot_traces: pl.DataFrame, rejections: pl.DataFrame) -> StageOutput:
+    """The partition's upstream rows (`queries`, `cot_traces`, and the earlier stages' `rejections`)
+    are for the statistics; the export files go to <day>/<toolset>/ under the export root."""
     inp = partition_inputs(toolset, tool_catalog, trajectories)
     result = build_samples(list(dialogues.iter_rows(named=True)), inp.trajectories, inp.toolset, inp.tools)
     samples = result.samples
@@ -32,14 +32,13 @@ def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.
                         "tools": frames.dumps(s["tools"]), "train_from": s["train_from"],
                         "role_models": frames.dumps(s["role_models"]), "provenance": s["provenance"]}
                        for s in samples], schema=frames.SFT_SCHEMA)
-    with storage.connect(database) as con:  # upstream stages and rejections of this partition
-        q = quality.from_database(con, day, toolset)
+    q = quality.from_frames(trajectories=trajectories, tool_catalog=tool_catalog, api_graph=api_graph,
+                            rejections=rejections, dialogues=dialogues, queries=queries, cot_traces=cot_traces)
     stats = quality.quality_stats(q.with_samples(samples, result.current_queries())
                                   .with_rejections("sft_samples", [r.reason for r in result.rejections]))
     prov = provenance.summary([s["role_models"] for s in samples])
-    out_dir = Path(exports) / day / toolset
-    write_exports(samples, out_dir, dataset_name=f"funreason-{toolset}-{day}", bfcl_functions=bfcl_functions(inp.tools))
-    (out_dir / "README.md").write_text(dataset_card(stats, prov, day, [toolset]))
+    files = render_exports(samples, dataset_name=f"funreason-{toolset}-{day}", bfcl_functions=bfcl_functions(inp.tools))
+    files["README.md"] = dataset_card(stats, prov, day, [toolset]).encode("utf-8")
     failures = result.replay_failures
     turns_in = stats["turns_sampled"]
     metrics = {
@@ -61,7 +60,6 @@ def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.
         "real_model_share_by_role": {r: v["real_model_share"] for r, v in prov["by_role"].items()},
         "rejections_by_reason": dict(Counter(r.reason for r in result.rejections)),
         "yield_per_stage": Markdown(frames.markdown_table(pl.DataFrame(stats["yield_per_stage"]))),
-        "exports": out_dir,
         "preview": Markdown(frames.markdown_table(df.select("sample_id", "turn_index", "messages"), max_chars=200)),
     }
     checks = [
@@ -71,4 +69,5 @@ def sft_stage(day: str, toolset: str, dialogues: pl.DataFrame, trajectories: pl.
         Check("yield_above_floor", turns_in == 0 or df.height / turns_in >= 0.5,
               {"yield": stats["yield_turns_to_samples"]}, warn=True),
     ]
-    return StageOutput(df, {(day, toolset): result.rejections}, metrics, checks)
+    return StageOutput(df, {(day, toolset): result.rejections}, metrics, checks,
+                       exports=ExportFiles.under(f"{day}/{toolset}", files))
