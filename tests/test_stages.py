@@ -137,7 +137,10 @@ def test_sft_stage_fails_its_replay_check_on_a_tampered_result(chain):
 def test_rl_stage_rows_score_one(chain):
     rl = chain["rl"]
     assert rl.frame.height == rl.metrics["rows"] == chain["sft"].frame.height
-    assert _checks(rl)["ground_truth_scores_one"].passed and list(rl.exports.files) == [f"{DAY}/{TS}/{RL_FILE}"]
+    assert _checks(rl)["ground_truth_scores_one"].passed
+    assert sorted(rl.exports.files) == sorted(f"{DAY}/{TS}/{name}" for name in (
+        RL_FILE, "rl_train.parquet", "rl_validation.parquet", "verl_tools.yaml"))
+    assert rl.metrics["verl_settings"]["rows"] == rl.frame.height
     assert not rl.all_rejections()
 
 

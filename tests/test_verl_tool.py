@@ -286,3 +286,20 @@ def test_verl_settings_cover_every_row(stage_chain):
     longer["reward_model"]["ground_truth"] = json.dumps(truth)
     assert verl_settings([*rows, longer])["max_tool_response_length"] > 5000 > got["max_tool_response_length"]
     assert verl_settings([]) == {}
+
+
+def test_the_day_export_holds_the_splits_the_tool_config_and_the_settings(stage_chain):
+    import io
+
+    import pyarrow.parquet as pq
+    import yaml
+
+    files = {Path(k).name: v for k, v in stage_chain["day"].exports.files.items()}
+    read = lambda name: pq.read_table(io.BytesIO(files[name])).to_pylist()
+    every, train, val = read("rl.parquet"), read("rl_train.parquet"), read("rl_validation.parquet")
+    assert sorted(r["extra_info"]["sample_id"] for r in train + val) == sorted(r["extra_info"]["sample_id"] for r in every)
+    assert {r["extra_info"]["split"] for r in train} <= {"train"} and {r["extra_info"]["split"] for r in val} <= {"validation"}
+    names = {e["tool_schema"]["function"]["name"] for e in yaml.safe_load(files["verl_tools.yaml"])["tools"]}
+    assert names == {n for r in every for n in r["extra_info"]["tool_selection"]}
+    card = files["README.md"].decode()
+    assert "verl settings these" in card and "max_parallel_calls" in card and "rl_train.parquet" in card

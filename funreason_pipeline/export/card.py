@@ -208,6 +208,7 @@ def dataset_card(
     *,
     dataset_name: str = "funreason-mt-synthetic",
     num_samples: int | None = None,
+    rl_section: str = "",
 ) -> str:
     """README.md for the export: YAML header (license, task, tags, configs per file) + markdown body.
 
@@ -288,6 +289,8 @@ def dataset_card(
             "more than one step (the statistics below have the distribution).\n"
         )
     out.append(RL_CARD_SECTION)
+    if rl_section:
+        out.append(rl_section)
     out.append("## Statistics\n")
     out.append(render_stats(stats) + "\n")
     out.append("## Decontamination\n")

@@ -238,6 +238,49 @@ def rl_parquet_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+RL_TRAIN_FILE, RL_VALIDATION_FILE = "rl_train.parquet", "rl_validation.parquet"
+
+
+def rl_export_files(rows: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
+    """Every RL file of an export directory: `rl.parquet` (all rows), one file per split, and verl's
+    tool config for the rows' tools. The tool config is left out when two toolsets of the rows give
+    one tool name different schemas (one verl config cannot hold both): the per-toolset ones can."""
+    rows = list(rows)
+    files = {RL_FILE: rl_parquet_bytes(rows)}
+    for split, name in (("train", RL_TRAIN_FILE), ("validation", RL_VALIDATION_FILE)):
+        files[name] = rl_parquet_bytes([r for r in rows if r["extra_info"]["split"] == split])
+    try:
+        files[TOOL_CONFIG_FILE] = tool_config_yaml(
+            t for r in rows for t in json.loads(r["extra_info"]["tools"])).encode("utf-8")
+    except ValueError:
+        pass
+    return files
+
+
+def verl_card_section(settings: Mapping[str, int], has_tool_config: bool = True) -> str:
+    """The dataset card's verl settings for these rows (see `verl_settings`)."""
+    if not settings:
+        return ""
+    rows = [("data.max_prompt_length", settings["max_prompt_length"],
+             (f"longest prompt {settings['max_prompt_chars']:,} characters with its tool schemas, at 3 characters "
+              "per token, rounded up to a power of two (count with your tokenizer when it matters)")),
+            ("actor_rollout_ref.rollout.multi_turn.max_parallel_calls", settings["max_parallel_calls"],
+             "the most calls of one step (verl's default 1 runs only the first)"),
+            ("actor_rollout_ref.rollout.multi_turn.max_assistant_turns", settings["max_assistant_turns"],
+             "the most steps of a turn, plus the closing reply"),
+            ("actor_rollout_ref.rollout.multi_turn.max_tool_response_length", settings["max_tool_response_length"],
+             "the longest result in characters (verl's default 256 cuts longer ones)")]
+    table = "\n".join(f"| `{k}` | {v} | {why} |" for k, v, why in rows)
+    config = ("`verl_tools.yaml` is the tool config (`multi_turn.tool_config_path`)." if has_tool_config else
+              "No day-wide `verl_tools.yaml`: two toolsets give one tool name different schemas; use each "
+              "toolset's own.")
+    return (f"### verl settings these {settings['rows']:,} rows need\n\n"
+            "| setting | value | why |\n| --- | --- | --- |\n" + table + "\n\n"
+            f"`{RL_TRAIN_FILE}` and `{RL_VALIDATION_FILE}` hold the two splits (by trajectory). {config}\n"
+            "The rows name verl's `tool_agent` loop and carry their start state; the reward is\n"
+            "`reward.custom_reward_function.path=pkg://funreason_pipeline.reward`, `name=compute_score`.\n")
+
+
 def write_rl_parquet(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """`rl_parquet_bytes` written to `path` (atomically)."""
     out = Path(path)

@@ -14,7 +14,7 @@ from funreason_pipeline import frames, provenance, quality
 from funreason_pipeline.export.bfcl_docs import bfcl_functions
 from funreason_pipeline.export.card import dataset_card
 from funreason_pipeline.export.formats import render_exports
-from funreason_pipeline.export.rl import RL_FILE, rl_parquet_bytes
+from funreason_pipeline.export.rl import TOOL_CONFIG_FILE, rl_export_files, verl_card_section, verl_settings
 from funreason_pipeline.stages.inputs import stacked
 from funreason_pipeline.stages.output import ExportFiles, Markdown, StageOutput
 
@@ -44,7 +44,8 @@ def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFra
     for s in samples:
         s["bfcl_functions"] = docs.get(toolset_of[s["sample_id"]])
     files = render_exports(samples, dataset_name=f"funreason-{day}")
-    files[RL_FILE] = rl_parquet_bytes([json.loads(r) for r in rl_samples["row"].to_list()])
+    rl_rows = [json.loads(r) for r in rl_samples["row"].to_list()]
+    files.update(rl_export_files(rl_rows))
     q = quality.from_frames(trajectories=trajectories, tool_catalog=tool_catalog, api_graph=api_graph,
                             rejections=stacked(rejections), dialogues=dialogues, queries=queries, cot_traces=cot_traces,
                             sft_samples=sft_samples)
@@ -52,7 +53,8 @@ def day_export_stage(day: str, sft_samples: pl.DataFrame, rl_samples: pl.DataFra
         samples, [s["messages"][s["train_from"] - 1]["content"] for s in samples]))
     prov = provenance.summary([s["role_models"] for s in samples])
     toolsets = sorted(set(sft_samples["toolset"].to_list())) if sft_samples.height else []
-    card = dataset_card(stats, prov, day, toolsets, num_samples=len(samples))
+    card = dataset_card(stats, prov, day, toolsets, num_samples=len(samples),
+                        rl_section=verl_card_section(verl_settings(rl_rows), TOOL_CONFIG_FILE in files))
     files["README.md"] = card.encode("utf-8")
     rows = [{"day": date.fromisoformat(day), "file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             for name, data in sorted(files.items())]

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from funreason_pipeline import frames
-from funreason_pipeline.export.rl import RL_FILE, rl_parquet_bytes, rl_rows
+from funreason_pipeline.export.rl import rl_export_files, rl_rows, verl_settings
 from funreason_pipeline.models import Rejection
 from funreason_pipeline.reward import score_calls
 from funreason_pipeline.stages.inputs import partition_inputs
@@ -45,7 +45,8 @@ def rl_stage(day: str, toolset: str, sft_samples: pl.DataFrame, trajectories: pl
                         "row": json.dumps(r, ensure_ascii=False)} for r in rows], schema=frames.RL_SCHEMA)
     return StageOutput(
         df, {(day, toolset): [Rejection(**r) for r in rejections]},
-        {"rows": df.height, "rejections_by_reason": dict(Counter(r["reason"] for r in rejections)), },
+        {"rows": df.height, "rejections_by_reason": dict(Counter(r["reason"] for r in rejections)),
+         "verl_settings": verl_settings(rows)},
         [Check("ground_truth_scores_one", not failures, {"failures": len(failures), "first": "; ".join(failures[:3])})],
-        exports=ExportFiles.under(f"{day}/{toolset}", {RL_FILE: rl_parquet_bytes(rows)}),
+        exports=ExportFiles.under(f"{day}/{toolset}", rl_export_files(rows)),
     )
