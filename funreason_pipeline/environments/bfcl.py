@@ -155,17 +155,29 @@ class BfclEnvironment:
                 f"unknown BFCL class {class_name!r}; known: {', '.join(sorted(BFCL_CLASSES))}"
             )
         self.class_name = class_name
-        self._instance = instance if instance is not None else _bfcl_class(class_name)()
         self._specs = _allow_list(class_name)
-        # the instance pickled, kept until it next changes: copies of an unchanged environment (a
-        # probe's fresh scenario, copied thousands of times) only unpickle
+        self._instance: Any = instance if instance is not None else _bfcl_class(class_name)()
+        # The instance pickled, kept until it next changes: copies of an unchanged environment (a
+        # probe's fresh scenario, copied thousands of times) only unpickle, and only when used (a
+        # call of another class's tool leaves this one untouched). None: not frozen.
         self._frozen: bytes | None = None
+
+    @classmethod
+    def _thawing(cls, class_name: str, frozen: bytes) -> BfclEnvironment:
+        env = cls.__new__(cls)
+        env.class_name, env._specs, env._instance, env._frozen = class_name, _allow_list(class_name), None, frozen
+        return env
+
+    def _live(self) -> Any:
+        if self._instance is None:
+            self._instance = pickle.loads(self._frozen)
+        return self._instance
 
     def tool_specs(self) -> list[ToolSpec]:
         return list(self._specs.values())
 
     def load_scenario(self, scenario: dict[str, Any]) -> None:
-        loader = getattr(self._instance, "_load_scenario", None)
+        loader = getattr(self._live(), "_load_scenario", None)
         self._frozen = None
         if loader is None:  # stateless (MathAPI)
             return
@@ -189,23 +201,22 @@ class BfclEnvironment:
         # checker (which eval()s the recorded call) runs it with the one default list every instance
         # shares: `mention()` extends it, and a later tweet of another instance (the ground truth's)
         # starts with those mentions: execution_response_mismatch on a correct dialogue.
-        for name, value in _mutable_defaults(self._instance, method).items():
+        instance = self._live()
+        for name, value in _mutable_defaults(instance, method).items():
             arguments.setdefault(name, value)
         self._frozen = None  # the call may change the instance
         # Copies: tools keep references to their inputs (a tweet stores its `tags` list).
-        return invoke_tool(getattr(self._instance, method), method, copy.deepcopy(arguments))
+        return invoke_tool(getattr(instance, method), method, copy.deepcopy(arguments))
 
     def snapshot(self) -> dict[str, Any]:
-        return public_state(self._instance)
+        return public_state(self._live())
 
     def copy(self) -> BfclEnvironment:
         # A pickle round trip is a deep copy (shared objects stay shared, a directory's parent link
         # stays a cycle, a Random keeps its state) at a fraction of copy.deepcopy's cost.
         if self._frozen is None:
             self._frozen = pickle.dumps(self._instance, protocol=pickle.HIGHEST_PROTOCOL)
-        twin = BfclEnvironment(self.class_name, pickle.loads(self._frozen))
-        twin._frozen = self._frozen
-        return twin
+        return BfclEnvironment._thawing(self.class_name, self._frozen)
 
 
 class BfclFactory:
