@@ -176,7 +176,7 @@ def test_a_copy_is_of_the_state_at_copy_time_and_copies_of_copies_are_independen
 def test_a_copy_is_deep_like_deepcopy_on_every_class():
     import copy as copy_module
 
-    from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
+    from funreason_pipeline.environments.bfcl_classes import generate_scenario
 
     for cls in BFCL_CLASSES:
         env = BfclEnvironment(cls)

@@ -76,7 +76,7 @@ def _independent_replay(traj, tools):
     instances = {}
     for cls_name in {t.class_name for t in tools}:
         module = importlib.import_module(
-            "bfcl_eval.eval_checker.multi_turn_eval.func_source_code." + BFCL_CLASSES[cls_name][0])
+            "bfcl_eval.eval_checker.multi_turn_eval.func_source_code." + BFCL_CLASSES[cls_name].module)
         inst = getattr(module, cls_name)()
         if hasattr(inst, "_load_scenario"):
             inst._load_scenario(copy.deepcopy(traj.scenario.get(cls_name, {})), long_context=False)
@@ -404,7 +404,8 @@ def test_a_call_sequence_runs_once_per_scenario_and_a_repeat_gets_what_a_run_giv
     # a harvested state is handed out as copies
     state, rows = first.state()
     state.clear()
-    assert first.state()[0]
+    rows.clear()
+    assert first.state()[0] and first.state()[1]
     # a failing sequence is remembered as failing
     bad = [("authenticate_twitter", dict(creds)), ("post_tweet", {"content": 3})]
     assert probe._ran(bad) is None and probe._ran([c for c in bad]) is None

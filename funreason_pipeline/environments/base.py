@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator, ValidationError

@@ -26,22 +26,12 @@ from funreason_pipeline.environments.base import (
     invoke_tool,
     public_state,
 )
+from funreason_pipeline.environments.bfcl_classes import BFCL_CLASSES, generate_scenario
 from funreason_pipeline.environments.failures import no_op_of
 from funreason_pipeline.models import ToolSpec
 
 _BACKEND = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 
-# class -> (module, function-doc file); mirrors bfcl_eval.constants.executable_backend_config
-BFCL_CLASSES: dict[str, tuple[str, str]] = {
-    "GorillaFileSystem": ("gorilla_file_system", "gorilla_file_system.json"),
-    "MathAPI": ("math_api", "math_api.json"),
-    "MessageAPI": ("message_api", "message_api.json"),
-    "TwitterAPI": ("posting_api", "posting_api.json"),
-    "TicketAPI": ("ticket_api", "ticket_api.json"),
-    "TradingBot": ("trading_bot", "trading_bot.json"),
-    "TravelAPI": ("travel_booking", "travel_booking.json"),
-    "VehicleControlAPI": ("vehicle_control", "vehicle_control.json"),
-}
 
 # Gorilla type names -> JSON Schema type names
 _GORILLA_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string", "list": "array"}
@@ -89,8 +79,7 @@ def _lift_enum(prop: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def _function_docs(class_name: str) -> tuple[dict[str, Any], ...]:
-    _, doc_file = BFCL_CLASSES[class_name]
-    text = (resources.files("bfcl_eval") / "data" / "multi_turn_func_doc" / doc_file).read_text()
+    text = (resources.files("bfcl_eval") / "data" / "multi_turn_func_doc" / BFCL_CLASSES[class_name].doc_file).read_text()
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
 
 
@@ -121,8 +110,7 @@ def _allow_list(class_name: str) -> dict[str, ToolSpec]:
 
 @cache
 def _bfcl_class(class_name: str) -> type:
-    module_name, _ = BFCL_CLASSES[class_name]
-    return getattr(importlib.import_module(f"{_BACKEND}.{module_name}"), class_name)
+    return getattr(importlib.import_module(f"{_BACKEND}.{BFCL_CLASSES[class_name].module}"), class_name)
 
 
 @cache
@@ -234,16 +222,10 @@ class BfclFactory:
         return list(bfcl_tool_specs(self.class_name))
 
     def argument_examples(self) -> dict[str, list[dict[str, Any]]]:
-        from funreason_pipeline.environments.bfcl_examples import BFCL_ARGUMENT_EXAMPLES
-
-        return BFCL_ARGUMENT_EXAMPLES.get(self.class_name, {})
+        return dict(BFCL_CLASSES[self.class_name].argument_examples)
 
     def unusable_tools(self) -> dict[str, str]:
-        from funreason_pipeline.environments.bfcl_examples import BFCL_UNUSABLE
-
-        return BFCL_UNUSABLE.get(self.class_name, {})
+        return dict(BFCL_CLASSES[self.class_name].unusable)
 
     def generate_scenario(self, seed: int) -> dict[str, Any]:
-        from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
-
         return generate_scenario(self.class_name, seed)
