@@ -69,8 +69,9 @@ class _Ran:
             except CyclicStateError:
                 return None  # e.g. a directory copied into itself: not a usable prefix
             self.seen = harvest(snap), harvest_rows(snap)
-        # copies: the caller may extend them
-        return None if self.seen is None else (list(self.seen[0]), list(self.seen[1]))
+        # the same lists every time, to be read only: the argument provider keeps what it worked
+        # out about a list (value groups, fitting values) for as long as it is handed the same one
+        return self.seen
 
 
 class WorldProbe:
@@ -204,7 +205,7 @@ class WorldProbe:
             seen = ran.state() if ran is not None else None
             if seen is None:
                 continue
-            world, results = ran.world.copy(), list(ran.results)
+            world, results = ran.world.copy(), ran.results
             after_state, rows = seen
             tries = -1
             b_tries = self.attempts
@@ -248,7 +249,7 @@ class WorldProbe:
             ran = self._ran(calls)
             if ran is None:
                 continue
-            world, results = ran.world, list(ran.results)
+            world, results = ran.world, ran.results
             spec = self.by_name[b]
             a_at = max(i for i, (n, _) in enumerate(calls) if n == a)
             mine = [v for v in results if v.source == a_at and _fits_param(spec, param, v)]
@@ -289,7 +290,7 @@ class WorldProbe:
                 continue
             for _ in range(self.attempts):
                 state, rows = ran.state()
-                args = self.provider.propose(self.by_name[tool], list(ran.results), state, rng, rows=rows).args
+                args = self.provider.propose(self.by_name[tool], ran.results, state, rng, rows=rows).args
                 if ran.world.copy().call(tool, args).ok:
                     self.recipes[tool] = self.recipes[e.src_tool] + [(tool, args)]
                     return self.recipes[tool]
@@ -310,7 +311,7 @@ class WorldProbe:
                 seen = ran.state() if ran is not None else None
                 if seen is None:
                     return None
-                a_args = self.provider.propose(self.by_name[a], list(ran.results), seen[0], self.rng,
+                a_args = self.provider.propose(self.by_name[a], ran.results, seen[0], self.rng,
                                                rows=seen[1]).args
             calls.append((a, a_args))
         return calls
