@@ -10,14 +10,7 @@ import re
 
 import pytest
 
-from funreason_pipeline.environments.bfcl_scenarios import (
-    AUTH_CLASSES,
-    GENERATORS,
-    SUPPORTED_CLASSES,
-    generate_scenario,
-    is_logged_in,
-    login_call,
-)
+from funreason_pipeline.environments.bfcl_classes import BFCL_CLASSES, generate_scenario
 from funreason_pipeline.environments.decontamination import canonical_json, is_contaminated_config
 
 SEEDS = range(30)
@@ -31,13 +24,22 @@ _MODULES = {
     "TravelAPI": "travel_booking",
     "VehicleControlAPI": "vehicle_control",
 }
-_AUTH_KEYS = {  # the only keys a forced login state may change
-    "MessageAPI": {"current_user"},
-    "TwitterAPI": {"authenticated"},
-    "TicketAPI": {"current_user"},
-    "TradingBot": {"authenticated"},
-    "TravelAPI": {"access_token", "token_type", "token_expires_in", "token_scope"},
-}
+SUPPORTED_CLASSES = tuple(BFCL_CLASSES)
+AUTH_CLASSES = sorted(c for c, record in BFCL_CLASSES.items() if record.login_tool)
+
+
+def _login_args(class_name, scenario):
+    """The credentials a scenario carries, as its user would quote them to the login tool."""
+    if class_name == "MessageAPI":  # the first user is the workspace owner
+        return {"user_id": next(iter(scenario["user_map"].values()))}
+    if class_name == "TravelAPI":
+        return {k: scenario[k] for k in ("client_id", "client_secret", "refresh_token", "grant_type",
+                                         "user_first_name", "user_last_name")}
+    return {"username": scenario["username"], "password": scenario["password"]}
+
+
+def _starts_logged_in(class_name, scenario):
+    return bool(scenario[BFCL_CLASSES[class_name].login_state])
 
 
 def _new(class_name, scenario=None, long_context=False):
@@ -82,7 +84,10 @@ def scenarios():
 
 
 def test_supported_classes():
-    assert set(SUPPORTED_CLASSES) == set(_MODULES) == set(GENERATORS)
+    assert set(SUPPORTED_CLASSES) == set(_MODULES)
+    assert all(BFCL_CLASSES[c].module == m for c, m in _MODULES.items())
+    # a class has a login tool exactly when its scenarios say whether they start logged in
+    assert all(bool(r.login_tool) == bool(r.login_state) for r in BFCL_CLASSES.values())
 
 
 def test_unknown_class_raises_key_error():
@@ -111,7 +116,8 @@ def test_deterministic_and_independent_of_global_random(class_name):
     generate_scenario(class_name, 42)
     assert random.getstate() == state  # the global generator was not consumed
     # Same for the bare generators, given equal rngs.
-    assert GENERATORS[class_name](random.Random(5)) == GENERATORS[class_name](random.Random(5))
+    generate = BFCL_CLASSES[class_name].generate
+    assert generate(random.Random(5)) == generate(random.Random(5))
 
 
 @pytest.mark.parametrize("class_name", [c for c in SUPPORTED_CLASSES if c != "MathAPI"])
@@ -136,45 +142,40 @@ def test_not_a_bfcl_test_config(class_name, scenarios):
 # ---- login state ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("class_name", sorted(AUTH_CLASSES))
-def test_login_state_depends_on_seed_and_can_be_forced(class_name, scenarios):
-    states = [is_logged_in(class_name, s) for s in scenarios[class_name]]
-    assert 6 <= sum(states) <= 24, states  # roughly half logged out
-    for seed in range(6):
-        seeded = generate_scenario(class_name, seed)
-        for forced in (True, False):
-            variant = generate_scenario(class_name, seed, logged_in=forced)
-            assert is_logged_in(class_name, variant) is forced
-            changed = {k for k in seeded if seeded[k] != variant[k]}
-            assert changed <= _AUTH_KEYS[class_name]
-            assert (changed == set()) == (is_logged_in(class_name, seeded) is forced)
-
-
-def test_no_login_classes_ignore_logged_in():
-    for class_name in ("GorillaFileSystem", "VehicleControlAPI", "MathAPI"):
-        assert is_logged_in(class_name, generate_scenario(class_name, 1)) is None
-        assert login_call(class_name, generate_scenario(class_name, 1)) is None
-        assert generate_scenario(class_name, 1, logged_in=False) == generate_scenario(class_name, 1)
-
-
 _PROTECTED = {  # a tool that must fail while logged out
     "MessageAPI": lambda i, s: i.send_message(next(iter(s["user_map"].values())), "hi"),
     "TwitterAPI": lambda i, s: i.post_tweet("hello"),
     "TicketAPI": lambda i, s: i.create_ticket("Broken keyboard", "Keys stick", 2),
     "TradingBot": lambda i, s: i.get_account_info(),
-    "TravelAPI": lambda i, s: i.get_credit_card_balance("guess", next(iter(s["credit_card_list"]))),
+    "TravelAPI": lambda i, s: i.get_credit_card_balance(s["access_token"] or "guess", next(iter(s["credit_card_list"]))),
 }
 
 
-@pytest.mark.parametrize("class_name", sorted(AUTH_CLASSES))
+def _works(result):
+    try:
+        _err(result)
+    except AssertionError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("class_name", AUTH_CLASSES)
+def test_about_half_the_seeds_start_logged_in_as_the_login_field_says(class_name, scenarios):
+    states = [_starts_logged_in(class_name, s) for s in scenarios[class_name]]
+    assert 6 <= sum(states) <= 24, states
+    for scenario, logged_in in zip(scenarios[class_name], states):  # the class itself agrees
+        assert _works(_PROTECTED[class_name](_new(class_name, scenario), scenario)) is logged_in
+
+
+@pytest.mark.parametrize("class_name", AUTH_CLASSES)
 def test_login_with_stored_credentials(class_name):
-    for seed in range(10):
-        scenario = generate_scenario(class_name, seed, logged_in=False)
+    logged_out = [s for s in (generate_scenario(class_name, seed) for seed in range(40))
+                  if not _starts_logged_in(class_name, s)]
+    assert len(logged_out) >= 5
+    for scenario in logged_out[:10]:
         inst = _new(class_name, scenario)
         _err(_PROTECTED[class_name](inst, scenario))
-        tool, args = login_call(class_name, scenario)
-        assert tool == AUTH_CLASSES[class_name]
-        result = ok(getattr(inst, tool)(**args))
+        result = ok(getattr(inst, BFCL_CLASSES[class_name].login_tool)(**_login_args(class_name, scenario)))
         assert result.get("login_status", True) and result.get("authentication_status", True)
         assert result.get("success", True)
         if class_name == "TravelAPI":  # the new token unlocks the protected calls
@@ -246,9 +247,8 @@ def test_file_system_tools(scenarios):
 
 def _logged_in(class_name, scenario):
     inst = _new(class_name, scenario)
-    if not is_logged_in(class_name, scenario):
-        tool, args = login_call(class_name, scenario)
-        ok(getattr(inst, tool)(**args))
+    if not _starts_logged_in(class_name, scenario):
+        ok(getattr(inst, BFCL_CLASSES[class_name].login_tool)(**_login_args(class_name, scenario)))
     return inst
 
 
@@ -349,8 +349,8 @@ def test_travel_tools(scenarios):
         api = _new("TravelAPI", scenario)
         token = scenario["access_token"]
         if token is None:
-            tool, args = login_call("TravelAPI", scenario)
-            token = ok(getattr(api, tool)(**args))["access_token"]
+            login = BFCL_CLASSES["TravelAPI"].login_tool
+            token = ok(getattr(api, login)(**_login_args("TravelAPI", scenario)))["access_token"]
         assert ok(api.travel_get_login_status())["status"] is True
         card_id, card = next(iter(scenario["credit_card_list"].items()))
         assert ok(api.get_credit_card_balance(token, card_id))["card_balance"] == card["balance"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
+from funreason_pipeline.environments.bfcl_classes import generate_scenario
 from funreason_pipeline.environments.decontamination import (
     NgramIndex,
     bfcl_question_index,

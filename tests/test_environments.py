@@ -147,3 +147,68 @@ def test_check_arguments_validates_nested_items_and_any_of():
         "argument 'tags[1]' of t must be one of ['a', 'b'], got 'c'"
     assert "argument 'when' of t" in check_arguments(spec, {"updates": {}, "when": 3})
     assert check_arguments(spec, {"tags": []}) == "missing required argument(s) for t: updates"
+
+
+def _twitter(authenticated=True):
+    env = BfclEnvironment("TwitterAPI")
+    env.load_scenario({"username": "u", "password": "p", "authenticated": authenticated, "tweets": {},
+                       "comments": {}, "retweets": {}, "following_list": [], "tweet_counter": 0})
+    return env
+
+
+def test_a_copy_is_of_the_state_at_copy_time_and_copies_of_copies_are_independent():
+    # copies come from pickled bytes kept until the next call: a copy taken after a call must show
+    # it, and neither side's calls may reach the other
+    env = _twitter()
+    before = env.copy()
+    assert env.call("post_tweet", {"content": "one"}).ok
+    after = env.copy()
+    assert len(after.snapshot()["tweets"]) == 1 and before.snapshot()["tweets"] == {}
+    grand = after.copy()
+    assert after.call("post_tweet", {"content": "two"}).ok
+    assert len(grand.snapshot()["tweets"]) == 1 and len(after.snapshot()["tweets"]) == 2
+    assert len(env.snapshot()["tweets"]) == 1
+    # a copy of an untouched copy is the original state too (its bytes are passed on, not re-taken)
+    again = before.copy().copy()
+    assert again.call("post_tweet", {"content": "one"}).ok and again.snapshot() == env.snapshot()
+
+
+def test_a_copy_is_deep_like_deepcopy_on_every_class():
+    import copy as copy_module
+
+    from funreason_pipeline.environments.bfcl_classes import generate_scenario
+
+    for cls in BFCL_CLASSES:
+        env = BfclEnvironment(cls)
+        env.load_scenario(generate_scenario(cls, 3))
+        deep = BfclEnvironment(cls, copy_module.deepcopy(env._instance))
+        twin = env.copy()
+        assert twin.snapshot() == deep.snapshot() == env.snapshot()
+        assert twin.copy()._live() is not twin._live() is not env._live()
+    # the file system's parent links stay links to the copied directories, not to the original's
+    fs = BfclEnvironment("GorillaFileSystem")
+    fs.load_scenario(generate_scenario("GorillaFileSystem", 3))
+    assert fs.call("mkdir", {"dir_name": "fresh"}).ok
+    live = fs.copy()._live()
+    assert live._current_dir.contents["fresh"].parent is live._current_dir
+    assert live._current_dir is not fs._live()._current_dir
+
+
+def test_quick_argument_checks_agree_with_jsonschema():
+    from funreason_pipeline.environments.base import _validator
+    from funreason_pipeline.models import ToolSpec
+
+    spec = ToolSpec(name="t", class_name="C", method="t", description="", parameters={
+        "type": "object", "required": [], "properties": {
+            "s": {"type": "string", "description": "x", "default": "a"}, "i": {"type": "integer"},
+            "n": {"type": "number"}, "b": {"type": "boolean"}, "e": {"type": "string", "enum": ["on", "off"]},
+            "l": {"type": "array", "items": {"type": "number"}}, "d": {"type": "object"},
+            "m": {"type": "string", "minLength": 3}}})
+    values = ["", "on", "ab", "abcd", 0, 1, -3, 1.0, 2.5, True, False, None, [], [1, 2.5], [1, "x"], [True],
+              (1, 2), {}, {"k": 1}]
+    validator = _validator(json.dumps(spec.parameters, sort_keys=True))
+    for name in spec.properties:
+        for v in values:
+            jsonschema_ok = validator.is_valid({name: v})
+            assert (check_arguments(spec, {name: v}) is None) == jsonschema_ok, (name, v)
+    assert check_arguments(spec, {"m": "ab"}) == "argument 'm' of t: 'ab' is too short"

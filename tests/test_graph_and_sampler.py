@@ -76,7 +76,7 @@ def _independent_replay(traj, tools):
     instances = {}
     for cls_name in {t.class_name for t in tools}:
         module = importlib.import_module(
-            "bfcl_eval.eval_checker.multi_turn_eval.func_source_code." + BFCL_CLASSES[cls_name][0])
+            "bfcl_eval.eval_checker.multi_turn_eval.func_source_code." + BFCL_CLASSES[cls_name].module)
         inst = getattr(module, cls_name)()
         if hasattr(inst, "_load_scenario"):
             inst._load_scenario(copy.deepcopy(traj.scenario.get(cls_name, {})), long_context=False)
@@ -371,3 +371,39 @@ def test_attempts_stop_when_new_arguments_get_the_same_answer(monkeypatch):
     # without the stop, the target's 8 attempts all hear "Start the engine ..." at least once
     longest_before, failed_before = same_error_runs(SamplerConfig(same_error_stop=99))
     assert longest_before > SamplerConfig().same_error_stop and failed < failed_before
+
+
+def test_a_call_sequence_runs_once_per_scenario_and_a_repeat_gets_what_a_run_gives():
+    from funreason_pipeline.environments.toolsets import World
+    from funreason_pipeline.graph.probe import WorldProbe
+    from funreason_pipeline.matching.arguments import ArgumentProvider
+
+    ts = toolset_by_name("twitter")
+    tools = sorted(toolset_tools(ts), key=lambda t: t.name)
+    scenario = generate_scenario(ts, 1)
+    probe = WorldProbe(tools, World.from_scenario(ts, scenario, tools), 0, ArgumentProvider(explore=True),
+                       random.Random(0), {}, 4, 3)
+    creds = {"username": scenario["TwitterAPI"]["username"], "password": scenario["TwitterAPI"]["password"]}
+
+    def calls():  # fresh argument dicts each time, as proposals are
+        return [("authenticate_twitter", dict(creds)), ("post_tweet", {"content": "hi"})]
+
+    first_calls, again_calls = calls(), calls()
+    first = probe._ran(first_calls)
+    assert first is not None and probe.observed["post_tweet"]
+    # the run wrote BFCL's mutable defaults into the arguments; a repeat writes them into its own
+    assert list(first_calls[1][1]) == ["content", "tags", "mentions"]
+    assert probe._ran(again_calls) is first
+    assert again_calls == first_calls and again_calls[1][1]["tags"] is not first_calls[1][1]["tags"]
+    # the memoised world is only copied: calls on a copy do not reach it
+    tweets = len(first.world.snapshot()["TwitterAPI"]["tweets"])
+    twin = first.world.copy()
+    assert twin.call("post_tweet", {"content": "more"}).ok
+    assert len(first.world.snapshot()["TwitterAPI"]["tweets"]) == tweets
+    assert len(twin.snapshot()["TwitterAPI"]["tweets"]) == tweets + 1
+    # the end state is harvested once: the argument provider's caches key on the very lists
+    state, rows = first.state()
+    assert state and rows and first.state()[0] is state and first.state()[1] is rows
+    # a failing sequence is remembered as failing
+    bad = [("authenticate_twitter", dict(creds)), ("post_tweet", {"content": 3})]
+    assert probe._ran(bad) is None and probe._ran([c for c in bad]) is None

@@ -12,6 +12,7 @@ import copy
 import importlib
 import inspect
 import json
+import pickle
 import re
 import textwrap
 from functools import cache
@@ -25,22 +26,12 @@ from funreason_pipeline.environments.base import (
     invoke_tool,
     public_state,
 )
+from funreason_pipeline.environments.bfcl_classes import BFCL_CLASSES, generate_scenario
 from funreason_pipeline.environments.failures import no_op_of
 from funreason_pipeline.models import ToolSpec
 
 _BACKEND = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 
-# class -> (module, function-doc file); mirrors bfcl_eval.constants.executable_backend_config
-BFCL_CLASSES: dict[str, tuple[str, str]] = {
-    "GorillaFileSystem": ("gorilla_file_system", "gorilla_file_system.json"),
-    "MathAPI": ("math_api", "math_api.json"),
-    "MessageAPI": ("message_api", "message_api.json"),
-    "TwitterAPI": ("posting_api", "posting_api.json"),
-    "TicketAPI": ("ticket_api", "ticket_api.json"),
-    "TradingBot": ("trading_bot", "trading_bot.json"),
-    "TravelAPI": ("travel_booking", "travel_booking.json"),
-    "VehicleControlAPI": ("vehicle_control", "vehicle_control.json"),
-}
 
 # Gorilla type names -> JSON Schema type names
 _GORILLA_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string", "list": "array"}
@@ -88,8 +79,7 @@ def _lift_enum(prop: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def _function_docs(class_name: str) -> tuple[dict[str, Any], ...]:
-    _, doc_file = BFCL_CLASSES[class_name]
-    text = (resources.files("bfcl_eval") / "data" / "multi_turn_func_doc" / doc_file).read_text()
+    text = (resources.files("bfcl_eval") / "data" / "multi_turn_func_doc" / BFCL_CLASSES[class_name].doc_file).read_text()
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
 
 
@@ -114,9 +104,13 @@ def bfcl_tool_specs(class_name: str) -> tuple[ToolSpec, ...]:
 
 
 @cache
+def _allow_list(class_name: str) -> dict[str, ToolSpec]:
+    return {s.method: s for s in bfcl_tool_specs(class_name)}
+
+
+@cache
 def _bfcl_class(class_name: str) -> type:
-    module_name, _ = BFCL_CLASSES[class_name]
-    return getattr(importlib.import_module(f"{_BACKEND}.{module_name}"), class_name)
+    return getattr(importlib.import_module(f"{_BACKEND}.{BFCL_CLASSES[class_name].module}"), class_name)
 
 
 @cache
@@ -149,14 +143,30 @@ class BfclEnvironment:
                 f"unknown BFCL class {class_name!r}; known: {', '.join(sorted(BFCL_CLASSES))}"
             )
         self.class_name = class_name
-        self._instance = instance if instance is not None else _bfcl_class(class_name)()
-        self._specs = {s.method: s for s in bfcl_tool_specs(class_name)}  # the allow-list
+        self._specs = _allow_list(class_name)
+        self._instance: Any = instance if instance is not None else _bfcl_class(class_name)()
+        # The instance pickled, kept until it next changes: copies of an unchanged environment (a
+        # probe's fresh scenario, copied thousands of times) only unpickle, and only when used (a
+        # call of another class's tool leaves this one untouched). None: not frozen.
+        self._frozen: bytes | None = None
+
+    @classmethod
+    def _thawing(cls, class_name: str, frozen: bytes) -> BfclEnvironment:
+        env = cls.__new__(cls)
+        env.class_name, env._specs, env._instance, env._frozen = class_name, _allow_list(class_name), None, frozen
+        return env
+
+    def _live(self) -> Any:
+        if self._instance is None:
+            self._instance = pickle.loads(self._frozen)
+        return self._instance
 
     def tool_specs(self) -> list[ToolSpec]:
         return list(self._specs.values())
 
     def load_scenario(self, scenario: dict[str, Any]) -> None:
-        loader = getattr(self._instance, "_load_scenario", None)
+        loader = getattr(self._live(), "_load_scenario", None)
+        self._frozen = None
         if loader is None:  # stateless (MathAPI)
             return
         try:
@@ -179,16 +189,22 @@ class BfclEnvironment:
         # checker (which eval()s the recorded call) runs it with the one default list every instance
         # shares: `mention()` extends it, and a later tweet of another instance (the ground truth's)
         # starts with those mentions: execution_response_mismatch on a correct dialogue.
-        for name, value in _mutable_defaults(self._instance, method).items():
+        instance = self._live()
+        for name, value in _mutable_defaults(instance, method).items():
             arguments.setdefault(name, value)
+        self._frozen = None  # the call may change the instance
         # Copies: tools keep references to their inputs (a tweet stores its `tags` list).
-        return invoke_tool(getattr(self._instance, method), method, copy.deepcopy(arguments))
+        return invoke_tool(getattr(instance, method), method, copy.deepcopy(arguments))
 
     def snapshot(self) -> dict[str, Any]:
-        return public_state(self._instance)
+        return public_state(self._live())
 
     def copy(self) -> BfclEnvironment:
-        return BfclEnvironment(self.class_name, copy.deepcopy(self._instance))
+        # A pickle round trip is a deep copy (shared objects stay shared, a directory's parent link
+        # stays a cycle, a Random keeps its state) at a fraction of copy.deepcopy's cost.
+        if self._frozen is None:
+            self._frozen = pickle.dumps(self._instance, protocol=pickle.HIGHEST_PROTOCOL)
+        return BfclEnvironment._thawing(self.class_name, self._frozen)
 
 
 class BfclFactory:
@@ -206,16 +222,10 @@ class BfclFactory:
         return list(bfcl_tool_specs(self.class_name))
 
     def argument_examples(self) -> dict[str, list[dict[str, Any]]]:
-        from funreason_pipeline.environments.bfcl_examples import BFCL_ARGUMENT_EXAMPLES
-
-        return BFCL_ARGUMENT_EXAMPLES.get(self.class_name, {})
+        return dict(BFCL_CLASSES[self.class_name].argument_examples)
 
     def unusable_tools(self) -> dict[str, str]:
-        from funreason_pipeline.environments.bfcl_examples import BFCL_UNUSABLE
-
-        return BFCL_UNUSABLE.get(self.class_name, {})
+        return dict(BFCL_CLASSES[self.class_name].unusable)
 
     def generate_scenario(self, seed: int) -> dict[str, Any]:
-        from funreason_pipeline.environments.bfcl_scenarios import generate_scenario
-
         return generate_scenario(self.class_name, seed)

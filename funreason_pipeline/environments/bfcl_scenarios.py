@@ -3,31 +3,23 @@
 Why: BFCL ships only its *test* initial configs; synthesising training data on those would leak
 the benchmark. Each generator here builds a new state from a ``random.Random(seed)`` only (no
 global random, no clock), shaped exactly as the class's ``_load_scenario`` reads it and filled
-so that most tools succeed when called with values read from the state.
+so that most tools succeed when called with values read from the state. Which generator serves
+which class, and each class's other facts (its login tool, argument examples, unusable tools), are
+in bfcl_classes.py; ``bfcl_classes.generate_scenario`` is the entry point.
 
-Conventions worth knowing when writing questions against these states:
-
-* Auth-bearing classes draw "logged in or not" from the seed (about half each); force it with
-  ``generate_scenario(cls, seed, logged_in=...)``. Forcing changes only the auth fields.
-  ``login_call(cls, scenario)`` gives the login tool and arguments taken from the state.
-* Some classes check no credentials at all (TicketAPI, TradingBot, TravelAPI accept anything);
-  their scenarios still carry the credentials a user would quote (``username``/``password``,
-  ``client_id``/``client_secret``/``refresh_token``). ``_load_scenario`` ignores extra keys.
-* MessageAPI: the first entry of ``user_map`` is the workspace owner (the one who logs in).
-* TwitterAPI: ``comments`` uses *int* tweet ids as keys because BFCL's ``comment`` and
-  ``get_tweet_comments`` index by int and ``_load_scenario`` converts only ``tweets`` keys
-  (after a JSON round trip they become strings again: pre-existing comments then stay in the
-  state but ``get_tweet_comments`` no longer finds them).
+Auth-bearing classes draw "logged in or not" from the seed (about half each). Some classes check no
+credentials at all (TicketAPI, TradingBot, TravelAPI accept anything); their scenarios still carry
+the credentials a user would quote (``username``/``password``, ``client_id``/``client_secret``/
+``refresh_token``). ``_load_scenario`` ignores extra keys. TwitterAPI's ``comments`` uses *int*
+tweet ids as keys because BFCL's ``comment`` and ``get_tweet_comments`` index by int and
+``_load_scenario`` converts only ``tweets`` keys (after a JSON round trip they become strings again:
+pre-existing comments then stay in the state but ``get_tweet_comments`` no longer finds them).
 """
 
 from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
-from typing import Any
-
-from funreason_pipeline.environments.decontamination import is_contaminated_config
 
 # ---------------------------------------------------------------------------------------------
 # shared vocabulary
@@ -96,11 +88,9 @@ def _digits(rng: random.Random, length: int) -> str:
     return str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(length - 1))
 
 
-def _login_state(rng: random.Random, forced: bool | None) -> bool:
-    # Always drawn (first) so that forcing the state never shifts the draws that follow:
-    # a forced variant differs from the seeded one only in its auth fields.
-    seeded = rng.random() < 0.5
-    return seeded if forced is None else forced
+def _login_state(rng: random.Random) -> bool:
+    # drawn first: whether the scenario starts logged in (about half do)
+    return rng.random() < 0.5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -730,7 +720,7 @@ _THEMES = [
 ]
 
 
-def gen_gorilla_file_system(rng: random.Random, logged_in: bool | None = None) -> dict:
+def gen_gorilla_file_system(rng: random.Random) -> dict:
     c = _Ctx(rng)
     contents: dict = {}
     for theme in rng.sample(_THEMES, rng.randint(3, 5)):
@@ -767,8 +757,8 @@ _MESSAGE_TEMPLATES = [
 ]
 
 
-def gen_message_api(rng: random.Random, logged_in: bool | None = None) -> dict:
-    login = _login_state(rng, logged_in)
+def gen_message_api(rng: random.Random) -> dict:
+    login = _login_state(rng)
     n = rng.randint(4, 7)
     names = rng.sample(FIRST_NAMES, n)
     # IDs are contiguous and user_count is the highest number in use, so that add_contact
@@ -830,8 +820,8 @@ def _handle(rng: random.Random) -> str:
     return f"{first[0].lower()}{last.lower()}{rng.randint(1, 99)}"
 
 
-def gen_twitter_api(rng: random.Random, logged_in: bool | None = None) -> dict:
-    login = _login_state(rng, logged_in)
+def gen_twitter_api(rng: random.Random) -> dict:
+    login = _login_state(rng)
     username = _handle(rng)
     others = sorted({_handle(rng) for _ in range(8)} - {username})
     following = rng.sample(others, min(len(others), rng.randint(2, 5)))
@@ -898,8 +888,8 @@ def _work_username(rng: random.Random) -> str:
     return rng.choice([f"{first.lower()}.{last.lower()}", f"{first[0].lower()}{last.lower()}", first.lower()])
 
 
-def gen_ticket_api(rng: random.Random, logged_in: bool | None = None) -> dict:
-    login = _login_state(rng, logged_in)
+def gen_ticket_api(rng: random.Random) -> dict:
+    login = _login_state(rng)
     username = _work_username(rng)
     password = _password(rng)
     colleagues = [_work_username(rng) for _ in range(3)]
@@ -962,8 +952,8 @@ _STOCK_BASE = {
 }
 
 
-def gen_trading_bot(rng: random.Random, logged_in: bool | None = None) -> dict:
-    login = _login_state(rng, logged_in)
+def gen_trading_bot(rng: random.Random) -> dict:
+    login = _login_state(rng)
     username = _work_username(rng)
     password = _password(rng)
     symbols = rng.sample(list(_STOCK_BASE), rng.randint(9, len(_STOCK_BASE)))
@@ -1054,8 +1044,8 @@ def _flight_cost(base: int, travel_class: str, date: str) -> float:
     return float(base * _CLASS_FACTOR[travel_class] * (2 if digit_sum % 2 == 0 else 1))
 
 
-def gen_travel_api(rng: random.Random, logged_in: bool | None = None) -> dict:
-    login = _login_state(rng, logged_in)
+def gen_travel_api(rng: random.Random) -> dict:
+    login = _login_state(rng)
     first, last = _name(rng)
     cards = {}
     for _ in range(rng.randint(1, 3)):
@@ -1115,7 +1105,7 @@ _STREETS = ["Maple Ave", "Oak Street", "Harbor Blvd", "Pine Road", "Elm Court", 
 _CITIES = ["Rivermist", "Stonebrook", "Maplecrest", "Silverpine", "Shadowridge", "Oakendale", "Willowbend"]
 
 
-def gen_vehicle_control(rng: random.Random, logged_in: bool | None = None) -> dict:
+def gen_vehicle_control(rng: random.Random) -> dict:
     running = rng.random() < 0.35
     # A running car was started with all doors locked; a parked one has any mix.
     doors = {d: "locked" if running or rng.random() < 0.5 else "unlocked" for d in _DOORS}
@@ -1155,90 +1145,5 @@ def gen_vehicle_control(rng: random.Random, logged_in: bool | None = None) -> di
     }
 
 
-def gen_math_api(rng: random.Random, logged_in: bool | None = None) -> dict:
+def gen_math_api(rng: random.Random) -> dict:
     return {}  # MathAPI is stateless and has no _load_scenario
-
-
-# ---------------------------------------------------------------------------------------------
-# public API
-# ---------------------------------------------------------------------------------------------
-
-# Each takes (rng, logged_in=None); called with the rng alone it decides the login state itself.
-GENERATORS: dict[str, Callable[..., dict]] = {
-    "GorillaFileSystem": gen_gorilla_file_system,
-    "MathAPI": gen_math_api,
-    "MessageAPI": gen_message_api,
-    "TwitterAPI": gen_twitter_api,
-    "TicketAPI": gen_ticket_api,
-    "TradingBot": gen_trading_bot,
-    "TravelAPI": gen_travel_api,
-    "VehicleControlAPI": gen_vehicle_control,
-}
-
-SUPPORTED_CLASSES: tuple[str, ...] = tuple(GENERATORS)
-
-# Classes whose tools need a login -> their login tool.
-AUTH_CLASSES: dict[str, str] = {
-    "MessageAPI": "message_login",
-    "TwitterAPI": "authenticate_twitter",
-    "TicketAPI": "ticket_login",
-    "TradingBot": "trading_login",
-    "TravelAPI": "authenticate_travel",
-}
-
-_MAX_RETRIES = 16
-
-
-def _check_class(class_name: str) -> None:
-    if class_name not in GENERATORS:
-        raise KeyError(
-            f"no scenario generator for class {class_name!r}; supported: {', '.join(SUPPORTED_CLASSES)}"
-        )
-
-
-def is_logged_in(class_name: str, scenario: dict) -> bool | None:
-    """Whether ``scenario`` starts logged in; None for classes without a login."""
-    _check_class(class_name)
-    if class_name in ("MessageAPI", "TicketAPI"):
-        return bool(scenario.get("current_user"))
-    if class_name in ("TwitterAPI", "TradingBot"):
-        return bool(scenario.get("authenticated"))
-    if class_name == "TravelAPI":
-        return scenario.get("token_expires_in") not in (None, 0) and scenario.get("access_token") is not None
-    return None
-
-
-def login_call(class_name: str, scenario: dict) -> tuple[str, dict[str, Any]] | None:
-    """The login tool and arguments, taken from the scenario, that log its user in (None: no login)."""
-    _check_class(class_name)
-    if class_name == "MessageAPI":
-        return "message_login", {"user_id": next(iter(scenario["user_map"].values()))}
-    if class_name in ("TwitterAPI", "TicketAPI", "TradingBot"):
-        return AUTH_CLASSES[class_name], {"username": scenario["username"], "password": scenario["password"]}
-    if class_name == "TravelAPI":
-        return "authenticate_travel", {
-            "client_id": scenario["client_id"],
-            "client_secret": scenario["client_secret"],
-            "refresh_token": scenario["refresh_token"],
-            "grant_type": scenario["grant_type"],
-            "user_first_name": scenario["user_first_name"],
-            "user_last_name": scenario["user_last_name"],
-        }
-    return None
-
-
-def generate_scenario(class_name: str, seed: int, logged_in: bool | None = None) -> dict:
-    """A fresh, JSON-serialisable initial state for ``class_name``, fully determined by ``seed``.
-
-    ``logged_in`` forces the login state of auth-bearing classes (None: decided by the seed);
-    it is ignored for classes without a login. The result never equals a BFCL test config
-    (MathAPI aside: its only state is ``{}``, which BFCL uses too).
-    """
-    _check_class(class_name)
-    for attempt in range(_MAX_RETRIES):
-        # Retries (astronomically unlikely) re-derive deterministically from the same seed.
-        rng = random.Random(seed if attempt == 0 else f"{seed}/retry{attempt}")
-        scenario = GENERATORS[class_name](rng, logged_in)
-        if class_name == "MathAPI" or not is_contaminated_config(class_name, scenario):
-            return scenario
-    raise RuntimeError(f"{class_name}: could not generate a non-BFCL scenario for seed {seed}")

@@ -250,7 +250,9 @@ class World:
         return {name: env.snapshot() for name, env in self.envs.items()}
 
     def copy(self) -> World:
-        return World(self.toolset, {n: e.copy() for n, e in self.envs.items()}, list(self.tools.values()))
+        twin = World.__new__(World)  # the same tools: their table is shared, not rebuilt (probing copies a lot)
+        twin.toolset, twin.envs, twin.tools = self.toolset, {n: e.copy() for n, e in self.envs.items()}, self.tools
+        return twin
 
 
 def generate_scenario(toolset: ToolsetConfig, seed: int) -> dict[str, dict[str, Any]]:

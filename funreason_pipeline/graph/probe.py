@@ -12,15 +12,17 @@ starting from one after which B complained about something else (startEngine: do
 
 from __future__ import annotations
 
+import copy
 import json
 import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_pipeline.environments.base import CyclicStateError
 from funreason_pipeline.environments.toolsets import World
 from funreason_pipeline.matching.arguments import ArgumentProvider
 from funreason_pipeline.matching.names import error_kind
-from funreason_pipeline.matching.values import Value, harvest, harvest_rows
+from funreason_pipeline.matching.values import Row, Value, harvest, harvest_rows
 from funreason_pipeline.models import Edge, ToolSpec
 
 Call = tuple[str, dict[str, Any]]
@@ -48,6 +50,30 @@ def probe_edges(tools: list[ToolSpec], worlds: list[World], provider: ArgumentPr
     return list(found.values())
 
 
+@dataclass
+class _Ran:
+    """A call sequence run from the fresh scenario: the world it ends in (never called again, only
+    copied), the values its results offer, and what its end state offers (harvested once; None when
+    the state contains itself)."""
+
+    world: World
+    results: list[Value]
+    seen: tuple[list[Value], list[Row]] | None = None
+    harvested: bool = field(default=False)
+
+    def state(self) -> tuple[list[Value], list[Row]] | None:
+        if not self.harvested:
+            self.harvested = True
+            try:
+                snap = self.world.snapshot()
+            except CyclicStateError:
+                return None  # e.g. a directory copied into itself: not a usable prefix
+            self.seen = harvest(snap), harvest_rows(snap)
+        # the same lists every time, to be read only: the argument provider keeps what it worked
+        # out about a list (value groups, fitting values) for as long as it is handed the same one
+        return self.seen
+
+
 class WorldProbe:
     """Probing on one fresh scenario; adds what it finds to the shared `found` edges."""
 
@@ -67,6 +93,10 @@ class WorldProbe:
         self.fresh_errors: dict[str, str] = {}
         # B -> {A: A's arguments after which B failed with a different complaint than fresh}
         self.progress: dict[str, dict[str, dict[str, Any]]] = {}
+        # call sequences already run from this scenario (most are run again and again: A's recipe
+        # before every B): tools are deterministic given their state (BFCL keeps its randomness in
+        # the instance), so the same calls end in the same state
+        self._runs: dict[str, tuple[_Ran | None, list[dict[str, Any]]]] = {}
 
     def run(self) -> None:
         self._fresh_recipes()
@@ -135,16 +165,31 @@ class WorldProbe:
             self.recipes.update(learned)
             prefixes = sorted(learned)
 
-    def _run(self, calls: list[Call]) -> tuple[World, list[Value]] | None:
+    def _ran(self, calls: list[Call]) -> _Ran | None:
+        """The calls run from the fresh scenario (memoised; None when one fails). Its world must
+        only be copied, never called."""
+        key = repr(calls)  # repr, not JSON: a tuple is no array to the schema check
+        if key in self._runs:
+            ran, filled = self._runs[key]
+            for (_, args), added in zip(calls, filled):
+                for k, v in added.items():
+                    args.setdefault(k, copy.deepcopy(v))
+            return ran  # its results were observed when it first ran
         world = self.base.copy()
         results: list[Value] = []
+        filled: list[dict[str, Any]] = []
+        ran: _Ran | None = _Ran(world, results)
         for pos, (name, args) in enumerate(calls):
+            given = set(args)
             res = world.call(name, args)
+            filled.append({k: copy.deepcopy(v) for k, v in args.items() if k not in given})
             if not res.ok:
-                return None
+                ran = None
+                break
             self._observe(name, res.value)
             results.extend(harvest(res.value, source=pos, producer=name))
-        return world, results
+        self._runs[key] = ran, filled
+        return ran
 
     def _try_after(self, prefix: tuple[str, ...], b: ToolSpec, variants: int | None = None,
                    fixed: dict[str, dict[str, Any]] | None = None) -> list[Call] | None:
@@ -156,15 +201,12 @@ class WorldProbe:
         variant = -1
         while (variant := variant + 1) < variants:
             calls = self._prefix_calls(prefix, fixed, fresh_args=variant > 0)
-            got = self._run(calls) if calls is not None else None
-            if got is None:
+            ran = self._ran(calls) if calls is not None else None
+            seen = ran.state() if ran is not None else None
+            if seen is None:
                 continue
-            world, results = got
-            try:
-                snap = world.snapshot()
-            except CyclicStateError:
-                continue
-            after_state, rows = harvest(snap), harvest_rows(snap)
+            world, results = ran.world.copy(), ran.results
+            after_state, rows = seen
             tries = -1
             b_tries = self.attempts
             while (tries := tries + 1) < b_tries:
@@ -204,18 +246,17 @@ class WorldProbe:
             before = self.recipes[b][:-1] if self._recipe_for(b, rng) else []
             # B's own prerequisites, then A's recipe (unless B's recipe already calls A: ship -> track)
             calls = before if any(n == a for n, _ in before) else before + self.recipes[a]
-            got = self._run(calls)
-            if got is None:
+            ran = self._ran(calls)
+            if ran is None:
                 continue
-            world, results = got
+            world, results = ran.world, ran.results
             spec = self.by_name[b]
             a_at = max(i for i, (n, _) in enumerate(calls) if n == a)
             mine = [v for v in results if v.source == a_at and _fits_param(spec, param, v)]
-            try:
-                snap = world.snapshot()
-            except CyclicStateError:
+            seen = ran.state()
+            if seen is None:
                 continue
-            state, rows = harvest(snap), harvest_rows(snap)
+            state, rows = seen
             by_key: dict[str, list[Value]] = {}
             for v in mine:
                 by_key.setdefault(v.key, []).append(v)
@@ -244,18 +285,13 @@ class WorldProbe:
         for e in sorted(self.found.values(), key=lambda e: e.src_tool):
             if e.kind != "state" or e.dst_tool != tool or e.src_tool not in self.recipes:
                 continue
-            got = self._run(self.recipes[e.src_tool])
-            if got is None:
-                continue
-            world, results = got
-            try:
-                snap = world.snapshot()
-            except CyclicStateError:
+            ran = self._ran(self.recipes[e.src_tool])
+            if ran is None or ran.state() is None:
                 continue
             for _ in range(self.attempts):
-                args = self.provider.propose(self.by_name[tool], results, harvest(snap), rng,
-                                             rows=harvest_rows(snap)).args
-                if world.copy().call(tool, args).ok:
+                state, rows = ran.state()
+                args = self.provider.propose(self.by_name[tool], ran.results, state, rng, rows=rows).args
+                if ran.world.copy().call(tool, args).ok:
                     self.recipes[tool] = self.recipes[e.src_tool] + [(tool, args)]
                     return self.recipes[tool]
         return None
@@ -271,15 +307,12 @@ class WorldProbe:
             if a in fixed:
                 a_args = fixed[a]
             elif fresh_args:
-                got = self._run(calls)
-                if got is None:
+                ran = self._ran(calls)
+                seen = ran.state() if ran is not None else None
+                if seen is None:
                     return None
-                try:
-                    snap = got[0].snapshot()
-                except CyclicStateError:
-                    return None
-                a_args = self.provider.propose(self.by_name[a], got[1], harvest(snap), self.rng,
-                                               rows=harvest_rows(snap)).args
+                a_args = self.provider.propose(self.by_name[a], ran.results, seen[0], self.rng,
+                                               rows=seen[1]).args
             calls.append((a, a_args))
         return calls
 
