@@ -39,7 +39,16 @@ def map_calls(fn: Callable[..., Any], calls: Sequence[tuple[tuple, dict]], worke
     and its arguments must then pickle)."""
     if workers <= 1 or len(calls) <= 1:
         return [fn(*args, **kwargs) for args, kwargs in calls]
-    return list(_pool(workers).map(_call, [(fn, args, kwargs) for args, kwargs in calls]))
+    # the biggest partitions first (longest job first), so the largest toolset does not start last
+    # and leave one worker idle at the end; results come back in the calls' order all the same
+    order = sorted(range(len(calls)), key=lambda i: -size(calls[i][1]))
+    futures = {i: _pool(workers).submit(_call, (fn, *calls[i])) for i in order}
+    return [futures[i].result() for i in range(len(calls))]
+
+
+def size(kwargs: dict[str, Any]) -> int:
+    """A partition's size: the rows of the frames it is given (tools, edges, trajectories, ...)."""
+    return sum(getattr(v, "height", 0) for v in kwargs.values())
 
 
 def _call(job: tuple[Callable[..., Any], tuple, dict]) -> Any:
