@@ -1,10 +1,24 @@
 import os
+import sqlite3
 import tempfile
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 # Dagster wants a home even for ephemeral test instances; never the developer's data/ folder
 os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp(prefix="funreason-test-home-"))
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_without_fsync(dbapi_connection, _record):
+    """The test Dagster instances (dg.instance_for_test: SQLite in a temporary directory) write every event
+    of a run in its own transaction, and each commit waited for the disk (an fsync), a large part of every
+    Dagster run in the tests. Without it a commit is still written to the OS at once, so a killed process
+    loses nothing (the crash tests kill processes, they do not cut the power); only this test process'
+    SQLite connections are affected, never DuckDB nor a subprocess."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
 
 # Fixtures that build a whole demo: every test using one is heavy (`make test-heavy`, CI's `make test-all`),
 # whether it says so or not. demo_day (tests/test_rl_export.py): a demo day of all 14 BFCL toolsets.

@@ -79,3 +79,13 @@ def build_chain(db: Path) -> dict:
     store(db, "day_export", out["day"])
     storage.create_lineage_view(db)  # what the day_export asset has the Store do
     return out
+
+
+# Dagster runs of a day in tests that check something independent of the number of rows (staleness, checks,
+# rejections, cards, secrets): 2 trajectories instead of 6; tool coverage then need not reach the default 0.75
+SMALL_TRAJECTORIES = {"trajectories_per_partition": 2, "min_tool_coverage": 0.0}
+
+
+def small_day(ops: dict | None = None) -> dict:
+    """A run config with SMALL_TRAJECTORIES for the trajectories asset, plus other `ops` config."""
+    return {"ops": {"trajectories": {"config": SMALL_TRAJECTORIES}, **(ops or {})}}

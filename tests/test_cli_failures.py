@@ -5,11 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cli_helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.heavy  # a CLI demo in a new process, end to end by nature (like the other CLI demos)
 def test_demo_of_only_a_broken_toolset_fails_clearly_without_exporting(tmp_path):
     env = clean_env()
     env.update(FUNREASON_TOOLSETS_EXTRA=str(ROOT / "tests" / "envs" / "toolsets.yaml"),

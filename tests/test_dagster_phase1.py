@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from funreason_pipeline.defs.phase1_assets import api_graph, tool_catalog, trajectories
 from funreason_pipeline.defs.resources import build_resources
@@ -62,13 +63,17 @@ def test_phase1_materializes_with_contract_checks_and_idempotent_reruns(tmp_db):
             assert toolsets == {"tickets", "messages"}
 
 
-def test_definitions_load_and_dg_check_defs_passes():
+def test_definitions_load():
     from funreason_pipeline.definitions import defs
 
     d = defs()
     dg.Definitions.validate_loadable(d)
     keys = {k.to_user_string() for k in d.resolve_all_asset_keys()}
     assert {"tool_catalog", "api_graph", "trajectories"} <= keys
+
+
+@pytest.mark.heavy  # a new Python process loading the project the way `dg` does (~30 s); the definitions
+def test_dg_check_defs_passes():  # themselves are validated in-process by test_definitions_load, everyday
     dg_bin = Path(sys.executable).parent / "dg"
     out = subprocess.run([str(dg_bin), "check", "defs"], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          check=False)

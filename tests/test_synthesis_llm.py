@@ -12,6 +12,7 @@ import duckdb
 import pytest
 from flow_helpers import run_llm
 from graph_helpers import bfcl_graph
+from stage_rows import small_day
 
 from funreason_pipeline.agents import prompts
 from funreason_pipeline.agents.advanced_tool import mentionable
@@ -155,6 +156,8 @@ def test_prompt_edit_resends_exactly_the_changed_requests(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("garbage", ["Sorry, I cannot help with that.", '{"wrong": "shape"}'])
 def test_unusable_endpoint_demo_finishes_and_every_turn_is_a_rejection(tmp_db, monkeypatch, garbage):
+    """A small day (stage_rows.small_day): every turn rejected, the raw answer kept and no secret in the
+    logs or the database hold for any number of turns."""
     from funreason_pipeline.cli import run_demo
 
     with TestServer(ServerConfig(scripts={r: [{"content": garbage}] for r in
@@ -163,7 +166,7 @@ def test_unusable_endpoint_demo_finishes_and_every_turn_is_a_rejection(tmp_db, m
         monkeypatch.setenv("FUNREASON_LLM_MODEL", "test-model")
         monkeypatch.setenv("FUNREASON_LLM_API_KEY", "sk-test-PLANTED-0123456789")
         with dg.instance_for_test() as inst:
-            assert run_demo("2026-07-02", ["tickets"], instance=inst)
+            assert run_demo("2026-07-02", ["tickets"], instance=inst, run_config=small_day())
             events = [str(e) for e in inst.all_logs(inst.get_runs()[0].run_id)]
     with duckdb.connect(str(tmp_db), read_only=True) as con:
         turns = sum(len(json.loads(t)) for (t,) in con.execute("SELECT turns FROM trajectories").fetchall())
