@@ -45,14 +45,17 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 # the everyday suite; the heavy end-to-end tests (@pytest.mark.heavy: cluster, browser, backfill daemon,
 # crash and resume, CLI demos, docs verbatim) are in test-heavy; test-all (what CI runs) is both, one session
+# --dist worksteal: a worker that runs out of tests takes pending ones from the other, so a long Dagster test
+# queued late on one worker does not leave the other idle at the end (xdist's default `load` hands out
+# fixed chunks)
 test: install mcp-servers
-	$(BIN)/pytest -q -n 2 -m "not heavy" tests
+	$(BIN)/pytest -q -n 2 --dist worksteal -m "not heavy" tests
 
 test-heavy: install mcp-servers
-	$(BIN)/pytest -q -n 2 -m heavy tests
+	$(BIN)/pytest -q -n 2 --dist worksteal -m heavy tests
 
 test-all: install mcp-servers
-	$(BIN)/pytest -q -n 2 tests
+	$(BIN)/pytest -q -n 2 --dist worksteal tests
 
 # the full fault suite: R1 fault mix and R2 crash-and-resume (LLM stage, DuckDB writes) at a larger size
 faults: install
