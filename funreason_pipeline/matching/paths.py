@@ -221,19 +221,28 @@ class PathChoice:
 
 
 def propose_path(spec: ToolSpec, param: str, role: PathRole, book: PathBook, args: dict[str, Any],
-                 rng: random.Random, prefer: str | None = None, producers: dict[int, str] | None = None) -> PathChoice | None:
+                 rng: random.Random, prefer: str | None = None, made_by: dict[int, str] | None = None) -> PathChoice | None:
     """A path (or a list of them) for `param`, or None when the world offers none that fits."""
-    if role.many:
-        return _many(role, book, rng)
-    if role.new:
-        return _new(spec, param, role, book, args, rng)
+    got = _many(role, book, rng) if role.many else _new(spec, param, role, book, args, rng) if role.new \
+        else _one(role, spec, book, rng, prefer, made_by)
+    values = got.value if got is not None and isinstance(got.value, list) else [got.value] if got else []
+    if not all(isinstance(v, str) and book.within(v) for v in values):
+        return None  # never a path outside the allowed directories
+    return got
+
+
+def _one(role: PathRole, spec: ToolSpec, book: PathBook, rng: random.Random, prefer: str | None,
+         made_by: dict[int, str] | None) -> PathChoice | None:
+    """An existing entry; an allowed directory itself only where a folder is looked into (it is
+    never moved, read as a file or renamed)."""
     edits = any(takes_edits(s) for s in spec.properties.values())
-    pool = _existing(role.kind, book, edits)
+    roots = {r.path for r in book.roots}
+    pool = [e for e in _existing(role.kind, book, edits) if role.kind == DIR or e.path not in roots]
     if not pool:
         return None
     seen = [e for e in pool if e.source is not None]
     mine = [e for e in pool if e.source is None]
-    preferred = [e for e in seen if prefer and (producers or {}).get(e.source) == prefer]
+    preferred = [e for e in seen if prefer and (made_by or {}).get(e.source) == prefer]
     pick = rng.choice(preferred) if preferred and rng.random() < 0.9 else \
         rng.choice(seen) if seen and (not mine or rng.random() < 0.6) else rng.choice(mine)
     return PathChoice(pick.path, pick.source)
@@ -287,7 +296,9 @@ def _new(spec: ToolSpec, param: str, role: PathRole, book: PathBook, args: dict[
     dirs = book.dirs()
     if not dirs:
         return None
-    moved = next((v for k, v in args.items() if k != param and isinstance(v, str) and book.within(v)), None)
+    roots = {r.path for r in book.roots}
+    moved = next((v for k, v in args.items() if k != param and isinstance(v, str) and book.within(v)
+                  and v not in roots), None)
     if moved is not None:
         name = moved.rsplit("/", 1)[1]
         kind = book.state.get(moved, FILE)
@@ -336,12 +347,12 @@ _LINES = ["Remember to review the budget before Friday.", "Call the landlord abo
 
 
 def propose_text(path: Any, book: PathBook, rng: random.Random, prefer: str | None = None,
-                 producers: dict[int, str] | None = None) -> PathChoice:
+                 made_by: dict[int, str] | None = None) -> PathChoice:
     """A file's text: another file's text a read showed (a copy; that read is its source), or new
     text, the user's to give, shaped by the extension (rows for a .csv, a heading for a .md, an
     object for a .json, lines of notes otherwise)."""
     copies = [(t, i) for p, (t, i) in sorted(book.read.items()) if p != path and t.strip()]
-    preferred = [c for c in copies if prefer and (producers or {}).get(c[1]) == prefer]
+    preferred = [c for c in copies if prefer and (made_by or {}).get(c[1]) == prefer]
     if preferred or (copies and rng.random() < 0.3):
         text, i = rng.choice(preferred or copies)
         return PathChoice(text, i)

@@ -174,8 +174,8 @@ def propose_sql(kind: str, book: TableBook, rng: random.Random) -> SqlChoice | N
     tables = [t for t in book.tables.values() if t.columns]
     if not tables:
         return None
-    if kind == "select":
-        return _select(book, tables, rng)
+    if kind == "select":  # a question of an empty table finds nothing: tables with rows, when any
+        return _select(book, [t for t in tables if t.rows] or tables, rng)
     return _write(book, tables, rng)
 
 
@@ -225,7 +225,7 @@ def _write(book: TableBook, tables: list[Table], rng: random.Random) -> SqlChoic
         others = [i for i, c in enumerate(t.columns) if i != key and not c.pk]
         if others and r < 0.35:
             i = rng.choice(others)
-            value = _value(t.columns[i], book, rng, avoid={repr(row[i])})
+            value = _value(t.columns[i], t, book, rng, avoid={repr(row[i])})
             return SqlChoice(f"UPDATE {t.name} SET {t.columns[i].name} = {literal(value)} {where}")
         return SqlChoice(f"DELETE FROM {t.name} {where}")
     cols = [c for c in t.columns if not (c.pk and c.type == "INTEGER")]  # an INTEGER PRIMARY KEY numbers itself
@@ -235,21 +235,25 @@ def _write(book: TableBook, tables: list[Table], rng: random.Random) -> SqlChoic
     values = []
     for c in cols:
         avoid = taken if key is not None and t.columns[key] == c else set()
-        values.append(literal(_value(c, book, rng, avoid)))
+        values.append(literal(_value(c, t, book, rng, avoid)))
     return SqlChoice(f"INSERT INTO {t.name} ({', '.join(c.name for c in cols)}) VALUES ({', '.join(values)})")
 
 
-def _value(col: Column, book: TableBook, rng: random.Random, avoid: set[str] = frozenset()) -> Any:
+def _value(col: Column, table: Table, book: TableBook, rng: random.Random, avoid: set[str] = frozenset()) -> Any:
     """A new value for a column, by its name and declared type: a reference (`customer_id`) holds a
     key its table has, a name a person's name, a city a city, an amount an amount."""
     for _ in range(10):
-        v = _draw(col, book, rng)
+        v = _draw(col, table, book, rng)
         if repr(v) not in avoid:
             return v
     return v
 
 
-def _draw(col: Column, book: TableBook, rng: random.Random) -> Any:
+_PEOPLE = frozenset({"customer", "employee", "member", "user", "person", "people", "patient", "student", "author",
+                     "contact", "client", "staff"})
+
+
+def _draw(col: Column, table: Table, book: TableBook, rng: random.Random) -> Any:
     words = tokens(col.name)
     typ = col.type.upper()
     if words[-1:] == ("id",) and len(words) > 1:
@@ -261,15 +265,17 @@ def _draw(col: Column, book: TableBook, rng: random.Random) -> Any:
         return rng.randint(1, 20) if not col.pk else rng.randint(100, 999)
     if any(x in typ for x in ("REAL", "FLOA", "DOUB", "NUM", "DEC")):
         return round(rng.uniform(5, 500), 2)
-    if "name" in words and not {"file", "table"} & set(words):
-        return person_name(col.name, rng) if len(words) == 1 or words[0] != "name" else person_name("name", rng)
+    if "name" in words and set(tokens(table.name)[-1:]) & _PEOPLE:  # a customer's name is a person's
+        return person_name(col.name, rng)
+    if "isbn" in words:
+        return f"978-{rng.randint(10**9, 10**10 - 1)}"
     if "city" in words or "location" in words:
         return rng.choice(_CITIES)
     if {"date", "on", "at"} & set(words):
         return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     if "email" in words:
         return f"{person_name('first', rng).lower()}@example.com"
-    if {"title", "subject"} & set(words):
+    if {"title", "subject", "name"} & set(words):
         return rng.choice(_TITLES)
     if "role" in words:
         return rng.choice(_ROLES)
