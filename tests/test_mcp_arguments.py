@@ -125,7 +125,7 @@ def test_paths_stay_inside_the_allowed_directory_and_keep_files_and_folders_apar
 
 
 def test_a_read_from_a_listing_names_that_listing_as_its_source():
-    ts, world, specs, scenario = _world("mcp_files", 0)
+    _, world, specs, scenario = _world("mcp_files", 0)
     listing = world.copy().call("list_directory", {"path": ROOT})
     book = _files_book(world, scenario, [ToolCall(tool="list_directory", arguments={"path": ROOT}, result=listing.value)])
     got = [P.propose_path(specs["read_text_file"], "path", P.path_role(specs["read_text_file"], "path"), book, {},
@@ -136,7 +136,7 @@ def test_a_read_from_a_listing_names_that_listing_as_its_source():
 
 
 def test_no_path_is_made_up_when_the_world_offers_none():
-    ts, world, specs, scenario = _world("mcp_files", 0)
+    _, world, specs, scenario = _world("mcp_files", 0)
     empty = P.book_of([ROOT], {}, [])
     provider = ArgumentProvider()
     for s in range(10):
@@ -152,7 +152,7 @@ def test_no_path_is_made_up_when_the_world_offers_none():
 
 
 def test_sql_is_written_from_the_tables_and_rows_the_database_holds():
-    ts, world, specs, _ = _world("mcp_sqlite", 0)
+    _, world, specs, _ = _world("mcp_sqlite", 0)
     book = _sqlite_book(world)
     snap = world.snapshot()["mcp:sqlite"]["state"]
     held = {repr(v) for t in snap["tables"].values() for row in t["rows"] for v in row}
@@ -183,7 +183,7 @@ def test_sql_is_written_from_the_tables_and_rows_the_database_holds():
 
 
 def test_no_sql_and_no_table_name_from_nowhere():
-    ts, world, specs, _ = _world("mcp_sqlite", 0)
+    _, world, specs, _ = _world("mcp_sqlite", 0)
     empty = S.book_of({"schema": [], "tables": {}}, [])
     provider = ArgumentProvider()
     for s in range(10):
@@ -206,7 +206,7 @@ def test_no_sql_and_no_table_name_from_nowhere():
 
 
 def test_an_empty_folder_made_is_a_change_and_a_file_written_back_is_not():
-    ts, world, specs, _ = _world("mcp_files", 0)
+    _, world, specs, _ = _world("mcp_files", 0)
     made = {"path": f"{ROOT}/ideas"}
     res = world.copy().call("create_directory", made)
     shaped = shape_turn(world, [ToolCall(tool="create_directory", arguments=made, result=res.value)], 0, 0, specs)
@@ -219,7 +219,7 @@ def test_an_empty_folder_made_is_a_change_and_a_file_written_back_is_not():
 
 
 def test_listing_a_folder_the_same_turn_made_reads_its_own_write():
-    ts, world, specs, _ = _world("mcp_files", 0)
+    _, world, specs, _ = _world("mcp_files", 0)
     w = world.copy()
     calls = []
     for tool, args in (("create_directory", {"path": f"{ROOT}/ideas"}), ("list_directory", {"path": f"{ROOT}/ideas"})):
