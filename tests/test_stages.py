@@ -144,6 +144,27 @@ def test_rl_stage_rows_score_one(chain):
     assert not rl.all_rejections()
 
 
+def test_rl_rows_drop_injected_error_responses_and_keep_their_retries(chain):
+    """An injected error response never ran: the RL replay runs it on a copy and drops it, so every
+    turn's ground truth (calls, results, end state) is the one of the same dialogue without it."""
+    from funreason_pipeline.stages.rl import rl_stage
+
+    inputs = (chain["trajectories"].frame, chain["queries"].frame, chain["cot_traces"].frame, chain["catalog"].frame)
+    dlg = dialogues_stage(DAY, TS, *inputs, error_injection_rate=1.0)
+    assert dlg.frame["error_tool_response"].all()
+    sft = sft_stage(DAY, TS, dlg.frame, **sft_inputs(chain))
+    rl = rl_stage(DAY, TS, sft.frame, chain["trajectories"].frame, chain["catalog"].frame)
+    assert _checks(rl)["ground_truth_scores_one"].passed and not rl.all_rejections()
+
+    def truths(out):
+        return {r["sample_id"]: json.loads(r["row"])["reward_model"]["ground_truth"] for r in out.frame.iter_rows(named=True)}
+
+    injected, plain = truths(rl), truths(chain["rl"])
+    assert injected and injected == {k: plain[k] for k in injected}
+    shown = [m["content"] for ms in sft.frame["messages"] for m in json.loads(ms) if m["role"] == "tool"]
+    assert any("error" in json.loads(c) for c in shown)  # the samples do show the injected responses
+
+
 def test_rl_check_fails_on_a_ground_truth_that_does_not_reach_its_end_state(chain):
     from funreason_pipeline.stages.rl import ground_truth_failures
 
