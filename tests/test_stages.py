@@ -165,6 +165,35 @@ def test_rl_rows_drop_injected_error_responses_and_keep_their_retries(chain):
     assert any("error" in json.loads(c) for c in shown)  # the samples do show the injected responses
 
 
+def test_score_each_gives_the_verdicts_of_scoring_each_row_alone(chain):
+    """score_each carries a dialogue's world from one turn's row to the next: only where the next
+    row's start is exactly that end. A wrong call, a dropped call, a reordering or a stray row must
+    give the verdicts score_calls gives row by row (a wrong world carried on would pass or fail others)."""
+    from funreason_pipeline.reward import score_calls, score_each
+    from funreason_pipeline.stages.rl import _own_calls
+
+    rows = [json.loads(r) for r in chain["rl"].frame["row"]]
+    assert len({r["extra_info"]["dialogue_id"] for r in rows}) < len(rows)  # dialogues of several turns
+    own = [_own_calls(r) for r in rows]
+    k = next(i for i in range(1, len(rows) - 1)
+             if rows[i + 1]["extra_info"]["dialogue_id"] == rows[i]["extra_info"]["dialogue_id"] and own[i])
+    wrong = [dict(c) for c in own[k]]
+    wrong[0] = {**wrong[0], "arguments": {**wrong[0]["arguments"], "unknown_argument": 1}}
+    variants = {
+        "as exported": list(zip(rows, own)),
+        "a wrong call mid-dialogue": [(r, wrong if i == k else c) for i, (r, c) in enumerate(zip(rows, own))],
+        "a call dropped mid-dialogue": [(r, c[:-1] if i == k else c) for i, (r, c) in enumerate(zip(rows, own))],
+        "no calls mid-dialogue": [(r, [] if i == k else c) for i, (r, c) in enumerate(zip(rows, own))],
+        "reversed": list(zip(rows, own))[::-1],
+        "a turn twice": [*list(zip(rows, own))[: k + 1], (rows[k], own[k]), *list(zip(rows, own))[k + 1:]],
+    }
+    for name, items in variants.items():
+        alone = [score_calls(r, c) for r, c in items]
+        assert list(score_each(items)) == alone, name
+        if name != "as exported" and name != "reversed" and name != "a turn twice":
+            assert alone[k].score < 1.0, name
+
+
 def test_rl_check_fails_on_a_ground_truth_that_does_not_reach_its_end_state(chain):
     from funreason_pipeline.stages.rl import ground_truth_failures
 
