@@ -254,9 +254,12 @@ def rl_export_files(rows: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
     files = {RL_FILE: rl_parquet_bytes(rows)}
     for split, name in (("train", RL_TRAIN_FILE), ("validation", RL_VALIDATION_FILE)):
         files[name] = rl_parquet_bytes([r for r in rows if r["extra_info"]["split"] == split])
+    # a partition's rows list the same tools: a run of rows with one `tools` text gives its tools
+    # once (tool_config_yaml keeps the last of equal schemas; a repeat of the same text changes nothing)
+    texts = [r["extra_info"]["tools"] for r in rows]
+    runs = [t for i, t in enumerate(texts) if i == 0 or t != texts[i - 1]]
     try:
-        files[TOOL_CONFIG_FILE] = tool_config_yaml(
-            t for r in rows for t in json.loads(r["extra_info"]["tools"])).encode("utf-8")
+        files[TOOL_CONFIG_FILE] = tool_config_yaml(t for text in runs for t in json.loads(text)).encode("utf-8")
     except ValueError:
         pass
     return files
