@@ -26,7 +26,7 @@ with postponed annotations looks its module up there and fails to load.
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -131,14 +131,20 @@ def start_world(info: Mapping[str, Any]) -> tuple[ToolsetConfig, World, list[Any
 class TurnEnv:
     """The environment of one RL row at the start of its turn; the model's calls run here."""
 
-    def __init__(self, row: Mapping[str, Any]):
+    def __init__(self, row: Mapping[str, Any], start: tuple[ToolsetConfig, World, list[Any], Any] | None = None):
+        """`start`: what `start_world(row's extra_info)` gives and that world's snapshot, when the
+        caller has them (score_each)."""
         info = _field(row, "extra_info") if "extra_info" in row else row
         reward_model = _field(row, "reward_model") if "reward_model" in row else row
         truth = _field(reward_model, "ground_truth")
         if not isinstance(truth, Mapping) or not isinstance(truth.get("calls"), list) or "end_state" not in truth:
             raise RowError("ground_truth must hold `calls` (a list) and `end_state`")
-        self.toolset, self.world, self.prior_results = start_world(info)
-        self.start_state = self._snapshot()
+        if start is None:
+            self.toolset, self.world, self.prior_results = start_world(info)
+            self.start_state = self._snapshot()
+        else:
+            self.toolset, self.world, self.prior_results, self.start_state = start
+        self.end_state: Any = None  # the snapshot verdict() took
         self.expected_calls = list(truth["calls"])
         self.expected_state = truth["end_state"]
         self.results: list[Any] = []
@@ -175,7 +181,7 @@ class TurnEnv:
 
     def verdict(self) -> Verdict:
         problems = [f"refused call: {r}" for r in self.refused]
-        end = self._snapshot()
+        end = self.end_state = self._snapshot()
         state_ok = end is not None and end == self.expected_state
         state_score = 1.0 if state_ok else _changed_leaf_share(self.start_state, self.expected_state, end)
         have = Counter(canonical(r) for r in [*self.prior_results, *self.results])
@@ -230,6 +236,57 @@ def score_calls(row: Mapping[str, Any], calls: Sequence[Any]) -> Verdict:
     env = TurnEnv(row)
     env.step(calls)
     return env.verdict()
+
+
+def _start_key(info: Any) -> tuple[list[Any], list[list[Any]]] | None:
+    """What fixes a row's start world, strictly (JSON text: key order, 1 vs 1.0 vs true differ): the
+    toolset, classes, initial_state, and per prior call its name, arguments and recorded result
+    (canonical, as start_world compares it). Returns (head, prior turns) to extend, or None when the
+    row is not well-formed enough to tell (score_calls then says why)."""
+    try:
+        head = [str(info.get("toolset")), json.dumps(_field(info, "classes")), json.dumps(_field(info, "initial_state"))]
+        prior = []
+        for turn in _field(info, "prior_calls"):
+            calls = []
+            for c in turn:
+                name, args = _as_call(c)
+                calls.append([name, json.dumps(args), canonical(c.get("result"))])
+            prior.append(calls)
+    except (RowError, TypeError, ValueError, AttributeError):
+        return None
+    return head, prior
+
+
+def score_each(items: Iterable[tuple[Mapping[str, Any], Sequence[Any]]]) -> Iterator[Verdict]:
+    """`score_calls(row, calls)` of each (row, calls), in order, the same verdicts, for less work on
+    the rows of one dialogue: a row whose start (toolset, classes, initial_state, prior calls with
+    their results) is exactly where an earlier item ended (its start plus its calls, every one run
+    and giving the result this row records for it, as replaying them in start_world must) carries
+    on in that item's world instead of rebuilding it from the initial state and replaying all the
+    earlier turns. Environments are deterministic (replaying is what every check relies on), so
+    that world is the one start_world would build; anything that does not match starts afresh."""
+    ends: dict[str, tuple[ToolsetConfig, World, list[Any], Any]] = {}
+    for row, calls in items:
+        info = _field(row, "extra_info") if isinstance(row, Mapping) and "extra_info" in row else row
+        key = _start_key(info) if isinstance(info, Mapping) else None
+        start = ends.pop(json.dumps(key), None) if key is not None else None
+        env = TurnEnv(row, start)
+        ran = []  # (name, arguments as given) of each call, before it runs (a call may fill in defaults)
+        for raw in calls:
+            try:
+                name, args = _as_call(raw)
+                ran.append([name, json.dumps(args)])
+            except (TypeError, ValueError):
+                ran = None
+                break
+        env.step(calls)
+        verdict = env.verdict()  # snapshots the end: the next turn's start, as nothing runs in between
+        if key is not None and ran is not None and not env.refused and len(env.results) == len(ran):
+            head, prior = key
+            done = [[n, a, canonical(r)] for (n, a), r in zip(ran, env.results)]
+            ends[json.dumps((head, [*prior, done]))] = (env.toolset, env.world,
+                                                        [*env.prior_results, *env.results], env.end_state)
+        yield verdict
 
 
 _TOOL_CALL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)

@@ -306,6 +306,23 @@ def test_bfcl_prompting_round_trip(samples):
     assert [m["weight"] for m in msgs if m["role"] == "assistant"] == [0, 0, 0, 0, 0, 1, 1]
 
 
+def test_bfcl_system_prompt_is_the_given_docs_each_time(samples):
+    """The system prompt is built once per docs content: a record with other docs for the same tool
+    names (another toolset's, an edited description, another key order) gets its own, the uncached text."""
+    from funreason_pipeline.export.bfcl_docs import from_openai_tool, with_language_hint
+    from funreason_pipeline.export.formats import bfcl_system_prompt
+
+    full = samples[2]
+    docs = {t["function"]["name"]: from_openai_tool(t) for t in full["tools"]}
+    edited = {**docs, "ls": {**docs["ls"], "description": "List, edited."}}
+    reordered = {**docs, "ls": dict(reversed(list(docs["ls"].items())))}
+    for functions in (docs, edited, reordered, docs):
+        got = to_bfcl_prompting_record(full, functions=functions)["messages"][0]["content"]
+        want = bfcl_system_prompt(with_language_hint([functions[t["function"]["name"]] for t in full["tools"]]))
+        assert got == want
+    assert "List, edited. Note that" in to_bfcl_prompting_record(full, functions=edited)["messages"][0]["content"]
+
+
 def test_render_rejects_what_has_no_call_syntax():
     with pytest.raises(ValueError):
         render_pythonic_calls([{"name": "f", "arguments": {"from": 1}}])  # keyword

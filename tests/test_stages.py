@@ -144,6 +144,56 @@ def test_rl_stage_rows_score_one(chain):
     assert not rl.all_rejections()
 
 
+def test_rl_rows_drop_injected_error_responses_and_keep_their_retries(chain):
+    """An injected error response never ran: the RL replay runs it on a copy and drops it, so every
+    turn's ground truth (calls, results, end state) is the one of the same dialogue without it."""
+    from funreason_pipeline.stages.rl import rl_stage
+
+    inputs = (chain["trajectories"].frame, chain["queries"].frame, chain["cot_traces"].frame, chain["catalog"].frame)
+    dlg = dialogues_stage(DAY, TS, *inputs, error_injection_rate=1.0)
+    assert dlg.frame["error_tool_response"].all()
+    sft = sft_stage(DAY, TS, dlg.frame, **sft_inputs(chain))
+    rl = rl_stage(DAY, TS, sft.frame, chain["trajectories"].frame, chain["catalog"].frame)
+    assert _checks(rl)["ground_truth_scores_one"].passed and not rl.all_rejections()
+
+    def truths(out):
+        return {r["sample_id"]: json.loads(r["row"])["reward_model"]["ground_truth"] for r in out.frame.iter_rows(named=True)}
+
+    injected, plain = truths(rl), truths(chain["rl"])
+    assert injected and injected == {k: plain[k] for k in injected}
+    shown = [m["content"] for ms in sft.frame["messages"] for m in json.loads(ms) if m["role"] == "tool"]
+    assert any("error" in json.loads(c) for c in shown)  # the samples do show the injected responses
+
+
+def test_score_each_gives_the_verdicts_of_scoring_each_row_alone(chain):
+    """score_each carries a dialogue's world from one turn's row to the next: only where the next
+    row's start is exactly that end. A wrong call, a dropped call, a reordering or a stray row must
+    give the verdicts score_calls gives row by row (a wrong world carried on would pass or fail others)."""
+    from funreason_pipeline.reward import score_calls, score_each
+    from funreason_pipeline.stages.rl import _own_calls
+
+    rows = [json.loads(r) for r in chain["rl"].frame["row"]]
+    assert len({r["extra_info"]["dialogue_id"] for r in rows}) < len(rows)  # dialogues of several turns
+    own = [_own_calls(r) for r in rows]
+    k = next(i for i in range(1, len(rows) - 1)
+             if rows[i + 1]["extra_info"]["dialogue_id"] == rows[i]["extra_info"]["dialogue_id"] and own[i])
+    wrong = [dict(c) for c in own[k]]
+    wrong[0] = {**wrong[0], "arguments": {**wrong[0]["arguments"], "unknown_argument": 1}}
+    variants = {
+        "as exported": list(zip(rows, own)),
+        "a wrong call mid-dialogue": [(r, wrong if i == k else c) for i, (r, c) in enumerate(zip(rows, own))],
+        "a call dropped mid-dialogue": [(r, c[:-1] if i == k else c) for i, (r, c) in enumerate(zip(rows, own))],
+        "no calls mid-dialogue": [(r, [] if i == k else c) for i, (r, c) in enumerate(zip(rows, own))],
+        "reversed": list(zip(rows, own))[::-1],
+        "a turn twice": [*list(zip(rows, own))[: k + 1], (rows[k], own[k]), *list(zip(rows, own))[k + 1:]],
+    }
+    for name, items in variants.items():
+        alone = [score_calls(r, c) for r, c in items]
+        assert list(score_each(items)) == alone, name
+        if name != "as exported" and name != "reversed" and name != "a turn twice":
+            assert alone[k].score < 1.0, name
+
+
 def test_rl_check_fails_on_a_ground_truth_that_does_not_reach_its_end_state(chain):
     from funreason_pipeline.stages.rl import ground_truth_failures
 

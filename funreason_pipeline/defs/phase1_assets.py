@@ -6,7 +6,6 @@ import dagster as dg
 import polars as pl
 
 from funreason_pipeline.defs.partitions import (
-    DAY_TOOLSET_EXPR,
     OWNERS,
     day_toolset_keys,
     day_toolset_partitions,
@@ -21,6 +20,7 @@ from funreason_pipeline.defs.results import (
     rejections_out,
     results,
     stage_deps,
+    table_out,
 )
 from funreason_pipeline.stages.graph import catalog_stage, graph_stage
 from funreason_pipeline.stages.inputs import partition_calls, toolset_calls
@@ -80,10 +80,9 @@ class TrajectoryConfig(dg.Config):
 @dg.multi_asset(
     name="trajectories",  # the op's name: run config stays {"ops": {"trajectories": ...}}
     outs={
-        "trajectories": dg.AssetOut(
-            group_name=GROUP_PHASE1, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="phase1-v1",
-            metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            description="Phase I: multi-turn ground-truth traces. A directed sampler walks the API graph toward a "
+        "trajectories": table_out(
+            GROUP_PHASE1, "phase1-v1", {"python", "duckdb", "polars"},
+            "Phase I: multi-turn ground-truth traces. A directed sampler walks the API graph toward a "
             "target tool per turn, executing every call on one evolving environment state."),
         "trajectories_rejections": rejections_out("trajectories", GROUP_PHASE1, "phase1-v1"),
     },

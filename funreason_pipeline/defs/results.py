@@ -57,6 +57,12 @@ def rejections_key(stage: str) -> str:
     return f"{stage}_rejections"
 
 
+def table_out(group: str, code_version: str, kinds: set[str], description: str) -> dg.AssetOut:
+    """A stage's table, partitioned by day x toolset, stored by the DuckDB IO manager."""
+    return dg.AssetOut(group_name=group, owners=OWNERS, kinds=kinds, code_version=code_version,
+                       metadata={"partition_expr": DAY_TOOLSET_EXPR}, description=description)
+
+
 def rejections_out(stage: str, group: str, code_version: str) -> dg.AssetOut:
     """The output holding `stage`'s rejections (its dropped items and why) in the `rejections` table."""
     return dg.AssetOut(

@@ -9,14 +9,19 @@ import dagster as dg
 import polars as pl
 
 from funreason_pipeline.defs.partitions import (
-    DAY_TOOLSET_EXPR,
-    OWNERS,
     day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
 )
 from funreason_pipeline.defs.resources import Processes
-from funreason_pipeline.defs.results import exports_out, per_partition, rejections_out, results, stage_deps
+from funreason_pipeline.defs.results import (
+    exports_out,
+    per_partition,
+    rejections_out,
+    results,
+    stage_deps,
+    table_out,
+)
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.rl import rl_stage
 
@@ -28,10 +33,9 @@ INS = ("sft_samples", "trajectories", "tool_catalog")
 @dg.multi_asset(
     name="rl_samples",
     outs={
-        "rl_samples": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "parquet"}, code_version=VERSION,
-            metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            description="RL rows (verl layout: data_source, prompt, ability, reward_model, extra_info): per user "
+        "rl_samples": table_out(
+            GROUP, VERSION, {"python", "duckdb", "parquet"},
+            "RL rows (verl layout: data_source, prompt, ability, reward_model, extra_info): per user "
             "turn the prompt, tools, initial state, prior calls and the turn's ground truth (calls + end state)."),
         "rl_samples_rejections": rejections_out("rl_samples", GROUP, VERSION),
         "rl_exports": exports_out("rl_exports", GROUP, VERSION,

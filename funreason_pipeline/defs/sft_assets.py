@@ -4,14 +4,19 @@ import dagster as dg
 import polars as pl
 
 from funreason_pipeline.defs.partitions import (
-    DAY_TOOLSET_EXPR,
-    OWNERS,
     day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
 )
 from funreason_pipeline.defs.resources import Processes
-from funreason_pipeline.defs.results import exports_out, per_partition, rejections_out, results, stage_deps
+from funreason_pipeline.defs.results import (
+    exports_out,
+    per_partition,
+    rejections_out,
+    results,
+    stage_deps,
+    table_out,
+)
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.sft import sft_stage
 
@@ -26,10 +31,9 @@ INS = ("dialogues", "trajectories", "tool_catalog", "api_graph", "queries", "cot
 @dg.multi_asset(
     name="sft_samples",
     outs={
-        "sft_samples": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version=VERSION,
-            metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            description="Verified, deduplicated, decontaminated SFT samples (one per user turn; earlier turns as "
+        "sft_samples": table_out(
+            GROUP, VERSION, {"python", "duckdb", "polars"},
+            "Verified, deduplicated, decontaminated SFT samples (one per user turn; earlier turns as "
             "context)."),
         "sft_samples_rejections": rejections_out("sft_samples", GROUP, VERSION),
         "sft_exports": exports_out(

@@ -10,14 +10,12 @@ import polars as pl
 
 from funreason_pipeline.agents.prompts import PHASE3_PROMPTS, prompt_version
 from funreason_pipeline.defs.partitions import (
-    DAY_TOOLSET_EXPR,
-    OWNERS,
     day_toolset_keys,
     day_toolset_partitions,
     per_toolset,
 )
 from funreason_pipeline.defs.resources import LLMResource, Processes, Store
-from funreason_pipeline.defs.results import per_partition, rejections_out, results, stage_deps
+from funreason_pipeline.defs.results import per_partition, rejections_out, results, stage_deps, table_out
 from funreason_pipeline.stages.dialogues import dialogues_stage
 from funreason_pipeline.stages.inputs import partition_calls
 from funreason_pipeline.stages.llm import llm_stages as run_llm_stages
@@ -39,17 +37,13 @@ LLM_DESCRIPTION = (
 
 @dg.multi_asset(
     outs={
-        "queries": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"},
-            metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            code_version=f"queries-{prompt_version('tooling', 'querying')}",
-            description="Phase II: each turn collapsed into an advanced tool (tooling agent) and a hard user "
+        "queries": table_out(
+            GROUP, f"queries-{prompt_version('tooling', 'querying')}", {"openai", "duckdb", "polars"},
+            "Phase II: each turn collapsed into an advanced tool (tooling agent) and a hard user "
             "query (querying agent); a query must contain every user-supplied value and no intermediate one."),
-        "cot_traces": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"openai", "duckdb", "polars"},
-            metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            code_version=f"cot-{prompt_version(*PHASE3_PROMPTS)}",
-            description="Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
+        "cot_traces": table_out(
+            GROUP, f"cot-{prompt_version(*PHASE3_PROMPTS)}", {"openai", "duckdb", "polars"},
+            "Phase III: the guided iterative chain - a reasoner solves each query with the primitive "
             "tools, verified by execution against the ground truth, with a critic's feedback for up to K_max "
             "attempts."),
         "queries_rejections": rejections_out("queries", GROUP, f"queries-{prompt_version('tooling', 'querying')}"),
@@ -82,10 +76,9 @@ class DialoguesConfig(dg.Config):
 @dg.multi_asset(
     name="dialogues",  # the op's name: run config stays {"ops": {"dialogues": ...}}
     outs={
-        "dialogues": dg.AssetOut(
-            group_name=GROUP, owners=OWNERS, kinds={"python", "duckdb", "polars"}, code_version="dialogues-v1",
-            metadata={"partition_expr": DAY_TOOLSET_EXPR},
-            description="Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with "
+        "dialogues": table_out(
+            GROUP, "dialogues-v1", {"python", "duckdb", "polars"},
+            "Phase IV: one multi-turn dialogue per trajectory in OpenAI chat format (system with "
             "tools; per turn user -> assistant reasoning + tool_calls -> tool results -> assistant reply), "
             "verified turns only."),
         "dialogues_rejections": rejections_out("dialogues", GROUP, "dialogues-v1"),

@@ -33,6 +33,7 @@ import keyword
 import math
 import os
 from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -453,6 +454,17 @@ def bfcl_system_prompt(functions: Iterable[Mapping[str, Any]], template: str | N
     return (template or _bfcl_prompt_template()).replace("{functions}", text)
 
 
+@lru_cache(maxsize=64)
+def _hinted_system_prompt(docs_json: str, template: str | None) -> str:
+    """`bfcl_system_prompt(with_language_hint(docs))` of the docs that `docs_json` (compact
+    ``json.dumps``) serialises. A toolset's samples list the same docs, and the indented dump is
+    pure-Python JSON: built once per content, not per record. The key is the docs' full content (key
+    order and values), and the text depends on nothing else, so a hit is the text a rebuild gives."""
+    from funreason_pipeline.export.bfcl_docs import with_language_hint
+
+    return bfcl_system_prompt(with_language_hint(json.loads(docs_json)), template)
+
+
 def _is_name(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
@@ -642,7 +654,7 @@ def to_bfcl_prompting_record(sample: Mapping[str, Any], system_template: str | N
     * replies as plain text; ``weight`` on every assistant message (1 in the current turn).
     ``train_from`` is re-indexed to this message list.
     """
-    from funreason_pipeline.export.bfcl_docs import from_openai_tool, with_language_hint
+    from funreason_pipeline.export.bfcl_docs import from_openai_tool
 
     sample = normalize_sample(sample)
     messages = sample["messages"]
@@ -651,7 +663,7 @@ def to_bfcl_prompting_record(sample: Mapping[str, Any], system_template: str | N
             for t in sample["tools"] for name in [_plain_functions([t])[0]["name"]]]
     by_name = {d["name"]: d for d in docs}
     out: list[dict[str, Any]] = [
-        {"role": "system", "content": bfcl_system_prompt(with_language_hint(docs), system_template)}
+        {"role": "system", "content": _hinted_system_prompt(json.dumps(docs), system_template)}
     ]
     _, rest = _split_system(messages)
     offset = len(messages) - len(rest)

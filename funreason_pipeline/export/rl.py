@@ -111,11 +111,14 @@ def _replay_turn(world: World, messages: list[dict[str, Any]]) -> list[dict[str,
             raise ReplayMismatch(f"tool message without a call: {m.get('tool_call_id')!r}")
         name, args = c["function"]["name"], json.loads(c["function"]["arguments"] or "{}")
         recorded = json.loads(m["content"])
-        trial = world.copy()
+        # only a recorded error can be an injected one whose call must leave no trace: run it on a
+        # copy; any other call runs in place (a mismatch raises, and the world is dropped with the row)
+        injectable = isinstance(recorded, dict) and "error" in recorded
+        trial = world.copy() if injectable else world
         res = trial.call(name, args)
         got = res.value if res.ok else {"error": res.error}
         if canonical(got) != canonical(recorded):
-            if isinstance(recorded, dict) and "error" in recorded:
+            if injectable:
                 continue  # injected: the world stays as it was
             raise ReplayMismatch(f"{name}: result differs on replay")
         world.envs = trial.envs
@@ -129,8 +132,9 @@ def _turn_slices(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def rl_row(sample: Mapping[str, Any], scenario: dict[str, Any], toolset: ToolsetConfig,
-           tools: list[ToolSpec]) -> dict[str, Any]:
-    """The RL row of one SFT sample (see the module docstring); raises ReplayMismatch."""
+           tools: list[ToolSpec], functions: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The RL row of one SFT sample (see the module docstring); raises ReplayMismatch. `functions`:
+    `bfcl_functions(tools)` when the caller has it (a partition's samples share their tools)."""
     s = normalize_sample(sample)
     messages, tf = s["messages"], s["train_from"]
     world = World.from_scenario(toolset, scenario, tools)
@@ -141,7 +145,7 @@ def rl_row(sample: Mapping[str, Any], scenario: dict[str, Any], toolset: Toolset
         end_state = to_json_value(world.snapshot())
     except CyclicStateError as exc:
         raise ReplayMismatch(f"the turn's end state cannot be compared: {exc}") from exc
-    bfcl = to_bfcl_prompting_record(s, functions=bfcl_functions(tools))
+    bfcl = to_bfcl_prompting_record(s, functions=bfcl_functions(tools) if functions is None else functions)
     prompt = hermes_prompt(messages[:tf])
     trajectory_id = str(s.get("trajectory_id") or s["dialogue_id"])
     initial_state, prior_calls = _dumps(scenario), _dumps(prior)
@@ -211,6 +215,7 @@ def rl_rows(samples: Iterable[Mapping[str, Any]], scenarios: Mapping[str, dict[s
     """RL rows of a partition's samples (each with its `trajectory_id`, whose scenario is looked up),
     and rejections ({item_id, reason, detail}) of the samples that could not become rows."""
     rows, rejections = [], []
+    functions = bfcl_functions(tools)
     for sample in samples:
         scenario = scenarios.get(sample.get("trajectory_id"))
         if scenario is None:
@@ -218,7 +223,7 @@ def rl_rows(samples: Iterable[Mapping[str, Any]], scenarios: Mapping[str, dict[s
                                "detail": f"trajectory {sample.get('trajectory_id')!r} not found"})
             continue
         try:
-            rows.append(rl_row(sample, scenario, toolset, tools))
+            rows.append(rl_row(sample, scenario, toolset, tools, functions))
         except ReplayMismatch as exc:
             rejections.append({"item_id": str(sample["sample_id"]), "reason": "rl_replay_mismatch",
                                "detail": str(exc)[:2000]})
@@ -249,9 +254,12 @@ def rl_export_files(rows: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
     files = {RL_FILE: rl_parquet_bytes(rows)}
     for split, name in (("train", RL_TRAIN_FILE), ("validation", RL_VALIDATION_FILE)):
         files[name] = rl_parquet_bytes([r for r in rows if r["extra_info"]["split"] == split])
+    # a partition's rows list the same tools: a run of rows with one `tools` text gives its tools
+    # once (tool_config_yaml keeps the last of equal schemas; a repeat of the same text changes nothing)
+    texts = [r["extra_info"]["tools"] for r in rows]
+    runs = [t for i, t in enumerate(texts) if i == 0 or t != texts[i - 1]]
     try:
-        files[TOOL_CONFIG_FILE] = tool_config_yaml(
-            t for r in rows for t in json.loads(r["extra_info"]["tools"])).encode("utf-8")
+        files[TOOL_CONFIG_FILE] = tool_config_yaml(t for text in runs for t in json.loads(text)).encode("utf-8")
     except ValueError:
         pass
     return files

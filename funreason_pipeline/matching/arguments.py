@@ -41,6 +41,18 @@ from funreason_pipeline.matching.names import (
     referenced_noun,
     tokens,
 )
+from funreason_pipeline.matching.paths import (
+    PathBook,
+    is_glob,
+    path_role,
+    propose_edits,
+    propose_glob,
+    propose_path,
+    propose_text,
+    takes_edits,
+    takes_text,
+)
+from funreason_pipeline.matching.sql import TableBook, names_a_table, propose_sql, propose_table, sql_kind
 from funreason_pipeline.matching.values import KEY, VALUE, Row, Value, json_type
 from funreason_pipeline.models import ToolSpec
 
@@ -197,11 +209,15 @@ class ArgumentProvider:
 
     def propose(
         self, spec: ToolSpec, results: list[Value], state: list[Value], rng: random.Random,
-        prefer: str | None = None, rows: list[Row] | None = None,
+        prefer: str | None = None, rows: list[Row] | None = None, paths: PathBook | None = None,
+        tables: TableBook | None = None, made_by: dict[int, str] | None = None,
     ) -> Proposal:
         """Arguments, and for values taken from earlier calls the call index and result field.
         `prefer`: a producer tool whose results should feed the arguments (an edge to exercise).
-        `rows`: values of the state that belong together (a username and its PIN), offered jointly."""
+        `rows`: values of the state that belong together (a username and its PIN), offered jointly.
+        `paths` / `tables`: what the world shows of a server's allowed directories or database, for
+        parameters that take a path or SQL text (matching/paths.py, matching/sql.py); `made_by`:
+        call index -> tool, for the sources those name."""
         proposal = Proposal(spec.name)
         args, sources, fields, made_up = proposal.args, proposal.sources, proposal.fields, proposal.made_up
         required = set(spec.required)
@@ -229,6 +245,15 @@ class ArgumentProvider:
             rate = 1.0 if fed and prefer in producers & made else 0.8 if fed else self.optional_rate
             if name in args or (name not in required and rng.random() > rate):
                 continue
+            if paths is not None or tables is not None:
+                composed = _composed(spec, name, args, rng, paths, tables, prefer, made_by)
+                if composed is not None:  # a path or a statement: composed from the world, or nothing
+                    if composed is not _NOTHING:
+                        args[name] = composed[0]
+                        proposal.labels[name] = ("composed",)
+                        if composed[1] is not None:
+                            sources[name], fields[name] = composed[1], "content"
+                    continue
             choice = self._unrepeated(spec, name, args, 4, lambda name=name, schema=schema: self._choose(
                 spec, name, schema, results, state, rng, prefer, rows))
             if choice is None:
@@ -781,6 +806,42 @@ class ArgumentProvider:
         if "dir" in tokens(name) or "folder" in tokens(name):
             return words[0]
         return " ".join(words)
+
+
+_NOTHING = ("nothing",)  # a path or SQL parameter the world offers nothing for: left out, never made up
+
+
+def _composed(spec: ToolSpec, name: str, args: dict[str, Any], rng: random.Random, paths: PathBook | None,
+              tables: TableBook | None, prefer: str | None, made_by: dict[int, str] | None) -> tuple | None:
+    """(value, source call or None) for a parameter that takes a path, an edit of a file, a search
+    pattern, SQL text or a table's name, composed from what the world shows; `_NOTHING` when it
+    takes one but the world offers none that fits (a made-up path or statement is never proposed);
+    None for any other parameter."""
+    schema = spec.properties[name]
+    if paths is not None and paths.roots:
+        role = path_role(spec, name)
+        if role is not None:
+            got = propose_path(spec, name, role, paths, args, rng, prefer, made_by)
+            return (got.value, got.source) if got else _NOTHING
+        fields = takes_edits(schema)
+        if fields is not None:
+            edits = propose_edits(schema, fields, args.get("path"), paths, rng)
+            return (edits, None) if edits else _NOTHING
+        if is_glob(spec, name):
+            glob = propose_glob(paths, rng)
+            return (glob, None) if glob else _NOTHING
+        if takes_text(spec, name):  # the user's new text, or a file's text a read showed: no other result's
+            got = propose_text(args.get("path"), paths, rng, prefer, made_by)
+            return got.value, got.source
+    if tables is not None:
+        kind = sql_kind(spec, name)
+        if kind is not None:
+            got = propose_sql(kind, tables, rng)
+            return (got.value, got.source) if got else _NOTHING
+        if names_a_table(name) and schema.get("type") == "string":
+            got = propose_table(tables, rng)
+            return (got.value, got.source) if got else _NOTHING
+    return None
 
 
 # verbs of tools that make the records they are given (their `name` is a new one)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from funreason_pipeline.environments.mcp_config import expand
 from funreason_pipeline.environments.toolsets import ToolsetConfig, World, toolset_argument_examples
 from funreason_pipeline.graph.api_graph import ApiGraph
 from funreason_pipeline.graph.build import response_fields
@@ -146,6 +147,24 @@ class SampleResult:
     reached_targets: list[str]
 
 
+def server_places(toolset: ToolsetConfig) -> tuple[dict[str, list[str]], set[str]]:
+    """(class -> its allowed directories, classes whose state is a SQLite database) of a toolset's MCP
+    servers. An allowed directory is a folder on the server's command line that holds its state (the
+    filesystem server's `{state_dir}/files`), as calls show it (`/workspace/files`): the user's own
+    workspace, whose paths the server takes."""
+    roots: dict[str, list[str]] = {}
+    databases: set[str] = set()
+    for cls in toolset.classes:
+        opts = toolset.server_options(cls)
+        if opts is None:
+            continue
+        if opts.state.kind == "dir" and opts.state.path in opts.args:
+            roots[cls] = [expand(opts.state.path, opts.visible_state_dir)]
+        elif opts.state.kind == "sqlite":
+            databases.add(cls)
+    return roots, databases
+
+
 class DirectedSampler:
     def __init__(self, toolset: ToolsetConfig, tools: list[ToolSpec], graph: ApiGraph,
                  config: SamplerConfig | None = None):
@@ -164,11 +183,13 @@ class DirectedSampler:
         self.provider = ArgumentProvider(data_fields=dict(graph.data_fields),
                                          examples=toolset_argument_examples(toolset, tools),
                                          proven_rows=graph.proven_rows)
+        self.roots, self.databases = server_places(toolset)
 
     def sample(self, trajectory_id: str, seed: int, scenario: dict, planner: TargetPlanner) -> SampleResult:
         """One trajectory on `scenario`: turns toward the planner's goals (sampling/walk.py)."""
         rng = random.Random(seed)
         walk = Walk(self, trajectory_id, rng, World.from_scenario(self.toolset, scenario, self.tool_list), planner)
+        walk.scenario = scenario
         planner.previous, planner.queued, planner.requeued = None, [], set()
         wanted = rng.randint(self.config.min_turns, self.config.max_turns)
         try:

@@ -145,14 +145,15 @@ class TurnNotKept(ValueError):
         self.undone_by = undone_by or []
 
 
-def _leaves(obj: Any, path: str = "", out: dict[str, str] | None = None) -> dict[str, str]:
+def _leaves(obj: Any, path: str = "", out: dict[str, str] | None = None, empty: bool = False) -> dict[str, str]:
+    """Leaf values by path; with `empty`, an empty object or list is a leaf too (an empty folder)."""
     out = {} if out is None else out
-    if isinstance(obj, dict):
+    if isinstance(obj, dict) and (obj or not empty):
         for k, v in obj.items():
-            _leaves(v, f"{path}/{k}", out)
-    elif isinstance(obj, list):
+            _leaves(v, f"{path}/{k}", out, empty)
+    elif isinstance(obj, list) and (obj or not empty):
         for i, v in enumerate(obj):
-            _leaves(v, f"{path}[{i}]", out)
+            _leaves(v, f"{path}[{i}]", out, empty)
     else:
         out[path] = canonical(obj)
     return out
@@ -168,8 +169,13 @@ def _delta(before: tuple[str, Any], after: tuple[str, Any]) -> frozenset:
     ticket closed under another id, is another change even when the call's result reads the same."""
     if before[0] == after[0]:
         return frozenset()
-    b, a = _leaves(before[1]), _leaves(after[1])
-    return frozenset({(p, v) for p, v in a.items() if b.get(p) != v} | {(p, None) for p in b if p not in a})
+    for empty in (False, True):
+        # the state changed but no leaf did: an empty folder came or went, and that is the change
+        b, a = _leaves(before[1], empty=empty), _leaves(after[1], empty=empty)
+        delta = frozenset({(p, v) for p, v in a.items() if b.get(p) != v} | {(p, None) for p in b if p not in a})
+        if delta:
+            return delta
+    return delta
 
 
 def shape_turn(world_before: World, calls: list[ToolCall], target_pos: int, offset: int,
@@ -348,6 +354,8 @@ _UNDO = frozenset({"cancel", "delete", "remove", "rm", "rmdir", "unfollow", "clo
 
 # verbs of a write that makes something (a record, an entry, a link)
 _MAKES = frozenset({"create", "add", "insert", "register", "append", "post", "new"})
+# verbs of a write that replaces what is there (a file's text, rows): writing what is there changes nothing
+_REPLACES = frozenset({"write"})
 
 
 def _holds_state(snapshot: Any, cls: str) -> bool:
@@ -366,6 +374,15 @@ def _made_by(delta: frozenset) -> set[str]:
     return out
 
 
+def _names(value: Any) -> list[str]:
+    """A value as the state may show it (canonical): an absolute path also by its last name, which
+    is what a folder's snapshot holds (`/workspace/files/notes/a.txt` is `a.txt` under `notes`)."""
+    out = [canonical(value)]
+    if isinstance(value, str) and value.startswith("/") and value.rstrip("/").rsplit("/", 1)[-1]:
+        out.append(canonical(value.rstrip("/").rsplit("/", 1)[-1]))
+    return out
+
+
 def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozenset], target_pos: int,
                    start: Any, world: World, target_class: str = "") -> None:
     """A turn must change something the user would want changed, and a read must read what was
@@ -378,25 +395,25 @@ def _check_purpose(calls: list[ToolCall], kept: list[int], deltas: list[frozense
     kept_writes = [i for i in kept if deltas[i]]
     target = calls[target_pos]
     verbs = set(name_words(target.tool))
-    if not deltas[target_pos] and (verbs & (_UNDO | _MAKES)) and _holds_state(start, target_class):
-        # a server that answers "done" to deleting what is not there (a relation never made) or
-        # to adding what is there already (an observation the entity has); a stateless tool
-        # (math's `add`) changes nothing by design
-        why = "removes_nothing" if verbs & _UNDO else "adds_nothing"
+    if not deltas[target_pos] and (verbs & (_UNDO | _MAKES | _REPLACES)) and _holds_state(start, target_class):
+        # a server that answers "done" to deleting what is not there (a relation never made), to
+        # adding what is there already (an observation the entity has) or to writing a file's own
+        # text back; a stateless tool (math's `add`) changes nothing by design
+        why = "removes_nothing" if verbs & _UNDO else "adds_nothing" if verbs & _MAKES else "changes_nothing"
         raise TurnNotKept(f"{why}: {target.tool} left the state as it was")
     end = world.snapshot()
     others = [calls[i].tool for i in kept_writes if i != target_pos]
     if kept_writes and canonical(end) == canonical(start):
         raise TurnNotKept(f"no_net_effect: {', '.join(calls[i].tool for i in kept_writes)} leave the "
                           "state as the turn found it", others)
-    wanted = {canonical(v) for p, v in argument_values(target.arguments)
-              if p not in target.sources and not isinstance(v, bool) and v not in (None, "")}
+    wanted = {n for p, v in argument_values(target.arguments)
+              if p not in target.sources and not isinstance(v, bool) and v not in (None, "") for n in _names(v)}
     at_start, at_end = _strings(start), _strings(end)
     for i in kept_writes:
         if i == target_pos:
             continue
-        given = {canonical(v) for p, v in argument_values(calls[i].arguments)
-                 if p not in calls[i].sources and not isinstance(v, bool) and v not in (None, "")}
+        given = {n for p, v in argument_values(calls[i].arguments)
+                 if p not in calls[i].sources and not isinstance(v, bool) and v not in (None, "") for n in _names(v)}
         made = given & _made_by(deltas[i])
         if not deltas[target_pos] and made & wanted:
             raise TurnNotKept(f"reads_own_write: {target.tool} reads {min(made & wanted)} that "

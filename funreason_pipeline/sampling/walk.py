@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from funreason_pipeline.environments.base import CyclicStateError, ToolResult
 from funreason_pipeline.environments.failures import failure_of
 from funreason_pipeline.environments.toolsets import World
+from funreason_pipeline.matching import paths as path_book
+from funreason_pipeline.matching import sql as table_book
 from funreason_pipeline.matching.arguments import NEW_STATE, Proposal
 from funreason_pipeline.matching.values import Row, Value, harvest, harvest_rows
 from funreason_pipeline.models import Rejection, ToolCall, Trajectory, Turn
@@ -78,6 +80,7 @@ class Walk:
         self.snaps: dict[str, dict] = {}  # the last snapshot per class
         self.dirty: set[str] = set(sampler.toolset.classes)  # classes whose state must be read again
         self._ti = 0  # the index of the turn being walked (rejections name it)
+        self.scenario: dict = {}  # what built the initial state (texts of files the user wrote)
 
     # ---- a turn -----------------------------------------------------------------------------------
 
@@ -160,9 +163,11 @@ class Walk:
                 # the arguments that made the target work in probing (no source to credit)
                 proposal = Proposal(tool, dict(enabling))
             else:
+                paths, tables = self._books(tool)
                 proposal = s.provider.propose(
                     s.tools[tool], self.results, self.state, rng,
-                    prefer=turn.target if turn.reached else turn.via if tool == turn.target else None, rows=self.rows)
+                    prefer=turn.target if turn.reached else turn.via if tool == turn.target else None, rows=self.rows,
+                    paths=paths, tables=tables, made_by={i: c.tool for i, c in enumerate(self.flat)})
             args, sources = proposal.args, proposal.sources
             backup = self.world.copy() if tool in s._risky else None
             res = self.world.call(tool, args)
@@ -183,6 +188,21 @@ class Walk:
             if same_error >= cfg.same_error_stop:
                 break  # new arguments do not change the answer ("Start the engine"): repair instead
         return None, res
+
+    def _books(self, tool: str) -> tuple[path_book.PathBook | None, table_book.TableBook | None]:
+        """What the world shows of the tool's server's allowed directories or database (None for
+        every other class: their arguments are matched as ever)."""
+        cls = self.s.tools[tool].class_name
+        if cls in self.s.roots:
+            setup = [ToolCall(tool=c["tool"], arguments=c.get("arguments", {}))
+                     for c in (self.scenario.get(cls) or {}).get("calls", []) if isinstance(c, dict) and "tool" in c]
+            tree = self.snaps.get(cls, {}).get("state")
+            return path_book.book_of(self.s.roots[cls], tree if isinstance(tree, dict) else None,
+                                     self.flat, setup), None
+        if cls in self.s.databases:
+            dump = self.snaps.get(cls, {}).get("state")
+            return None, table_book.book_of(dump if isinstance(dump, dict) else None, self.flat)
+        return None, None
 
     def _repair_or_ban(self, tool: str, res: ToolResult, turn: TurnWalk) -> None:
         target = turn.target

@@ -14,17 +14,21 @@ import polars as pl
 from funreason_pipeline import frames
 from funreason_pipeline.export.rl import rl_export_files, rl_rows, verl_settings
 from funreason_pipeline.models import Rejection
-from funreason_pipeline.reward import score_calls
+from funreason_pipeline.reward import score_each
 from funreason_pipeline.stages.inputs import partition_inputs
 from funreason_pipeline.stages.output import Check, ExportFiles, StageOutput
 
 
+def _own_calls(row: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": c["name"], "arguments": c["arguments"]} for c in json.loads(row["reward_model"]["ground_truth"])["calls"]]
+
+
 def ground_truth_failures(rows: list[dict[str, Any]]) -> list[str]:
-    """Rows whose own ground-truth calls do not score 1.0 with the reward module (must be none)."""
+    """Rows whose own ground-truth calls do not score 1.0 with the reward module (must be none). Each
+    row is scored from its own text (initial_state, prior_calls), not from the world that built it;
+    score_each spares a dialogue's later turns the replay of the earlier ones it has just run."""
     failures = []
-    for r in rows:
-        truth = json.loads(r["reward_model"]["ground_truth"])
-        verdict = score_calls(r, [{"name": c["name"], "arguments": c["arguments"]} for c in truth["calls"]])
+    for r, verdict in zip(rows, score_each((r, _own_calls(r)) for r in rows)):
         if verdict.score != 1.0:
             failures.append(f"{r['extra_info']['sample_id']}: {'; '.join(verdict.problems)}")
     return failures
