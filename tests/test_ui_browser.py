@@ -43,7 +43,9 @@ EXPECTED_ASSETS = {"tool_catalog", "api_graph", "trajectories", "queries", "cot_
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1000",
+    "--disable-dev-shm-usage", "--hide-scrollbars",
+    # tall and wide: the lineage view draws only the nodes inside the window (24 assets with rejections and exports)
+    "--window-size=2400,4000",
 ]
 
 ASSET_NODES = """{ assetNodes { assetKey { path } groupName description kinds
@@ -87,13 +89,26 @@ def _render(url: str, png: Path, budget_ms: int, tmp: Path) -> str:
     return out.decode(errors="replace")
 
 
+def _shown(name: str, text: str) -> bool:
+    """`name` in the page's text, whole or as the lineage view shortens a long node label: a head and
+    a tail of the name around an ellipsis ("dialogues_rejections" -> "dialog…_rejections")."""
+    if name in text:
+        return True
+    for token in text.split():
+        head, sep, tail = token.partition("\u2026")
+        if sep and len(head) >= 3 and len(tail) >= 3 and name.startswith(head) and name.endswith(tail) \
+                and len(head) + len(tail) < len(name):
+            return True
+    return False
+
+
 def _render_until(url: str, png: Path, wanted: list[str], tmp: Path) -> str:
     """Render until every `wanted` string is in the visible text (slow CI: larger budgets)."""
     missing: list[str] = []
     for budget in (15000, 30000, 60000):
         dom = _render(url, png, budget, tmp)
         text = _visible_text(dom)
-        missing = [w for w in wanted if w not in text]
+        missing = [w for w in wanted if not _shown(w, text)]
         if not missing:
             png.with_suffix(".html").write_text(dom)
             return text
@@ -153,6 +168,12 @@ def test_dagster_ui_renders_asset_graph_and_asset_page(tmp_path):
             e2e.kill_group(demo, grace_s=2)
 
     for png in (graph_png, asset_png):
-        assert _png_size(png) == (1600, 1000), png
+        assert _png_size(png) == (2400, 4000), png
         assert png.stat().st_size > 30_000, f"{png} looks blank ({png.stat().st_size} bytes)"
 
+
+
+def test_a_shortened_label_counts_only_for_its_own_name():
+    assert _shown("dialogues_rejections", "x dialog\u2026_rejections y")
+    assert not _shown("queries_rejections", "x dialog\u2026_rejections y")
+    assert not _shown("api_graph", "x dialog\u2026_rejections y")
