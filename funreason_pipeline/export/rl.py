@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -360,19 +361,15 @@ def verl_settings(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     if not rows:
         return {}
     prompt_chars = max(int(r["extra_info"]["prompt_chars"]) for r in rows)
-    calls = [c for r in rows for c in json.loads(r["reward_model"]["ground_truth"])["calls"]]
-    per_step: dict[tuple[str, int], int] = {}
-    for r in rows:
-        for c in json.loads(r["reward_model"]["ground_truth"])["calls"]:
-            key = (r["extra_info"]["sample_id"], int(c.get("step", 0)))
-            per_step[key] = per_step.get(key, 0) + 1
-    steps = max((len({c.get("step", 0) for c in json.loads(r["reward_model"]["ground_truth"])["calls"]})
-                 for r in rows), default=0)
+    truths = [json.loads(r["reward_model"]["ground_truth"])["calls"] for r in rows]  # parsed once
+    calls = [c for t in truths for c in t]
+    per_step = [Counter(int(c.get("step", 0)) for c in t) for t in truths]
+    steps = max((len(s) for s in per_step), default=0)
     return {
         "rows": len(rows),
         "max_prompt_chars": prompt_chars,
         "max_prompt_length": _power_of_two(-(-prompt_chars // CHARS_PER_TOKEN)),
-        "max_parallel_calls": max(per_step.values(), default=1),
+        "max_parallel_calls": max((n for s in per_step for n in s.values()), default=1),
         "max_assistant_turns": steps + 1,
         "max_tool_response_length": max((len(json.dumps(c["result"], ensure_ascii=False)) for c in calls), default=0),
     }
